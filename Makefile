@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export OMP_THREAD_LIMIT := 1
+
+.PHONY: run test setup system-deps lint bench clean
+
+run: setup ## Start the API (:8000) and the console (:8501) on SQLite + the in-process queue
+	$(VENV)/bin/heron up
+
+test: setup lint ## Install everything, then run the whole test suite
+	$(PY) -m pytest
+
+setup: $(DEPS_STAMP) system-deps
+	$(VENV)/bin/heron migrate
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.deps-* && touch $@
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

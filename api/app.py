@@ -1,0 +1,64 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from api.controllers import (
+    FeedbackController,
+    IndustriesController,
+    JobsController,
+    TrainingController,
+    health,
+)
+from api.errors import EXCEPTION_HANDLERS
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings, get_settings
+from workers import dispatch
+
+log = logging.getLogger(__name__)
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def provide_runtime(state: State) -> Runtime:
+    return state.runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
+    """Build the API. Pass ``runtime`` to share one (tests); otherwise it is opened at start-up."""
+    settings = settings or (runtime.settings if runtime else get_settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = runtime is None
+        app.state.runtime = runtime or open_runtime(settings)
+        dispatch.start(app.state.runtime)
+        try:
+            yield
+        finally:
+            if owned:
+                dispatch.stop()
+                app.state.runtime.close()
+
+    return Litestar(
+        route_handlers=[JobsController, FeedbackController, IndustriesController, TrainingController, health],
+        lifespan=[lifespan],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Heron",
+            version="0.1.0",
+            description="Classify documents into industries, with people in the loop.",
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+        ),
+    )

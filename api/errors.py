@@ -1,0 +1,90 @@
+"""Domain errors become HTTP here, and only here: always JSON ``{"code", "message"}``."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import OperationalError
+
+from core import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.HeronError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    errors.EmptyFile: 400,
+    errors.TooLarge: 413,
+    errors.UnsupportedType: 415,
+    errors.CorruptFile: 422,
+    errors.EncryptedFile: 422,
+    errors.NoText: 422,
+    errors.LimitExceeded: 422,
+    errors.ModelNotReady: 503,
+    errors.Unavailable: 503,
+}
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def _json(status: int, code: str, message: str, **extra: object) -> Response:
+    return Response(
+        content={"code": code, "message": message, **extra},
+        status_code=status,
+        media_type=MediaType.JSON,
+    )
+
+
+def heron_error(_: Request, exc: errors.HeronError) -> Response:
+    status = next((s for t, s in STATUS_BY_ERROR.items() if isinstance(exc, t)), 400)
+    return _json(status, exc.code, exc.message)
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, ValidationException):
+        return _json(
+            422 if exc.status_code == 400 else exc.status_code, "invalid", exc.detail, errors=exc.extra or []
+        )
+    status = exc.status_code
+    if status == 413:
+        limit = request.app.state.runtime.settings.max_upload_mb
+        return _json(413, "too_large", f"The request is larger than the upload limit of {limit} MB.")
+    if status >= 500:
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
+    return _json(status, CODE_BY_STATUS.get(status, "error"), exc.detail)
+
+
+def database_unavailable(request: Request, exc: OperationalError) -> Response:
+    log.warning("database unavailable on %s: %s", request.url.path, exc.orig)
+    return _json(503, "unavailable", "The database is not reachable right now; retry shortly.")
+
+
+def unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return _json(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Something went wrong on our side; it has been logged.",
+    )
+
+
+EXCEPTION_HANDLERS = {
+    errors.HeronError: heron_error,
+    HTTPException: http_error,
+    OperationalError: database_unavailable,
+    Exception: unexpected,
+}

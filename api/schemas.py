@@ -1,0 +1,57 @@
+"""Request and response bodies of the HTTP API (separate from the tables)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Accepted(BaseModel):
+    """The answer to an upload: the job to poll."""
+
+    job_id: str
+    status: str
+    original_filename: str
+    message: str
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: str = Field(min_length=1, max_length=64)
+    corrected_classification: str = Field(min_length=1, max_length=100)
+
+
+class FeedbackCreated(BaseModel):
+    message: str
+    job_id: str
+    corrected_classification: str
+    feedback_id: int
+    status: str
+
+
+class IndustryCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    industry_name: str = Field(min_length=1, max_length=100)
+    description: str = Field("", max_length=5000)
+    num_synthetic_documents: int = Field(0, ge=0, le=1000)
+
+
+class IndustryCreated(BaseModel):
+    message: str
+    industry_name: str
+    description: str
+    num_synthetic_documents: int
+    synthesis: str
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    retrain_on_feedback_only: bool = False
+
+
+class RetrainAccepted(BaseModel):
+    message: str
+    retrain_on_feedback_only: bool
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,1 @@
+"""Heron's domain: extraction, classifiers, training, evaluation, storage and use cases."""

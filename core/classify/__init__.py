@@ -1,0 +1,1 @@
+"""Classifiers: pure estimators that take texts and return scores."""

@@ -1,0 +1,1 @@
+"""Use cases: one function each — gather inputs, call the pure logic, persist, return."""

@@ -1,0 +1,258 @@
+"""Classifying a stored document, and reading jobs back."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, select
+
+from core.blobs import BlobStore
+from core.classify.model import RoutingPolicy
+from core.db import session_scope
+from core.db.tables import (
+    Document,
+    Feedback,
+    Industry,
+    IndustryStatus,
+    Job,
+    JobStatus,
+    Prediction,
+    utcnow,
+)
+from core.errors import HeronError, NotFound
+from core.extract import ExtractionLimits, extract
+from core.services.models import ModelCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as clients see it (the original contract's keys, then the richer ones)."""
+
+    id: str
+    status: str
+    classification_result: str | None
+    error_message: str | None
+    original_filename: str
+    file_content_type: str
+    created_at: datetime
+    updated_at: datetime
+    confidence: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    tier: str | None = None
+    escalated: bool | None = None
+    needs_review: bool | None = None
+    review_reasons: list[str] = field(default_factory=list)
+    model_version: int | None = None
+    corrected_classification: str | None = None
+    feedback_status: str | None = None
+    error_code: str | None = None
+    attempts: int = 0
+    batch_id: str | None = None
+    document_type: str | None = None
+    page_count: int | None = None
+    extraction_method: str | None = None
+    extraction_warnings: list[str] = field(default_factory=list)
+
+
+def process_job(
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    models: ModelCache,
+    job_id: str,
+    policy: RoutingPolicy,
+    lease_seconds: int,
+    max_attempts: int,
+    limits: ExtractionLimits | None = None,
+) -> str:
+    """Extract and classify one job; running it twice, or concurrently, is safe.
+
+    Returns the job's status afterwards. A document Heron cannot read ends the job FAILED with
+    the error's code; any other exception puts the job back to PENDING (or FAILED after
+    ``max_attempts``) and propagates so the queue can retry it.
+    """
+    if not _claim(engine, job_id, lease_seconds):
+        with session_scope(engine) as session:
+            job = session.get(Job, job_id)
+            return job.status if job else "MISSING"
+    try:
+        text = _document_text(engine, blobs, job_id, limits)
+        version_id, model = models.active(engine)
+        with session_scope(engine) as session:
+            allowed = _predictable_labels(session, model.labels)
+        verdict = model.classify([text], policy, allowed=allowed)[0]
+        with session_scope(engine) as session:
+            if session.exec(select(Prediction.id).where(Prediction.job_id == job_id)).first() is None:
+                session.add(
+                    Prediction(
+                        job_id=job_id,
+                        model_version_id=version_id,
+                        label=verdict.label,
+                        confidence=verdict.confidence,
+                        scores=verdict.scores,
+                        tier=verdict.tier,
+                        escalated=verdict.escalated,
+                        needs_review=verdict.needs_review,
+                        review_reasons=list(verdict.review_reasons),
+                    )
+                )
+            _finish(session, job_id, JobStatus.COMPLETED)
+        return JobStatus.COMPLETED
+    except HeronError as error:
+        with session_scope(engine) as session:
+            _finish(session, job_id, JobStatus.FAILED, error.code, error.message)
+        return JobStatus.FAILED
+    except Exception as error:
+        with session_scope(engine) as session:
+            job = session.get(Job, job_id)
+            if job.attempts >= max_attempts:
+                _finish(
+                    session,
+                    job_id,
+                    JobStatus.FAILED,
+                    "internal_error",
+                    f"Classification failed {job.attempts} times; last error: {error}",
+                )
+            else:
+                job.status = JobStatus.PENDING
+                job.updated_at = utcnow()
+                session.add(job)
+        raise
+
+
+def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
+    """Move the job to PROCESSING if it is waiting (or its previous worker's lease ran out)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=lease_seconds)
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                or_(
+                    Job.status == JobStatus.PENDING,
+                    (Job.status == JobStatus.PROCESSING) & (Job.updated_at < stale),
+                ),
+            )
+            .values(status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now)
+        ).rowcount
+    return bool(claimed)
+
+
+def _document_text(engine: Engine, blobs: BlobStore, job_id: str, limits: ExtractionLimits | None) -> str:
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        document = session.get(Document, job.document_id)
+    if document.text is not None:
+        return document.text
+    result = extract(blobs.read_bytes(document.storage_key), limits=limits)
+    with session_scope(engine) as session:
+        stored = session.get(Document, document.id)
+        stored.text = result.text
+        stored.page_count = result.page_count
+        stored.extraction_method = result.method
+        stored.extraction_warnings = list(result.warnings)
+        stored.content_type = result.content_type
+        session.add(stored)
+    return result.text
+
+
+def _predictable_labels(session: Session, model_labels: list[str]) -> list[str]:
+    retired = set(session.exec(select(Industry.name).where(Industry.status == IndustryStatus.retired)))
+    return [label for label in model_labels if label not in retired]
+
+
+def _finish(
+    session: Session, job_id: str, status: str, code: str | None = None, message: str | None = None
+) -> None:
+    job = session.get(Job, job_id)
+    job.status = status
+    job.error_code = code
+    job.error_message = message
+    job.updated_at = job.finished_at = utcnow()
+    session.add(job)
+
+
+def get_job(*, session: Session, job_id: str) -> JobView:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id!r} does not exist.")
+    return _view(session, job)
+
+
+def _view(session: Session, job: Job) -> JobView:
+    prediction = session.exec(select(Prediction).where(Prediction.job_id == job.id)).first()
+    feedback = session.exec(
+        select(Feedback).where(Feedback.job_id == job.id).order_by(Feedback.id.desc())
+    ).first()
+    document = session.get(Document, job.document_id)
+    extra: dict[str, Any] = {}
+    if prediction is not None:
+        extra = {
+            "confidence": prediction.confidence,
+            "scores": prediction.scores,
+            "tier": prediction.tier,
+            "escalated": prediction.escalated,
+            "needs_review": prediction.needs_review,
+            "review_reasons": prediction.review_reasons,
+            "model_version": prediction.model_version_id,
+        }
+    return JobView(
+        id=job.id,
+        status=job.status,
+        classification_result=prediction.label if prediction else None,
+        error_message=job.error_message,
+        original_filename=job.original_filename,
+        file_content_type=job.file_content_type,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        corrected_classification=feedback.label if feedback else None,
+        feedback_status=feedback.status if feedback else None,
+        error_code=job.error_code,
+        attempts=job.attempts,
+        batch_id=job.batch_id,
+        document_type=document.content_type if document else None,
+        page_count=document.page_count if document else None,
+        extraction_method=document.extraction_method if document else None,
+        extraction_warnings=list(document.extraction_warnings or []) if document else [],
+        **extra,
+    )
+
+
+def requeue_stale_jobs(*, engine: Engine, pending_older_than: float, lease_seconds: int) -> list[str]:
+    """Jobs whose message may have been lost, marked as just re-queued; the caller re-sends them.
+
+    The database is the source of truth: a job still PENDING long after upload (its in-process
+    queue died with its process, or the broker lost the message), or PROCESSING past its lease
+    (its worker was killed), goes back to PENDING with a fresh timestamp. Re-sending is safe —
+    claiming a job is atomic, so a duplicate message finds nothing to do.
+    """
+    now = utcnow()
+    with session_scope(engine) as session:
+        session.execute(
+            update(Job)
+            .where(
+                Job.status == JobStatus.PROCESSING, Job.updated_at < now - timedelta(seconds=lease_seconds)
+            )
+            .values(status=JobStatus.PENDING, updated_at=now - timedelta(seconds=pending_older_than + 1))
+        )
+        stale = list(
+            session.exec(
+                select(Job.id)
+                .where(
+                    Job.status == JobStatus.PENDING,
+                    Job.updated_at < now - timedelta(seconds=pending_older_than),
+                )
+                .order_by(Job.created_at)
+                .limit(1000)
+            )
+        )
+        if stale:
+            session.execute(update(Job).where(Job.id.in_(stale)).values(updated_at=now))
+    return stale

@@ -1,0 +1,126 @@
+"""Heron's configuration: environment variables prefixed ``HERON_``, read once at start-up."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("annotator", "reviewer", "admin")
+
+
+class Settings(BaseSettings):
+    """Every knob Heron has. Each field ``x`` is set by the variable ``HERON_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="HERON_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path("var"), description="Runtime state: SQLite file, uploads, logs.")
+    database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in DATA_DIR.")
+    broker_url: str = Field("", description="Empty = in-process queue; redis:// or amqp://.")
+    starter_dir: Path = Field(REPO_ROOT / "data", description="Shipped starter corpus.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    ui_port: int = Field(8501, ge=1, le=65535)
+    max_upload_mb: int = Field(25, ge=1, le=4096)
+    worker_threads: int = Field(2, ge=1, le=64)
+    job_lease_seconds: int = Field(300, ge=5, description="A PROCESSING job older than this is retried.")
+    max_attempts: int = Field(3, ge=1, le=20)
+    escalation_threshold: float = Field(
+        0.6, ge=0.0, le=1.0, description="Fast-tier confidence below which the transformer decides."
+    )
+    review_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Final confidence below which a person reviews."
+    )
+    review_margin: float = Field(
+        0.1, ge=0.0, le=1.0, description="Top-two score gap below which a person reviews."
+    )
+    openai_api_key: str = Field(
+        "", validation_alias=AliasChoices("OPENAI_API_KEY", "HERON_OPENAI_API_KEY"), repr=False
+    )
+    llm_base_url: str = ""
+    llm_model: str = "gpt-4o-mini"
+    api_keys: str = Field("", repr=False, description="key:role pairs, comma-separated.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError("must be empty (in-process), redis://… or amqp://…")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _valid_keys(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        object.__setattr__(self, "data_dir", self.data_dir.expanduser().resolve())
+        object.__setattr__(self, "starter_dir", self.starter_dir.expanduser().resolve())
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'heron.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def in_process_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def roles_by_key(self) -> dict[str, str]:
+        return parse_api_keys(self.api_keys)
+
+
+def parse_api_keys(value: str) -> dict[str, str]:
+    """Parse ``key:role,key:role`` into a mapping, rejecting unknown roles."""
+    keys: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, role = pair.rpartition(":")
+        if not sep or not key or role not in ROLES:
+            raise ValueError(f"each entry must be key:role with role one of {', '.join(ROLES)}")
+        keys[key] = role
+    return keys
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and overrides), or fail with a readable sentence."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            variable = "OPENAI_API_KEY" if field == "openai_api_key" else f"HERON_{field.upper()}"
+            reason = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {reason[:1].lower()}{reason[1:]} (got {error.get('input')!r})")
+        raise ConfigurationError("Invalid configuration: " + "; ".join(problems) + ".") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

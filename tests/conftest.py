@@ -1,0 +1,52 @@
+"""Shared fixtures: real SQLite databases, the real in-process broker, the starter model."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+from core.runtime import Runtime, open_runtime
+from core.settings import Settings, load_settings
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    return load_settings(data_dir=data_dir, database_url="", broker_url="", **overrides)
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """One prepared Heron (migrated, starter model trained) shared by the whole session."""
+    opened = open_runtime(make_settings(tmp_path_factory.mktemp("heron")))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def client(runtime: Runtime) -> Iterator:
+    """The real API on the shared runtime, with the real in-process broker and worker threads."""
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(runtime=runtime), timeout=30) as test_client:
+        yield test_client
+
+
+def wait_for_job(client, job_id: str, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("COMPLETED", "FAILED") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)
+
+
+def services_available() -> bool:
+    return os.environ.get("CI") == "true"

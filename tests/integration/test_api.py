@@ -1,0 +1,171 @@
+"""The original contract, end to end through HTTP and the real in-process broker."""
+
+from __future__ import annotations
+
+import time
+
+from core.db import session_scope
+from core.services.models import active_version_id
+from tests.conftest import wait_for_job
+from tests.documents import CLINICAL, FINANCE, LEGAL, docx_bytes, pdf_bytes
+
+JOB_KEYS = {
+    "id",
+    "status",
+    "classification_result",
+    "error_message",
+    "original_filename",
+    "file_content_type",
+    "created_at",
+    "updated_at",
+    "confidence",
+    "scores",
+    "tier",
+    "escalated",
+    "needs_review",
+    "review_reasons",
+    "model_version",
+    "corrected_classification",
+    "feedback_status",
+    "error_code",
+}
+
+
+def test_upload_a_pdf_and_get_back_an_industry(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a PDF about a hospital stay
+    files = {"file": ("discharge.pdf", pdf_bytes(CLINICAL), "application/pdf")}
+    # When it is uploaded
+    response = client.post("/api/classify_file/", files=files)
+    # Then the job is accepted with the original contract's keys ...
+    assert response.status_code == 200
+    accepted = response.json()
+    assert set(accepted) >= {"job_id", "status", "original_filename", "message"}
+    assert accepted["status"] == "PENDING"
+    assert accepted["original_filename"] == "discharge.pdf"
+    # ... and the worker completes it with a label and scores for every industry
+    job = wait_for_job(client, accepted["job_id"])
+    assert set(job) >= JOB_KEYS
+    assert job["status"] == "COMPLETED", job
+    assert job["classification_result"] == "healthcare"
+    assert set(job["scores"]) == {
+        "healthcare",
+        "finance",
+        "legal",
+        "education",
+        "technology",
+        "entertainment",
+        "other",
+    }
+    assert abs(sum(job["scores"].values()) - 1.0) < 1e-3
+    assert job["tier"] == "fast" and job["model_version"] >= 1
+    assert job["document_type"] == "application/pdf" and job["page_count"] == 1
+
+
+def test_docx_and_text_uploads_classify_too(client) -> None:  # type: ignore[no-untyped-def]
+    uploads = {
+        "contract.docx": (docx_bytes([LEGAL]), "legal"),
+        "results.txt": (FINANCE.encode("utf-16"), "finance"),
+    }
+    for name, (data, expected) in uploads.items():
+        job_id = client.post("/api/classify_file", files={"file": (name, data)}).json()["job_id"]
+        job = wait_for_job(client, job_id)
+        assert job["classification_result"] == expected, (name, job)
+
+
+def test_trailing_slashes_are_optional(client) -> None:  # type: ignore[no-untyped-def]
+    job_id = client.post("/api/classify_file", files={"file": ("a.txt", FINANCE.encode())}).json()["job_id"]
+    assert client.get(f"/api/jobs/{job_id}").status_code == 200
+    assert client.get(f"/api/jobs/{job_id}/").status_code == 200
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/health/").status_code == 200
+
+
+def test_the_same_bytes_are_stored_once_but_each_upload_is_its_own_job(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    data = pdf_bytes("Board minutes: the audit committee approved the annual accounts.")
+    first = client.post("/api/classify_file", files={"file": ("a.pdf", data)}).json()["job_id"]
+    second = client.post("/api/classify_file", files={"file": ("b.pdf", data)}).json()["job_id"]
+    assert first != second
+    assert wait_for_job(client, first)["status"] == wait_for_job(client, second)["status"] == "COMPLETED"
+    stored = [p for p in runtime.blobs.root.rglob("*") if p.is_file() and p.parent.name != "incoming"]
+    assert len({p.name for p in stored}) == len(stored)  # no key stored twice
+
+
+def test_feedback_keeps_the_original_shape_and_shows_on_the_job(client) -> None:  # type: ignore[no-untyped-def]
+    job_id = client.post("/api/classify_file", files={"file": ("x.txt", FINANCE.encode())}).json()["job_id"]
+    wait_for_job(client, job_id)
+    response = client.post("/api/feedback/", json={"job_id": job_id, "corrected_classification": "Legal"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["job_id"] == job_id and body["corrected_classification"] == "legal"
+    assert body["status"] == "pending" and isinstance(body["feedback_id"], int) and body["message"]
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["corrected_classification"] == "legal" and job["feedback_status"] == "pending"
+
+
+def test_feedback_for_unknown_jobs_or_labels_is_refused_with_a_code(client) -> None:  # type: ignore[no-untyped-def]
+    missing = client.post("/api/feedback", json={"job_id": "nope", "corrected_classification": "legal"})
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    job_id = client.post("/api/classify_file", files={"file": ("y.txt", LEGAL.encode())}).json()["job_id"]
+    wrong = client.post("/api/feedback", json={"job_id": job_id, "corrected_classification": "astrology"})
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "invalid")
+    assert "astrology" in wrong.json()["message"]
+    malformed = client.post("/api/feedback", json={"job": job_id})
+    assert (malformed.status_code, malformed.json()["code"]) == (422, "invalid")
+
+
+def test_adding_an_industry_is_accepted_and_duplicates_conflict(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/api/industries/", json={"industry_name": "Real Estate", "num_synthetic_documents": 2}
+    )
+    assert response.status_code == 202
+    assert response.json()["industry_name"] == "real_estate"
+    assert response.json()["synthesis"] == "llm_not_configured"
+    again = client.post(
+        "/api/industries", json={"industry_name": "real estate", "num_synthetic_documents": 0}
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+
+
+def test_retraining_produces_a_new_active_version(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(runtime.engine) as session:
+        before = active_version_id(session)
+    response = client.post("/api/retrain_model/", json={"retrain_on_feedback_only": False})
+    assert response.status_code == 202
+    deadline = time.monotonic() + 60
+    after = before
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with session_scope(runtime.engine) as session:
+            after = active_version_id(session)
+    assert after is not None and after > before
+
+
+def test_bad_uploads_get_a_code_and_a_sentence_never_a_500(client) -> None:  # type: ignore[no-untyped-def]
+    cases = {
+        "empty": (("empty.pdf", b""), 400),
+        "unsupported_type": (("tool.exe", b"MZ\x90\x00\x03" + bytes(range(256)) * 4), 415),
+    }
+    for code, (file, status) in cases.items():
+        response = client.post("/api/classify_file", files={"file": file})
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+        assert response.json()["message"]
+    wrong_field = client.post("/api/classify_file", files={"document": ("a.txt", b"hello")})
+    assert (wrong_field.status_code, wrong_field.json()["code"]) == (422, "invalid")
+    not_multipart = client.post("/api/classify_file", data={"file": "x"})
+    assert (not_multipart.status_code, not_multipart.json()["code"]) == (400, "bad_request")
+    bad_json = client.post("/api/feedback", content=b"{oops", headers={"content-type": "application/json"})
+    assert (bad_json.status_code, bad_json.json()["code"]) == (400, "bad_request")
+
+
+def test_a_corrupt_pdf_fails_the_job_with_its_code(client) -> None:  # type: ignore[no-untyped-def]
+    data = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage \x00\x01 trailer"
+    job_id = client.post("/api/classify_file", files={"file": ("broken.pdf", data)}).json()["job_id"]
+    job = wait_for_job(client, job_id)
+    assert job["status"] == "FAILED"
+    assert job["error_code"] in {"corrupt", "no_text"} and job["error_message"]
+
+
+def test_the_api_serves_its_own_openapi_docs(client) -> None:  # type: ignore[no-untyped-def]
+    schema = client.get("/docs/openapi.json").json()
+    assert "/api/classify_file" in schema["paths"]
+    assert client.get("/docs/swagger").status_code == 200

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigurationError
+from core.settings import load_settings
+
+
+def test_defaults_put_all_state_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no HERON_* variables but the data dir
+    monkeypatch.setenv("HERON_DATA_DIR", str(tmp_path / "state"))
+    # When settings load
+    settings = load_settings()
+    # Then the embedded defaults apply and everything lives under the data dir
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'state' / 'heron.db'}"
+    assert settings.blob_dir == tmp_path / "state" / "blobs"
+    assert settings.in_process_broker
+    assert (settings.api_port, settings.ui_port, settings.max_upload_mb) == (8000, 8501, 25)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HERON_MAX_UPLOAD_MB", "lots"),
+        ("HERON_MAX_UPLOAD_MB", "0"),
+        ("HERON_API_PORT", "70000"),
+        ("HERON_BROKER_URL", "ftp://example"),
+        ("HERON_DATABASE_URL", "mysql://root@localhost/heron"),
+        ("HERON_ESCALATION_THRESHOLD", "1.5"),
+        ("HERON_API_KEYS", "abc:superuser"),
+    ],
+)
+def test_invalid_values_fail_naming_the_variable(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert variable in caught.value.message
+    assert repr(value) in caught.value.message
+
+
+def test_api_keys_map_to_roles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERON_API_KEYS", "k1:annotator, k2:admin")
+    assert load_settings().roles_by_key == {"k1": "annotator", "k2": "admin"}
+
+
+def test_the_cli_refuses_to_start_with_a_readable_sentence(tmp_path: Path) -> None:
+    # Given a bad value in the environment, when any heron command starts
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "migrate"],
+        env={"HERON_DATA_DIR": str(tmp_path), "HERON_API_PORT": "eighty", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    # Then it exits with status 2 and names the variable, without a traceback
+    assert result.returncode == 2
+    assert "HERON_API_PORT" in result.stderr
+    assert "Traceback" not in result.stderr

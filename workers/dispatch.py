@@ -1,0 +1,111 @@
+"""The one seam through which the API and the console send work.
+
+With the in-process queue (no ``HERON_BROKER_URL``) the host process also runs the worker
+threads; with Redis or RabbitMQ it only enqueues and ``heron worker`` processes do the work.
+Either way a sweeper re-sends jobs whose message was lost (the database is the source of truth).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import dramatiq
+
+from core.runtime import Runtime
+from core.services.jobs import requeue_stale_jobs
+from workers import context
+from workers.broker import install_broker
+
+log = logging.getLogger(__name__)
+SWEEP_INTERVAL_SECONDS = 10.0
+
+
+@dataclass
+class WorkerHandle:
+    broker: dramatiq.Broker
+    worker: dramatiq.Worker | None = None
+    sweeper: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.worker is not None:
+            self.worker.stop(timeout=10_000)
+        if self.sweeper is not None:
+            self.sweeper.join(timeout=5)
+
+
+_handle: WorkerHandle | None = None
+_lock = threading.Lock()
+
+
+def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | None = None) -> WorkerHandle:
+    """Connect this process to the queue; run worker threads here when the queue is in-process."""
+    global _handle
+    with _lock:
+        if _handle is not None:
+            return _handle
+        context.install(runtime)
+        broker = install_broker(runtime.settings)
+        import workers.actors  # noqa: F401  (registers the actors on the broker just installed)
+
+        in_process = runtime.settings.in_process_broker
+        handle = WorkerHandle(broker=broker)
+        if run_worker if run_worker is not None else in_process:
+            handle.worker = dramatiq.Worker(broker, worker_threads=runtime.settings.worker_threads)
+            handle.worker.start()
+        if sweep if sweep is not None else in_process:
+            handle.sweeper = threading.Thread(
+                target=_sweep_forever, args=(runtime, handle.stopping), name="heron-sweeper", daemon=True
+            )
+            handle.sweeper.start()
+        _handle = handle
+        return handle
+
+
+def stop() -> None:
+    global _handle
+    with _lock:
+        if _handle is not None:
+            _handle.stop()
+            _handle = None
+
+
+def send_classify(job_id: str) -> None:
+    from workers.actors import classify_job
+
+    classify_job.send(job_id)
+
+
+def send_train(actor: str | None = None) -> None:
+    from workers.actors import train_model
+
+    train_model.send(actor)
+
+
+def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:
+    job_ids = requeue_stale_jobs(
+        engine=runtime.engine,
+        pending_older_than=pending_older_than,
+        lease_seconds=runtime.settings.job_lease_seconds,
+    )
+    for job_id in job_ids:
+        send_classify(job_id)
+    if job_ids:
+        log.info("re-sent %d job(s) whose message was lost", len(job_ids))
+    return job_ids
+
+
+def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
+    # At start-up every waiting job is re-sent (an in-process queue loses its messages with
+    # its process); afterwards only those that have waited far longer than a normal queue wait.
+    pending_older_than = 0.0
+    while not stopping.is_set():
+        try:
+            sweep_once(runtime, pending_older_than=pending_older_than)
+        except Exception:
+            log.exception("job sweep failed; retrying in %ss", SWEEP_INTERVAL_SECONDS)
+        pending_older_than = max(60.0, runtime.settings.job_lease_seconds / 2)
+        stopping.wait(SWEEP_INTERVAL_SECONDS)
