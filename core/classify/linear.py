@@ -29,10 +29,10 @@ class LinearTextClassifier:
         self,
         *,
         n_features: int = 2**18,
-        ngram_range: tuple[int, int] = (1, 2),
+        ngram_range: tuple[int, int] = (1, 1),
         alpha: float = 1e-5,
         learning_rate: float = 5.0,
-        epochs: int = 30,
+        epochs: int = 60,
         batch_size: int = 16,
         random_state: int = 0,
     ) -> None:

@@ -1,0 +1,70 @@
+"""The database is the source of truth: a job whose message was lost still completes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.db import session_scope
+from core.db.tables import Job, JobStatus, utcnow
+from core.services.documents import submit_upload
+from tests.conftest import wait_for_job
+from tests.documents import LEGAL
+from workers import dispatch
+
+
+def test_a_job_whose_message_was_lost_is_resent_and_completes(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given an upload whose message never reached the queue (its process died right after the commit)
+    job = submit_upload(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[LEGAL.encode()],
+        filename="lost.txt",
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
+    # When the sweeper runs
+    resent = dispatch.sweep_once(runtime, pending_older_than=0)
+    # Then the job is re-sent and completes with a label
+    assert job.id in resent
+    assert wait_for_job(client, job.id)["classification_result"] == "legal"
+
+
+def test_a_job_abandoned_mid_processing_is_retried_after_its_lease(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given a job a killed worker left in PROCESSING long ago
+    job = submit_upload(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[LEGAL.encode() + b" Appeal dismissed."],
+        filename="stuck.txt",
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
+    with session_scope(runtime.engine) as session:
+        stored = session.get(Job, job.id)
+        stored.status = JobStatus.PROCESSING
+        stored.attempts = 1
+        stored.updated_at = utcnow() - timedelta(seconds=runtime.settings.job_lease_seconds + 5)
+        session.add(stored)
+    # When the sweeper runs
+    dispatch.sweep_once(runtime, pending_older_than=60)
+    # Then the job completes, once
+    finished = wait_for_job(client, job.id)
+    assert finished["status"] == "COMPLETED" and finished["attempts"] == 2
+
+
+def test_running_a_job_twice_stores_one_prediction(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import func, select
+
+    from core.db.tables import Prediction
+
+    job = submit_upload(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[LEGAL.encode() + b" Costs reserved."],
+        filename="twice.txt",
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
+    dispatch.send_classify(job.id)
+    dispatch.send_classify(job.id)
+    assert wait_for_job(client, job.id)["status"] == "COMPLETED"
+    with session_scope(runtime.engine) as session:
+        count = session.exec(select(func.count()).where(Prediction.job_id == job.id)).one()
+    assert count == 1
