@@ -34,7 +34,7 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: setup
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

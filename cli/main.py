@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"heron: {error.message}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         return int(args.handler(settings, args) or 0)

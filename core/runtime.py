@@ -29,7 +29,6 @@ class Runtime:
     @property
     def policy(self) -> RoutingPolicy:
         return RoutingPolicy(
-            escalation_threshold=self.settings.escalation_threshold,
             review_threshold=self.settings.review_threshold,
             review_margin=self.settings.review_margin,
         )

@@ -31,9 +31,6 @@ class Settings(BaseSettings):
     worker_threads: int = Field(2, ge=1, le=64)
     job_lease_seconds: int = Field(300, ge=5, description="A PROCESSING job older than this is retried.")
     max_attempts: int = Field(3, ge=1, le=20)
-    escalation_threshold: float = Field(
-        0.6, ge=0.0, le=1.0, description="Fast-tier confidence below which the transformer decides."
-    )
     review_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Final confidence below which a person reviews."
     )

@@ -17,9 +17,8 @@ MODEL_FORMAT = "heron-model-v1"
 
 @dataclass(frozen=True)
 class RoutingPolicy:
-    """When to escalate to a slower tier and when to ask a person."""
+    """When to ask a person to look."""
 
-    escalation_threshold: float = 0.6
     review_threshold: float = 0.5
     review_margin: float = 0.1
 

@@ -30,7 +30,7 @@ def test_defaults_put_all_state_under_the_data_dir(tmp_path: Path, monkeypatch: 
         ("HERON_API_PORT", "70000"),
         ("HERON_BROKER_URL", "ftp://example"),
         ("HERON_DATABASE_URL", "mysql://root@localhost/heron"),
-        ("HERON_ESCALATION_THRESHOLD", "1.5"),
+        ("HERON_REVIEW_THRESHOLD", "1.5"),
         ("HERON_API_KEYS", "abc:superuser"),
     ],
 )
