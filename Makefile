@@ -5,7 +5,6 @@ PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export OMP_THREAD_LIMIT := 1
 
 .PHONY: run test setup system-deps lint bench clean
 
@@ -34,6 +33,9 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: setup
+	$(PY) bench/bench_speed.py
+	$(PY) bench/bench_accuracy.py
+	$(PY) bench/bench_extract.py
 	$(PY) bench/bench_pipeline.py
 
 clean:

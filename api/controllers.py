@@ -17,12 +17,13 @@ from api.schemas import (
     IndustryCreated,
     RetrainAccepted,
     RetrainRequest,
+    SkippedMember,
 )
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
 from core.errors import Invalid
 from core.runtime import Runtime
-from core.services.documents import submit_upload
+from core.services.documents import submit_batch
 from core.services.feedback import submit_feedback
 from core.services.industries import create_industry
 from core.services.jobs import JobView, get_job
@@ -39,24 +40,40 @@ class JobsController(Controller):
         runtime: NamedDependency[Runtime],
         data: MultipartBody[dict[str, UploadFile]],
     ) -> Accepted:
-        """Upload one document (multipart field ``file``); returns the job to poll."""
+        """Upload one document (multipart field ``file``); returns the job to poll.
+
+        A ZIP becomes a batch: one job per readable member, all sharing ``batch_id``.
+        """
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise Invalid("Send the document as a multipart form field named 'file'.")
-        job = submit_upload(
+        submission = submit_batch(
             engine=runtime.engine,
             blobs=runtime.blobs,
             chunks=iter(lambda: upload.file.read(CHUNK_SIZE), b""),
             filename=upload.filename,
             client_content_type=upload.content_type,
             max_bytes=runtime.settings.max_upload_bytes,
+            limits=runtime.extraction_limits,
         )
-        dispatch.send_classify(job.id)
+        for job in submission.jobs:
+            dispatch.send_classify(job.id)
+        first = submission.jobs[0]
         return Accepted(
-            job_id=job.id,
-            status=job.status,
-            original_filename=job.original_filename,
-            message="File received; classification queued.",
+            job_id=first.id,
+            status=first.status,
+            original_filename=first.original_filename,
+            message=(
+                f"ZIP received; {len(submission.jobs)} documents queued for classification."
+                if submission.batch_id
+                else "File received; classification queued."
+            ),
+            batch_id=submission.batch_id,
+            job_ids=[job.id for job in submission.jobs],
+            skipped=[
+                SkippedMember(filename=item.filename, code=item.code, message=item.message)
+                for item in submission.skipped
+            ],
         )
 
     @get("/jobs/{job_id:str}", sync_to_thread=True)

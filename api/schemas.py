@@ -5,13 +5,24 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class SkippedMember(BaseModel):
+    """A ZIP member that did not become a job."""
+
+    filename: str
+    code: str
+    message: str
+
+
 class Accepted(BaseModel):
-    """The answer to an upload: the job to poll."""
+    """The answer to an upload: the job to poll (for a ZIP: the first member's, plus all of them)."""
 
     job_id: str
     status: str
     original_filename: str
     message: str
+    batch_id: str | None = Field(None, description="Shared by the jobs of one ZIP upload; null otherwise.")
+    job_ids: list[str] = Field(default_factory=list, description="Every job this upload created.")
+    skipped: list[SkippedMember] = Field(default_factory=list, description="ZIP members not queued.")
 
 
 class FeedbackCreate(BaseModel):

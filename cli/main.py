@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -30,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         return int(args.handler(settings, args) or 0)
     except HeronError as error:
@@ -57,8 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     command("migrate", cmd_migrate, "Bring the database schema up to date.")
     classify = command("classify", cmd_classify, "Classify files (one JSON object per line).")
     classify.add_argument("paths", nargs="+", type=Path)
-    train = command("train", cmd_train, "Train a new model version from all stored data.")
-    train.add_argument("--full", action="store_true", help="Full retrain (the default today).")
+    train = command("train", cmd_train, "Update the model with new training data (incrementally).")
+    train.add_argument("--full", action="store_true", help="Retrain from all stored data instead.")
+    evaluate = command("eval", cmd_eval, "Score the active model on DIR/<label>/<file> (never trains on it).")
+    evaluate.add_argument("directory", type=Path)
+    evaluate.add_argument("--json", action="store_true", help="One JSON object on one line.")
+    importing = command("import", cmd_import, "Add DIR/<label>/<file> as training data and train.")
+    importing.add_argument("directory", type=Path)
+    importing.add_argument("--replace", action="store_true", help="Retire industries DIR does not name.")
+    models = command("models", cmd_models, "List model versions or activate one (rollback).")
+    models_commands = models.add_subparsers(dest="action", required=True)
+    models_commands.add_parser("list", help="Every version with its status and metrics.")
+    activate = models_commands.add_parser("activate", help="Make version ID the active one.")
+    activate.add_argument("version_id", type=int)
     return parser
 
 
@@ -171,53 +180,69 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.services.documents import submit_upload
-    from core.services.jobs import get_job, process_job
-
     runtime = _runtime(settings)
     failures = 0
     for path in _files(args.paths):
-        try:
-            with open(path, "rb") as handle:
-                job = submit_upload(
-                    engine=runtime.engine,
-                    blobs=runtime.blobs,
-                    chunks=iter(lambda handle=handle: handle.read(1 << 20), b""),
-                    filename=path.name,
-                    max_bytes=settings.max_upload_bytes,
-                    submitted_by="cli",
-                )
-            process_job(
+        for line in _classify_file(runtime, path):
+            failures += "error" in line
+            print(json.dumps(line), flush=True)
+    runtime.close()
+    return 1 if failures else 0
+
+
+def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untyped-def]
+    """One line per document: the file's, or for a ZIP one per member (``path`` names the member)."""
+    from core.db import session_scope
+    from core.services.documents import submit_batch
+    from core.services.jobs import get_job, process_job
+
+    try:
+        with open(path, "rb") as handle:
+            submission = submit_batch(
                 engine=runtime.engine,
                 blobs=runtime.blobs,
-                models=runtime.models,
-                job_id=job.id,
-                policy=runtime.policy,
-                lease_seconds=settings.job_lease_seconds,
-                max_attempts=1,
+                chunks=iter(lambda: handle.read(1 << 20), b""),
+                filename=path.name,
+                max_bytes=runtime.settings.max_upload_bytes,
+                submitted_by="cli",
+                limits=runtime.extraction_limits,
             )
-            with session_scope(runtime.engine) as session:
-                view = get_job(session=session, job_id=job.id)
-            if view.error_code:
-                line = {"path": str(path), "error": {"code": view.error_code, "message": view.error_message}}
-            else:
-                line = {
-                    "path": str(path),
+    except HeronError as error:
+        return [{"path": str(path), "error": error.as_dict()}]
+    except OSError as error:
+        return [{"path": str(path), "error": {"code": "unreadable", "message": str(error)}}]
+    lines: list[dict] = []
+    for job in submission.jobs:
+        process_job(
+            engine=runtime.engine,
+            blobs=runtime.blobs,
+            models=runtime.models,
+            job_id=job.id,
+            policy=runtime.policy,
+            lease_seconds=runtime.settings.job_lease_seconds,
+            max_attempts=1,
+            limits=runtime.extraction_limits,
+        )
+        with session_scope(runtime.engine) as session:
+            view = get_job(session=session, job_id=job.id)
+        where = str(path) if submission.batch_id is None else f"{path}!{view.original_filename}"
+        if view.error_code:
+            lines.append({"path": where, "error": {"code": view.error_code, "message": view.error_message}})
+        else:
+            lines.append(
+                {
+                    "path": where,
                     "label": view.classification_result,
                     "confidence": view.confidence,
                     "tier": view.tier,
                     "escalated": view.escalated,
                     "needs_review": view.needs_review,
                 }
-        except HeronError as error:
-            line = {"path": str(path), "error": error.as_dict()}
-        except OSError as error:
-            line = {"path": str(path), "error": {"code": "unreadable", "message": str(error)}}
-        failures += "error" in line
-        print(json.dumps(line), flush=True)
-    runtime.close()
-    return 1 if failures else 0
+            )
+    for skipped in submission.skipped:
+        error = {"code": skipped.code, "message": skipped.message}
+        lines.append({"path": f"{path}!{skipped.filename}", "error": error})
+    return lines
 
 
 def _files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -228,12 +253,14 @@ def _files(paths: Sequence[Path]) -> Iterator[Path]:
             yield path
 
 
-def cmd_train(settings: Settings, _: argparse.Namespace) -> int:
-    from core.services.training import train_full
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from core.services.training import train_full, train_incremental
 
     runtime = _runtime(settings)
     started = time.perf_counter()
-    outcome = train_full(engine=runtime.engine, policy=runtime.policy, actor="cli")
+    outcome = (train_full if args.full else train_incremental)(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor="cli"
+    )
     print(
         json.dumps(
             {
@@ -245,6 +272,96 @@ def cmd_train(settings: Settings, _: argparse.Namespace) -> int:
             }
         )
     )
+    runtime.close()
+    return 0
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from core.services.datasets import evaluate_directory
+
+    runtime = _runtime(settings)
+    report = evaluate_directory(
+        engine=runtime.engine,
+        models=runtime.models,
+        encoder=runtime.encoder,
+        root=args.directory,
+        policy=runtime.policy,
+        limits=runtime.extraction_limits,
+    )
+    runtime.close()
+    if args.json:
+        keys = (
+            "n",
+            "accuracy",
+            "macro_f1",
+            "per_class",
+            "confusion",
+            "escalation_rate",
+            "review_rate",
+            "docs_per_second",
+            "errors",
+            "ece",
+        )
+        print(json.dumps({key: report[key] for key in keys if key in report}))
+        return 0
+    print(
+        f"{report['n']} documents: accuracy {report.get('accuracy', 0):.3f}, "
+        f"macro-F1 {report.get('macro_f1', 0):.3f}, ECE {report.get('ece', 0):.3f}, "
+        f"escalated {report.get('escalation_rate', 0):.0%}, review {report.get('review_rate', 0):.0%}, "
+        f"{report['docs_per_second']:.1f} docs/s"
+    )
+    for label, scores in report.get("per_class", {}).items():
+        print(
+            f"  {label:<20} P {scores['precision']:.2f}  R {scores['recall']:.2f}  "
+            f"F1 {scores['f1']:.2f}  n={scores['support']}"
+        )
+    for error in report["errors"]:
+        print(f"  unreadable: {error['path']}: {error['code']}: {error['message']}")
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from core.services.datasets import import_directory
+    from core.services.training import train_full
+
+    runtime = _runtime(settings)
+    imported = import_directory(
+        engine=runtime.engine,
+        root=args.directory,
+        limits=runtime.extraction_limits,
+        replace=args.replace,
+        actor="cli",
+    )
+    outcome = train_full(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor="cli"
+    )
+    runtime.close()
+    print(
+        json.dumps(
+            {
+                **imported,
+                "version_id": outcome.version_id,
+                "activated": outcome.activated,
+                "reason": outcome.reason,
+                "metrics": outcome.metrics,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.services.models import activate, list_versions
+
+    runtime = _runtime(settings)
+    with session_scope(runtime.engine) as session:
+        if args.action == "activate":
+            activate(session, args.version_id, actor="cli")
+            print(json.dumps({"activated": args.version_id}))
+        else:
+            for version in list_versions(session):
+                print(json.dumps(version))
     runtime.close()
     return 0
 

@@ -104,3 +104,34 @@ def accuracy_at_coverage(correct: np.ndarray, confidence: np.ndarray) -> list[di
             }
         )
     return points
+
+
+def routing_curve(
+    fast_probabilities: np.ndarray,
+    transformer_probabilities: np.ndarray,
+    targets: np.ndarray,
+    thresholds: Sequence[float] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.01),
+) -> list[dict[str, float]]:
+    """Accuracy, macro-F1 and escalation rate of the two-tier routing at each escalation threshold.
+
+    Computed on out-of-fold predictions of the training data, this is what the default
+    ``escalation_threshold`` is chosen from (never from the holdout).
+    """
+    from sklearn.metrics import f1_score
+
+    fast_top = fast_probabilities.max(axis=1)
+    points = []
+    for threshold in thresholds:
+        escalate = fast_top < threshold
+        final = np.where(
+            escalate, transformer_probabilities.argmax(axis=1), fast_probabilities.argmax(axis=1)
+        )
+        points.append(
+            {
+                "threshold": float(threshold),
+                "escalation_rate": float(escalate.mean()),
+                "accuracy": float((final == targets).mean()),
+                "macro_f1": float(f1_score(targets, final, average="macro")),
+            }
+        )
+    return points

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from core.blobs import BlobStore
+from core.classify.encoder import TextEncoder
 from core.classify.model import RoutingPolicy
 from core.db import make_engine, migrate
+from core.embeddings import CachedEncoder
+from core.extract import ExtractionLimits
 from core.services.models import ModelCache
 from core.services.training import ensure_starter_model
 from core.settings import Settings
@@ -24,13 +27,34 @@ class Runtime:
     settings: Settings
     engine: Engine
     blobs: BlobStore
+    encoder: TextEncoder
+    training_encoder: CachedEncoder
     models: ModelCache
 
     @property
     def policy(self) -> RoutingPolicy:
         return RoutingPolicy(
+            escalation_threshold=self.settings.escalation_threshold,
             review_threshold=self.settings.review_threshold,
             review_margin=self.settings.review_margin,
+        )
+
+    @property
+    def extraction_limits(self) -> ExtractionLimits:
+        """The ``HERON_*`` extraction limits as the value core.extract takes (built only here)."""
+        settings = self.settings
+        return ExtractionLimits(
+            max_pages=settings.max_pages,
+            max_ocr_pages=settings.max_ocr_pages,
+            max_chars=settings.max_text_chars,
+            max_seconds=float(settings.extraction_timeout_seconds),
+            max_image_pixels=settings.max_image_pixels,
+            ocr_processes=settings.ocr_processes,
+            ocr_language=settings.ocr_language,
+            zip_max_members=settings.zip_max_members,
+            zip_max_total_bytes=settings.zip_max_total_mb * 1024 * 1024,
+            zip_max_ratio=settings.zip_max_ratio,
+            max_depth=settings.max_nesting_depth,
         )
 
     def close(self) -> None:
@@ -40,13 +64,22 @@ class Runtime:
 def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
     """Connect to the database and blob store; with ``prepare``, migrate and make sure a model is active."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    text_encoder = TextEncoder()
+    encoder = CachedEncoder(text_encoder, settings.embedding_cache_dir / text_encoder.identity)
     runtime = Runtime(
         settings=settings,
         engine=make_engine(settings.effective_database_url),
         blobs=BlobStore(settings.blob_dir),
-        models=ModelCache(),
+        encoder=text_encoder,
+        training_encoder=encoder,
+        models=ModelCache(text_encoder),
     )
     if prepare:
         migrate(runtime.engine)
-        ensure_starter_model(engine=runtime.engine, starter_dir=settings.starter_dir, policy=runtime.policy)
+        ensure_starter_model(
+            engine=runtime.engine,
+            starter_dir=settings.starter_dir,
+            policy=runtime.policy,
+            encoder=runtime.training_encoder,
+        )
     return runtime

@@ -24,13 +24,32 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in DATA_DIR.")
     broker_url: str = Field("", description="Empty = in-process queue; redis:// or amqp://.")
     starter_dir: Path = Field(REPO_ROOT / "data", description="Shipped starter corpus.")
+    cache_dir: Path | None = Field(None, description="Recomputable caches; default DATA_DIR/cache.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     ui_port: int = Field(8501, ge=1, le=65535)
     max_upload_mb: int = Field(25, ge=1, le=4096)
+    # Extraction limits: one document's share of the machine. Runtime.extraction_limits hands them
+    # to core.extract; a document over a limit ends FAILED with ``limit_exceeded`` (or a warning).
+    max_pages: int = Field(500, ge=1, description="Pages, slides, sheets or TIFF pages per document.")
+    max_ocr_pages: int = Field(50, ge=0, description="Pages OCR'd per document; more are skipped.")
+    max_text_chars: int = Field(1_000_000, ge=1000, description="Characters of text kept per document.")
+    extraction_timeout_seconds: int = Field(
+        120, ge=1, le=3600, description="Wall time to extract one document; keep it below JOB_LEASE_SECONDS."
+    )
+    max_image_pixels: int = Field(90_000_000, ge=1_000_000, description="Larger images are refused as bombs.")
+    ocr_processes: int = Field(2, ge=1, le=64, description="Tesseract processes per worker process.")
+    ocr_language: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="e.g. eng+deu.")
+    zip_max_members: int = Field(1000, ge=1, description="Members of a ZIP, nested ZIPs included.")
+    zip_max_total_mb: int = Field(512, ge=1, description="Uncompressed size of a ZIP or an Office file.")
+    zip_max_ratio: int = Field(100, ge=2, description="Member compression ratio above which it is a bomb.")
+    max_nesting_depth: int = Field(2, ge=1, le=10, description="Containers (ZIP, e-mail) inside containers.")
     worker_threads: int = Field(2, ge=1, le=64)
     job_lease_seconds: int = Field(300, ge=5, description="A PROCESSING job older than this is retried.")
     max_attempts: int = Field(3, ge=1, le=20)
+    escalation_threshold: float = Field(
+        0.7, ge=0.0, le=1.01, description="Fast-tier confidence below which the transformer tier decides."
+    )
     review_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Final confidence below which a person reviews."
     )
@@ -74,6 +93,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'heron.db'}"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        return (self.cache_dir or self.data_dir / "cache") / "embeddings"
 
     @property
     def blob_dir(self) -> Path:

@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 from core.runtime import Runtime, open_runtime
 from core.settings import Settings, load_settings
+
+# Embeddings are a pure function of the text, so every Heron a test session starts (subprocesses
+# included) shares one cache: the starter corpus is embedded once per session, not once per test.
+SHARED_CACHE = Path(
+    os.environ.setdefault("HERON_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "var" / "test-cache"))
+)
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -24,6 +29,14 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     """One prepared Heron (migrated, starter model trained) shared by the whole session."""
     opened = open_runtime(make_settings(tmp_path_factory.mktemp("heron")))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def starter_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    """A Heron with the untouched starter model (no test adds industries or retrains it)."""
+    opened = open_runtime(make_settings(tmp_path_factory.mktemp("starter")))
     yield opened
     opened.close()
 

@@ -24,12 +24,16 @@ def pdf_bytes(*pages: str) -> bytes:
     return buffer.getvalue()
 
 
-def docx_bytes(paragraphs: list[str], table: list[list[str]] | None = None, header: str = "") -> bytes:
+def docx_bytes(
+    paragraphs: list[str], table: list[list[str]] | None = None, header: str = "", footer: str = ""
+) -> bytes:
     import docx
 
     document = docx.Document()
     if header:
         document.sections[0].header.paragraphs[0].text = header
+    if footer:
+        document.sections[0].footer.paragraphs[0].text = footer
     for paragraph in paragraphs:
         document.add_paragraph(paragraph)
     if table:
@@ -93,3 +97,253 @@ OBVIOUS = {
     "entertainment": ENTERTAINMENT,
     "other": OTHER,
 }
+
+
+# --- Builders for the ingestion tests: every format from known text, and hostile files. ---
+
+OCR_LINES = (
+    "Invoice number 4471 for consulting services",
+    "delivered to Northwind Trading in March.",
+    "Payment is due within thirty days of receipt.",
+    "Please quote the invoice number with your transfer.",
+)
+
+
+def font_path() -> str:
+    """Bitstream Vera, the TrueType font reportlab ships (no system font needed)."""
+    from pathlib import Path
+
+    import reportlab
+
+    return str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf")
+
+
+def text_image(lines: tuple[str, ...] | list[str] = OCR_LINES, *, width: int = 1700, size: int = 40):  # type: ignore[no-untyped-def]
+    """A white page with black text in a TrueType font, like a clean scan at ~300 dpi."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path(), size)
+    height = 160 + len(lines) * int(size * 1.8)
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((80, 80 + number * int(size * 1.8)), line, font=font, fill=0)
+    return image
+
+
+def image_bytes(image, fmt: str, **save_options: object) -> bytes:  # type: ignore[no-untyped-def]
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_options)
+    return buffer.getvalue()
+
+
+def rotated_jpeg_bytes(lines: tuple[str, ...] = OCR_LINES) -> bytes:
+    """A JPEG stored sideways with EXIF Orientation=6, as phones save portrait photos."""
+    from PIL import Image
+
+    upright = text_image(lines).convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what the sensor recorded
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    return image_bytes(stored, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def multipage_tiff_bytes(pages: list[tuple[str, ...]]) -> bytes:
+    images = [text_image(lines) for lines in pages]
+    return image_bytes(images[0], "TIFF", save_all=True, append_images=images[1:], compression="tiff_lzw")
+
+
+def scanned_pdf_bytes(*pages: tuple[str, ...] | str) -> bytes:
+    """A PDF whose pages are images only (no text layer); a ``str`` page gets a real text layer."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    width, height = A4
+    for page in pages:
+        if isinstance(page, str):
+            pdf.drawString(40, 800, page)
+        else:
+            image = text_image(page)
+            shown_width = width - 60
+            shown_height = shown_width * image.height / image.width
+            pdf.drawImage(ImageReader(image), 30, height - 30 - shown_height, shown_width, shown_height)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def encrypted_pdf_bytes(text: str, *, user_password: str, owner_password: str = "owner") -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(text))))
+    writer.encrypt(user_password=user_password, owner_password=owner_password, algorithm="AES-256")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def pptx_bytes(slides: list[tuple[str, str, str]]) -> bytes:
+    """One slide per (title, body, speaker notes)."""
+    from pptx import Presentation
+
+    presentation = Presentation()
+    for title, body, notes in slides:
+        slide = presentation.slides.add_slide(presentation.slide_layouts[1])
+        slide.shapes.title.text = title
+        slide.placeholders[1].text = body
+        if notes:
+            slide.notes_slide.notes_text_frame.text = notes
+    buffer = io.BytesIO()
+    presentation.save(buffer)
+    return buffer.getvalue()
+
+
+def xlsx_bytes(sheets: dict[str, list[list[object]]]) -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for name, rows in sheets.items():
+        sheet = workbook.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def eml_bytes(
+    *,
+    subject: str,
+    body: str,
+    html: str | None = None,
+    attachments: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
+) -> bytes:
+    """An e-mail; ``attachments`` are (file name, MIME type, bytes)."""
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = "Alice Example <alice@example.com>"
+    message["To"] = "accounts@example.org"
+    message["Date"] = "Mon, 02 Mar 2026 09:30:00 +0000"
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    for name, mime, data in attachments:
+        maintype, subtype = mime.split("/", 1)
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return message.as_bytes()
+
+
+def zip_bytes(members: dict[str, bytes], *, compression: int | None = None) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(
+        buffer, "w", compression if compression is not None else zipfile.ZIP_DEFLATED
+    ) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def zip_bomb_bytes(uncompressed_mb: int = 20) -> bytes:
+    """A small ZIP with one member of zeros that inflates ~1000×."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("payload.txt", "w", force_zip64=True) as member,
+    ):
+        chunk = b"\0" * (1024 * 1024)
+        for _ in range(uncompressed_mb):
+            member.write(chunk)
+    return buffer.getvalue()
+
+
+def nested_zip_bytes(depth: int, inner: dict[str, bytes]) -> bytes:
+    """``inner`` wrapped in ``depth`` ZIPs (depth 1 = a plain ZIP of ``inner``)."""
+    data = zip_bytes(inner)
+    for level in range(depth - 1):
+        data = zip_bytes({f"level{depth - level - 1}.zip": data})
+    return data
+
+
+def png_bomb_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid-looking PNG header claiming a huge 1-bit image, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def ole_bytes(stream_name: str = "WordDocument") -> bytes:
+    """A minimal compound file (the container of legacy .doc/.xls) whose directory names a stream."""
+    import struct
+
+    sector = 512
+    header = bytearray(sector)
+    header[0:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+    struct.pack_into("<HHHHH", header, 24, 0x3E, 3, 0xFFFE, 9, 6)
+    struct.pack_into("<I", header, 44, 1)  # one FAT sector
+    struct.pack_into("<I", header, 48, 1)  # the directory starts at sector 1
+    struct.pack_into("<I", header, 56, 4096)
+    struct.pack_into("<III", header, 60, 0xFFFFFFFE, 0, 0xFFFFFFFE)
+    struct.pack_into("<I", header, 76, 0)  # the FAT is sector 0
+    header[80:sector] = b"\xff" * (sector - 80)
+    fat = bytearray(b"\xff" * sector)
+    struct.pack_into("<III", fat, 0, 0xFFFFFFFD, 0xFFFFFFFE, 0xFFFFFFFE)
+    directory = bytearray(sector)
+    for slot, name in enumerate(("Root Entry", stream_name)):
+        encoded = (name + "\0").encode("utf-16-le")
+        directory[slot * 128 : slot * 128 + len(encoded)] = encoded
+        struct.pack_into("<HB", directory, slot * 128 + 64, len(encoded), 5 if slot == 0 else 2)
+    return bytes(header) + bytes(fat) + bytes(directory) + b"\0" * sector
+
+
+def word_recall(expected: str, found: str) -> float:
+    """Share of the expected words (case-insensitive, punctuation ignored) that were found."""
+    import re
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower())
+
+    found_words = set(words(found))
+    wanted = words(expected)
+    return sum(word in found_words for word in wanted) / len(wanted)
+
+
+REAL_ESTATE = [
+    "For sale: three-bedroom semi-detached house with off-street parking and a south-facing garden. "
+    "Asking price 425,000. Freehold, no onward chain, EPC rating C. Viewings through the estate agent.",
+    "The letting agent confirmed the tenancy starts on 1 May; the landlord wants six weeks' deposit "
+    "and a guarantor. The flat is unfurnished, two bedrooms, close to the station, 1,450 per month.",
+    "Property market update: house prices in the region rose 3% this quarter while the number of "
+    "listings fell. Estate agents report buyers competing for detached homes with large gardens.",
+    "Survey report for 14 Mill Lane: the roof needs repointing, damp found in the cellar, the boiler "
+    "is 15 years old. We recommend the buyer renegotiates the offer before exchange of contracts.",
+    "Open house this Saturday! Renovated bungalow, new kitchen, two bathrooms, double garage, walking "
+    "distance to schools. Offers over 310,000 invited. Contact the listing agent to book a slot.",
+    "Commercial property to let: 2,400 sq ft ground-floor retail unit on the high street, ten-year "
+    "lease, rent reviews every five years, service charge payable to the managing agent.",
+    "We viewed eleven houses before making an offer on the cottage; the seller accepted, the conveyancer "
+    "ran the searches and we finally got the keys on completion day after the survey came back clean.",
+    "New-build development: phase two of 48 homes released, show home open daily, help-to-buy available, "
+    "plots with sea views reserved quickly, completion expected next spring, parking for two cars.",
+]

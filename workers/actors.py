@@ -33,6 +33,7 @@ def classify_job(job_id: str) -> None:
         policy=runtime.policy,
         lease_seconds=runtime.settings.job_lease_seconds,
         max_attempts=runtime.settings.max_attempts,
+        limits=runtime.extraction_limits,
     )
     log.info("job %s %s", job_id, status)
 
@@ -40,5 +41,7 @@ def classify_job(job_id: str) -> None:
 @dramatiq.actor(actor_name="models.train", queue_name="training", max_retries=0, time_limit=60 * 60 * 1000)
 def train_model(actor: str | None = None) -> None:
     runtime = context.runtime()
-    outcome = train_full(engine=runtime.engine, policy=runtime.policy, actor=actor)
+    outcome = train_full(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor=actor
+    )
     log.info("trained model %s (activated=%s: %s)", outcome.version_id, outcome.activated, outcome.reason)

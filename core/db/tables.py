@@ -69,6 +69,9 @@ class Document(SQLModel, table=True):
     page_count: int | None = None
     extraction_method: str | None = Field(default=None, max_length=40)
     extraction_warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    ocr_pages: list[int] = Field(
+        default_factory=list, sa_column=Column(JSON), description="Numbers of the pages read by OCR."
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

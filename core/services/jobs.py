@@ -58,6 +58,7 @@ class JobView:
     page_count: int | None = None
     extraction_method: str | None = None
     extraction_warnings: list[str] = field(default_factory=list)
+    ocr_pages: list[int] = field(default_factory=list)
 
 
 def process_job(
@@ -86,7 +87,7 @@ def process_job(
         version_id, model = models.active(engine)
         with session_scope(engine) as session:
             allowed = _predictable_labels(session, model.labels)
-        verdict = model.classify([text], policy, allowed=allowed)[0]
+        verdict = model.classify([text], policy, allowed=allowed, encoder=models.encoder)[0]
         with session_scope(engine) as session:
             if session.exec(select(Prediction.id).where(Prediction.job_id == job_id)).first() is None:
                 session.add(
@@ -146,19 +147,31 @@ def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
 
 
 def _document_text(engine: Engine, blobs: BlobStore, job_id: str, limits: ExtractionLimits | None) -> str:
+    """The document's text: cached on its row, else extracted from the stored original on disk."""
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
         document = session.get(Document, job.document_id)
     if document.text is not None:
         return document.text
-    result = extract(blobs.read_bytes(document.storage_key), limits=limits)
+    original = blobs.path(document.storage_key)
+    if not original.exists():
+        raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
+    # The path, not the bytes: PDFs and images are read from disk instead of copied into memory.
+    # The client's name and MIME type only tell CSV from plain text (see core.extract.sniff).
+    result = extract(
+        original,
+        limits=limits,
+        filename=job.original_filename,
+        content_type=job.file_content_type or None,
+    )
     with session_scope(engine) as session:
         stored = session.get(Document, document.id)
         stored.text = result.text
         stored.page_count = result.page_count
-        stored.extraction_method = result.method
+        stored.extraction_method = result.method[:40]
         stored.extraction_warnings = list(result.warnings)
-        stored.content_type = result.content_type
+        stored.ocr_pages = result.ocr_pages
+        stored.content_type = result.content_type[:100]
         session.add(stored)
     return result.text
 
@@ -221,6 +234,7 @@ def _view(session: Session, job: Job) -> JobView:
         page_count=document.page_count if document else None,
         extraction_method=document.extraction_method if document else None,
         extraction_warnings=list(document.extraction_warnings or []) if document else [],
+        ocr_pages=list(document.ocr_pages or []) if document else [],
         **extra,
     )
 

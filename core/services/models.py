@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.classify.model import HeronModel
+from core.classify.model import Encoder, HeronModel
+from core.classify.training import prototype_sentences
 from core.db import session_scope
-from core.db.tables import ModelStatus, ModelVersion, utcnow
+from core.db.tables import Industry, IndustryStatus, ModelStatus, ModelVersion, utcnow
 from core.errors import ModelNotReady, NotFound
 from core.services import audit
 
@@ -26,8 +28,8 @@ def store_version(
     *,
     parent_id: int | None,
     kind: str,
-    metrics: dict,
-    trained_on: dict,
+    metrics: dict[str, Any],
+    trained_on: dict[str, Any],
 ) -> ModelVersion:
     artifact = model.to_bytes()
     version = ModelVersion(
@@ -61,36 +63,82 @@ def activate(session: Session, version_id: int, *, actor: str | None = None) -> 
     return version
 
 
+def industry_prototypes(encoder: Encoder, descriptions: dict[str, str]) -> dict:
+    """Prototype embeddings per industry, one per sentence of its description."""
+    prototypes = {}
+    for name, description in descriptions.items():
+        sentences = prototype_sentences(description) or [name.replace("_", " ")]
+        prototypes[name] = encoder.embed(sentences)
+    return prototypes
+
+
 class ModelCache:
     """The active model for this process, re-checked against the database every few seconds.
 
     Every process (API, console, workers on other machines) asks the database which version is
     active, so a promotion or rollback reaches all of them within ``refresh_seconds`` without a
-    restart; the artifact itself is loaded only when the active id changes.
+    restart; the artifact is loaded only when the active id changes. Active industries the model
+    has never seen are added from their descriptions (transformer tier, zero-shot), so a new
+    industry is predictable as soon as it exists.
     """
 
-    def __init__(self, refresh_seconds: float = 2.0) -> None:
+    def __init__(self, encoder: Encoder, refresh_seconds: float = 2.0) -> None:
+        self.encoder = encoder
         self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
-        self._loaded: tuple[int, HeronModel] | None = None
+        self._base: tuple[int, HeronModel] | None = None
+        self._served: tuple[int, HeronModel] | None = None
+        self._industries: tuple[tuple[str, str], ...] = ()
         self._checked_at = 0.0
 
     def active(self, engine: Engine) -> tuple[int, HeronModel]:
         with self._lock:
-            if self._loaded and time.monotonic() - self._checked_at < self.refresh_seconds:
-                return self._loaded
+            if self._served and time.monotonic() - self._checked_at < self.refresh_seconds:
+                return self._served
             with session_scope(engine) as session:
                 version_id = active_version_id(session)
                 if version_id is None:
                     raise ModelNotReady(
                         "No model is active yet; run `heron train` to train the starter model."
                     )
-                if not self._loaded or self._loaded[0] != version_id:
+                if not self._base or self._base[0] != version_id:
                     artifact = session.get(ModelVersion, version_id).artifact
-                    self._loaded = (version_id, HeronModel.from_bytes(artifact))
+                    self._base = (version_id, HeronModel.from_bytes(artifact))
+                    self._served = None
+                industries = tuple(
+                    session.exec(
+                        select(Industry.name, Industry.description)
+                        .where(Industry.status == IndustryStatus.active)
+                        .order_by(Industry.id)
+                    ).all()
+                )
+            if self._served is None or industries != self._industries:
+                base_id, base = self._base
+                unseen = {name: text for name, text in industries if name not in base.labels}
+                self._served = (base_id, base.with_prototypes(industry_prototypes(self.encoder, unseen)))
+                self._industries = industries
             self._checked_at = time.monotonic()
-            return self._loaded
+            return self._served
 
     def forget(self) -> None:
         with self._lock:
-            self._loaded = None
+            self._base = self._served = None
+
+
+def list_versions(session: Session) -> list[dict[str, Any]]:
+    """Every model version, newest first, without its artifact."""
+    versions = session.exec(select(ModelVersion).order_by(ModelVersion.id.desc())).all()
+    return [
+        {
+            "id": v.id,
+            "status": v.status,
+            "kind": v.kind,
+            "parent_id": v.parent_id,
+            "created_at": v.created_at.isoformat(),
+            "activated_at": v.activated_at.isoformat() if v.activated_at else None,
+            "labels": v.labels,
+            "metrics": v.metrics,
+            "trained_on": v.trained_on,
+        }
+        for v in versions
+    ]

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.classify.linear import LinearTextClassifier
-from core.classify.model import HeronModel, RoutingPolicy
+from core.classify.calibration import softmax
+from core.classify.model import Encoder, HeronModel, RoutingPolicy
+from core.classify.training import fit_hybrid
 from core.corpus import read_industries, read_text_corpus, stratified_holdout
 from core.db import session_scope
 from core.db.tables import (
@@ -26,9 +28,9 @@ from core.db.tables import (
     TrainingExample,
 )
 from core.errors import Conflict, Invalid, ModelNotReady
-from core.evaluation import evaluation_report
+from core.evaluation import evaluation_report, routing_curve
 from core.services import audit, leases
-from core.services.models import activate, active_version_id, store_version
+from core.services.models import activate, active_version_id, industry_prototypes, store_version
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ class TrainingOutcome:
 
 
 def ensure_starter_model(
-    *, engine: Engine, starter_dir: Path, policy: RoutingPolicy, wait_seconds: float = 900
+    *, engine: Engine, starter_dir: Path, policy: RoutingPolicy, encoder: Encoder, wait_seconds: float = 900
 ) -> int:
     """Return the active model's id, training the starter model first if there is none.
 
@@ -66,7 +68,7 @@ def ensure_starter_model(
             raise ModelNotReady("Another process is training the starter model and has not finished.")
         load_starter_corpus(engine=engine, starter_dir=starter_dir)
         log.info("training the starter model from %s", starter_dir)
-        outcome = _train_full(engine, policy, actor="system", always_activate=True)
+        outcome = _train_full(engine, policy, encoder, actor="system", always_activate=True)
         return outcome.version_id
 
 
@@ -114,7 +116,12 @@ def load_starter_corpus(*, engine: Engine, starter_dir: Path) -> dict[str, int]:
 
 
 def train_full(
-    *, engine: Engine, policy: RoutingPolicy, actor: str | None = None, promotion_margin: float = 0.005
+    *,
+    engine: Engine,
+    policy: RoutingPolicy,
+    encoder: Encoder,
+    actor: str | None = None,
+    promotion_margin: float = 0.005,
 ) -> TrainingOutcome:
     """Train a new version from every stored training example; promote it if it is not worse.
 
@@ -124,12 +131,13 @@ def train_full(
     with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
         if not acquired:
             raise Conflict("A training run is already in progress; try again when it has finished.")
-        return _train_full(engine, policy, actor=actor, promotion_margin=promotion_margin)
+        return _train_full(engine, policy, encoder, actor=actor, promotion_margin=promotion_margin)
 
 
 def _train_full(
     engine: Engine,
     policy: RoutingPolicy,
+    encoder: Encoder,
     *,
     actor: str | None,
     always_activate: bool = False,
@@ -137,23 +145,39 @@ def _train_full(
 ) -> TrainingOutcome:
     started = time.perf_counter()
     with session_scope(engine) as session:
-        labels = _active_labels(session)
+        industries = _active_industries(session)
+        labels = list(industries)
         train = _examples(session, Split.train, labels)
         holdout = _examples(session, Split.holdout, labels)
         parent_id = active_version_id(session)
     if not train:
         raise Invalid("There are no training examples for the active industries.")
-    fast = LinearTextClassifier().fit([e.text for e in train], [e.label for e in train])
-    model = HeronModel(fast=fast)
-    report = evaluate(model, holdout, policy, allowed=labels)
-    trained_on = {"examples": len(train), "by_label": dict(Counter(e.label for e in train))}
+    texts = [e.text for e in train]
+    prototypes = industry_prototypes(encoder, industries)
+    fit = fit_hybrid(texts, [e.label for e in train], encoder.embed(texts), prototypes, industries=labels)
+    model = fit.model
+    report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
+    report["cross_validation"] = _cross_validation(fit)
+    trained_on = {
+        "examples": len(train),
+        "by_label": dict(Counter(e.label for e in train)),
+        "max_example_id": max(e.id for e in train),
+    }
     with session_scope(engine) as session:
         version = store_version(
             session, model, parent_id=parent_id, kind="full", metrics=_headline(report), trained_on=trained_on
         )
         session.add(EvaluationReport(model_version_id=version.id, dataset=HOLDOUT_DATASET, report=report))
         activated, reason = _promotion_decision(
-            session, report, parent_id, holdout, policy, labels, always_activate, promotion_margin
+            session,
+            report,
+            parent_id,
+            holdout,
+            policy,
+            prototypes,
+            encoder,
+            always_activate,
+            promotion_margin,
         )
         if activated:
             activate(session, version.id, actor=actor)
@@ -177,13 +201,105 @@ def _train_full(
     )
 
 
+def train_incremental(
+    *,
+    engine: Engine,
+    policy: RoutingPolicy,
+    encoder: Encoder,
+    actor: str | None = None,
+    promotion_margin: float = 0.005,
+    replay: int = 4,
+) -> TrainingOutcome:
+    """Update the active model with the training examples added since it was trained.
+
+    ``partial_fit`` from the active version's weights on the new examples plus ``replay`` times as
+    many earlier ones (so the update does not forget what it knew); seconds, not a full retrain.
+
+    Raises:
+        Conflict: another training run holds the lease.
+        Invalid: there is nothing new to learn, or no active model to start from.
+    """
+    with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
+        if not acquired:
+            raise Conflict("A training run is already in progress; try again when it has finished.")
+        started = time.perf_counter()
+        with session_scope(engine) as session:
+            parent_id = active_version_id(session)
+            if parent_id is None:
+                raise Invalid("There is no active model to update; run a full training first.")
+            parent = session.get(ModelVersion, parent_id)
+            seen_up_to = int(parent.trained_on.get("max_example_id", 0))
+            industries = _active_industries(session)
+            labels = list(industries)
+            train = _examples(session, Split.train, labels)
+            holdout = _examples(session, Split.holdout, labels)
+            model = HeronModel.from_bytes(parent.artifact)
+            parent_trained_on = dict(parent.trained_on)
+        new = [e for e in train if e.id > seen_up_to]
+        if not new:
+            raise Invalid("No training examples were added since the active model was trained.")
+        old = [e for e in train if e.id <= seen_up_to]
+        rng = np.random.default_rng(len(train))
+        rehearsal = [old[i] for i in rng.permutation(len(old))[: replay * len(new)]]
+        batch = new + rehearsal
+        texts = [e.text for e in batch]
+        prototypes = industry_prototypes(encoder, industries)
+        model = model.with_prototypes(prototypes)
+        model.partial_fit(texts, [e.label for e in batch], encoder.embed(texts))
+        report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
+        by_label = Counter(parent_trained_on.get("by_label", {}))
+        by_label.update(e.label for e in new)
+        trained_on = {
+            "examples": int(parent_trained_on.get("examples", 0)) + len(new),
+            "by_label": dict(by_label),
+            "max_example_id": max(e.id for e in train),
+            "new_examples": len(new),
+            "rehearsal_examples": len(rehearsal),
+        }
+        with session_scope(engine) as session:
+            version = store_version(
+                session,
+                model,
+                parent_id=parent_id,
+                kind="incremental",
+                metrics=_headline(report),
+                trained_on=trained_on,
+            )
+            session.add(EvaluationReport(model_version_id=version.id, dataset=HOLDOUT_DATASET, report=report))
+            activated, reason = _promotion_decision(
+                session, report, parent_id, holdout, policy, prototypes, encoder, False, promotion_margin
+            )
+            if activated:
+                activate(session, version.id, actor=actor)
+            audit.record(
+                session,
+                action="model.trained",
+                subject_type="model",
+                subject_id=version.id,
+                actor=actor,
+                activated=activated,
+                reason=reason,
+                macro_f1=report.get("macro_f1"),
+                kind="incremental",
+            )
+            version_id = version.id
+        return TrainingOutcome(
+            version_id=version_id,
+            activated=activated,
+            metrics=_headline(report),
+            reason=reason,
+            seconds=time.perf_counter() - started,
+        )
+
+
 def _promotion_decision(
     session: Session,
     report: dict[str, Any],
     parent_id: int | None,
     holdout: list[TrainingExample],
     policy: RoutingPolicy,
-    labels: list[str],
+    prototypes: dict[str, Any],
+    encoder: Encoder,
     always_activate: bool,
     margin: float,
 ) -> tuple[bool, str]:
@@ -191,8 +307,11 @@ def _promotion_decision(
         return True, "first model"
     # Re-score the active model on today's holdout rather than trusting its stored number:
     # the holdout grows as gold labels arrive, and both must be judged on the same documents.
-    parent = HeronModel.from_bytes(session.get(ModelVersion, parent_id).artifact)
-    baseline = evaluate(parent, holdout, policy, allowed=labels).get("macro_f1", 0.0)
+    # Both are judged as they would be served: with every active industry, the parent learning the
+    # ones it never saw from their descriptions (exactly what ModelCache does).
+    parent = HeronModel.from_bytes(session.get(ModelVersion, parent_id).artifact).with_prototypes(prototypes)
+    labels = list(prototypes)
+    baseline = evaluate(parent, holdout, policy, allowed=labels, encoder=encoder).get("macro_f1", 0.0)
     candidate = report.get("macro_f1", 0.0)
     if candidate + margin >= baseline:
         return True, f"macro-F1 {candidate:.3f} vs active {baseline:.3f}"
@@ -200,12 +319,18 @@ def _promotion_decision(
 
 
 def evaluate(
-    model: HeronModel, examples: list[TrainingExample], policy: RoutingPolicy, *, allowed: list[str]
+    model: HeronModel,
+    examples: list[TrainingExample],
+    policy: RoutingPolicy,
+    *,
+    allowed: list[str],
+    encoder: Encoder,
 ) -> dict[str, Any]:
+    """Classify ``examples`` exactly as production would and report how it went."""
     if not examples:
         return {"n": 0}
     started = time.perf_counter()
-    verdicts = model.classify([e.text for e in examples], policy, allowed=allowed)
+    verdicts = model.classify([e.text for e in examples], policy, allowed=allowed, encoder=encoder)
     report = evaluation_report(
         [e.label for e in examples],
         [v.label for v in verdicts],
@@ -223,12 +348,30 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report[key] for key in keys if key in report}
 
 
-def _active_labels(session: Session) -> list[str]:
-    return list(
-        session.exec(
-            select(Industry.name).where(Industry.status == IndustryStatus.active).order_by(Industry.id)
-        )
+def _active_industries(session: Session) -> dict[str, str]:
+    rows = session.exec(
+        select(Industry.name, Industry.description)
+        .where(Industry.status == IndustryStatus.active)
+        .order_by(Industry.id)
     )
+    return dict(rows.all())
+
+
+def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Out-of-fold quality of each tier on the training data, and the routing curve derived from it."""
+    if not fit.oof_fast.any():
+        return {}
+    from sklearn.metrics import f1_score
+
+    fast = softmax(fit.oof_fast / fit.model.fast_temperature)
+    transformer = softmax(fit.oof_semantic / fit.model.semantic.temperature)
+    return {
+        "fast_macro_f1": float(f1_score(fit.targets, fast.argmax(axis=1), average="macro")),
+        "transformer_macro_f1": float(f1_score(fit.targets, transformer.argmax(axis=1), average="macro")),
+        "fast_temperature": fit.model.fast_temperature,
+        "transformer_temperature": fit.model.semantic.temperature,
+        "routing": routing_curve(fast, transformer, fit.targets),
+    }
 
 
 def _examples(session: Session, split: Split, labels: list[str]) -> list[TrainingExample]:

@@ -48,8 +48,83 @@ def test_classify_prints_one_json_object_per_file(tmp_path: Path) -> None:
 
 
 def test_train_adds_a_version_and_reports_its_evaluation(tmp_path: Path) -> None:
-    result = heron(tmp_path, "train")
+    result = heron(tmp_path, "train", "--full")
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["version_id"] == 2  # the starter model was version 1
     assert outcome["metrics"]["n"] > 0 and 0 <= outcome["metrics"]["macro_f1"] <= 1
+
+
+def _labelled_dir(root: Path, docs: dict[str, list[str]]) -> Path:
+    for label, texts in docs.items():
+        (root / label).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (root / label / f"doc_{i}.txt").write_text(text)
+    return root
+
+
+def test_eval_scores_a_labelled_folder_without_training_on_it(tmp_path: Path) -> None:
+    from tests.documents import OBVIOUS
+
+    folder = _labelled_dir(tmp_path / "eval", {label: [text] for label, text in OBVIOUS.items()})
+    (folder / "finance" / "broken.pdf").write_bytes(b"%PDF-1.7 garbage")
+    (folder / "astrology").mkdir()
+    (folder / "astrology" / "horoscope.txt").write_text("Mercury is in retrograde; Leos should avoid travel.")
+    result = heron(tmp_path / "state", "eval", str(folder), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report) >= {
+        "n",
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion",
+        "escalation_rate",
+        "review_rate",
+        "docs_per_second",
+        "errors",
+    }
+    assert report["n"] == 8  # 7 obvious documents + the horoscope; the broken PDF is an error
+    assert report["per_class"]["astrology"]["recall"] == 0.0  # unknown labels count as wrong
+    assert report["accuracy"] == 7 / 8
+    assert [e["code"] for e in report["errors"]] in (["corrupt"], ["no_text"])
+    versions = heron(tmp_path / "state", "models", "list").stdout.strip().splitlines()
+    assert len(versions) == 1  # evaluating never trains
+
+
+def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path) -> None:
+    from tests.documents import FINANCE, LEGAL, REAL_ESTATE
+
+    folder = _labelled_dir(
+        tmp_path / "mine",
+        {
+            "property": REAL_ESTATE,
+            "money": [FINANCE, *[FINANCE.replace("4.2", str(i)) + f" Note {i}." for i in range(7)]],
+        },
+    )
+    result = heron(tmp_path / "state", "import", str(folder), "--replace")
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["labels"] == ["money", "property"]
+    assert set(outcome["retired"]) == {
+        "healthcare",
+        "finance",
+        "legal",
+        "education",
+        "technology",
+        "entertainment",
+        "other",
+    }
+    assert outcome["activated"] is True
+    docs = tmp_path / "new"
+    docs.mkdir()
+    (docs / "listing.txt").write_text(
+        "Detached family home for sale, four bedrooms, garden, garage; offers invited via the agent."
+    )
+    (docs / "contract.txt").write_text(LEGAL)
+    lines = [
+        json.loads(line) for line in heron(tmp_path / "state", "classify", str(docs)).stdout.splitlines()
+    ]
+    labels = {Path(line["path"]).name: line["label"] for line in lines}
+    assert labels["listing.txt"] == "property"
+    assert labels["contract.txt"] in {"money", "property"}  # retired industries are never predicted

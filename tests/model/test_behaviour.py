@@ -10,18 +10,22 @@ from tests.documents import FINANCE, OBVIOUS, OTHER
 
 
 @pytest.fixture(scope="module")
-def model(runtime: Runtime):  # type: ignore[no-untyped-def]
-    return runtime.models.active(runtime.engine)[1]
+def model(starter_runtime: Runtime):  # type: ignore[no-untyped-def]
+    return starter_runtime.models.active(starter_runtime.engine)[1]
 
 
 @pytest.mark.parametrize(("label", "text"), sorted(OBVIOUS.items()))
-def test_obvious_documents_are_right(model, runtime: Runtime, label: str, text: str) -> None:  # type: ignore[no-untyped-def]
-    assert model.classify([text], runtime.policy)[0].label == label
+def test_obvious_documents_are_right(model, starter_runtime: Runtime, label: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert model.classify([text], starter_runtime.policy, encoder=starter_runtime.encoder)[0].label == label
 
 
-def test_adding_strong_finance_text_moves_scores_towards_finance(model, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
-    before = model.classify([OTHER], runtime.policy)[0].scores["finance"]
-    after = model.classify([OTHER + " " + FINANCE], runtime.policy)[0].scores["finance"]
+def test_adding_strong_finance_text_moves_scores_towards_finance(model, starter_runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    before = model.classify([OTHER], starter_runtime.policy, encoder=starter_runtime.encoder)[0].scores[
+        "finance"
+    ]
+    after = model.classify([OTHER + " " + FINANCE], starter_runtime.policy, encoder=starter_runtime.encoder)[
+        0
+    ].scores["finance"]
     assert after > before + 0.1
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
 from core.errors import HeronError
-from core.services.documents import submit_upload
+from core.services.documents import submit_batch
 from core.services.jobs import get_job
 from ui.state import runtime
 from workers import dispatch
@@ -19,7 +19,10 @@ POLL_SECONDS = 0.3
 WAIT_SECONDS = 60
 
 st.title("Classify documents")
-st.caption("Upload PDF, Word or text files. Heron reads what they say and names their industry.")
+st.caption(
+    "Upload PDFs, Office files, e-mails, web pages, text, scans and photos — or a ZIP of them. "
+    "Heron reads what they say and names their industry."
+)
 
 rt = runtime()
 uploads = st.file_uploader("Documents", accept_multiple_files=True, key="uploads")
@@ -27,7 +30,7 @@ if uploads and st.button("Classify", type="primary"):
     job_ids, refused = [], []
     for upload in uploads:
         try:
-            job = submit_upload(
+            submission = submit_batch(
                 engine=rt.engine,
                 blobs=rt.blobs,
                 chunks=iter(lambda upload=upload: upload.read(CHUNK_SIZE), b""),
@@ -35,12 +38,22 @@ if uploads and st.button("Classify", type="primary"):
                 client_content_type=upload.type,
                 max_bytes=rt.settings.max_upload_bytes,
                 submitted_by="console",
+                limits=rt.extraction_limits,
             )
         except HeronError as error:
             refused.append({"file": upload.name, "code": error.code, "message": error.message})
             continue
-        dispatch.send_classify(job.id)
-        job_ids.append(job.id)
+        for job in submission.jobs:
+            dispatch.send_classify(job.id)
+            job_ids.append(job.id)
+        for skipped in submission.skipped:
+            refused.append(
+                {
+                    "file": f"{upload.name}: {skipped.filename}",
+                    "code": skipped.code,
+                    "message": skipped.message,
+                }
+            )
     st.session_state["job_ids"] = job_ids
     st.session_state["refused"] = refused
 

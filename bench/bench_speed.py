@@ -1,0 +1,146 @@
+"""Speed of each tier and of the routed pipeline, each beside its baseline measured in the same run.
+
+* fast tier on 300-word texts, one core, vs a plain scikit-learn HashingVectorizer + SGDClassifier
+* transformer tier (bf16, windowed) vs plain `SentenceTransformer.encode` on the same texts, and
+  the macro-F1 of the transformer tier on the starter holdout with each set of embeddings
+* the whole routed pipeline (default thresholds) in one worker process, and its peak RSS
+
+  .venv/bin/python bench/bench_speed.py
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from sklearn.feature_extraction.text import HashingVectorizer  # noqa: E402
+from sklearn.linear_model import SGDClassifier  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+
+from core.classify.encoder import TextEncoder, packaged_model_path  # noqa: E402
+from core.classify.model import HeronModel, RoutingPolicy  # noqa: E402
+from core.classify.training import fit_hybrid  # noqa: E402
+from core.corpus import read_industries, read_text_corpus, stratified_holdout  # noqa: E402
+from core.embeddings import CachedEncoder  # noqa: E402
+from core.services.models import industry_prototypes  # noqa: E402
+
+CACHE = ROOT / "var" / "cache" / "embeddings"
+
+
+def rate(fn, n: int, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return n / best
+
+
+def three_hundred_words(items, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    words = " ".join(item.text for item in items).split()
+    return [" ".join(words[(i * 300) % (len(words) - 300) :][:300]) for i in range(n)]
+
+
+def main() -> None:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    specs = read_industries(ROOT / "data" / "industries.json")
+    industries = [s.name for s in specs]
+    items = read_text_corpus(ROOT / "data" / "starter")
+    held = stratified_holdout(items)
+    train = [i for i, h in zip(items, held, strict=True) if not h]
+    holdout = [i for i, h in zip(items, held, strict=True) if h]
+    text_encoder = TextEncoder()
+    encoder = CachedEncoder(text_encoder, CACHE / text_encoder.identity)
+    prototypes = industry_prototypes(encoder, {s.name: s.description for s in specs})
+    train_texts = [i.text for i in train]
+    fit = fit_hybrid(
+        train_texts, [i.label for i in train], encoder.embed(train_texts), prototypes, industries=industries
+    )
+    model = fit.model
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+
+    # 1. Fast tier, one core.
+    texts = three_hundred_words(items, 5000)
+    vectorizer = HashingVectorizer(n_features=2**18, alternate_sign=False)
+    sgd = SGDClassifier(loss="log_loss").fit(vectorizer.transform(train_texts), [i.label for i in train])
+    baseline = rate(lambda: sgd.predict_proba(vectorizer.transform(texts)), len(texts))
+    ours = rate(lambda: model.fast_proba(texts, industries), len(texts))
+    print(
+        f"fast tier, 300-word texts, 1 core: {ours:,.0f} docs/s; "
+        f"plain HashingVectorizer+SGD {baseline:,.0f} docs/s; ratio {ours / baseline:.2f}"
+    )
+
+    # 2. Transformer tier vs plain encode, same texts (the holdout: real lengths).
+    from sentence_transformers import SentenceTransformer
+
+    plain = SentenceTransformer(str(packaged_model_path()), device="cpu", local_files_only=True)
+    docs = [d.text for d in holdout]
+    plain.encode(docs[:8], show_progress_bar=False)
+    text_encoder.embed(docs[:8])
+    plain_rate = rate(lambda: plain.encode(docs, batch_size=32, show_progress_bar=False), len(docs), 2)
+    ours_rate = rate(lambda: text_encoder.embed(docs), len(docs), 2)
+    fp32 = TextEncoder(precision="fp32")
+    truth = [d.label for d in holdout]
+
+    def semantic_f1(embeddings: np.ndarray) -> float:
+        probabilities = model.semantic_proba(embeddings, industries)
+        return f1_score(truth, [industries[i] for i in probabilities.argmax(axis=1)], average="macro")
+
+    plain_vectors = plain.encode(docs, normalize_embeddings=True, show_progress_bar=False)
+    print(
+        f"transformer tier on {len(docs)} holdout documents: {ours_rate:.1f} docs/s (bf16, one 256-token "
+        f"digest of the whole document); plain SentenceTransformer.encode {plain_rate:.1f} docs/s "
+        f"(fp32, first 256 tokens); speed-up {ours_rate / plain_rate:.2f}x"
+    )
+    print(
+        f"  transformer-tier macro-F1 with: ours {semantic_f1(text_encoder.embed(docs)):.3f}, "
+        f"digest in fp32 {semantic_f1(fp32.embed(docs)):.3f}, plain encode {semantic_f1(plain_vectors):.3f}"
+    )
+
+    # 3. The routed pipeline as a worker runs it: a fresh process holding only the model and
+    # the encoder (no embedding cache), default thresholds, so its peak RSS is a worker's.
+    model_file = CACHE.parent / "bench-model.bin"
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    model_file.write_bytes(model.to_bytes())
+    subprocess.run([sys.executable, __file__, "--worker", str(model_file)], check=True)
+
+
+def worker(model_file: Path) -> None:
+    """Classify the starter documents as a worker would; report docs/s and peak RSS."""
+    docs = [item.text for item in read_text_corpus(ROOT / "data" / "starter")]
+    model = HeronModel.from_bytes(model_file.read_bytes())
+    encoder = TextEncoder()
+    encoder.embed(["warm-up"])
+    policy = RoutingPolicy()
+    started = time.perf_counter()
+    verdicts = []
+    for start in range(0, len(docs), 32):
+        verdicts += model.classify(docs[start : start + 32], policy, encoder=encoder)
+    elapsed = time.perf_counter() - started
+    escalated = np.mean([v.escalated for v in verdicts])
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"pipeline, {len(docs)} starter documents, default routing (escalate < "
+        f"{policy.escalation_threshold}), batches of 32: {len(docs) / elapsed:.1f} docs/s, "
+        f"{escalated:.0%} escalated; worker peak RSS {rss_mb:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        worker(Path(sys.argv[2]))
+    else:
+        main()

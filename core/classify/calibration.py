@@ -1,0 +1,28 @@
+"""Temperature scaling: one scalar per tier that makes its confidences mean what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature minimising the log-loss of ``softmax(logits / T)`` on held-out predictions."""
+    logits = np.asarray(logits, dtype=np.float64)
+    rows = np.arange(len(targets))
+
+    def negative_log_likelihood(log_temperature: float) -> float:
+        scaled = logits / np.exp(log_temperature)
+        shifted = scaled - scaled.max(axis=1, keepdims=True)
+        log_probabilities = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-log_probabilities[rows, targets].mean())
+
+    result = minimize_scalar(negative_log_likelihood, bounds=(np.log(0.02), np.log(50.0)), method="bounded")
+    return float(np.exp(result.x))

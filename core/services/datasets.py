@@ -1,0 +1,181 @@
+"""Labelled folders (``DIR/<label>/<file>``, any supported format): evaluate on them, or import them."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from core.classify.model import Encoder, RoutingPolicy
+from core.corpus import content_hash, is_holdout
+from core.db import session_scope
+from core.db.tables import ExampleSource, Industry, IndustryStatus, Split, TrainingExample, utcnow
+from core.errors import HeronError, Invalid
+from core.evaluation import evaluation_report
+from core.extract import ExtractionLimits, extract
+from core.services import audit
+from core.services.industries import active_industry_names, normalise_name
+from core.services.models import ModelCache
+
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    path: Path
+    label: str
+
+
+def labelled_files(root: Path) -> list[LabelledFile]:
+    """Every regular file below ``root/<label>/`` (hidden files skipped), in a stable order."""
+    if not root.is_dir():
+        raise Invalid(f"{str(root)!r} is not a directory of <label>/<file> folders.")
+    files = [
+        LabelledFile(path=path, label=normalise_name(folder.name))
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    if not files:
+        raise Invalid(f"{str(root)!r} has no files in <label>/ folders.")
+    return files
+
+
+def _texts(
+    files: list[LabelledFile], limits: ExtractionLimits
+) -> Iterator[tuple[LabelledFile, str | HeronError]]:
+    for item in files:
+        try:
+            yield item, extract(item.path, limits=limits, filename=item.path.name).text
+        except HeronError as error:
+            yield item, error
+
+
+def evaluate_directory(
+    *,
+    engine: Engine,
+    models: ModelCache,
+    encoder: Encoder,
+    root: Path,
+    policy: RoutingPolicy,
+    limits: ExtractionLimits,
+) -> dict[str, Any]:
+    """Classify every file with the active model (never training on them) and score the answers.
+
+    Files that cannot be read are listed under ``errors`` and left out of the scores; labels the
+    model does not know count as wrong answers.
+    """
+    started = time.perf_counter()
+    files = labelled_files(root)
+    _, model = models.active(engine)
+    with session_scope(engine) as session:
+        allowed = active_industry_names(session)
+    truth: list[str] = []
+    pending: list[str] = []
+    verdicts = []
+    errors = []
+    for item, text in _texts(files, limits):
+        if isinstance(text, HeronError):
+            errors.append({"path": str(item.path), **text.as_dict()})
+            continue
+        truth.append(item.label)
+        pending.append(text)
+        if len(pending) == BATCH:
+            verdicts += model.classify(pending, policy, encoder=encoder, allowed=allowed)
+            pending = []
+    if pending:
+        verdicts += model.classify(pending, policy, encoder=encoder, allowed=allowed)
+    report = evaluation_report(
+        truth,
+        [v.label for v in verdicts],
+        [v.confidence for v in verdicts],
+        labels=allowed,
+        escalated=[v.escalated for v in verdicts],
+        needs_review=[v.needs_review for v in verdicts],
+    )
+    report["docs_per_second"] = len(files) / max(time.perf_counter() - started, 1e-9)
+    report["errors"] = errors
+    return report
+
+
+def import_directory(
+    *,
+    engine: Engine,
+    root: Path,
+    limits: ExtractionLimits,
+    replace: bool = False,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Store a labelled folder as training data (20% of it, by file, as holdout).
+
+    Unknown labels become industries; with ``replace``, every active industry the folder does not
+    name is retired (its data and history stay). Returns counts and the files that could not be read.
+    """
+    files = labelled_files(root)
+    labels = sorted({item.label for item in files})
+    added: Counter[str] = Counter()
+    errors = []
+    with session_scope(engine) as session:
+        existing = {row.name: row for row in session.exec(select(Industry))}
+        for label in labels:
+            industry = existing.get(label)
+            if industry is None:
+                session.add(Industry(name=label, description=label.replace("_", " ").replace("-", " ")))
+                audit.record(
+                    session, action="industry.created", subject_type="industry", subject_id=label, actor=actor
+                )
+            elif industry.status != IndustryStatus.active:
+                industry.status = IndustryStatus.active
+                industry.updated_at = utcnow()
+                session.add(industry)
+        retired = []
+        if replace:
+            for name, industry in existing.items():
+                if name not in labels and industry.status == IndustryStatus.active:
+                    industry.status = IndustryStatus.retired
+                    industry.updated_at = utcnow()
+                    session.add(industry)
+                    retired.append(name)
+                    audit.record(
+                        session,
+                        action="industry.retired",
+                        subject_type="industry",
+                        subject_id=name,
+                        actor=actor,
+                    )
+        known = {
+            (row.content_hash, row.label)
+            for row in session.exec(
+                select(TrainingExample).where(TrainingExample.source == ExampleSource.import_)
+            )
+        }
+    examples = []
+    for item, text in _texts(files, limits):
+        if isinstance(text, HeronError):
+            errors.append({"path": str(item.path), **text.as_dict()})
+            continue
+        key = (content_hash(text), item.label)
+        if key in known:
+            continue
+        known.add(key)
+        origin = f"{root.name}/{item.path.relative_to(root)}"
+        examples.append(
+            TrainingExample(
+                text=text,
+                content_hash=key[0],
+                label=item.label,
+                source=ExampleSource.import_,
+                split=Split.holdout if is_holdout(origin) else Split.train,
+                origin=origin[:255],
+            )
+        )
+        added[item.label] += 1
+    with session_scope(engine) as session:
+        session.add_all(examples)
+    return {"added": dict(added), "labels": labels, "retired": retired, "errors": errors}

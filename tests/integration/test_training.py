@@ -1,0 +1,75 @@
+"""Training use cases on a real database: incremental updates, new industries, promotion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from core.db import session_scope
+from core.db.tables import ExampleSource, ModelVersion, Split, TrainingExample
+from core.errors import Invalid
+from core.runtime import open_runtime
+from core.services.industries import create_industry
+from core.services.training import train_incremental
+from tests.conftest import make_settings
+from tests.documents import OBVIOUS, REAL_ESTATE
+
+
+@pytest.fixture
+def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
+    runtime = open_runtime(make_settings(tmp_path))
+    yield runtime
+    runtime.close()
+
+
+def test_a_described_industry_is_predicted_before_it_has_any_example(fresh) -> None:  # type: ignore[no-untyped-def]
+    # Given the starter model and a new industry with only a description
+    create_industry(
+        engine=fresh.engine,
+        name="Real estate",
+        description=(
+            "Property listings, house sales and lettings, estate agents, surveys, tenancies and mortgages."
+        ),
+    )
+    # When documents clearly about it arrive
+    _, model = fresh.models.active(fresh.engine)
+    verdicts = model.classify(REAL_ESTATE, fresh.policy, encoder=fresh.encoder)
+    # Then most of them are predicted as the new industry, through the transformer tier
+    assert sum(v.label == "real_estate" for v in verdicts) >= 6
+    assert all(v.escalated for v in verdicts)
+    # And obvious documents of the old industries keep their labels
+    others = model.classify(list(OBVIOUS.values()), fresh.policy, encoder=fresh.encoder)
+    assert sum(v.label == label for v, label in zip(others, OBVIOUS, strict=True)) >= 6
+
+
+def test_incremental_training_learns_new_examples_in_seconds(fresh) -> None:  # type: ignore[no-untyped-def]
+    # Given nothing new, an incremental run refuses with a reason
+    with pytest.raises(Invalid, match="No training examples were added"):
+        train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    # Given a new industry and a few labelled examples of it
+    create_industry(engine=fresh.engine, name="real_estate", description="Houses and property.")
+    with session_scope(fresh.engine) as session:
+        for i, text in enumerate(REAL_ESTATE):
+            session.add(
+                TrainingExample(
+                    text=text,
+                    content_hash=f"re{i}",
+                    label="real_estate",
+                    source=ExampleSource.feedback,
+                    split=Split.train,
+                    origin=f"test/{i}",
+                )
+            )
+    # When the model is updated incrementally
+    outcome = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    # Then a new incremental version exists, its fast tier knows the new industry
+    assert outcome.seconds < 60
+    with session_scope(fresh.engine) as session:
+        version = session.get(ModelVersion, outcome.version_id)
+        assert version.kind == "incremental" and version.parent_id == 1
+        assert version.trained_on["new_examples"] == len(REAL_ESTATE)
+        assert "real_estate" in version.labels
+        statuses = {v.id: v.status for v in session.exec(select(ModelVersion))}
+    assert outcome.activated == (statuses[outcome.version_id] == "active")
