@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -119,8 +118,13 @@ def main() -> None:
 
 
 def worker(model_file: Path) -> None:
-    """Classify the starter documents as a worker would; report docs/s and peak RSS."""
-    docs = [item.text for item in read_text_corpus(ROOT / "data" / "starter")]
+    """Classify never-trained-on documents as a worker would; report docs/s and peak RSS."""
+    items = read_text_corpus(ROOT / "data" / "starter")
+    unseen = [item.text for item, held in zip(items, stratified_holdout(items), strict=True) if held]
+    dev = ROOT.parent / "shared" / "corpora" / "industry-dev"
+    if dev.is_dir():
+        unseen += [item.text for item in read_text_corpus(dev)]
+    docs = (unseen * (1 + 500 // len(unseen)))[:500]
     model = HeronModel.from_bytes(model_file.read_bytes())
     encoder = TextEncoder()
     encoder.embed(["warm-up"])
@@ -131,9 +135,12 @@ def worker(model_file: Path) -> None:
         verdicts += model.classify(docs[start : start + 32], policy, encoder=encoder)
     elapsed = time.perf_counter() - started
     escalated = np.mean([v.escalated for v in verdicts])
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: on Linux a child inherits its parent's ru_maxrss across fork+exec.
+    status = Path("/proc/self/status").read_text()
+    rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
     print(
-        f"pipeline, {len(docs)} starter documents, default routing (escalate < "
+        f"pipeline, {len(docs)} never-trained-on documents (starter holdout + industry-dev), "
+        f"default routing (escalate < "
         f"{policy.escalation_threshold}), batches of 32: {len(docs) / elapsed:.1f} docs/s, "
         f"{escalated:.0%} escalated; worker peak RSS {rss_mb:.0f} MB"
     )
