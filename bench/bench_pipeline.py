@@ -2,7 +2,8 @@
 
 Starts a real `heron api` on a fresh data dir, uploads N text documents from C concurrent HTTP
 clients, polls every job to COMPLETED and prints documents/s and upload-to-result latency.
-The baseline printed beside it is the fast tier alone, in-process, on the same texts.
+The baseline printed beside it is the routed model alone, in-process and batched, on the same texts.
+Each upload is one job and each job one actor call, so the transformer tier sees batches of one here.
 
     .venv/bin/python bench/bench_pipeline.py [--docs 300] [--clients 8]
 """
@@ -25,7 +26,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.classify.model import RoutingPolicy  # noqa: E402
 from core.corpus import read_text_corpus  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
@@ -50,7 +50,7 @@ def main() -> None:
     runtime = open_runtime(load_settings(data_dir=data_dir, database_url="", broker_url=""))
     model = runtime.models.active(runtime.engine)[1]
     started = time.perf_counter()
-    model.classify(texts, RoutingPolicy())
+    model.classify(texts, runtime.policy, encoder=runtime.encoder)
     baseline = len(texts) / (time.perf_counter() - started)
     runtime.close()
 
@@ -94,7 +94,7 @@ def main() -> None:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"baseline  fast tier alone, in-process: {baseline:,.0f} docs/s")
+    print(f"baseline  routed model alone, in-process, one batch: {baseline:,.0f} docs/s")
     print(
         f"pipeline  {args.docs} uploads, {args.clients} clients, embedded SQLite + in-process queue: "
         f"{args.docs / elapsed:,.1f} docs/s; upload->COMPLETED p50 {pct(0.5):.0f} ms, "

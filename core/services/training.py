@@ -163,9 +163,45 @@ def _train_full(
         "by_label": dict(Counter(e.label for e in train)),
         "max_example_id": max(e.id for e in train),
     }
+    return _register(
+        engine,
+        model,
+        report,
+        parent_id=parent_id,
+        kind="full",
+        trained_on=trained_on,
+        holdout=holdout,
+        policy=policy,
+        prototypes=prototypes,
+        encoder=encoder,
+        actor=actor,
+        always_activate=always_activate,
+        promotion_margin=promotion_margin,
+        started=started,
+    )
+
+
+def _register(
+    engine: Engine,
+    model: HeronModel,
+    report: dict[str, Any],
+    *,
+    parent_id: int | None,
+    kind: str,
+    trained_on: dict[str, Any],
+    holdout: list[TrainingExample],
+    policy: RoutingPolicy,
+    prototypes: dict[str, Any],
+    encoder: Encoder,
+    actor: str | None,
+    always_activate: bool,
+    promotion_margin: float,
+    started: float,
+) -> TrainingOutcome:
+    """Store the trained model as a version with its report, and promote it if it is not worse."""
     with session_scope(engine) as session:
         version = store_version(
-            session, model, parent_id=parent_id, kind="full", metrics=_headline(report), trained_on=trained_on
+            session, model, parent_id=parent_id, kind=kind, metrics=_headline(report), trained_on=trained_on
         )
         session.add(EvaluationReport(model_version_id=version.id, dataset=HOLDOUT_DATASET, report=report))
         activated, reason = _promotion_decision(
@@ -190,6 +226,7 @@ def _train_full(
             activated=activated,
             reason=reason,
             macro_f1=report.get("macro_f1"),
+            kind=kind,
         )
         version_id = version.id
     return TrainingOutcome(
@@ -256,39 +293,21 @@ def train_incremental(
             "new_examples": len(new),
             "rehearsal_examples": len(rehearsal),
         }
-        with session_scope(engine) as session:
-            version = store_version(
-                session,
-                model,
-                parent_id=parent_id,
-                kind="incremental",
-                metrics=_headline(report),
-                trained_on=trained_on,
-            )
-            session.add(EvaluationReport(model_version_id=version.id, dataset=HOLDOUT_DATASET, report=report))
-            activated, reason = _promotion_decision(
-                session, report, parent_id, holdout, policy, prototypes, encoder, False, promotion_margin
-            )
-            if activated:
-                activate(session, version.id, actor=actor)
-            audit.record(
-                session,
-                action="model.trained",
-                subject_type="model",
-                subject_id=version.id,
-                actor=actor,
-                activated=activated,
-                reason=reason,
-                macro_f1=report.get("macro_f1"),
-                kind="incremental",
-            )
-            version_id = version.id
-        return TrainingOutcome(
-            version_id=version_id,
-            activated=activated,
-            metrics=_headline(report),
-            reason=reason,
-            seconds=time.perf_counter() - started,
+        return _register(
+            engine,
+            model,
+            report,
+            parent_id=parent_id,
+            kind="incremental",
+            trained_on=trained_on,
+            holdout=holdout,
+            policy=policy,
+            prototypes=prototypes,
+            encoder=encoder,
+            actor=actor,
+            always_activate=False,
+            promotion_margin=promotion_margin,
+            started=started,
         )
 
 
