@@ -7,10 +7,14 @@ from scipy.optimize import minimize_scalar
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; ``-inf`` marks a label that is not allowed, and a row with no allowed
+    label at all gets zeros (no opinion) instead of NaN."""
     logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    top = logits.max(axis=1, keepdims=True) if logits.shape[1] else np.zeros((len(logits), 1))
+    empty = ~np.isfinite(top)
+    exp = np.exp(logits - np.where(empty, 0.0, top))
+    total = exp.sum(axis=1, keepdims=True)
+    return np.divide(exp, total, out=np.zeros_like(exp), where=total > 0)
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:

@@ -185,7 +185,7 @@ class HeronModel:
             reasons.append("low_confidence")
         if len(order) > 1 and top - runner_up < policy.review_margin:
             reasons.append("small_margin")
-        if escalated and int(np.argmax(fast)) != int(order[0]):
+        if escalated and fast.max() > 0 and int(np.argmax(fast)) != int(order[0]):
             reasons.append("tiers_disagree")
         return Verdict(
             label=labels[order[0]],
