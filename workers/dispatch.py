@@ -54,6 +54,8 @@ def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | Non
         in_process = runtime.settings.in_process_broker
         handle = WorkerHandle(broker=broker)
         if run_worker if run_worker is not None else in_process:
+            # Load MiniLM now rather than inside the first escalated job (a second of latency).
+            runtime.encoder.embed(["warm-up"])
             handle.worker = dramatiq.Worker(broker, worker_threads=runtime.settings.worker_threads)
             handle.worker.start()
         if sweep if sweep is not None else in_process:
