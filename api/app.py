@@ -16,6 +16,7 @@ from api.controllers import (
     FeedbackController,
     IndustriesController,
     JobsController,
+    ModelsController,
     TrainingController,
     health,
 )
@@ -49,7 +50,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 app.state.runtime.close()
 
     return Litestar(
-        route_handlers=[JobsController, FeedbackController, IndustriesController, TrainingController, health],
+        route_handlers=[
+            JobsController,
+            FeedbackController,
+            IndustriesController,
+            ModelsController,
+            TrainingController,
+            health,
+        ],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

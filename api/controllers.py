@@ -5,16 +5,18 @@ from __future__ import annotations
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, MultipartBody
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from api.schemas import (
     Accepted,
     FeedbackCreate,
     FeedbackCreated,
+    FeedbackIds,
     Health,
     IndustryCreate,
     IndustryCreated,
+    Page,
     RetrainAccepted,
     RetrainRequest,
     SkippedMember,
@@ -24,9 +26,11 @@ from core.db import session_scope
 from core.errors import Invalid
 from core.runtime import Runtime
 from core.services.documents import submit_batch
-from core.services.feedback import submit_feedback
+from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
 from core.services.industries import create_industry
-from core.services.jobs import JobView, get_job
+from core.services.jobs import JobView, get_job, list_jobs
+from core.services.models import activate, list_versions, version_report
+from core.services.review import review_queue
 from workers import dispatch
 
 
@@ -76,6 +80,39 @@ class JobsController(Controller):
             ],
         )
 
+    @get("/jobs", sync_to_thread=True)
+    def jobs(
+        self,
+        runtime: NamedDependency[Runtime],
+        status: FromQuery[str | None] = None,
+        needs_review: FromQuery[bool | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Jobs, newest first, filtered by status and by whether they need review."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_jobs(
+                session=session, status=status, needs_review=needs_review, **_paging(limit, offset)
+            )
+        return Page(items=items, total=total)
+
+    @get("/review", sync_to_thread=True)
+    def review(
+        self,
+        runtime: NamedDependency[Runtime],
+        strategy: FromQuery[str] = "least_confidence",
+        reason: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Predictions that need a person, most uncertain first, not yet labelled by anyone."""
+        with session_scope(runtime.engine) as session:
+            items, total = review_queue(
+                session=session, strategy=strategy, reason=reason, label=label, **_paging(limit, offset)
+            )
+        return Page(items=items, total=total)
+
     @get("/jobs/{job_id:str}", sync_to_thread=True)
     def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
         """A job with its prediction (or its error) and any correction."""
@@ -100,6 +137,73 @@ class FeedbackController(Controller):
             feedback_id=feedback.id,
             status=feedback.status,
         )
+
+    @get("/", sync_to_thread=True)
+    def list(
+        self,
+        runtime: NamedDependency[Runtime],
+        status: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Corrections with who made them, the model's answer and disagreements between annotators."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_feedback(session=session, status=status, **_paging(limit, offset))
+        return Page(items=items, total=total)
+
+    @post("/{feedback_id:int}/approve", status_code=HTTP_200_OK, sync_to_thread=True)
+    def approve(self, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]) -> FeedbackView:
+        """Approve one correction: it becomes training (or gold) data and the model updates."""
+        return _decide(runtime, [feedback_id], approve=True)[0]
+
+    @post("/{feedback_id:int}/reject", status_code=HTTP_200_OK, sync_to_thread=True)
+    def reject(self, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]) -> FeedbackView:
+        """Reject one correction: it never trains anything."""
+        return _decide(runtime, [feedback_id], approve=False)[0]
+
+    @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True)
+    def approve_many(self, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackIds]) -> Page:
+        """Approve several corrections at once (all or none)."""
+        items = _decide(runtime, data.ids, approve=True)
+        return Page(items=items, total=len(items))
+
+
+def _decide(runtime: Runtime, ids: list[int], *, approve: bool) -> list[FeedbackView]:
+    decided = decide(engine=runtime.engine, feedback_ids=ids, approve=approve)
+    if approve:
+        dispatch.send_train(incremental=True)
+    return decided
+
+
+def _paging(limit: int, offset: int) -> dict[str, int]:
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise Invalid(f"limit must be 1–1000 and offset ≥ 0 (got limit={limit}, offset={offset}).")
+    return {"limit": limit, "offset": offset}
+
+
+class ModelsController(Controller):
+    path = "/api/models"
+    tags = ["models"]
+
+    @get("/", sync_to_thread=True)
+    def list(self, runtime: NamedDependency[Runtime]) -> Page:
+        """Every model version with its status, parent and headline metrics."""
+        with session_scope(runtime.engine) as session:
+            items = list_versions(session)
+        return Page(items=items, total=len(items))
+
+    @post("/{version_id:int}/activate", status_code=HTTP_200_OK, sync_to_thread=True)
+    def activate(self, runtime: NamedDependency[Runtime], version_id: FromPath[int]) -> dict:
+        """Make this version the active one (promotion or rollback); every process follows within seconds."""
+        with session_scope(runtime.engine) as session:
+            activate(session, version_id)
+        return {"id": version_id, "status": "active"}
+
+    @get("/{version_id:int}/report", sync_to_thread=True)
+    def report(self, runtime: NamedDependency[Runtime], version_id: FromPath[int]) -> dict:
+        """The version's evaluation report(s)."""
+        with session_scope(runtime.engine) as session:
+            return version_report(session, version_id)
 
 
 class IndustriesController(Controller):
@@ -134,9 +238,9 @@ class TrainingController(Controller):
 
     @post("/retrain_model", status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
     def retrain(self, data: JSONBody[RetrainRequest | None] = None) -> RetrainAccepted:
-        """Queue a full retrain from all stored training data."""
+        """Queue a full retrain from all stored data, or (feedback only) an incremental update."""
         request = data or RetrainRequest()
-        dispatch.send_train()
+        dispatch.send_train(incremental=request.retrain_on_feedback_only)
         return RetrainAccepted(
             message="Retraining queued.", retrain_on_feedback_only=request.retrain_on_feedback_only
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -66,3 +68,14 @@ class RetrainAccepted(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class FeedbackIds(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class Page(BaseModel):
+    """A page of a list: the items and how many there are in all."""
+
+    items: list[Any]
+    total: int

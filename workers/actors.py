@@ -6,8 +6,9 @@ import logging
 
 import dramatiq
 
+from core.errors import Conflict, Invalid
 from core.services.jobs import process_job
-from core.services.training import train_full
+from core.services.training import train_full, train_incremental
 from core.settings import get_settings
 from workers import context
 
@@ -38,10 +39,27 @@ def classify_job(job_id: str) -> None:
     log.info("job %s %s", job_id, status)
 
 
-@dramatiq.actor(actor_name="models.train", queue_name="training", max_retries=0, time_limit=60 * 60 * 1000)
-def train_model(actor: str | None = None) -> None:
+@dramatiq.actor(
+    actor_name="models.train",
+    queue_name="training",
+    max_retries=30,
+    min_backoff=2_000,
+    max_backoff=30_000,
+    time_limit=60 * 60 * 1000,
+)
+def train_model(actor: str | None = None, mode: str = "full") -> None:
+    """Train a new version. Requests that arrive while another run holds the training lease are
+    retried after it; an incremental run finding nothing new ends quietly (it was coalesced into
+    the run before it)."""
     runtime = context.runtime()
-    outcome = train_full(
-        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor=actor
-    )
+    train = train_incremental if mode == "incremental" else train_full
+    try:
+        outcome = train(
+            engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor=actor
+        )
+    except Conflict as busy:
+        raise dramatiq.Retry(busy.message, delay=2_000) from busy
+    except Invalid as nothing:
+        log.info("training skipped: %s", nothing.message)
+        return
     log.info("trained model %s (activated=%s: %s)", outcome.version_id, outcome.activated, outcome.reason)

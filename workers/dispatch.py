@@ -81,10 +81,10 @@ def send_classify(job_id: str) -> None:
     classify_job.send(job_id)
 
 
-def send_train(actor: str | None = None) -> None:
+def send_train(actor: str | None = None, *, incremental: bool = False) -> None:
     from workers.actors import train_model
 
-    train_model.send(actor)
+    train_model.send(actor, "incremental" if incremental else "full")
 
 
 def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:

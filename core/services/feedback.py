@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from core.corpus import content_hash, is_holdout
 from core.db import session_scope
-from core.db.tables import Feedback, Job
-from core.errors import NotFound
+from core.db.tables import (
+    Document,
+    ExampleSource,
+    Feedback,
+    FeedbackStatus,
+    Job,
+    Prediction,
+    Split,
+    TrainingExample,
+    utcnow,
+)
+from core.errors import Invalid, NotFound
 from core.services import audit
 from core.services.industries import require_active_industry
 
@@ -34,3 +49,130 @@ def submit_feedback(*, engine: Engine, job_id: str, label: str, author: str | No
             label=feedback.label,
         )
     return feedback
+
+
+@dataclass(frozen=True)
+class FeedbackView:
+    id: int
+    job_id: str
+    label: str
+    status: str
+    author: str | None
+    reviewer: str | None
+    created_at: datetime
+    reviewed_at: datetime | None
+    predicted: str | None
+    disagreement: bool
+
+
+def list_feedback(
+    *, session: Session, status: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[FeedbackView], int]:
+    """Feedback, oldest first; ``disagreement`` flags jobs whose annotators gave different labels."""
+    query = select(Feedback)
+    if status:
+        if status not in {s.value for s in FeedbackStatus}:
+            raise Invalid(f"Unknown feedback status {status!r}; use pending, approved or rejected.")
+        query = query.where(Feedback.status == status)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Feedback.id).offset(offset).limit(limit)).all()
+    return [_feedback_view(session, row) for row in rows], int(total)
+
+
+def _feedback_view(session: Session, row: Feedback) -> FeedbackView:
+    labels = set(
+        session.exec(
+            select(Feedback.label).where(
+                Feedback.job_id == row.job_id, Feedback.status != FeedbackStatus.rejected
+            )
+        )
+    )
+    predicted = session.exec(select(Prediction.label).where(Prediction.job_id == row.job_id)).first()
+    return FeedbackView(
+        id=row.id,
+        job_id=row.job_id,
+        label=row.label,
+        status=row.status,
+        author=row.author,
+        reviewer=row.reviewer,
+        created_at=row.created_at,
+        reviewed_at=row.reviewed_at,
+        predicted=predicted,
+        disagreement=len(labels) > 1,
+    )
+
+
+def decide(
+    *,
+    engine: Engine,
+    feedback_ids: list[int],
+    approve: bool,
+    reviewer: str | None = None,
+    gold_share: float = 0.2,
+) -> list[FeedbackView]:
+    """Approve or reject pending feedback; approved labels become training data.
+
+    A fixed, deterministic share of approved documents (decided by the document's hash, so the
+    same document always lands on the same side) becomes the gold set: judged on, never trained on.
+
+    Raises:
+        NotFound: an id does not exist. Invalid: one of them was already decided.
+    """
+    with session_scope(engine) as session:
+        rows = []
+        for feedback_id in dict.fromkeys(feedback_ids):
+            row = session.get(Feedback, feedback_id)
+            if row is None:
+                raise NotFound(f"Feedback {feedback_id} does not exist.")
+            if row.status != FeedbackStatus.pending:
+                raise Invalid(f"Feedback {feedback_id} is already {row.status}.")
+            rows.append(row)
+        for row in rows:
+            row.status = FeedbackStatus.approved if approve else FeedbackStatus.rejected
+            row.reviewer = reviewer
+            row.reviewed_at = utcnow()
+            session.add(row)
+            audit.record(
+                session,
+                action="feedback.approved" if approve else "feedback.rejected",
+                subject_type="feedback",
+                subject_id=row.id,
+                actor=reviewer,
+                job_id=row.job_id,
+                label=row.label,
+            )
+            if approve:
+                _add_training_example(session, row, gold_share)
+        session.flush()
+        ids = [row.id for row in rows]
+    with session_scope(engine) as session:
+        return [_feedback_view(session, session.get(Feedback, feedback_id)) for feedback_id in ids]
+
+
+def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> None:
+    job = session.get(Job, feedback.job_id)
+    document = session.get(Document, job.document_id)
+    if not document or not document.text:
+        return
+    digest = content_hash(document.text)
+    exists = session.exec(
+        select(TrainingExample.id).where(
+            TrainingExample.content_hash == digest,
+            TrainingExample.label == feedback.label,
+            TrainingExample.source == ExampleSource.feedback,
+        )
+    ).first()
+    if exists:
+        return
+    session.add(
+        TrainingExample(
+            text=document.text,
+            content_hash=digest,
+            document_id=document.id,
+            feedback_id=feedback.id,
+            label=feedback.label,
+            source=ExampleSource.feedback,
+            split=Split.holdout if is_holdout(f"document:{document.sha256}", gold_share) else Split.train,
+            origin=f"feedback/{feedback.id}",
+        )
+    )

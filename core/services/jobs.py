@@ -270,3 +270,26 @@ def requeue_stale_jobs(*, engine: Engine, pending_older_than: float, lease_secon
         if stale:
             session.execute(update(Job).where(Job.id.in_(stale)).values(updated_at=now))
     return stale
+
+
+def list_jobs(
+    *,
+    session: Session,
+    status: str | None = None,
+    needs_review: bool | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[JobView], int]:
+    """Jobs, newest first, filtered by status and by whether their prediction needs review."""
+    from sqlalchemy import func
+
+    query = select(Job)
+    if status:
+        query = query.where(Job.status == status)
+    if needs_review is not None:
+        query = query.join(Prediction, Prediction.job_id == Job.id).where(
+            Prediction.needs_review == needs_review
+        )
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)).all()
+    return [_view(session, job) for job in rows], int(total)

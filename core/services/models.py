@@ -142,3 +142,22 @@ def list_versions(session: Session) -> list[dict[str, Any]]:
         }
         for v in versions
     ]
+
+
+def version_report(session: Session, version_id: int) -> dict[str, Any]:
+    """A version's metrics and every evaluation report stored for it."""
+    from core.db.tables import EvaluationReport
+
+    version = session.get(ModelVersion, version_id)
+    if version is None:
+        raise NotFound(f"Model version {version_id} does not exist.")
+    reports = session.exec(
+        select(EvaluationReport).where(EvaluationReport.model_version_id == version_id)
+    ).all()
+    return {
+        "id": version.id,
+        "status": version.status,
+        "metrics": version.metrics,
+        "trained_on": version.trained_on,
+        "reports": {report.dataset: report.report for report in reports},
+    }

@@ -1,0 +1,103 @@
+"""The review-then-retrain loop through the HTTP API on the real in-process broker."""
+
+from __future__ import annotations
+
+import time
+
+from sqlmodel import select
+
+from core.classify.model import HeronModel
+from core.db import session_scope
+from core.db.tables import ModelVersion, TrainingExample
+from tests.conftest import wait_for_job
+from tests.documents import REAL_ESTATE
+
+
+def _upload(client, text: str, name: str) -> dict:  # type: ignore[no-untyped-def]
+    job_id = client.post("/api/classify_file", files={"file": (name, text.encode())}).json()["job_id"]
+    return wait_for_job(client, job_id)
+
+
+def test_approved_corrections_train_a_new_version_that_gets_them_right(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given a new industry and documents about it that the model files elsewhere
+    assert client.post("/api/industries", json={"industry_name": "housing_market"}).status_code == 202
+    jobs = [
+        _upload(client, text + f" (listing {i})", f"listing{i}.txt") for i, text in enumerate(REAL_ESTATE)
+    ]
+    # When an annotator corrects each one and a reviewer approves them in bulk
+    ids = []
+    for job in jobs:
+        response = client.post(
+            "/api/feedback/", json={"job_id": job["id"], "corrected_classification": "housing_market"}
+        )
+        ids.append(response.json()["feedback_id"])
+    pending = client.get("/api/feedback", params={"status": "pending", "limit": 1000}).json()
+    assert set(ids) <= {item["id"] for item in pending["items"]}
+    with session_scope(runtime.engine) as session:
+        before = {v.id for v in session.exec(select(ModelVersion))}
+    approved = client.post("/api/feedback/approve", json={"ids": ids})
+    assert approved.status_code == 200 and {i["status"] for i in approved.json()["items"]} == {"approved"}
+    # Then the approved labels are training data (a share of them gold, never trained on) ...
+    with session_scope(runtime.engine) as session:
+        examples = session.exec(
+            select(TrainingExample).where(TrainingExample.label == "housing_market")
+        ).all()
+    assert len(examples) == len(REAL_ESTATE)
+    trained = [e for e in examples if e.split == "train"]
+    assert trained, "every approved example went to the gold set"
+    # ... and an incremental version appears within seconds that learned them
+    deadline = time.monotonic() + 120
+    new: list[ModelVersion] = []
+    while not new and time.monotonic() < deadline:
+        time.sleep(0.5)
+        with session_scope(runtime.engine) as session:
+            new = [v for v in session.exec(select(ModelVersion)) if v.id not in before]
+    assert new, "no model version was trained after the approval"
+    version = new[0]
+    assert version.kind == "incremental" and "housing_market" in version.labels
+    model = HeronModel.from_bytes(version.artifact)
+    verdicts = model.classify([e.text for e in trained], runtime.policy, encoder=runtime.encoder)
+    assert sum(v.label == "housing_market" for v in verdicts) >= len(trained) - 1
+    # And the job view shows the approved correction
+    assert client.get(f"/api/jobs/{jobs[0]['id']}").json()["feedback_status"] == "approved"
+    # Deciding twice is refused with a code
+    again = client.post(f"/api/feedback/{ids[0]}/reject")
+    assert (again.status_code, again.json()["code"]) == (422, "invalid")
+
+
+def test_the_review_queue_puts_the_least_certain_first(client) -> None:  # type: ignore[no-untyped-def]
+    _upload(client, "Notes from the meeting. Several items were discussed and some were agreed.", "vague.txt")
+    for strategy in ("least_confidence", "margin", "entropy"):
+        page = client.get("/api/review", params={"strategy": strategy, "limit": 1000}).json()
+        assert page["total"] == len(page["items"]) and page["total"] >= 1
+        assert all(item["needs_review"] for item in page["items"])
+        assert all(item["corrected_classification"] is None for item in page["items"])
+    by_confidence = client.get("/api/review", params={"strategy": "least_confidence", "limit": 1000}).json()[
+        "items"
+    ]
+    confidences = [item["confidence"] for item in by_confidence]
+    assert confidences == sorted(confidences)
+    bad = client.get("/api/review", params={"strategy": "coin_flip"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid")
+
+
+def test_job_list_pages_and_filters(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/api/jobs", params={"status": "COMPLETED", "limit": 2}).json()
+    assert len(page["items"]) <= 2 and page["total"] >= len(page["items"])
+    assert {item["status"] for item in page["items"]} <= {"COMPLETED"}
+    too_many = client.get("/api/jobs", params={"limit": 5000})
+    assert (too_many.status_code, too_many.json()["code"]) == (422, "invalid")
+
+
+def test_models_can_be_listed_inspected_and_rolled_back(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    models = client.get("/api/models").json()["items"]
+    assert models and {"id", "status", "parent_id", "metrics", "created_at"} <= set(models[0])
+    first = min(m["id"] for m in models)
+    report = client.get(f"/api/models/{first}/report").json()
+    assert "starter_holdout" in report["reports"] and "macro_f1" in report["reports"]["starter_holdout"]
+    active = next(m["id"] for m in models if m["status"] == "active")
+    assert client.post(f"/api/models/{first}/activate").status_code == 200
+    statuses = {m["id"]: m["status"] for m in client.get("/api/models").json()["items"]}
+    assert statuses[first] == "active" and (active == first or statuses[active] == "retired")
+    assert client.post(f"/api/models/{active}/activate").status_code == 200
+    assert client.post("/api/models/99999/activate").json()["code"] == "not_found"
