@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
+from api.auth import actor, requires
 from api.schemas import (
     Accepted,
     FeedbackCreate,
@@ -38,9 +39,10 @@ class JobsController(Controller):
     path = "/api"
     tags = ["jobs"]
 
-    @post(["/classify_file"], status_code=HTTP_200_OK, sync_to_thread=True)
+    @post(["/classify_file"], status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
     def classify_file(
         self,
+        request: Request,
         runtime: NamedDependency[Runtime],
         data: MultipartBody[dict[str, UploadFile]],
     ) -> Accepted:
@@ -58,6 +60,7 @@ class JobsController(Controller):
             filename=upload.filename,
             client_content_type=upload.content_type,
             max_bytes=runtime.settings.max_upload_bytes,
+            submitted_by=actor(request),
             limits=runtime.extraction_limits,
         )
         for job in submission.jobs:
@@ -80,7 +83,7 @@ class JobsController(Controller):
             ],
         )
 
-    @get("/jobs", sync_to_thread=True)
+    @get("/jobs", sync_to_thread=True, guards=[requires("annotator")])
     def jobs(
         self,
         runtime: NamedDependency[Runtime],
@@ -96,7 +99,7 @@ class JobsController(Controller):
             )
         return Page(items=items, total=total)
 
-    @get("/review", sync_to_thread=True)
+    @get("/review", sync_to_thread=True, guards=[requires("annotator")])
     def review(
         self,
         runtime: NamedDependency[Runtime],
@@ -113,7 +116,7 @@ class JobsController(Controller):
             )
         return Page(items=items, total=total)
 
-    @get("/jobs/{job_id:str}", sync_to_thread=True)
+    @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
         """A job with its prediction (or its error) and any correction."""
         with session_scope(runtime.engine) as session:
@@ -124,11 +127,16 @@ class FeedbackController(Controller):
     path = "/api/feedback"
     tags = ["feedback"]
 
-    @post("/", status_code=HTTP_200_OK, sync_to_thread=True)
-    def create(self, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackCreate]) -> FeedbackCreated:
+    @post("/", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def create(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackCreate]
+    ) -> FeedbackCreated:
         """Correct (or confirm) a job's industry; the correction waits for a reviewer."""
         feedback = submit_feedback(
-            engine=runtime.engine, job_id=data.job_id, label=data.corrected_classification
+            engine=runtime.engine,
+            job_id=data.job_id,
+            label=data.corrected_classification,
+            author=actor(request),
         )
         return FeedbackCreated(
             message="Feedback recorded; it trains the model once a reviewer approves it.",
@@ -138,7 +146,7 @@ class FeedbackController(Controller):
             status=feedback.status,
         )
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
     def list(
         self,
         runtime: NamedDependency[Runtime],
@@ -151,27 +159,43 @@ class FeedbackController(Controller):
             items, total = list_feedback(session=session, status=status, **_paging(limit, offset))
         return Page(items=items, total=total)
 
-    @post("/{feedback_id:int}/approve", status_code=HTTP_200_OK, sync_to_thread=True)
-    def approve(self, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]) -> FeedbackView:
+    @post(
+        "/{feedback_id:int}/approve",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("reviewer")],
+    )
+    def approve(
+        self, request: Request, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]
+    ) -> FeedbackView:
         """Approve one correction: it becomes training (or gold) data and the model updates."""
-        return _decide(runtime, [feedback_id], approve=True)[0]
+        return _decide(runtime, [feedback_id], approve=True, reviewer=actor(request))[0]
 
-    @post("/{feedback_id:int}/reject", status_code=HTTP_200_OK, sync_to_thread=True)
-    def reject(self, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]) -> FeedbackView:
+    @post(
+        "/{feedback_id:int}/reject",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("reviewer")],
+    )
+    def reject(
+        self, request: Request, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]
+    ) -> FeedbackView:
         """Reject one correction: it never trains anything."""
-        return _decide(runtime, [feedback_id], approve=False)[0]
+        return _decide(runtime, [feedback_id], approve=False, reviewer=actor(request))[0]
 
-    @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True)
-    def approve_many(self, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackIds]) -> Page:
+    @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def approve_many(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackIds]
+    ) -> Page:
         """Approve several corrections at once (all or none)."""
-        items = _decide(runtime, data.ids, approve=True)
+        items = _decide(runtime, data.ids, approve=True, reviewer=actor(request))
         return Page(items=items, total=len(items))
 
 
-def _decide(runtime: Runtime, ids: list[int], *, approve: bool) -> list[FeedbackView]:
-    decided = decide(engine=runtime.engine, feedback_ids=ids, approve=approve)
+def _decide(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | None) -> list[FeedbackView]:
+    decided = decide(engine=runtime.engine, feedback_ids=ids, approve=approve, reviewer=reviewer)
     if approve:
-        dispatch.send_train(incremental=True)
+        dispatch.send_train(reviewer, incremental=True)
     return decided
 
 
@@ -185,21 +209,25 @@ class ModelsController(Controller):
     path = "/api/models"
     tags = ["models"]
 
-    @get("/", sync_to_thread=True)
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
     def list(self, runtime: NamedDependency[Runtime]) -> Page:
         """Every model version with its status, parent and headline metrics."""
         with session_scope(runtime.engine) as session:
             items = list_versions(session)
         return Page(items=items, total=len(items))
 
-    @post("/{version_id:int}/activate", status_code=HTTP_200_OK, sync_to_thread=True)
-    def activate(self, runtime: NamedDependency[Runtime], version_id: FromPath[int]) -> dict:
+    @post(
+        "/{version_id:int}/activate", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("admin")]
+    )
+    def activate(
+        self, request: Request, runtime: NamedDependency[Runtime], version_id: FromPath[int]
+    ) -> dict:
         """Make this version the active one (promotion or rollback); every process follows within seconds."""
         with session_scope(runtime.engine) as session:
-            activate(session, version_id)
+            activate(session, version_id, actor=actor(request))
         return {"id": version_id, "status": "active"}
 
-    @get("/{version_id:int}/report", sync_to_thread=True)
+    @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
     def report(self, runtime: NamedDependency[Runtime], version_id: FromPath[int]) -> dict:
         """The version's evaluation report(s)."""
         with session_scope(runtime.engine) as session:
@@ -210,11 +238,13 @@ class IndustriesController(Controller):
     path = "/api/industries"
     tags = ["industries"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
-    def create(self, runtime: NamedDependency[Runtime], data: JSONBody[IndustryCreate]) -> IndustryCreated:
+    @post("/", status_code=HTTP_202_ACCEPTED, sync_to_thread=True, guards=[requires("reviewer")])
+    def create(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IndustryCreate]
+    ) -> IndustryCreated:
         """Add an industry (synthetic examples are generated when an LLM is configured)."""
         industry = create_industry(
-            engine=runtime.engine, name=data.industry_name, description=data.description
+            engine=runtime.engine, name=data.industry_name, description=data.description, actor=actor(request)
         )
         synthesis = "not_requested"
         if data.num_synthetic_documents:
@@ -236,13 +266,13 @@ class TrainingController(Controller):
     path = "/api"
     tags = ["training"]
 
-    @post("/retrain_model", status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
-    def retrain(self, data: JSONBody[RetrainRequest | None] = None) -> RetrainAccepted:
+    @post("/retrain_model", status_code=HTTP_202_ACCEPTED, sync_to_thread=True, guards=[requires("admin")])
+    def retrain(self, request: Request, data: JSONBody[RetrainRequest | None] = None) -> RetrainAccepted:
         """Queue a full retrain from all stored data, or (feedback only) an incremental update."""
-        request = data or RetrainRequest()
-        dispatch.send_train(incremental=request.retrain_on_feedback_only)
+        body = data or RetrainRequest()
+        dispatch.send_train(actor(request), incremental=body.retrain_on_feedback_only)
         return RetrainAccepted(
-            message="Retraining queued.", retrain_on_feedback_only=request.retrain_on_feedback_only
+            message="Retraining queued.", retrain_on_feedback_only=body.retrain_on_feedback_only
         )
 
 

@@ -92,9 +92,19 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
     from api.app import create_app
 
     _runtime(settings).close()  # migrate and train the starter model before binding the port
+    host = settings.api_host
+    if not settings.roles_by_key and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning(
+            "HERON_API_KEYS is empty, so every caller would be an admin: serving on 127.0.0.1 only "
+            "instead of %s. Set HERON_API_KEYS (key:role pairs) to serve other machines.",
+            host,
+        )
+        host = "127.0.0.1"
+    elif not settings.roles_by_key:
+        log.warning("HERON_API_KEYS is empty: the API serves local callers only, all with the admin role.")
     uvicorn.run(
         create_app(settings),
-        host=settings.api_host,
+        host=host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,

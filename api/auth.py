@@ -1,0 +1,59 @@
+"""API keys and roles: annotator < reviewer < admin.
+
+Keys come from ``HERON_API_KEYS`` (``key:role`` pairs) and are sent as ``Authorization: Bearer KEY``
+or ``X-API-Key: KEY``. With no keys configured every caller is an admin, which is why `heron api`
+then listens on 127.0.0.1 only, and this guard also refuses callers from other addresses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient", "testserver"}
+
+
+def presented_key(connection: ASGIConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return connection.headers.get("x-api-key") or None
+
+
+def caller(connection: ASGIConnection) -> tuple[str, str]:
+    """(role, actor name) of the caller; the name is a hash prefix, never the key itself."""
+    keys: dict[str, str] = connection.app.state.runtime.settings.roles_by_key
+    if not keys:
+        client = connection.client.host if connection.client else ""
+        if client not in LOOPBACK and not client.startswith("127."):
+            raise PermissionDeniedException("No API keys are configured, so only local callers are served.")
+        return "admin", "local"
+    key = presented_key(connection)
+    if key is None:
+        raise NotAuthorizedException("Send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
+    for known, role in keys.items():
+        if hmac.compare_digest(known.encode(), key.encode()):
+            return role, "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    raise NotAuthorizedException("The API key is not valid.")
+
+
+def requires(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
+    """A guard letting through callers whose role is at least ``role``."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        granted, name = caller(connection)
+        if RANK[granted] < RANK[role]:
+            raise PermissionDeniedException(f"This needs the {role} role; the key has {granted}.")
+        connection.state.actor = name
+
+    return guard
+
+
+def actor(connection: ASGIConnection) -> str | None:
+    return getattr(connection.state, "actor", None)
