@@ -19,6 +19,7 @@ from api.controllers import (
     ModelsController,
     TrainingController,
     health,
+    ready,
 )
 from api.errors import EXCEPTION_HANDLERS
 from core.runtime import Runtime, open_runtime
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ModelsController,
             TrainingController,
             health,
+            ready,
         ],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},

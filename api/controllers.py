@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get, post
+import time
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
@@ -11,12 +14,14 @@ from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from api.auth import actor, requires
 from api.schemas import (
     Accepted,
+    Batch,
     FeedbackCreate,
     FeedbackCreated,
     FeedbackIds,
     Health,
     IndustryCreate,
     IndustryCreated,
+    IndustryUpdate,
     Page,
     RetrainAccepted,
     RetrainRequest,
@@ -24,13 +29,13 @@ from api.schemas import (
 )
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
-from core.errors import Invalid
+from core.errors import HeronError, Invalid
 from core.runtime import Runtime
-from core.services.documents import submit_batch
+from core.services.documents import Submission, group_as_batch, submit_batch
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
-from core.services.industries import create_industry
+from core.services.industries import create_industry, list_industries, retire_industry, update_industry
 from core.services.jobs import JobView, get_job, list_jobs
-from core.services.models import activate, list_versions, version_report
+from core.services.models import activate, list_versions, readiness, version_report
 from core.services.review import review_queue
 from workers import dispatch
 
@@ -45,30 +50,24 @@ class JobsController(Controller):
         request: Request,
         runtime: NamedDependency[Runtime],
         data: MultipartBody[dict[str, UploadFile]],
+        wait: FromQuery[float] = 0.0,
     ) -> Accepted:
         """Upload one document (multipart field ``file``); returns the job to poll.
 
-        A ZIP becomes a batch: one job per readable member, all sharing ``batch_id``.
+        A ZIP becomes a batch: one job per readable member, all sharing ``batch_id``. With
+        ``?wait=SECONDS`` (up to 60) the answer waits for the first job to finish and includes it.
         """
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise Invalid("Send the document as a multipart form field named 'file'.")
-        submission = submit_batch(
-            engine=runtime.engine,
-            blobs=runtime.blobs,
-            chunks=iter(lambda: upload.file.read(CHUNK_SIZE), b""),
-            filename=upload.filename,
-            client_content_type=upload.content_type,
-            max_bytes=runtime.settings.max_upload_bytes,
-            submitted_by=actor(request),
-            limits=runtime.extraction_limits,
-        )
-        for job in submission.jobs:
-            dispatch.send_classify(job.id)
+        if not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise Invalid(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {wait}).")
+        submission = _submit(request, runtime, upload)
         first = submission.jobs[0]
+        finished = _wait_for(runtime, first.id, wait) if wait else None
         return Accepted(
             job_id=first.id,
-            status=first.status,
+            status=finished.status if finished else first.status,
             original_filename=first.original_filename,
             message=(
                 f"ZIP received; {len(submission.jobs)} documents queued for classification."
@@ -77,11 +76,37 @@ class JobsController(Controller):
             ),
             batch_id=submission.batch_id,
             job_ids=[job.id for job in submission.jobs],
-            skipped=[
-                SkippedMember(filename=item.filename, code=item.code, message=item.message)
-                for item in submission.skipped
-            ],
+            skipped=_skipped(submission),
+            job=finished,
         )
+
+    @post(["/classify_files"], status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def classify_files(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        data: MultipartBody[dict[str, Any]],
+    ) -> Batch:
+        """Upload several documents (repeated multipart field ``files``) or one ZIP, as one batch."""
+        uploads = data.get("files") or data.get("file") or []
+        uploads = uploads if isinstance(uploads, list) else [uploads]
+        if not uploads or not all(isinstance(u, UploadFile) for u in uploads):
+            raise Invalid("Send the documents as multipart form fields named 'files'.")
+        if len(uploads) > MAX_FILES_PER_BATCH:
+            raise Invalid(f"At most {MAX_FILES_PER_BATCH} files per batch (got {len(uploads)}).")
+        jobs, skipped, refused = [], [], []
+        for upload in uploads:
+            try:
+                submission = _submit(request, runtime, upload)
+            except HeronError as error:
+                refused.append(
+                    SkippedMember(filename=upload.filename or "", code=error.code, message=error.message)
+                )
+                continue
+            jobs.extend(submission.jobs)
+            skipped.extend(_skipped(submission))
+        batch_id = group_as_batch(engine=runtime.engine, job_ids=[job.id for job in jobs]) if jobs else None
+        return Batch(batch_id=batch_id, job_ids=[job.id for job in jobs], skipped=skipped + refused)
 
     @get("/jobs", sync_to_thread=True, guards=[requires("annotator")])
     def jobs(
@@ -121,6 +146,41 @@ class JobsController(Controller):
         """A job with its prediction (or its error) and any correction."""
         with session_scope(runtime.engine) as session:
             return get_job(session=session, job_id=job_id)
+
+
+MAX_WAIT_SECONDS = 60
+MAX_FILES_PER_BATCH = 100
+
+
+def _submit(request: Request, runtime: Runtime, upload: UploadFile) -> Submission:
+    """Store one upload, create its job(s) and send them to the queue (after the commit)."""
+    submission = submit_batch(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=iter(lambda: upload.file.read(CHUNK_SIZE), b""),
+        filename=upload.filename,
+        client_content_type=upload.content_type,
+        max_bytes=runtime.settings.max_upload_bytes,
+        submitted_by=actor(request),
+        limits=runtime.extraction_limits,
+    )
+    for job in submission.jobs:
+        dispatch.send_classify(job.id)
+    return submission
+
+
+def _skipped(submission: Submission) -> list[SkippedMember]:
+    return [SkippedMember(filename=i.filename, code=i.code, message=i.message) for i in submission.skipped]
+
+
+def _wait_for(runtime: Runtime, job_id: str, seconds: float) -> JobView:
+    deadline = time.monotonic() + seconds
+    while True:
+        with session_scope(runtime.engine) as session:
+            view = get_job(session=session, job_id=job_id)
+        if view.status in ("COMPLETED", "FAILED") or time.monotonic() >= deadline:
+            return view
+        time.sleep(0.05)
 
 
 class FeedbackController(Controller):
@@ -261,6 +321,38 @@ class IndustriesController(Controller):
             synthesis=synthesis,
         )
 
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(self, runtime: NamedDependency[Runtime]) -> Page:
+        """Every industry with its status and training examples counted by source."""
+        with session_scope(runtime.engine) as session:
+            items = list_industries(session=session)
+        return Page(items=items, total=len(items))
+
+    @patch("/{name:str}", sync_to_thread=True, guards=[requires("reviewer")])
+    def update(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        name: FromPath[str],
+        data: JSONBody[IndustryUpdate],
+    ) -> dict:
+        """Rename or redescribe an industry (its examples follow; a full retrain is queued)."""
+        industry = update_industry(
+            engine=runtime.engine,
+            name=name,
+            new_name=data.name,
+            description=data.description,
+            actor=actor(request),
+        )
+        dispatch.send_train(actor(request))
+        return {"name": industry.name, "description": industry.description, "status": industry.status}
+
+    @delete("/{name:str}", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def retire(self, request: Request, runtime: NamedDependency[Runtime], name: FromPath[str]) -> dict:
+        """Retire an industry: no longer predicted; its data and history stay."""
+        industry = retire_industry(engine=runtime.engine, name=name, actor=actor(request))
+        return {"name": industry.name, "status": industry.status}
+
 
 class TrainingController(Controller):
     path = "/api"
@@ -274,6 +366,24 @@ class TrainingController(Controller):
         return RetrainAccepted(
             message="Retraining queued.", retrain_on_feedback_only=body.retrain_on_feedback_only
         )
+
+
+@get("/ready", tags=["health"], sync_to_thread=True)
+def ready(runtime: NamedDependency[Runtime]) -> Response:
+    """Readiness: the database answers, the broker is reachable and a model is active."""
+    checks = {**readiness(runtime.engine), "broker": dispatch.broker_status(runtime.settings)}
+    ok = (
+        checks["database"] == "ok"
+        and checks["model"].startswith("version")
+        and not checks["broker"].startswith("unreachable")
+    )
+    body = {"status": "ready" if ok else "not_ready", "checks": checks}
+    if not ok:
+        body.update(
+            code="unavailable",
+            message="Heron is not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
+        )
+    return Response(body, status_code=200 if ok else 503)
 
 
 @get("/health", tags=["health"])

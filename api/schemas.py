@@ -25,6 +25,15 @@ class Accepted(BaseModel):
     batch_id: str | None = Field(None, description="Shared by the jobs of one ZIP upload; null otherwise.")
     job_ids: list[str] = Field(default_factory=list, description="Every job this upload created.")
     skipped: list[SkippedMember] = Field(default_factory=list, description="ZIP members not queued.")
+    job: Any | None = Field(None, description="With ?wait=SECONDS: the job as GET /api/jobs/{id} shows it.")
+
+
+class Batch(BaseModel):
+    """The answer to a multi-file upload: one batch, its jobs, and what was not queued."""
+
+    batch_id: str | None
+    job_ids: list[str]
+    skipped: list[SkippedMember] = Field(default_factory=list)
 
 
 class FeedbackCreate(BaseModel):
@@ -79,3 +88,9 @@ class Page(BaseModel):
 
     items: list[Any]
     total: int
+
+
+class IndustryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=5000)

@@ -111,3 +111,19 @@ def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
             log.exception("job sweep failed; retrying in %ss", SWEEP_INTERVAL_SECONDS)
         pending_older_than = max(60.0, runtime.settings.job_lease_seconds / 2)
         stopping.wait(SWEEP_INTERVAL_SECONDS)
+
+
+def broker_status(settings) -> str:  # type: ignore[no-untyped-def]
+    """``in-process``, ``ok`` or a sentence saying why the external broker cannot be reached."""
+    import socket
+    from urllib.parse import urlparse
+
+    if settings.in_process_broker:
+        return "in-process"
+    url = urlparse(settings.broker_url)
+    port = url.port or (6379 if url.scheme.startswith("redis") else 5672)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", port), timeout=1.0):
+            return "ok"
+    except OSError as error:
+        return f"unreachable: {error}"

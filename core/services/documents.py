@@ -236,3 +236,13 @@ def clean_filename(filename: str | None) -> str:
         keep = suffix if dot and len(suffix) <= 10 else ""
         printable = printable[: MAX_NAME_LENGTH - len(keep) - 1] + ("." + keep if keep else "…")
     return printable
+
+
+def group_as_batch(*, engine: Engine, job_ids: list[str]) -> str:
+    """Give jobs uploaded together one batch id (jobs from a ZIP keep theirs if alone)."""
+    from sqlalchemy import update
+
+    batch_id = new_id()
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(batch_id=batch_id))
+    return batch_id

@@ -65,3 +65,103 @@ def create_industry(
     except IntegrityError as exc:
         raise Conflict(f"Industry {normalised!r} already exists.") from exc
     return industry
+
+
+def list_industries(*, session: Session) -> list[dict[str, object]]:
+    """Every industry (retired ones too) with its training examples counted by source."""
+    from sqlalchemy import func
+
+    from core.db.tables import TrainingExample
+
+    counts: dict[str, dict[str, int]] = {}
+    for label, source, n in session.exec(
+        select(TrainingExample.label, TrainingExample.source, func.count()).group_by(
+            TrainingExample.label, TrainingExample.source
+        )
+    ):
+        counts.setdefault(label, {})[source] = n
+    return [
+        {
+            "name": row.name,
+            "description": row.description,
+            "status": row.status,
+            "examples": counts.get(row.name, {}),
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+        for row in session.exec(select(Industry).order_by(Industry.id))
+    ]
+
+
+def update_industry(
+    *,
+    engine: Engine,
+    name: str,
+    new_name: str | None = None,
+    description: str | None = None,
+    actor: str | None = None,
+) -> Industry:
+    """Rename and/or redescribe an industry; its training examples and feedback follow the new name.
+
+    Predictions keep the label they were made with (history). Raises NotFound or Conflict.
+    """
+    from sqlalchemy import update
+
+    from core.db.tables import Feedback, TrainingExample, utcnow
+    from core.errors import NotFound
+
+    current = normalise_name(name)
+    with session_scope(engine) as session:
+        industry = session.exec(select(Industry).where(Industry.name == current)).first()
+        if industry is None:
+            raise NotFound(f"Unknown industry {name!r}.")
+        if new_name is not None and normalise_name(new_name) != current:
+            target = normalise_name(new_name)
+            if session.exec(select(Industry.id).where(Industry.name == target)).first():
+                raise Conflict(f"Industry {target!r} already exists.")
+            industry.name = target
+            session.execute(
+                update(TrainingExample).where(TrainingExample.label == current).values(label=target)
+            )
+            session.execute(update(Feedback).where(Feedback.label == current).values(label=target))
+            audit.record(
+                session,
+                action="industry.renamed",
+                subject_type="industry",
+                subject_id=target,
+                actor=actor,
+                previous=current,
+            )
+        if description is not None:
+            industry.description = description.strip()
+            audit.record(
+                session,
+                action="industry.described",
+                subject_type="industry",
+                subject_id=industry.name,
+                actor=actor,
+            )
+        industry.updated_at = utcnow()
+        session.add(industry)
+    return industry
+
+
+def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> Industry:
+    """Stop predicting an industry; nothing is deleted, and it can be re-activated by importing it."""
+    from core.db.tables import utcnow
+    from core.errors import NotFound
+
+    current = normalise_name(name)
+    with session_scope(engine) as session:
+        industry = session.exec(select(Industry).where(Industry.name == current)).first()
+        if industry is None:
+            raise NotFound(f"Unknown industry {name!r}.")
+        if len(active_industry_names(session)) <= 2 and industry.status == IndustryStatus.active:
+            raise Conflict("At least two industries must stay active.")
+        industry.status = IndustryStatus.retired
+        industry.updated_at = utcnow()
+        session.add(industry)
+        audit.record(
+            session, action="industry.retired", subject_type="industry", subject_id=current, actor=actor
+        )
+    return industry

@@ -161,3 +161,20 @@ def version_report(session: Session, version_id: int) -> dict[str, Any]:
         "trained_on": version.trained_on,
         "reports": {report.dataset: report.report for report in reports},
     }
+
+
+def readiness(engine: Engine) -> dict[str, str]:
+    """Whether the database answers and a model is active (for /ready)."""
+    from sqlalchemy import text
+
+    checks: dict[str, str] = {}
+    try:
+        with session_scope(engine) as session:
+            session.execute(text("SELECT 1"))
+            version_id = active_version_id(session)
+        checks["database"] = "ok"
+        checks["model"] = f"version {version_id}" if version_id else "no active model"
+    except Exception as error:  # any driver error means "not ready", reported, never raised
+        checks["database"] = f"unreachable: {type(error).__name__}"
+        checks["model"] = "unknown"
+    return checks

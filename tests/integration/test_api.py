@@ -169,3 +169,34 @@ def test_the_api_serves_its_own_openapi_docs(client) -> None:  # type: ignore[no
     schema = client.get("/docs/openapi.json").json()
     assert "/api/classify_file" in schema["paths"]
     assert client.get("/docs/swagger").status_code == 200
+
+
+def test_wait_returns_the_finished_job_inline(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/api/classify_file?wait=30", files={"file": ("w.txt", FINANCE.encode() + b" Q4.")}
+    )
+    body = response.json()
+    assert body["status"] == "COMPLETED" and body["job"]["classification_result"] == "finance"
+    too_long = client.post("/api/classify_file?wait=600", files={"file": ("w.txt", b"text")})
+    assert (too_long.status_code, too_long.json()["code"]) == (422, "invalid")
+
+
+def test_several_files_become_one_batch(client) -> None:  # type: ignore[no-untyped-def]
+    files = [
+        ("files", ("a.txt", LEGAL.encode() + b" Batch A.")),
+        ("files", ("b.pdf", pdf_bytes(CLINICAL + " Batch B."))),
+        ("files", ("empty.txt", b"")),
+    ]
+    body = client.post("/api/classify_files", files=files).json()
+    assert body["batch_id"] and len(body["job_ids"]) == 2
+    assert [item["code"] for item in body["skipped"]] == ["empty"]
+    jobs = [wait_for_job(client, job_id) for job_id in body["job_ids"]]
+    assert {job["batch_id"] for job in jobs} == {body["batch_id"]}
+    assert [job["classification_result"] for job in jobs] == ["legal", "healthcare"]
+
+
+def test_ready_reports_database_broker_and_model(client) -> None:  # type: ignore[no-untyped-def]
+    body = client.get("/ready").json()
+    assert body["status"] == "ready"
+    assert body["checks"]["database"] == "ok" and body["checks"]["broker"] == "in-process"
+    assert body["checks"]["model"].startswith("version")

@@ -13,11 +13,14 @@ from core.settings import load_settings
 KEYS = {"ann-key": "annotator", "rev-key": "reviewer", "adm-key": "admin"}
 NEEDS = {
     ("POST", "/api/classify_file"): "annotator",
+    ("POST", "/api/classify_files"): "annotator",
     ("POST", "/api/feedback"): "annotator",
     ("POST", "/api/feedback/approve"): "reviewer",
     ("POST", "/api/feedback/{feedback_id}/approve"): "reviewer",
     ("POST", "/api/feedback/{feedback_id}/reject"): "reviewer",
     ("POST", "/api/industries"): "reviewer",
+    ("PATCH", "/api/industries/{name}"): "reviewer",
+    ("DELETE", "/api/industries/{name}"): "reviewer",
     ("POST", "/api/models/{version_id}/activate"): "admin",
     ("POST", "/api/retrain_model"): "admin",
 }
@@ -39,7 +42,7 @@ def _routes(client) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
         (method.upper(), path)
         for path, operations in schema["paths"].items()
         for method in operations
-        if path != "/health"
+        if path not in ("/health", "/ready")
     ]
 
 
@@ -48,10 +51,15 @@ def test_every_route_but_health_needs_a_key(keyed) -> None:  # type: ignore[no-u
     assert set(NEEDS) <= set(routes), "a mutating route is missing from the role table"
     for method, path in routes:
         response = keyed.request(
-            method, path.replace("{job_id}", "x").replace("{feedback_id}", "1").replace("{version_id}", "1")
+            method,
+            path.replace("{job_id}", "x")
+            .replace("{name}", "nope")
+            .replace("{feedback_id}", "1")
+            .replace("{version_id}", "1"),
         )
         assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), (method, path)
     assert keyed.get("/health").status_code == 200
+    assert keyed.get("/ready").status_code == 200
 
 
 def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +67,11 @@ def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[
         if method == "GET":
             continue
         needed = NEEDS[(method, path)]
-        url = path.replace("{feedback_id}", "999999").replace("{version_id}", "999999")
+        url = (
+            path.replace("{feedback_id}", "999999")
+            .replace("{version_id}", "999999")
+            .replace("{name}", "nope")
+        )
         for key, role in KEYS.items():
             # An invalid body: the guard answers first, and nothing is queued when it lets the call in.
             body = {"retrain_on_feedback_only": "maybe", "ids": "none"}

@@ -105,3 +105,29 @@ def test_models_can_be_listed_inspected_and_rolled_back(client, runtime) -> None
     assert statuses[first] == "active" and (active == first or statuses[active] == "retired")
     assert client.post(f"/api/models/{active}/activate").status_code == 200
     assert client.post("/api/models/99999/activate").json()["code"] == "not_found"
+
+
+def test_industries_are_listed_renamed_and_retired_without_losing_data(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        client.post(
+            "/api/industries", json={"industry_name": "Shipping", "description": "Ports and freight."}
+        ).status_code
+        == 202
+    )
+    listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
+    assert listed["shipping"]["status"] == "active"
+    assert listed["finance"]["examples"]["starter"] > 0
+    renamed = client.patch("/api/industries/shipping", json={"name": "Maritime"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "maritime"
+    duplicate = client.patch("/api/industries/maritime", json={"name": "finance"})
+    assert (duplicate.status_code, duplicate.json()["code"]) == (409, "conflict")
+    retired = client.delete("/api/industries/maritime")
+    assert retired.json()["status"] == "retired"
+    names = {i["name"]: i["status"] for i in client.get("/api/industries").json()["items"]}
+    assert names["maritime"] == "retired" and "shipping" not in names
+    job = _upload(
+        client, "Container ship berthed at the port; freight forwarders cleared customs.", "ship.txt"
+    )
+    assert job["classification_result"] != "maritime" and "maritime" not in job["scores"]
+    missing = client.delete("/api/industries/atlantis")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
