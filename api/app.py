@@ -18,6 +18,7 @@ from api.controllers import (
     JobsController,
     ModelsController,
     TrainingController,
+    export,
     health,
     ready,
 )
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             IndustriesController,
             ModelsController,
             TrainingController,
+            export,
             health,
             ready,
         ],

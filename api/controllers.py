@@ -32,6 +32,7 @@ from core.db import session_scope
 from core.errors import HeronError, Invalid
 from core.runtime import Runtime
 from core.services.documents import Submission, group_as_batch, submit_batch
+from core.services.export import export_examples
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
 from core.services.industries import create_industry, list_industries, retire_industry, update_industry
 from core.services.jobs import JobView, get_job, list_jobs
@@ -366,6 +367,24 @@ class TrainingController(Controller):
         return RetrainAccepted(
             message="Retraining queued.", retrain_on_feedback_only=body.retrain_on_feedback_only
         )
+
+
+@get("/api/export", tags=["export"], sync_to_thread=True, guards=[requires("reviewer")])
+def export(
+    runtime: NamedDependency[Runtime],
+    format: FromQuery[str] = "jsonl",
+    source: FromQuery[str | None] = None,
+    label: FromQuery[str | None] = None,
+) -> Response:
+    """Labelled data as JSONL or CSV, filterable by source (feedback, import, …) and label."""
+    with session_scope(runtime.engine) as session:
+        body = "".join(export_examples(session=session, fmt=format, source=source, label=label))
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="heron-export.{format}"'},
+    )
 
 
 @get("/ready", tags=["health"], sync_to_thread=True)

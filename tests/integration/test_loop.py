@@ -131,3 +131,22 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     assert job["classification_result"] != "maritime" and "maritime" not in job["scores"]
     missing = client.delete("/api/industries/atlantis")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+
+
+def test_approved_data_exports_as_jsonl_and_csv(client) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+    import json
+
+    lines = client.get("/api/export", params={"format": "jsonl", "source": "starter", "label": "legal"}).text
+    rows = [json.loads(line) for line in lines.splitlines()]
+    assert (
+        rows
+        and {row["label"] for row in rows} == {"legal"}
+        and {row["source"] for row in rows} == {"starter"}
+    )
+    assert {"id", "label", "source", "split", "text"} <= set(rows[0])
+    table = list(csv.reader(io.StringIO(client.get("/api/export", params={"format": "csv"}).text)))
+    assert table[0][:3] == ["id", "label", "source"] and len(table) > len(rows)
+    bad = client.get("/api/export", params={"format": "xml"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid")

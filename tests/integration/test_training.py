@@ -73,3 +73,31 @@ def test_incremental_training_learns_new_examples_in_seconds(fresh) -> None:  # 
         assert "real_estate" in version.labels
         statuses = {v.id: v.status for v in session.exec(select(ModelVersion))}
     assert outcome.activated == (statuses[outcome.version_id] == "active")
+
+
+def test_concurrent_training_requests_yield_one_run(fresh) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from core.errors import Conflict
+    from core.services.training import train_full
+
+    # Given two training requests at the same moment (two workers, or two machines on one database)
+    outcomes: list[object] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(
+                train_full(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+            )
+        except Conflict as busy:
+            outcomes.append(busy)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then one trained and the other was told a run is in progress
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "TrainingOutcome"]
+    with session_scope(fresh.engine) as session:
+        assert len(session.exec(select(ModelVersion)).all()) == 2  # the starter model + one run
