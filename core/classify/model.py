@@ -207,7 +207,7 @@ class HeronModel:
         labels: Sequence[str],
         embeddings: np.ndarray,
         *,
-        fast_epochs: int = 10,
+        fast_epochs: int = 30,
         semantic_epochs: int = 50,
     ) -> HeronModel:
         """Learn from a few more examples, starting from the current weights (no full retrain).
