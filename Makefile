@@ -37,6 +37,7 @@ bench: setup
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_extract.py
 	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_loop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,31 +23,18 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.server import heron_api  # noqa: E402
 from tests.documents import REAL_ESTATE  # noqa: E402
 
 
 def main() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {
-        **os.environ,
+    environment = {
         "HERON_DATA_DIR": tempfile.mkdtemp(prefix="heron-loop-"),
         "HERON_CACHE_DIR": str(ROOT / "var" / "cache"),
-        "HERON_API_PORT": str(port),
-        "HERON_LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",
     }
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "api"], env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with heron_api(**environment) as base:
         with httpx.Client(base_url=base, timeout=60) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             client.post(
                 "/api/industries",
                 json={"industry_name": "housing", "description": "Homes for sale and rent."},
@@ -92,9 +77,6 @@ def main() -> None:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     status = new[0]["status"] if new else "none"
     print(

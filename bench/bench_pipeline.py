@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,15 +24,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.server import heron_api  # noqa: E402
 from core.corpus import read_text_corpus  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -54,41 +47,22 @@ def main() -> None:
     baseline = len(texts) / (time.perf_counter() - started)
     runtime.close()
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "HERON_DATA_DIR": str(data_dir),
-        "HERON_API_PORT": str(port),
-        "HERON_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "api"], env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+    with heron_api(HERON_DATA_DIR=str(data_dir)) as base:
 
-            def run(i: int) -> float:
-                with httpx.Client(base_url=base, timeout=60) as c:
-                    t0 = time.perf_counter()
-                    job_id = c.post(
-                        "/api/classify_file", files={"file": (f"d{i}.txt", texts[i].encode())}
-                    ).json()["job_id"]
-                    while c.get(f"/api/jobs/{job_id}").json()["status"] not in ("COMPLETED", "FAILED"):
-                        time.sleep(0.02)
-                    return time.perf_counter() - t0
+        def run(i: int) -> float:
+            with httpx.Client(base_url=base, timeout=60) as c:
+                t0 = time.perf_counter()
+                job_id = c.post(
+                    "/api/classify_file", files={"file": (f"d{i}.txt", texts[i].encode())}
+                ).json()["job_id"]
+                while c.get(f"/api/jobs/{job_id}").json()["status"] not in ("COMPLETED", "FAILED"):
+                    time.sleep(0.02)
+                return time.perf_counter() - t0
 
-            started = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                latencies = sorted(pool.map(run, range(args.docs)))
-            elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            latencies = sorted(pool.map(run, range(args.docs)))
+        elapsed = time.perf_counter() - started
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
