@@ -121,6 +121,9 @@ class HeronModel:
     fast: LinearTextClassifier
     semantic: SemanticTier
     fast_temperature: float = 1.0
+    # Labels with too few examples for the fast tier to be trusted yet: when the fast tier names
+    # one of them, the transformer tier checks (a young class otherwise steals documents).
+    young_labels: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -164,7 +167,10 @@ class HeronModel:
             return []
         fast = self.fast_proba(texts, labels)
         unknown_to_fast = any(label not in self.fast.classes_ for label in labels)
-        escalate = (fast.max(axis=1) < policy.escalation_threshold) | unknown_to_fast
+        young = np.array([label in self.young_labels for label in labels])
+        escalate = (
+            (fast.max(axis=1) < policy.escalation_threshold) | unknown_to_fast | young[fast.argmax(axis=1)]
+        )
         final = fast.copy()
         if escalate.any():
             embeddings = encoder.embed([text for text, up in zip(texts, escalate, strict=True) if up])
@@ -208,7 +214,7 @@ class HeronModel:
         embeddings: np.ndarray,
         *,
         fast_epochs: int = 30,
-        semantic_epochs: int = 50,
+        semantic_epochs: int = 5,
     ) -> HeronModel:
         """Learn from a few more examples, starting from the current weights (no full retrain).
 
@@ -238,6 +244,7 @@ class HeronModel:
         meta = {
             "format": MODEL_FORMAT,
             "fast_temperature": self.fast_temperature,
+            "young_labels": list(self.young_labels),
             "semantic": {
                 "classes": semantic.labels,
                 "l2": semantic.regression.l2,
@@ -279,7 +286,12 @@ class HeronModel:
             temperature=info["temperature"],
             baselines={label: float(b) for label, b in info["baselines"].items()},
         )
-        return cls(fast=fast, semantic=semantic, fast_temperature=meta["fast_temperature"])
+        return cls(
+            fast=fast,
+            semantic=semantic,
+            fast_temperature=meta["fast_temperature"],
+            young_labels=tuple(meta.get("young_labels", ())),
+        )
 
 
 def _similarity(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 SEMANTIC_L2 = 1e-2
 PRIOR_WEIGHT = 10.0
 REFERENCE_SIZE = 256
+YOUNG_CLASS_EXAMPLES = 20
 
 
 def prototype_sentences(description: str) -> list[str]:
@@ -81,7 +82,7 @@ def fit_hybrid(
         oof_semantic[test] = _aligned(semantic.logits(embeddings[test]), semantic.labels, learned)
     fast = LinearTextClassifier().fit(list(texts), list(labels))
     semantic = _semantic(embeddings, list(labels), learned, prototypes)
-    model = HeronModel(fast=fast, semantic=semantic)
+    model = HeronModel(fast=fast, semantic=semantic, young_labels=young_labels(counts))
     if splits:  # too few examples to cross-validate: leave the temperatures at 1
         semantic.temperature = fit_temperature(oof_semantic, targets)
         model.fast_temperature = fit_temperature(oof_fast, targets)
@@ -90,6 +91,11 @@ def fit_hybrid(
     return FitResult(
         model=model, labels=learned, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic
     )
+
+
+def young_labels(counts: Mapping[str, int]) -> tuple[str, ...]:
+    """Labels with fewer than YOUNG_CLASS_EXAMPLES training examples."""
+    return tuple(sorted(label for label, n in counts.items() if n < YOUNG_CLASS_EXAMPLES))
 
 
 def _semantic(

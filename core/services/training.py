@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from core.classify.calibration import softmax
 from core.classify.model import Encoder, HeronModel, RoutingPolicy
-from core.classify.training import fit_hybrid
+from core.classify.training import fit_hybrid, young_labels
 from core.corpus import read_industries, read_text_corpus, stratified_holdout
 from core.db import session_scope
 from core.db.tables import (
@@ -283,6 +283,7 @@ def train_incremental(
         prototypes = industry_prototypes(encoder, industries)
         model = model.with_prototypes(prototypes)
         model.partial_fit(texts, [e.label for e in batch], encoder.embed(texts))
+        model.young_labels = young_labels(Counter(e.label for e in train))
         report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
         by_label = Counter(parent_trained_on.get("by_label", {}))
         by_label.update(e.label for e in new)
