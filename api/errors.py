@@ -25,7 +25,6 @@ STATUS_BY_ERROR: dict[type[errors.HeronError], int] = {
     errors.NoText: 422,
     errors.LimitExceeded: 422,
     errors.ModelNotReady: 503,
-    errors.Unavailable: 503,
 }
 CODE_BY_STATUS = {
     400: "bad_request",

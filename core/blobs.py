@@ -66,16 +66,7 @@ class BlobStore:
     def put_file(self, source: BinaryIO, *, max_bytes: int | None = None) -> StoredBlob:
         return self.put_stream(iter(lambda: source.read(CHUNK_SIZE), b""), max_bytes=max_bytes)
 
-    def put_bytes(self, data: bytes, *, max_bytes: int | None = None) -> StoredBlob:
-        return self.put_stream([data], max_bytes=max_bytes)
-
     def path(self, key: str) -> Path:
         if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
             raise NotFound(f"Blob key {key!r} is not a sha256 hex digest.")
         return self.root / key[:2] / key[2:4] / key
-
-    def read_bytes(self, key: str) -> bytes:
-        path = self.path(key)
-        if not path.exists():
-            raise NotFound(f"The stored original {key!r} is missing from {self.root}.")
-        return path.read_bytes()

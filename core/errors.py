@@ -92,9 +92,3 @@ class NotFittedError(HeronError, ValueError):
     """An estimator was used before it was fitted."""
 
     code = "not_fitted"
-
-
-class Unavailable(HeronError):
-    """A backing service (database, broker) cannot be reached right now."""
-
-    code = "unavailable"

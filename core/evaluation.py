@@ -117,8 +117,6 @@ def routing_curve(
     Computed on out-of-fold predictions of the training data, this is what the default
     ``escalation_threshold`` is chosen from (never from the holdout).
     """
-    from sklearn.metrics import f1_score
-
     fast_top = fast_probabilities.max(axis=1)
     points = []
     for threshold in thresholds:

@@ -136,21 +136,11 @@ class HeronModel:
     def fast_proba(self, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
         """Calibrated fast-tier probabilities over ``labels`` (zero for labels it does not know)."""
         raw = self.fast.decision_function(texts) / self.fast_temperature
-        index = {label: i for i, label in enumerate(self.fast.classes_)}
-        logits = np.full((len(texts), len(labels)), -np.inf)
-        for column, label in enumerate(labels):
-            if label in index:
-                logits[:, column] = raw[:, index[label]]
-        return softmax(logits)
+        return softmax(aligned_logits(raw, self.fast.classes_, labels))
 
     def semantic_proba(self, embeddings: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         raw = self.semantic.logits(embeddings) / self.semantic.temperature
-        index = {label: i for i, label in enumerate(self.semantic.labels)}
-        logits = np.full((len(embeddings), len(labels)), -np.inf)
-        for column, label in enumerate(labels):
-            if label in index:
-                logits[:, column] = raw[:, index[label]]
-        return softmax(logits)
+        return softmax(aligned_logits(raw, self.semantic.labels, labels))
 
     def classify(
         self,
@@ -297,3 +287,15 @@ class HeronModel:
 def _similarity(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     """Each document's cosine similarity to the closest of the prototypes (all L2-normalised)."""
     return (embeddings @ prototypes.T).max(axis=1)
+
+
+def aligned_logits(
+    logits: np.ndarray, classes: Sequence[str], labels: Sequence[str], *, missing: float = -np.inf
+) -> np.ndarray:
+    """Reorder logit columns from ``classes`` to ``labels``; a label the scorer lacks gets ``missing``."""
+    index = {label: i for i, label in enumerate(classes)}
+    out = np.full((len(logits), len(labels)), missing)
+    for column, label in enumerate(labels):
+        if label in index:
+            out[:, column] = logits[:, index[label]]
+    return out

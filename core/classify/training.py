@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from core.classify.calibration import fit_temperature
 from core.classify.linear import LinearTextClassifier
-from core.classify.model import HeronModel, SemanticTier
+from core.classify.model import HeronModel, SemanticTier, aligned_logits
 from core.classify.softmax import SoftmaxRegression
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -77,9 +77,13 @@ def fit_hybrid(
     for train, test in splits:
         fold_labels = [labels[i] for i in train]
         fast = LinearTextClassifier().fit([texts[i] for i in train], fold_labels)
-        oof_fast[test] = _aligned(fast.decision_function([texts[i] for i in test]), fast.classes_, learned)
+        oof_fast[test] = aligned_logits(
+            fast.decision_function([texts[i] for i in test]), fast.classes_, learned, missing=-30.0
+        )
         semantic = _semantic(embeddings[train], fold_labels, learned, prototypes)
-        oof_semantic[test] = _aligned(semantic.logits(embeddings[test]), semantic.labels, learned)
+        oof_semantic[test] = aligned_logits(
+            semantic.logits(embeddings[test]), semantic.labels, learned, missing=-30.0
+        )
     fast = LinearTextClassifier().fit(list(texts), list(labels))
     semantic = _semantic(embeddings, list(labels), learned, prototypes)
     model = HeronModel(fast=fast, semantic=semantic, young_labels=young_labels(counts))
@@ -111,16 +115,6 @@ def _semantic(
     )
     tier.regression.fit(embeddings, labels, classes=present, offsets=tier.prior(embeddings, present))
     return tier
-
-
-def _aligned(logits: np.ndarray, classes: Sequence[str], labels: Sequence[str]) -> np.ndarray:
-    """Reorder logit columns to ``labels``; a class missing from a fold gets a very low score."""
-    index = {label: i for i, label in enumerate(classes)}
-    out = np.full((len(logits), len(labels)), -30.0)
-    for column, label in enumerate(labels):
-        if label in index:
-            out[:, column] = logits[:, index[label]]
-    return out
 
 
 def _splits(targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

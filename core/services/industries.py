@@ -28,12 +28,18 @@ def normalise_name(raw: str) -> str:
     return name
 
 
-def active_industry_names(session: Session) -> list[str]:
-    return list(
-        session.exec(
-            select(Industry.name).where(Industry.status == IndustryStatus.active).order_by(Industry.id)
-        )
+def active_industries(session: Session) -> dict[str, str]:
+    """Active industries (name → description) in display order."""
+    rows = session.exec(
+        select(Industry.name, Industry.description)
+        .where(Industry.status == IndustryStatus.active)
+        .order_by(Industry.id)
     )
+    return dict(rows.all())
+
+
+def active_industry_names(session: Session) -> list[str]:
+    return list(active_industries(session))
 
 
 def require_active_industry(session: Session, raw: str) -> str:

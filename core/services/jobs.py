@@ -16,8 +16,6 @@ from core.db import session_scope
 from core.db.tables import (
     Document,
     Feedback,
-    Industry,
-    IndustryStatus,
     Job,
     JobStatus,
     Prediction,
@@ -25,6 +23,7 @@ from core.db.tables import (
 )
 from core.errors import HeronError, NotFound
 from core.extract import ExtractionLimits, extract
+from core.services.industries import active_industries
 from core.services.models import ModelCache
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,8 @@ def process_job(
         text = _document_text(engine, blobs, job_id, limits)
         version_id, model = models.active(engine)
         with session_scope(engine) as session:
-            allowed = _predictable_labels(session, model.labels)
+            active = active_industries(session)
+        allowed = [label for label in model.labels if label in active]
         verdict = model.classify([text], policy, allowed=allowed, encoder=models.encoder)[0]
         with session_scope(engine) as session:
             if session.exec(select(Prediction.id).where(Prediction.job_id == job_id)).first() is None:
@@ -176,11 +176,6 @@ def _document_text(engine: Engine, blobs: BlobStore, job_id: str, limits: Extrac
     return result.text
 
 
-def _predictable_labels(session: Session, model_labels: list[str]) -> list[str]:
-    retired = set(session.exec(select(Industry.name).where(Industry.status == IndustryStatus.retired)))
-    return [label for label in model_labels if label not in retired]
-
-
 def _finish(
     session: Session, job_id: str, status: str, code: str | None = None, message: str | None = None
 ) -> None:
@@ -196,10 +191,10 @@ def get_job(*, session: Session, job_id: str) -> JobView:
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"Job {job_id!r} does not exist.")
-    return _view(session, job)
+    return job_view(session, job)
 
 
-def _view(session: Session, job: Job) -> JobView:
+def job_view(session: Session, job: Job) -> JobView:
     prediction = session.exec(select(Prediction).where(Prediction.job_id == job.id)).first()
     feedback = session.exec(
         select(Feedback).where(Feedback.job_id == job.id).order_by(Feedback.id.desc())
@@ -292,4 +287,4 @@ def list_jobs(
         )
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)).all()
-    return [_view(session, job) for job in rows], int(total)
+    return [job_view(session, job) for job in rows], int(total)

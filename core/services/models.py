@@ -13,9 +13,10 @@ from sqlmodel import Session, select
 from core.classify.model import Encoder, HeronModel
 from core.classify.training import prototype_sentences
 from core.db import session_scope
-from core.db.tables import Industry, IndustryStatus, ModelStatus, ModelVersion, utcnow
+from core.db.tables import ModelStatus, ModelVersion, utcnow
 from core.errors import ModelNotReady, NotFound
 from core.services import audit
+from core.services.industries import active_industries
 
 
 def active_version_id(session: Session) -> int | None:
@@ -105,13 +106,7 @@ class ModelCache:
                     artifact = session.get(ModelVersion, version_id).artifact
                     self._base = (version_id, HeronModel.from_bytes(artifact))
                     self._served = None
-                industries = tuple(
-                    session.exec(
-                        select(Industry.name, Industry.description)
-                        .where(Industry.status == IndustryStatus.active)
-                        .order_by(Industry.id)
-                    ).all()
-                )
+                industries = tuple(active_industries(session).items())
             if self._served is None or industries != self._industries:
                 base_id, base = self._base
                 unseen = {name: text for name, text in industries if name not in base.labels}
@@ -119,10 +114,6 @@ class ModelCache:
                 self._industries = industries
             self._checked_at = time.monotonic()
             return self._served
-
-    def forget(self) -> None:
-        with self._lock:
-            self._base = self._served = None
 
 
 def list_versions(session: Session) -> list[dict[str, Any]]:

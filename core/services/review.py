@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction
 from core.errors import Invalid
-from core.services.jobs import JobView, _view
+from core.services.jobs import JobView, job_view
 
 STRATEGIES = ("least_confidence", "margin", "entropy")
 
@@ -51,4 +51,4 @@ def review_queue(
         if not reason or reason in (prediction.review_reasons or [])
     ]
     rows.sort(key=lambda row: (-uncertainty(row[1].scores, strategy), row[0].created_at))
-    return [_view(session, job) for job, _ in rows[offset : offset + limit]], len(rows)
+    return [job_view(session, job) for job, _ in rows[offset : offset + limit]], len(rows)

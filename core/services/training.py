@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import f1_score
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -22,7 +23,6 @@ from core.db.tables import (
     EvaluationReport,
     ExampleSource,
     Industry,
-    IndustryStatus,
     ModelVersion,
     Split,
     TrainingExample,
@@ -30,6 +30,7 @@ from core.db.tables import (
 from core.errors import Conflict, Invalid, ModelNotReady
 from core.evaluation import evaluation_report, routing_curve
 from core.services import audit, leases
+from core.services.industries import active_industries
 from core.services.models import activate, active_version_id, industry_prototypes, store_version
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,8 @@ def _train_full(
 ) -> TrainingOutcome:
     started = time.perf_counter()
     with session_scope(engine) as session:
-        industries = _active_industries(session)
+        industries, train, holdout = _training_data(session)
         labels = list(industries)
-        train = _examples(session, Split.train, labels)
-        holdout = _examples(session, Split.holdout, labels)
         parent_id = active_version_id(session)
     if not train:
         raise Invalid("There are no training examples for the active industries.")
@@ -266,10 +265,8 @@ def train_incremental(
                 raise Invalid("There is no active model to update; run a full training first.")
             parent = session.get(ModelVersion, parent_id)
             seen_up_to = int(parent.trained_on.get("max_example_id", 0))
-            industries = _active_industries(session)
+            industries, train, holdout = _training_data(session)
             labels = list(industries)
-            train = _examples(session, Split.train, labels)
-            holdout = _examples(session, Split.holdout, labels)
             model = HeronModel.from_bytes(parent.artifact)
             parent_trained_on = dict(parent.trained_on)
         new = [e for e in train if e.id > seen_up_to]
@@ -368,21 +365,10 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report[key] for key in keys if key in report}
 
 
-def _active_industries(session: Session) -> dict[str, str]:
-    rows = session.exec(
-        select(Industry.name, Industry.description)
-        .where(Industry.status == IndustryStatus.active)
-        .order_by(Industry.id)
-    )
-    return dict(rows.all())
-
-
 def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Out-of-fold quality of each tier on the training data, and the routing curve derived from it."""
     if not fit.oof_fast.any():
         return {}
-    from sklearn.metrics import f1_score
-
     fast = softmax(fit.oof_fast / fit.model.fast_temperature)
     transformer = softmax(fit.oof_semantic / fit.model.semantic.temperature)
     return {
@@ -392,6 +378,15 @@ def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "transformer_temperature": fit.model.semantic.temperature,
         "routing": routing_curve(fast, transformer, fit.targets),
     }
+
+
+def _training_data(
+    session: Session,
+) -> tuple[dict[str, str], list[TrainingExample], list[TrainingExample]]:
+    """Active industries (name → description), and their training and holdout examples."""
+    industries = active_industries(session)
+    labels = list(industries)
+    return industries, _examples(session, Split.train, labels), _examples(session, Split.holdout, labels)
 
 
 def _examples(session: Session, split: Split, labels: list[str]) -> list[TrainingExample]:
