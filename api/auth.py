@@ -27,20 +27,27 @@ def presented_key(connection: ASGIConnection) -> str | None:
 
 
 def caller(connection: ASGIConnection) -> tuple[str, str]:
-    """(role, actor name) of the caller; the name is a hash prefix, never the key itself."""
+    """(role, actor name) of the caller. The name is the ``X-Heron-User`` header (who is at the
+    keyboard) and, when keys are configured, a hash prefix of the key — never the key itself."""
     keys: dict[str, str] = connection.app.state.runtime.settings.roles_by_key
+    user = _user_name(connection.headers.get("x-heron-user", ""))
     if not keys:
         client = connection.client.host if connection.client else ""
         if client not in LOOPBACK and not client.startswith("127."):
             raise PermissionDeniedException("No API keys are configured, so only local callers are served.")
-        return "admin", "local"
+        return "admin", user or "local"
     key = presented_key(connection)
     if key is None:
         raise NotAuthorizedException("Send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
     for known, role in keys.items():
         if hmac.compare_digest(known.encode(), key.encode()):
-            return role, "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+            name = "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+            return role, f"{user} ({name})" if user else name
     raise NotAuthorizedException("The API key is not valid.")
+
+
+def _user_name(raw: str) -> str:
+    return "".join(ch for ch in raw if ch.isprintable()).strip()[:60]
 
 
 def requires(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.concurrency import sync_to_thread
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from pydantic import ValidationError
 
 from api.auth import actor, requires
+from api.openapi import IndustryCreateOperation
 from api.schemas import (
     Accepted,
     Batch,
@@ -25,19 +29,22 @@ from api.schemas import (
     Page,
     RetrainAccepted,
     RetrainRequest,
+    ReviewClaimed,
     SkippedMember,
 )
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
-from core.errors import HeronError, Invalid
+from core.errors import HeronError, Invalid, TooLarge
 from core.runtime import Runtime
-from core.services.documents import Submission, group_as_batch, submit_batch
+from core.services.documents import Submission, clean_filename, group_as_batch, submit_batch
 from core.services.export import export_examples
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
-from core.services.industries import create_industry, list_industries, retire_industry, update_industry
+from core.services.industries import list_industries, retire_industry, update_industry
 from core.services.jobs import JobView, get_job, list_jobs
 from core.services.models import activate, list_versions, readiness, version_report
-from core.services.review import review_queue
+from core.services.review import claim, claim_next, release_claim, review_queue
+from core.services.tasks import TaskView, get_task, list_tasks
+from core.services.tasks import cancel as cancel_task
 from workers import dispatch
 
 
@@ -128,6 +135,7 @@ class JobsController(Controller):
     @get("/review", sync_to_thread=True, guards=[requires("annotator")])
     def review(
         self,
+        request: Request,
         runtime: NamedDependency[Runtime],
         strategy: FromQuery[str] = "least_confidence",
         reason: FromQuery[str | None] = None,
@@ -135,12 +143,75 @@ class JobsController(Controller):
         limit: FromQuery[int] = 50,
         offset: FromQuery[int] = 0,
     ) -> Page:
-        """Predictions that need a person, most uncertain first, not yet labelled by anyone."""
+        """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else."""
         with session_scope(runtime.engine) as session:
             items, total = review_queue(
-                session=session, strategy=strategy, reason=reason, label=label, **_paging(limit, offset)
+                session=session,
+                strategy=strategy,
+                reason=reason,
+                label=label,
+                annotator=actor(request),
+                **_paging(limit, offset),
             )
         return Page(items=items, total=total)
+
+    @post("/review/next", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def review_next(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        strategy: FromQuery[str] = "least_confidence",
+        reason: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+    ) -> ReviewClaimed:
+        """Claim the most uncertain item nobody else holds (for ``HERON_REVIEW_CLAIM_SECONDS``)."""
+        who = actor(request) or "anonymous"
+        seconds = runtime.settings.review_claim_seconds
+        item = claim_next(
+            engine=runtime.engine,
+            annotator=who,
+            seconds=seconds,
+            strategy=strategy,
+            reason=reason,
+            label=label,
+        )
+        if item is None:
+            return ReviewClaimed(job=None)
+        expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        return ReviewClaimed(job=item, claimed_by=who, expires_at=expires.isoformat())
+
+    @post(
+        "/review/{job_id:str}/claim",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("annotator")],
+    )
+    def claim_item(
+        self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
+    ) -> ReviewClaimed:
+        """Hold one item so other annotators are not shown it; 409 if someone else holds it."""
+        held = claim(
+            engine=runtime.engine,
+            job_id=job_id,
+            annotator=actor(request) or "anonymous",
+            seconds=runtime.settings.review_claim_seconds,
+        )
+        with session_scope(runtime.engine) as session:
+            job = get_job(session=session, job_id=job_id)
+        return ReviewClaimed(job=job, claimed_by=held.claimed_by, expires_at=held.expires_at.isoformat())
+
+    @delete(
+        "/review/{job_id:str}/claim",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("annotator")],
+    )
+    def release_item(
+        self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
+    ) -> dict:
+        """Give a claimed item back to the queue (skip)."""
+        release_claim(engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous")
+        return {"job_id": job_id, "released": True}
 
     @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
@@ -256,7 +327,7 @@ class FeedbackController(Controller):
 def _decide(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | None) -> list[FeedbackView]:
     decided = decide(engine=runtime.engine, feedback_ids=ids, approve=approve, reviewer=reviewer)
     if approve:
-        dispatch.send_train(reviewer, incremental=True)
+        dispatch.request_training(runtime, reviewer, incremental=True)
     return decided
 
 
@@ -299,27 +370,40 @@ class IndustriesController(Controller):
     path = "/api/industries"
     tags = ["industries"]
 
-    @post("/", status_code=HTTP_202_ACCEPTED, sync_to_thread=True, guards=[requires("reviewer")])
-    def create(
-        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IndustryCreate]
-    ) -> IndustryCreated:
-        """Add an industry (synthetic examples are generated when an LLM is configured)."""
-        industry = create_industry(
-            engine=runtime.engine, name=data.industry_name, description=data.description, actor=actor(request)
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[requires("reviewer")],
+        operation_class=IndustryCreateOperation,
+    )
+    async def create(self, request: Request, runtime: NamedDependency[Runtime]) -> IndustryCreated:
+        """Add an industry: predictable at once from its description; example files (multipart field
+        ``files``) and synthetic documents (when an LLM is configured) then train it.
+
+        Send JSON (``industry_name``, ``description``, ``num_synthetic_documents``) or the same
+        fields as a multipart form with any number of ``files``.
+        """
+        fields, files = await _industry_form(request, runtime)
+        added = await sync_to_thread(
+            dispatch.add_industry,
+            runtime,
+            name=fields.industry_name,
+            description=fields.description,
+            example_files=files,
+            synthetic=fields.num_synthetic_documents,
+            actor=actor(request),
         )
-        synthesis = "not_requested"
-        if data.num_synthetic_documents:
-            synthesis = (
-                "queued"
-                if runtime.settings.openai_api_key or runtime.settings.llm_base_url
-                else "llm_not_configured"
-            )
+        synthesis = added.synthesis_task
         return IndustryCreated(
-            message=f"Industry {industry.name!r} created.",
-            industry_name=industry.name,
-            description=industry.description,
-            num_synthetic_documents=data.num_synthetic_documents,
-            synthesis=synthesis,
+            message=f"Industry {added.name!r} created; predicted from its description until it has examples.",
+            industry_name=added.name,
+            description=added.description,
+            num_synthetic_documents=fields.num_synthetic_documents,
+            synthesis=("not_requested" if synthesis is None else synthesis.error_code or "queued"),
+            synthesis_task_id=synthesis.id if synthesis else None,
+            training_task_id=added.training_task.id if added.training_task else None,
+            examples_added=added.examples_added,
+            example_errors=added.example_errors,
         )
 
     @get("/", sync_to_thread=True, guards=[requires("annotator")])
@@ -345,7 +429,7 @@ class IndustriesController(Controller):
             description=data.description,
             actor=actor(request),
         )
-        dispatch.send_train(actor(request))
+        dispatch.request_training(runtime, actor(request))
         return {"name": industry.name, "description": industry.description, "status": industry.status}
 
     @delete("/{name:str}", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
@@ -355,18 +439,102 @@ class IndustriesController(Controller):
         return {"name": industry.name, "status": industry.status}
 
 
+MAX_EXAMPLE_FILES = 200
+
+
+async def _industry_form(
+    request: Request, runtime: Runtime
+) -> tuple[IndustryCreate, list[tuple[str, bytes]]]:
+    """The fields of an industry creation, from a JSON body or a multipart form with ``files``."""
+    content_type = request.headers.get("content-type", "")
+    files: list[tuple[str, bytes]] = []
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            raw = {key: form.get(key) for key in ("industry_name", "description", "num_synthetic_documents")}
+            uploads = (
+                [item for item in form.getall("files") if isinstance(item, UploadFile)]
+                if "files" in form
+                else []
+            )
+            if len(uploads) > MAX_EXAMPLE_FILES:
+                raise Invalid(f"At most {MAX_EXAMPLE_FILES} example files (got {len(uploads)}).")
+            for upload in uploads:
+                data = await upload.read()
+                if len(data) > runtime.settings.max_upload_bytes:
+                    raise TooLarge(
+                        f"Example file {upload.filename!r} is over {runtime.settings.max_upload_mb} MB."
+                    )
+                files.append((clean_filename(upload.filename), data))
+            fields = IndustryCreate.model_validate({k: v for k, v in raw.items() if v not in (None, "")})
+        else:
+            body = await request.body()
+            fields = IndustryCreate.model_validate_json(body or b"null")
+    except ValidationError as error:
+        raise Invalid("Invalid industry: " + "; ".join(_describe(e) for e in error.errors())) from error
+    return fields, files
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
 class TrainingController(Controller):
     path = "/api"
     tags = ["training"]
 
     @post("/retrain_model", status_code=HTTP_202_ACCEPTED, sync_to_thread=True, guards=[requires("admin")])
-    def retrain(self, request: Request, data: JSONBody[RetrainRequest | None] = None) -> RetrainAccepted:
-        """Queue a full retrain from all stored data, or (feedback only) an incremental update."""
+    def retrain(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        data: JSONBody[RetrainRequest | None] = None,
+    ) -> RetrainAccepted:
+        """Queue a full retrain from all stored data, or (feedback only) an incremental update.
+
+        A request arriving while an equivalent one still waits joins it (same ``task_id``).
+        """
         body = data or RetrainRequest()
-        dispatch.send_train(actor(request), incremental=body.retrain_on_feedback_only)
+        task = dispatch.request_training(runtime, actor(request), incremental=body.retrain_on_feedback_only)
         return RetrainAccepted(
-            message="Retraining queued.", retrain_on_feedback_only=body.retrain_on_feedback_only
+            message="Retraining queued; follow it at /api/tasks/" + task.id,
+            retrain_on_feedback_only=body.retrain_on_feedback_only,
+            task_id=task.id,
+            status=task.status,
         )
+
+
+class TasksController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(
+        self,
+        runtime: NamedDependency[Runtime],
+        kind: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Background tasks (training, synthesis), newest first, with status and progress."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_tasks(session=session, kind=kind, status=status, **_paging(limit, offset))
+        return Page(items=items, total=total)
+
+    @get("/{task_id:str}", sync_to_thread=True, guards=[requires("annotator")])
+    def get(self, runtime: NamedDependency[Runtime], task_id: FromPath[str]) -> TaskView:
+        """One task: ``status`` (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED), ``progress``, ``result``."""
+        with session_scope(runtime.engine) as session:
+            return get_task(session=session, task_id=task_id)
+
+    @post(
+        "/{task_id:str}/cancel", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")]
+    )
+    def cancel(self, request: Request, runtime: NamedDependency[Runtime], task_id: FromPath[str]) -> TaskView:
+        """Cancel a task: a waiting one at once, a running one at its next progress step."""
+        return cancel_task(engine=runtime.engine, task_id=task_id, actor=actor(request))
 
 
 @get("/api/export", tags=["export"], sync_to_thread=True, guards=[requires("reviewer")])

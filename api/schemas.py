@@ -62,7 +62,11 @@ class IndustryCreated(BaseModel):
     industry_name: str
     description: str
     num_synthetic_documents: int
-    synthesis: str
+    synthesis: str = Field(description="not_requested, queued or llm_not_configured.")
+    synthesis_task_id: str | None = None
+    training_task_id: str | None = None
+    examples_added: int = 0
+    example_errors: list[dict[str, str]] = Field(default_factory=list)
 
 
 class RetrainRequest(BaseModel):
@@ -73,6 +77,16 @@ class RetrainRequest(BaseModel):
 class RetrainAccepted(BaseModel):
     message: str
     retrain_on_feedback_only: bool
+    task_id: str
+    status: str
+
+
+class ReviewClaimed(BaseModel):
+    """A review item held for the caller (``job`` is null when nothing is left to review)."""
+
+    job: Any | None
+    claimed_by: str | None = None
+    expires_at: str | None = None
 
 
 class Health(BaseModel):

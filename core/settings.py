@@ -59,8 +59,16 @@ class Settings(BaseSettings):
     openai_api_key: str = Field(
         "", validation_alias=AliasChoices("OPENAI_API_KEY", "HERON_OPENAI_API_KEY"), repr=False
     )
-    llm_base_url: str = ""
+    llm_base_url: str = Field("", description="OpenAI-compatible server, e.g. http://localhost:11434/v1.")
     llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(60.0, gt=0, le=600, description="Per LLM request.")
+    llm_concurrency: int = Field(4, ge=1, le=64, description="LLM requests in flight per synthesis task.")
+    llm_requests_per_minute: int = Field(60, ge=1, le=100_000)
+    llm_max_retries: int = Field(5, ge=0, le=20, description="On 429, 5xx and timeouts, with backoff.")
+    synthetic_needs_approval: bool = Field(
+        True, description="Synthetic documents wait for a reviewer before they train (False: train at once)."
+    )
+    review_claim_seconds: int = Field(300, ge=10, le=86_400, description="How long a review claim holds.")
     api_keys: str = Field("", repr=False, description="key:role pairs, comma-separated.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -105,6 +113,11 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def llm_configured(self) -> bool:
+        """An LLM is usable: a hosted key, or a local OpenAI-compatible server's URL."""
+        return bool(self.openai_api_key or self.llm_base_url)
 
     @property
     def in_process_broker(self) -> bool:

@@ -6,9 +6,9 @@ import logging
 
 import dramatiq
 
-from core.errors import Conflict, Invalid
+from core.errors import Conflict
 from core.services.jobs import process_job
-from core.services.training import train_full, train_incremental
+from core.services.training import run_training_task
 from core.settings import get_settings
 from workers import context
 
@@ -47,19 +47,18 @@ def classify_job(job_id: str) -> None:
     max_backoff=30_000,
     time_limit=60 * 60 * 1000,
 )
-def train_model(actor: str | None = None, mode: str = "full") -> None:
-    """Train a new version. Requests that arrive while another run holds the training lease are
-    retried after it; an incremental run finding nothing new ends quietly (it was coalesced into
-    the run before it)."""
+def train_model(task_id: str) -> None:
+    """Run a training task. While another run holds the training lease, the task waits (PENDING)
+    and the message is retried after it; a task that is no longer PENDING is left alone."""
     runtime = context.runtime()
-    train = train_incremental if mode == "incremental" else train_full
     try:
-        outcome = train(
-            engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor=actor
+        outcome = run_training_task(
+            engine=runtime.engine, task_id=task_id, policy=runtime.policy, encoder=runtime.training_encoder
         )
     except Conflict as busy:
         raise dramatiq.Retry(busy.message, delay=2_000) from busy
-    except Invalid as nothing:
-        log.info("training skipped: %s", nothing.message)
-        return
-    log.info("trained model %s (activated=%s: %s)", outcome.version_id, outcome.activated, outcome.reason)
+    log.info("training task %s: %s", task_id, outcome)
+
+
+# Which actor runs each kind of background task (see core.services.tasks.KINDS).
+TASK_ACTORS: dict[str, dramatiq.Actor] = {"training": train_model}

@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 import dramatiq
 
 from core.runtime import Runtime
+from core.services import datasets, industries, tasks, training
 from core.services.jobs import requeue_stale_jobs
+from core.services.tasks import TaskView
 from workers import context
 from workers.broker import install_broker
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
+# A running task reports progress at least this often (training: per stage; synthesis: per batch).
+TASK_SILENCE_SECONDS = 30 * 60
 
 
 @dataclass
@@ -81,10 +85,81 @@ def send_classify(job_id: str) -> None:
     classify_job.send(job_id)
 
 
-def send_train(actor: str | None = None, *, incremental: bool = False) -> None:
-    from workers.actors import train_model
+def send_task(task_id: str, kind: str) -> None:
+    """Send the message that runs a background task (its row is already committed)."""
+    from workers.actors import TASK_ACTORS
 
-    train_model.send(actor, "incremental" if incremental else "full")
+    TASK_ACTORS[kind].send(task_id)
+
+
+def request_training(runtime: Runtime, actor: str | None = None, *, incremental: bool = False) -> TaskView:
+    """Queue a training run (or join the one already waiting) and send it to a worker."""
+    task, coalesced = training.request_training(
+        engine=runtime.engine, mode="incremental" if incremental else "full", actor=actor
+    )
+    if not coalesced:
+        send_task(task.id, task.kind)
+    return task
+
+
+def request_synthesis(runtime: Runtime, industry: str, count: int, actor: str | None = None) -> TaskView:
+    """Queue the generation of ``count`` synthetic documents of an industry and send it to a worker.
+
+    Without a configured LLM the task is still created and ends at once with ``llm_not_configured``.
+    """
+    from core.services import synthesis
+
+    task = synthesis.request_synthesis(
+        engine=runtime.engine, industry=industry, count=count, actor=actor, settings=runtime.settings
+    )
+    if task.status == "PENDING":
+        send_task(task.id, task.kind)
+    return task
+
+
+@dataclass(frozen=True)
+class IndustryAdded:
+    name: str
+    description: str
+    examples_added: int
+    example_errors: list[dict[str, str]]
+    synthesis_task: TaskView | None
+    training_task: TaskView | None
+
+
+def add_industry(
+    runtime: Runtime,
+    *,
+    name: str,
+    description: str = "",
+    example_files: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+    synthetic: int = 0,
+    actor: str | None = None,
+) -> IndustryAdded:
+    """Create an industry (predictable at once from its description), store its example files,
+    and queue synthesis and training: the whole "add an industry" flow for the API, console and CLI."""
+    industry = industries.create_industry(
+        engine=runtime.engine, name=name, description=description, actor=actor
+    )
+    added = {"added": 0, "errors": []}
+    if example_files:
+        added = datasets.add_example_files(
+            engine=runtime.engine,
+            industry=industry.name,
+            files=list(example_files),
+            limits=runtime.extraction_limits,
+            actor=actor,
+        )
+    training_task = request_training(runtime, actor, incremental=True) if added["added"] else None
+    synthesis_task = request_synthesis(runtime, industry.name, synthetic, actor) if synthetic else None
+    return IndustryAdded(
+        name=industry.name,
+        description=industry.description,
+        examples_added=added["added"],
+        example_errors=added["errors"],
+        synthesis_task=synthesis_task,
+        training_task=training_task,
+    )
 
 
 def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:
@@ -97,6 +172,13 @@ def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:
         send_classify(job_id)
     if job_ids:
         log.info("re-sent %d job(s) whose message was lost", len(job_ids))
+    stale = tasks.stale_tasks(
+        runtime.engine, pending_older_than=pending_older_than, silent_for=TASK_SILENCE_SECONDS
+    )
+    for task_id, kind in stale:
+        send_task(task_id, kind)
+    if stale:
+        log.info("re-sent %d background task(s) whose message or worker was lost", len(stale))
     return job_ids
 
 

@@ -49,6 +49,22 @@ class Split(StrEnum):
     holdout = "holdout"
 
 
+class ExampleStatus(StrEnum):
+    """Whether a training example may train: synthetic ones can wait for a person's approval."""
+
+    approved = "approved"
+    pending = "pending"
+    rejected = "rejected"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
 class ModelStatus(StrEnum):
     candidate = "candidate"
     active = "active"
@@ -152,6 +168,12 @@ class TrainingExample(SQLModel, table=True):
     source: str = Field(max_length=16, index=True)
     split: str = Field(default=Split.train, max_length=16, index=True)
     origin: str | None = Field(default=None, max_length=255, description="File or prompt it came from.")
+    status: str = Field(default=ExampleStatus.approved, max_length=16, index=True)
+    meta: dict[str, Any] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="e.g. LLM model, prompt version, flags.",
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -202,4 +224,36 @@ class Lease(SQLModel, table=True):
     __tablename__ = "leases"
     name: str = Field(primary_key=True, max_length=64)
     owner: str = Field(max_length=64)
+    expires_at: datetime
+
+
+class Task(SQLModel, table=True):
+    """A background task (training, synthesis) with its progress, for people and clients to follow."""
+
+    __tablename__ = "tasks"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    kind: str = Field(max_length=32, index=True)
+    status: str = Field(default=TaskStatus.PENDING, max_length=16, index=True)
+    done: int = 0
+    total: int = 0
+    stage: str = Field(default="", max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    error_code: str | None = Field(default=None, max_length=40)
+    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    requested_by: str | None = Field(default=None, max_length=100)
+    cancel_requested: bool = False
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ReviewClaim(SQLModel, table=True):
+    """An annotator's short hold on a review item, so two people do not label the same document."""
+
+    __tablename__ = "review_claims"
+    job_id: str = Field(foreign_key="jobs.id", primary_key=True, max_length=32)
+    claimed_by: str = Field(max_length=100)
     expires_at: datetime

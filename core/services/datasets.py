@@ -20,7 +20,7 @@ from core.errors import HeronError, Invalid
 from core.evaluation import evaluation_report
 from core.extract import ExtractionLimits, extract
 from core.services import audit
-from core.services.industries import active_industry_names, normalise_name
+from core.services.industries import active_industry_names, normalise_name, require_active_industry
 from core.services.models import ModelCache
 
 BATCH = 32
@@ -179,3 +179,62 @@ def import_directory(
     with session_scope(engine) as session:
         session.add_all(examples)
     return {"added": dict(added), "labels": labels, "retired": retired, "errors": errors}
+
+
+def add_example_files(
+    *,
+    engine: Engine,
+    industry: str,
+    files: list[tuple[str, bytes]],
+    limits: ExtractionLimits,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Store example documents of one industry (e.g. given when it is created) as training data.
+
+    A handful of examples all train; from ten on, 20% of them (by file name) are held out to
+    judge models. Unreadable files are reported, not stored. Returns counts and errors.
+    """
+    with session_scope(engine) as session:
+        label = require_active_industry(session, industry)
+        known = set(
+            session.exec(
+                select(TrainingExample.content_hash).where(
+                    TrainingExample.label == label, TrainingExample.source == ExampleSource.import_
+                )
+            )
+        )
+    examples, errors = [], []
+    for filename, data in files:
+        try:
+            text = extract(data, limits=limits, filename=filename).text
+        except HeronError as error:
+            errors.append({"filename": filename, **error.as_dict()})
+            continue
+        digest = content_hash(text)
+        if digest in known:
+            continue
+        known.add(digest)
+        origin = f"examples/{label}/{filename}"[:255]
+        held_out = len(files) >= 10 and is_holdout(origin)
+        examples.append(
+            TrainingExample(
+                text=text,
+                content_hash=digest,
+                label=label,
+                source=ExampleSource.import_,
+                split=Split.holdout if held_out else Split.train,
+                origin=origin,
+            )
+        )
+    with session_scope(engine) as session:
+        session.add_all(examples)
+        audit.record(
+            session,
+            action="industry.examples_added",
+            subject_type="industry",
+            subject_id=label,
+            actor=actor,
+            added=len(examples),
+            errors=len(errors),
+        )
+    return {"added": len(examples), "errors": errors}

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy import Engine, delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction
-from core.errors import Invalid
+from core.db import session_scope
+from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction, ReviewClaim, utcnow
+from core.errors import Conflict, Invalid, NotFound
 from core.services.jobs import JobView, job_view
 
 STRATEGIES = ("least_confidence", "margin", "entropy")
@@ -33,15 +38,28 @@ def review_queue(
     label: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    annotator: str | None = None,
 ) -> tuple[list[JobView], int]:
-    """Completed jobs whose prediction needs review and that nobody has labelled yet."""
+    """Completed jobs whose prediction needs review and that nobody has labelled yet.
+
+    Items another annotator has claimed (and whose claim has not run out) are left out; the
+    caller's own claims stay in.
+    """
     if strategy not in STRATEGIES:
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     labelled = select(Feedback.job_id).where(Feedback.status != FeedbackStatus.rejected)
+    claimed_by_others = select(ReviewClaim.job_id).where(
+        ReviewClaim.expires_at > utcnow(), ReviewClaim.claimed_by != (annotator or "")
+    )
     query = (
         select(Job, Prediction)
         .join(Prediction, Prediction.job_id == Job.id)
-        .where(Job.status == JobStatus.COMPLETED, Prediction.needs_review, Job.id.not_in(labelled))
+        .where(
+            Job.status == JobStatus.COMPLETED,
+            Prediction.needs_review,
+            Job.id.not_in(labelled),
+            Job.id.not_in(claimed_by_others),
+        )
     )
     if label:
         query = query.where(Prediction.label == label)
@@ -52,3 +70,79 @@ def review_queue(
     ]
     rows.sort(key=lambda row: (-uncertainty(row[1].scores, strategy), row[0].created_at))
     return [job_view(session, job) for job, _ in rows[offset : offset + limit]], len(rows)
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    claimed_by: str
+    expires_at: datetime
+
+
+def claim(*, engine: Engine, job_id: str, annotator: str, seconds: int) -> Claim:
+    """Hold a review item for ``seconds`` so nobody else is shown it; claiming again extends it.
+
+    Raises:
+        NotFound: no such job. Conflict: someone else holds it.
+    """
+    now = utcnow()
+    expires = now + timedelta(seconds=seconds)
+    try:
+        with session_scope(engine) as session:
+            if session.get(Job, job_id) is None:
+                raise NotFound(f"Job {job_id!r} does not exist.")
+            held = session.get(ReviewClaim, job_id)
+            if held is None:
+                held = ReviewClaim(job_id=job_id, claimed_by=annotator, expires_at=expires)
+            elif held.claimed_by == annotator or _as_utc(held.expires_at) <= now:
+                held.claimed_by, held.expires_at = annotator, expires
+            else:
+                raise Conflict(
+                    f"Job {job_id!r} is being reviewed by {held.claimed_by} until "
+                    f"{_as_utc(held.expires_at):%H:%M:%S} UTC."
+                )
+            session.add(held)
+    except IntegrityError as race:
+        raise Conflict(f"Job {job_id!r} was just claimed by someone else.") from race
+    return Claim(job_id=job_id, claimed_by=annotator, expires_at=expires)
+
+
+def claim_next(
+    *,
+    engine: Engine,
+    annotator: str,
+    seconds: int,
+    strategy: str = "least_confidence",
+    reason: str | None = None,
+    label: str | None = None,
+) -> JobView | None:
+    """Claim the most uncertain item nobody else holds and return it; None when the queue is empty."""
+    for _ in range(5):  # another annotator may take the same item between the read and the claim
+        with session_scope(engine) as session:
+            items, _total = review_queue(
+                session=session, strategy=strategy, reason=reason, label=label, limit=1, annotator=annotator
+            )
+        if not items:
+            return None
+        try:
+            claim(engine=engine, job_id=items[0].id, annotator=annotator, seconds=seconds)
+        except Conflict:
+            continue
+        return items[0]
+    return None
+
+
+def release_claim(*, engine: Engine, job_id: str, annotator: str | None = None) -> None:
+    """Give an item back to the queue (only the holder's claim, unless ``annotator`` is None)."""
+    with session_scope(engine) as session:
+        query = delete(ReviewClaim).where(ReviewClaim.job_id == job_id)
+        if annotator is not None:
+            query = query.where(ReviewClaim.claimed_by == annotator)
+        session.execute(query)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands datetimes back naive; they were stored in UTC.
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

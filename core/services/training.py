@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,16 @@ from core.db import session_scope
 from core.db.tables import (
     EvaluationReport,
     ExampleSource,
+    ExampleStatus,
     Industry,
     ModelVersion,
     Split,
+    TaskStatus,
     TrainingExample,
 )
-from core.errors import Conflict, Invalid, ModelNotReady
+from core.errors import Conflict, HeronError, Invalid, ModelNotReady
 from core.evaluation import evaluation_report, routing_curve
-from core.services import audit, leases
+from core.services import audit, leases, tasks
 from core.services.industries import active_industries
 from core.services.models import activate, active_version_id, industry_prototypes, store_version
 
@@ -38,6 +41,13 @@ log = logging.getLogger(__name__)
 TRAINING_LEASE = "training"
 TRAINING_LEASE_SECONDS = 1800
 HOLDOUT_DATASET = "starter_holdout"
+
+
+Progress = Callable[[int, str], None]
+
+
+def _no_progress(done: int, stage: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ def train_full(
     encoder: Encoder,
     actor: str | None = None,
     promotion_margin: float = 0.005,
+    on_progress: Progress | None = None,
 ) -> TrainingOutcome:
     """Train a new version from every stored training example; promote it if it is not worse.
 
@@ -132,7 +143,9 @@ def train_full(
     with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
         if not acquired:
             raise Conflict("A training run is already in progress; try again when it has finished.")
-        return _train_full(engine, policy, encoder, actor=actor, promotion_margin=promotion_margin)
+        return _train_full(
+            engine, policy, encoder, actor=actor, promotion_margin=promotion_margin, on_progress=on_progress
+        )
 
 
 def _train_full(
@@ -143,8 +156,11 @@ def _train_full(
     actor: str | None,
     always_activate: bool = False,
     promotion_margin: float = 0.005,
+    on_progress: Progress | None = None,
 ) -> TrainingOutcome:
     started = time.perf_counter()
+    progress = on_progress or _no_progress
+    progress(0, "reading training examples")
     with session_scope(engine) as session:
         industries, train, holdout = _training_data(session)
         labels = list(industries)
@@ -152,11 +168,14 @@ def _train_full(
     if not train:
         raise Invalid("There are no training examples for the active industries.")
     texts = [e.text for e in train]
+    progress(1, f"embedding and fitting {len(train)} examples")
     prototypes = industry_prototypes(encoder, industries)
     fit = fit_hybrid(texts, [e.label for e in train], encoder.embed(texts), prototypes, industries=labels)
     model = fit.model
+    progress(2, f"evaluating on {len(holdout)} held-out examples")
     report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
     report["cross_validation"] = _cross_validation(fit)
+    progress(3, "comparing with the active model")
     trained_on = {
         "examples": len(train),
         "by_label": dict(Counter(e.label for e in train)),
@@ -245,6 +264,7 @@ def train_incremental(
     actor: str | None = None,
     promotion_margin: float = 0.005,
     replay: int = 4,
+    on_progress: Progress | None = None,
 ) -> TrainingOutcome:
     """Update the active model with the training examples added since it was trained.
 
@@ -259,6 +279,8 @@ def train_incremental(
         if not acquired:
             raise Conflict("A training run is already in progress; try again when it has finished.")
         started = time.perf_counter()
+        progress = on_progress or _no_progress
+        progress(0, "reading training examples")
         with session_scope(engine) as session:
             parent_id = active_version_id(session)
             if parent_id is None:
@@ -276,12 +298,15 @@ def train_incremental(
         rng = np.random.default_rng(len(train))
         rehearsal = [old[i] for i in rng.permutation(len(old))[: replay * len(new)]]
         batch = new + rehearsal
+        progress(1, f"learning {len(new)} new examples (+{len(rehearsal)} rehearsed)")
         texts = [e.text for e in batch]
         prototypes = industry_prototypes(encoder, industries)
         model = model.with_prototypes(prototypes)
         model.partial_fit(texts, [e.label for e in batch], encoder.embed(texts))
         model.young_labels = young_labels(Counter(e.label for e in train))
+        progress(2, f"evaluating on {len(holdout)} held-out examples")
         report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
+        progress(3, "comparing with the active model")
         by_label = Counter(parent_trained_on.get("by_label", {}))
         by_label.update(e.label for e in new)
         trained_on = {
@@ -393,7 +418,83 @@ def _examples(session: Session, split: Split, labels: list[str]) -> list[Trainin
     return list(
         session.exec(
             select(TrainingExample)
-            .where(TrainingExample.split == split, TrainingExample.label.in_(labels))
+            .where(
+                TrainingExample.split == split,
+                TrainingExample.label.in_(labels),
+                TrainingExample.status == ExampleStatus.approved,
+            )
             .order_by(TrainingExample.id)
         )
     )
+
+
+TRAINING_MODES = ("full", "incremental")
+
+
+def request_training(
+    *, engine: Engine, mode: str = "full", actor: str | None = None
+) -> tuple[tasks.TaskView, bool]:
+    """Queue a training task, or join one that is still waiting (requests are coalesced).
+
+    A waiting full retrain absorbs any request; a waiting incremental update absorbs incremental
+    ones. Returns the task and whether it was an existing one. Send its message after this returns.
+    """
+    if mode not in TRAINING_MODES:
+        raise Invalid(f"Unknown training mode {mode!r}; use full or incremental.")
+    with session_scope(engine) as session:
+        waiting = tasks.find_waiting(session, kind="training", params={"mode": "full"})
+        if waiting is None and mode == "incremental":
+            waiting = tasks.find_waiting(session, kind="training", params={"mode": "incremental"})
+        if waiting is not None:
+            return tasks.task_view(waiting), True
+        task = tasks.create_task(session, kind="training", params={"mode": mode}, total=4, requested_by=actor)
+        return tasks.task_view(task), False
+
+
+def run_training_task(*, engine: Engine, task_id: str, policy: RoutingPolicy, encoder: Encoder) -> str:
+    """Run a queued training task to its end; returns what happened (for the log).
+
+    Raises:
+        Conflict: another run holds the training lease; the task is PENDING again, to be retried.
+    """
+    task = tasks.start(engine, task_id)
+    if task is None:
+        return "not pending (already run, running elsewhere or cancelled)"
+    mode = task.params.get("mode", "full")
+    train = train_incremental if mode == "incremental" else train_full
+
+    def report(done: int, stage: str) -> None:
+        tasks.progress(engine, task_id, done=done, stage=stage)
+
+    try:
+        outcome = train(
+            engine=engine, policy=policy, encoder=encoder, actor=task.requested_by, on_progress=report
+        )
+    except Conflict:
+        tasks.put_back(engine, task_id, stage="waiting for the running training to finish")
+        raise
+    except Invalid as nothing:
+        # Typically: an incremental request whose examples the previous run already learned.
+        tasks.finish(engine, task_id, TaskStatus.SUCCEEDED, result={"skipped": nothing.message})
+        return f"skipped: {nothing.message}"
+    except HeronError as error:
+        tasks.finish(engine, task_id, TaskStatus.FAILED, error_code=error.code, error_message=error.message)
+        return f"failed: {error.message}"
+    except Exception as error:
+        tasks.finish(
+            engine,
+            task_id,
+            TaskStatus.FAILED,
+            error_code="internal",
+            error_message=f"{type(error).__name__}: {error}",
+        )
+        raise
+    result = {
+        "version_id": outcome.version_id,
+        "activated": outcome.activated,
+        "reason": outcome.reason,
+        "metrics": outcome.metrics,
+        "seconds": round(outcome.seconds, 3),
+    }
+    tasks.finish(engine, task_id, TaskStatus.SUCCEEDED, result=result)
+    return f"model {outcome.version_id} (activated={outcome.activated}: {outcome.reason})"

@@ -1,0 +1,264 @@
+"""Background tasks (training, synthesis): a row people and clients follow, and the worker updates.
+
+The row is the source of truth, as for jobs: a worker claims PENDING → RUNNING, reports progress
+(which doubles as a heartbeat and as the place a cancellation is noticed) and ends the task
+SUCCEEDED, FAILED or CANCELLED. A sweeper re-sends PENDING tasks whose message was lost and
+returns RUNNING tasks whose worker stopped reporting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, or_, update
+from sqlmodel import Session, select
+
+from core.db import session_scope
+from core.db.tables import Task, TaskStatus, utcnow
+from core.errors import Invalid, NotFound
+from core.services import audit
+
+KINDS = ("training", "synthesis")
+FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: str
+    kind: str
+    status: str
+    progress: float
+    done: int
+    total: int
+    stage: str
+    params: dict[str, Any]
+    result: dict[str, Any]
+    error_code: str | None
+    error_message: str | None
+    requested_by: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def task_view(task: Task) -> TaskView:
+    if task.status == TaskStatus.SUCCEEDED:
+        progress = 1.0
+    else:
+        progress = min(task.done / task.total, 1.0) if task.total else 0.0
+    return TaskView(
+        id=task.id,
+        kind=task.kind,
+        status=task.status,
+        progress=round(progress, 4),
+        done=task.done,
+        total=task.total,
+        stage=task.stage,
+        params=task.params or {},
+        result=task.result or {},
+        error_code=task.error_code,
+        error_message=task.error_message,
+        requested_by=task.requested_by,
+        cancel_requested=task.cancel_requested,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+    )
+
+
+def create_task(
+    session: Session, *, kind: str, params: dict[str, Any], total: int = 0, requested_by: str | None = None
+) -> Task:
+    """Add a PENDING task to the caller's transaction (send its message only after the commit)."""
+    if kind not in KINDS:
+        raise Invalid(f"Unknown task kind {kind!r}; use one of {', '.join(KINDS)}.")
+    task = Task(kind=kind, params=params, total=total, requested_by=requested_by)
+    session.add(task)
+    session.flush()
+    audit.record(
+        session,
+        action=f"{kind}.requested",
+        subject_type="task",
+        subject_id=task.id,
+        actor=requested_by,
+        **params,
+    )
+    return task
+
+
+def find_waiting(session: Session, *, kind: str, params: dict[str, Any] | None = None) -> Task | None:
+    """The oldest PENDING task of this kind (with these params), to coalesce a new request into it."""
+    for task in session.exec(
+        select(Task).where(Task.kind == kind, Task.status == TaskStatus.PENDING).order_by(Task.created_at)
+    ):
+        if params is None or all(task.params.get(k) == v for k, v in params.items()):
+            return task
+    return None
+
+
+def start(engine: Engine, task_id: str) -> Task | None:
+    """Claim a PENDING task for this worker; None if it is gone, finished, cancelled or taken."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        claimed = session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.PENDING)
+            .values(
+                status=TaskStatus.RUNNING,
+                started_at=now,
+                updated_at=now,
+                attempts=Task.attempts + 1,
+                stage="starting",
+            )
+        ).rowcount
+        if not claimed:
+            return None
+        task = session.get(Task, task_id)
+        session.expunge(task)
+        return task
+
+
+def progress(engine: Engine, task_id: str, *, done: int, total: int | None = None, stage: str = "") -> bool:
+    """Record progress; returns False when someone asked to cancel (the worker should stop)."""
+    values: dict[str, Any] = {"done": done, "updated_at": utcnow()}
+    if total is not None:
+        values["total"] = total
+    if stage:
+        values["stage"] = stage[:100]
+    with session_scope(engine) as session:
+        session.execute(
+            update(Task).where(Task.id == task_id, Task.status == TaskStatus.RUNNING).values(**values)
+        )
+        task = session.get(Task, task_id)
+        return task is not None and not task.cancel_requested
+
+
+def cancel_requested(engine: Engine, task_id: str) -> bool:
+    with session_scope(engine) as session:
+        task = session.get(Task, task_id)
+        return task is None or task.cancel_requested
+
+
+def finish(
+    engine: Engine,
+    task_id: str,
+    status: TaskStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    """End a running task. Finishing twice keeps the first ending (a redelivered message is harmless)."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        task = session.get(Task, task_id)
+        if task is None or task.status in FINISHED:
+            return
+        task.status = status
+        task.result = result or {}
+        task.error_code = error_code
+        task.error_message = error_message
+        task.stage = status.lower()
+        task.finished_at = now
+        task.updated_at = now
+        session.add(task)
+        audit.record(
+            session,
+            action=f"{task.kind}.{status.lower()}",
+            subject_type="task",
+            subject_id=task.id,
+            actor=task.requested_by,
+            error_code=error_code,
+        )
+
+
+def put_back(engine: Engine, task_id: str, *, stage: str) -> None:
+    """Return a RUNNING task to PENDING (e.g. it must wait for another training run to finish)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskStatus.RUNNING)
+            .values(status=TaskStatus.PENDING, stage=stage[:100], updated_at=utcnow())
+        )
+
+
+def cancel(*, engine: Engine, task_id: str, actor: str | None = None) -> TaskView:
+    """Cancel a task: a waiting one ends at once, a running one stops at its next progress report.
+
+    Raises:
+        NotFound: no such task.
+    """
+    with session_scope(engine) as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound(f"Task {task_id!r} does not exist.")
+        if task.status not in FINISHED:
+            task.cancel_requested = True
+            task.updated_at = utcnow()
+            if task.status == TaskStatus.PENDING:
+                task.status = TaskStatus.CANCELLED
+                task.stage = "cancelled"
+                task.finished_at = task.updated_at
+            session.add(task)
+            audit.record(
+                session, action=f"{task.kind}.cancel", subject_type="task", subject_id=task.id, actor=actor
+            )
+        session.flush()
+        return task_view(task)
+
+
+def get_task(*, session: Session, task_id: str) -> TaskView:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"Task {task_id!r} does not exist.")
+    return task_view(task)
+
+
+def list_tasks(
+    *,
+    session: Session,
+    kind: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[TaskView], int]:
+    """Tasks, newest first."""
+    query = select(Task)
+    if kind:
+        if kind not in KINDS:
+            raise Invalid(f"Unknown task kind {kind!r}; use one of {', '.join(KINDS)}.")
+        query = query.where(Task.kind == kind)
+    if status:
+        if status not in {s.value for s in TaskStatus}:
+            raise Invalid(
+                f"Unknown task status {status!r}; use one of {', '.join(s.value for s in TaskStatus)}."
+            )
+        query = query.where(Task.status == status)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()
+    return [task_view(row) for row in rows], int(total)
+
+
+def stale_tasks(engine: Engine, *, pending_older_than: float, silent_for: float) -> list[tuple[str, str]]:
+    """(id, kind) of tasks to send again: PENDING ones waiting longer than ``pending_older_than``
+    seconds (their message was lost) and RUNNING ones whose worker has not reported for
+    ``silent_for`` seconds (it died); the latter go back to PENDING first."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        session.execute(
+            update(Task)
+            .where(Task.status == TaskStatus.RUNNING, Task.updated_at < now - timedelta(seconds=silent_for))
+            .values(status=TaskStatus.PENDING, stage="worker lost; waiting to run again", updated_at=now)
+        )
+        rows = session.exec(
+            select(Task.id, Task.kind).where(
+                Task.status == TaskStatus.PENDING,
+                or_(Task.updated_at <= now - timedelta(seconds=pending_older_than), Task.updated_at == now),
+            )
+        ).all()
+        return [(task_id, kind) for task_id, kind in rows]
