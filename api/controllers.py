@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.concurrency import sync_to_thread
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from pydantic import ValidationError
 
@@ -46,6 +46,9 @@ from core.services.review import claim, claim_next, release_claim, review_queue
 from core.services.tasks import TaskView, get_task, list_tasks
 from core.services.tasks import cancel as cancel_task
 from workers import dispatch
+
+# Database ids: anything outside a 63-bit integer is a 422 here, not an overflow in the driver.
+RowId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
 
 
 class JobsController(Controller):
@@ -221,6 +224,7 @@ class JobsController(Controller):
 
 
 MAX_WAIT_SECONDS = 60
+MAX_OFFSET = 10**9
 MAX_FILES_PER_BATCH = 100
 
 
@@ -298,7 +302,7 @@ class FeedbackController(Controller):
         guards=[requires("reviewer")],
     )
     def approve(
-        self, request: Request, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]
+        self, request: Request, runtime: NamedDependency[Runtime], feedback_id: RowId
     ) -> FeedbackView:
         """Approve one correction: it becomes training (or gold) data and the model updates."""
         return _decide(runtime, [feedback_id], approve=True, reviewer=actor(request))[0]
@@ -309,9 +313,7 @@ class FeedbackController(Controller):
         sync_to_thread=True,
         guards=[requires("reviewer")],
     )
-    def reject(
-        self, request: Request, runtime: NamedDependency[Runtime], feedback_id: FromPath[int]
-    ) -> FeedbackView:
+    def reject(self, request: Request, runtime: NamedDependency[Runtime], feedback_id: RowId) -> FeedbackView:
         """Reject one correction: it never trains anything."""
         return _decide(runtime, [feedback_id], approve=False, reviewer=actor(request))[0]
 
@@ -332,7 +334,7 @@ def _decide(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | 
 
 
 def _paging(limit: int, offset: int) -> dict[str, int]:
-    if not 1 <= limit <= 1000 or offset < 0:
+    if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
         raise Invalid(f"limit must be 1–1000 and offset ≥ 0 (got limit={limit}, offset={offset}).")
     return {"limit": limit, "offset": offset}
 
@@ -351,16 +353,14 @@ class ModelsController(Controller):
     @post(
         "/{version_id:int}/activate", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("admin")]
     )
-    def activate(
-        self, request: Request, runtime: NamedDependency[Runtime], version_id: FromPath[int]
-    ) -> dict:
+    def activate(self, request: Request, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
         """Make this version the active one (promotion or rollback); every process follows within seconds."""
         with session_scope(runtime.engine) as session:
             activate(session, version_id, actor=actor(request))
         return {"id": version_id, "status": "active"}
 
     @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
-    def report(self, runtime: NamedDependency[Runtime], version_id: FromPath[int]) -> dict:
+    def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
         """The version's evaluation report(s)."""
         with session_scope(runtime.engine) as session:
             return version_report(session, version_id)

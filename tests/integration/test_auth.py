@@ -23,6 +23,10 @@ NEEDS = {
     ("DELETE", "/api/industries/{name}"): "reviewer",
     ("POST", "/api/models/{version_id}/activate"): "admin",
     ("POST", "/api/retrain_model"): "admin",
+    ("POST", "/api/review/next"): "annotator",
+    ("POST", "/api/review/{job_id}/claim"): "annotator",
+    ("DELETE", "/api/review/{job_id}/claim"): "annotator",
+    ("POST", "/api/tasks/{task_id}/cancel"): "reviewer",
 }
 RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
 
@@ -55,7 +59,8 @@ def test_every_route_but_health_needs_a_key(keyed) -> None:  # type: ignore[no-u
             path.replace("{job_id}", "x")
             .replace("{name}", "nope")
             .replace("{feedback_id}", "1")
-            .replace("{version_id}", "1"),
+            .replace("{version_id}", "1")
+            .replace("{task_id}", "x"),
         )
         assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), (method, path)
     assert keyed.get("/health").status_code == 200
@@ -71,6 +76,8 @@ def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[
             path.replace("{feedback_id}", "999999")
             .replace("{version_id}", "999999")
             .replace("{name}", "nope")
+            .replace("{job_id}", "nope")
+            .replace("{task_id}", "nope")
         )
         for key, role in KEYS.items():
             # An invalid body: the guard answers first, and nothing is queued when it lets the call in.
