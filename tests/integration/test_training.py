@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from core.services.industries import create_industry
 from core.services.training import train_incremental
 from tests.conftest import make_settings
 from tests.documents import OBVIOUS, REAL_ESTATE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -101,3 +104,59 @@ def test_concurrent_training_requests_yield_one_run(fresh) -> None:  # type: ign
     assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "TrainingOutcome"]
     with session_scope(fresh.engine) as session:
         assert len(session.exec(select(ModelVersion)).all()) == 2  # the starter model + one run
+
+
+def test_a_worse_candidate_stays_a_candidate_and_rollback_restores_the_old_answers(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.corpus import read_text_corpus
+    from core.services.models import activate
+
+    def answers() -> list[tuple[str, float]]:
+        time.sleep(fresh.models.refresh_seconds + 0.1)  # what every process serves after its refresh
+        _, model = fresh.models.active(fresh.engine)
+        return [
+            (v.label, round(v.confidence, 6))
+            for v in model.classify(probe, fresh.policy, encoder=fresh.encoder)
+        ]
+
+    starter_id = 1
+    finance = [item for item in read_text_corpus(ROOT / "data" / "starter") if item.label == "finance"]
+    probe = [item.text for item in finance[40:50]] + list(OBVIOUS.values())
+    before = answers()
+    # Given approved "corrections" that are wrong: finance documents labelled legal
+    _add_examples(fresh, [(item.text + " (relabelled)", "legal") for item in finance[:40]])
+    # When the model is updated on them
+    worse = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    # Then the candidate, worse on the holdout, is not promoted: it stays a candidate with its report
+    assert not worse.activated, worse.reason
+    assert "worse than active" in worse.reason
+    with session_scope(fresh.engine) as session:
+        assert session.get(ModelVersion, worse.version_id).status == "candidate"
+        assert session.get(ModelVersion, starter_id).status == "active"
+    assert answers() == before
+    # Given an admin who overrides the gate and activates the candidate by hand
+    with session_scope(fresh.engine) as session:
+        activate(session, worse.version_id, actor="admin")
+    overridden = answers()
+    assert overridden != before
+    # When the admin rolls back to the starter model
+    with session_scope(fresh.engine) as session:
+        activate(session, starter_id, actor="admin")
+    # Then every process serves exactly the old answers again
+    assert answers() == before
+
+
+def _add_examples(runtime, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    from core.corpus import content_hash
+
+    with session_scope(runtime.engine) as session:
+        for i, (text, label) in enumerate(rows):
+            session.add(
+                TrainingExample(
+                    text=text,
+                    content_hash=content_hash(text),
+                    label=label,
+                    source=ExampleSource.feedback,
+                    split=Split.train,
+                    origin=f"{'bad' if label == 'legal' else 'good'}/{i}",
+                )
+            )
