@@ -63,6 +63,20 @@ def _parser() -> argparse.ArgumentParser:
     importing = command("import", cmd_import, "Add DIR/<label>/<file> as training data and train.")
     importing.add_argument("directory", type=Path)
     importing.add_argument("--replace", action="store_true", help="Retire industries DIR does not name.")
+    industries = command("industries", cmd_industries, "List industries, or add one.")
+    industries_commands = industries.add_subparsers(dest="action", required=True)
+    industries_commands.add_parser("list", help="Every industry with its examples counted by source.")
+    add = industries_commands.add_parser(
+        "add",
+        help="Add an industry: predicted from its description at once, then trained on its examples.",
+    )
+    add.add_argument("name")
+    add.add_argument("--description", default="", help="What its documents are about (drives zero-shot).")
+    add.add_argument("--examples", type=Path, metavar="DIR", help="Example documents of it (any format).")
+    add.add_argument("--synthetic", type=int, default=0, metavar="N", help="Also write N synthetic ones.")
+    synth = command("synth", cmd_synth, "Write N synthetic training documents of INDUSTRY with the LLM.")
+    synth.add_argument("industry")
+    synth.add_argument("count", type=int)
     models = command("models", cmd_models, "List model versions or activate one (rollback).")
     models_commands = models.add_subparsers(dest="action", required=True)
     models_commands.add_parser("list", help="Every version with its status and metrics.")
@@ -358,6 +372,136 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_industries(settings: Settings, args: argparse.Namespace) -> int:
+    from core.db import session_scope
+    from core.services.industries import list_industries
+    from workers import dispatch
+
+    runtime = _runtime(settings)
+    try:
+        if args.action == "list":
+            with session_scope(runtime.engine) as session:
+                for industry in list_industries(session=session):
+                    print(json.dumps(industry))
+            return 0
+        files = _example_files(args.examples) if args.examples else []
+        handle = dispatch.start(runtime)
+        earlier = _training_task_ids(runtime)
+        added = dispatch.add_industry(
+            runtime,
+            name=args.name,
+            description=args.description,
+            example_files=files,
+            synthetic=args.synthetic,
+            actor="cli",
+        )
+        synthesis, training = added.synthesis_task, added.training_task
+        print(
+            json.dumps(
+                {
+                    "industry": added.name,
+                    "description": added.description,
+                    "examples_added": added.examples_added,
+                    "example_errors": added.example_errors,
+                    "synthesis_task": synthesis.id if synthesis else None,
+                    "training_task": training.id if training else None,
+                }
+            ),
+            flush=True,
+        )
+        _follow(runtime, handle, [synthesis.id] if synthesis else [], earlier)
+        return 0
+    finally:
+        dispatch.stop()
+        runtime.close()
+
+
+def cmd_synth(settings: Settings, args: argparse.Namespace) -> int:
+    from workers import dispatch
+
+    runtime = _runtime(settings)
+    try:
+        handle = dispatch.start(runtime) if settings.llm_configured else None
+        earlier = _training_task_ids(runtime)
+        task = dispatch.request_synthesis(runtime, args.industry, args.count, actor="cli")
+        if handle is None:
+            print(json.dumps(_task_line(task)))
+            return 1
+        print(json.dumps({"synthesis_task": task.id, "industry": task.params["industry"]}), flush=True)
+        endings = _follow(runtime, handle, [task.id], earlier)
+        return 0 if endings[task.id].status == "SUCCEEDED" else 1
+    finally:
+        dispatch.stop()
+        runtime.close()
+
+
+def _example_files(directory: Path) -> list[tuple[str, bytes]]:
+    from core.errors import Invalid
+
+    if not directory.is_dir():
+        raise Invalid(f"{str(directory)!r} is not a directory of example documents.")
+    paths = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+    if not paths:
+        raise Invalid(f"{str(directory)!r} holds no example documents.")
+    return [(p.relative_to(directory).as_posix(), p.read_bytes()) for p in paths]
+
+
+def _training_task_ids(runtime) -> set[str]:  # type: ignore[no-untyped-def]
+    from core.db import session_scope
+    from core.services.tasks import list_tasks
+
+    with session_scope(runtime.engine) as session:
+        return {task.id for task in list_tasks(session=session, kind="training", limit=1000)[0]}
+
+
+def _follow(runtime, handle, task_ids: list[str], earlier_training: set[str]) -> dict:  # type: ignore[no-untyped-def]
+    """With the in-process queue, run the queued work to its end here and print how each task ended
+    (the synthesis task, then the training runs queued meanwhile); progress goes to stderr.
+
+    An external broker's workers do the work instead: nothing to wait for here.
+    """
+    from dramatiq.errors import QueueJoinTimeout
+
+    from core.db import session_scope
+    from core.services.tasks import cancel, get_task, list_tasks
+
+    if not runtime.settings.in_process_broker:
+        return {}
+    try:
+        for queue in ("synthesis", "training"):
+            while True:
+                try:
+                    handle.broker.join(queue, timeout=2000, fail_fast=False)
+                    break
+                except QueueJoinTimeout:
+                    with session_scope(runtime.engine) as session:
+                        for task_id in task_ids:
+                            view = get_task(session=session, task_id=task_id)
+                            print(f"{view.kind} {view.status.lower()}: {view.stage}", file=sys.stderr)
+    except KeyboardInterrupt:
+        for task_id in task_ids:
+            cancel(engine=runtime.engine, task_id=task_id, actor="cli")
+        raise
+    with session_scope(runtime.engine) as session:
+        training = [t.id for t in list_tasks(session=session, kind="training", limit=1000)[0]]
+        new_training = [task_id for task_id in reversed(training) if task_id not in earlier_training]
+        endings = {task_id: get_task(session=session, task_id=task_id) for task_id in task_ids + new_training}
+    for view in endings.values():
+        print(json.dumps(_task_line(view)), flush=True)
+    return endings
+
+
+def _task_line(view) -> dict:  # type: ignore[no-untyped-def]
+    line = {"task": view.id, "kind": view.kind, "status": view.status, "result": view.result}
+    if view.error_code:
+        line["error"] = {"code": view.error_code, "message": view.error_message}
+    return line
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:

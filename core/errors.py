@@ -92,3 +92,21 @@ class NotFittedError(HeronError, ValueError):
     """An estimator was used before it was fitted."""
 
     code = "not_fitted"
+
+
+class LlmNotConfigured(HeronError):
+    """No LLM is configured (neither OPENAI_API_KEY nor HERON_LLM_BASE_URL), so nothing can be generated."""
+
+    code = "llm_not_configured"
+
+
+class LlmUnavailable(HeronError):
+    """The LLM endpoint kept failing (rate limits, server errors, timeouts) or refused the request."""
+
+    code = "llm_unavailable"
+
+
+class LlmBadReply(HeronError):
+    """The LLM answered, but its reply holds no usable documents."""
+
+    code = "llm_bad_reply"

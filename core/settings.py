@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigurationError
@@ -65,9 +65,14 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, ge=1, le=64, description="LLM requests in flight per synthesis task.")
     llm_requests_per_minute: int = Field(60, ge=1, le=100_000)
     llm_max_retries: int = Field(5, ge=0, le=20, description="On 429, 5xx and timeouts, with backoff.")
+    llm_backoff_seconds: float = Field(
+        1.0, ge=0, le=60, description="First retry delay; doubles per retry (a Retry-After header wins)."
+    )
     synthetic_needs_approval: bool = Field(
         True, description="Synthetic documents wait for a reviewer before they train (False: train at once)."
     )
+    synthetic_min_chars: int = Field(200, ge=1, description="Shorter synthetic documents are discarded.")
+    synthetic_max_chars: int = Field(12_000, ge=100, description="Longer synthetic documents are discarded.")
     review_claim_seconds: int = Field(300, ge=10, le=86_400, description="How long a review claim holds.")
     api_keys: str = Field("", repr=False, description="key:role pairs, comma-separated.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -90,6 +95,14 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_keys(cls, value: str) -> str:
         parse_api_keys(value)
+        return value
+
+    @field_validator("synthetic_max_chars")
+    @classmethod
+    def _above_the_minimum(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("synthetic_min_chars")
+        if minimum is not None and value <= minimum:
+            raise ValueError(f"must be above HERON_SYNTHETIC_MIN_CHARS ({minimum})")
         return value
 
     @model_validator(mode="after")

@@ -6,11 +6,14 @@ import logging
 
 import dramatiq
 
+from core.db import session_scope
 from core.errors import Conflict
 from core.services.jobs import process_job
+from core.services.synthesis import NOT_PENDING, run_synthesis_task
+from core.services.tasks import get_task
 from core.services.training import run_training_task
 from core.settings import get_settings
-from workers import context
+from workers import context, dispatch
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
@@ -60,5 +63,33 @@ def train_model(task_id: str) -> None:
     log.info("training task %s: %s", task_id, outcome)
 
 
+@dramatiq.actor(
+    actor_name="synthesis.generate",
+    queue_name="synthesis",
+    # The task row records every ending (bad replies and LLM outages included) and the LLM client
+    # retries transient errors itself; a task that is no longer PENDING is left alone anyway.
+    max_retries=0,
+    time_limit=6 * 60 * 60 * 1000,
+)
+def generate_synthetic(task_id: str) -> None:
+    """Run a synthesis task; if it stored examples that may train at once, queue an incremental run."""
+    runtime = context.runtime()
+    outcome = run_synthesis_task(
+        engine=runtime.engine,
+        task_id=task_id,
+        settings=runtime.settings,
+        models=runtime.models,
+        policy=runtime.policy,
+    )
+    log.info("synthesis task %s: %s", task_id, outcome)
+    if outcome == NOT_PENDING:
+        return
+    with session_scope(runtime.engine) as session:
+        task = get_task(session=session, task_id=task_id)
+    # Stored approved, so each was in the training set of any run since: incremental learns the rest.
+    if task.result.get("approved"):
+        dispatch.request_training(runtime, task.requested_by, incremental=True)
+
+
 # Which actor runs each kind of background task (see core.services.tasks.KINDS).
-TASK_ACTORS: dict[str, dramatiq.Actor] = {"training": train_model}
+TASK_ACTORS: dict[str, dramatiq.Actor] = {"training": train_model, "synthesis": generate_synthetic}

@@ -1,0 +1,132 @@
+"""Training examples as people see them: listed by source and status, and approved or rejected
+(synthetic documents wait as ``pending`` until a reviewer decides; only approved ones train)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from core.db import session_scope
+from core.db.tables import ExampleSource, ExampleStatus, ModelVersion, TrainingExample
+from core.errors import Invalid, NotFound
+from core.services import audit
+from core.services.models import active_version_id
+
+PREVIEW_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ExampleView:
+    id: int
+    label: str
+    source: str
+    status: str
+    split: str
+    origin: str | None
+    meta: dict[str, Any]
+    preview: str
+    text: str
+    created_at: datetime
+
+
+def example_view(row: TrainingExample) -> ExampleView:
+    flat = " ".join(row.text.split())
+    return ExampleView(
+        id=row.id,
+        label=row.label,
+        source=row.source,
+        status=row.status,
+        split=row.split,
+        origin=row.origin,
+        meta=row.meta or {},
+        preview=flat[:PREVIEW_CHARS] + ("…" if len(flat) > PREVIEW_CHARS else ""),
+        text=row.text,
+        created_at=row.created_at,
+    )
+
+
+def list_examples(
+    *,
+    session: Session,
+    source: str | None = None,
+    status: str | None = None,
+    label: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[ExampleView], int]:
+    """Training examples, newest first, filtered by source, status and label.
+
+    Raises:
+        Invalid: an unknown source or status.
+    """
+    query = select(TrainingExample)
+    if source:
+        _require(source, ExampleSource, "source")
+        query = query.where(TrainingExample.source == source)
+    if status:
+        _require(status, ExampleStatus, "status")
+        query = query.where(TrainingExample.status == status)
+    if label:
+        query = query.where(TrainingExample.label == label)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(TrainingExample.id.desc()).offset(offset).limit(limit)).all()
+    return [example_view(row) for row in rows], int(total)
+
+
+def _require(value: str, kind: type, what: str) -> None:
+    allowed = [member.value for member in kind]
+    if value not in allowed:
+        raise Invalid(f"Unknown example {what} {value!r}; use one of {', '.join(allowed)}.")
+
+
+def decide_examples(
+    *, engine: Engine, ids: list[int], approve: bool, actor: str | None = None
+) -> list[ExampleView]:
+    """Approve (they train from the next training run on) or reject pending examples, all or none.
+
+    Raises:
+        NotFound: an id does not exist. Invalid: one of them is not pending.
+    """
+    decision = ExampleStatus.approved if approve else ExampleStatus.rejected
+    with session_scope(engine) as session:
+        rows = []
+        for example_id in dict.fromkeys(ids):
+            row = session.get(TrainingExample, example_id)
+            if row is None:
+                raise NotFound(f"Training example {example_id} does not exist.")
+            if row.status != ExampleStatus.pending:
+                raise Invalid(f"Training example {example_id} is already {row.status}.")
+            rows.append(row)
+        for row in rows:
+            row.status = decision
+            session.add(row)
+            audit.record(
+                session,
+                action=f"example.{decision}",
+                subject_type="training_example",
+                subject_id=row.id,
+                actor=actor,
+                label=row.label,
+                source=row.source,
+            )
+        session.flush()
+        return [example_view(row) for row in rows]
+
+
+def training_mode_for(*, session: Session, example_ids: list[int]) -> str:
+    """``incremental`` if an incremental run will learn these (newly trainable) examples, else ``full``.
+
+    An incremental run learns the examples stored after the ones its active model was trained on
+    (by id). An example that waited for approval can be older than that (training ran while it
+    waited), and only a full retrain would learn it.
+    """
+    version_id = active_version_id(session)
+    version = session.get(ModelVersion, version_id) if version_id is not None else None
+    if version is None or not example_ids:
+        return "full"
+    seen_up_to = int((version.trained_on or {}).get("max_example_id", 0))
+    return "incremental" if min(example_ids) > seen_up_to else "full"
