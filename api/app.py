@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from api.controllers import (
+    ExamplesController,
     FeedbackController,
     IndustriesController,
     JobsController,
@@ -21,6 +22,7 @@ from api.controllers import (
     TrainingController,
     export,
     health,
+    metrics,
     ready,
 )
 from api.errors import EXCEPTION_HANDLERS
@@ -60,8 +62,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ModelsController,
             TasksController,
             TrainingController,
+            ExamplesController,
             export,
             health,
+            metrics,
             ready,
         ],
         lifespan=[lifespan],

@@ -21,8 +21,8 @@ from api.schemas import (
     Batch,
     FeedbackCreate,
     FeedbackCreated,
-    FeedbackIds,
     Health,
+    IdList,
     IndustryCreate,
     IndustryCreated,
     IndustryUpdate,
@@ -37,10 +37,13 @@ from core.db import session_scope
 from core.errors import HeronError, Invalid, TooLarge
 from core.runtime import Runtime
 from core.services.documents import Submission, clean_filename, group_as_batch, submit_batch
+from core.services.examples import ExampleView, decide_examples, list_examples, training_mode_for
 from core.services.export import export_examples
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
 from core.services.industries import list_industries, retire_industry, update_industry
 from core.services.jobs import JobView, get_job, list_jobs
+from core.services.metrics import collect as collect_metrics
+from core.services.metrics import render as render_metrics
 from core.services.models import activate, list_versions, readiness, version_report
 from core.services.review import claim, claim_next, release_claim, review_queue
 from core.services.tasks import TaskView, get_task, list_tasks
@@ -319,7 +322,7 @@ class FeedbackController(Controller):
 
     @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
     def approve_many(
-        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackIds]
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]
     ) -> Page:
         """Approve several corrections at once (all or none)."""
         items = _decide(runtime, data.ids, approve=True, reviewer=actor(request))
@@ -337,6 +340,52 @@ def _paging(limit: int, offset: int) -> dict[str, int]:
     if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
         raise Invalid(f"limit must be 1–1000 and offset ≥ 0 (got limit={limit}, offset={offset}).")
     return {"limit": limit, "offset": offset}
+
+
+class ExamplesController(Controller):
+    path = "/api/examples"
+    tags = ["examples"]
+
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(
+        self,
+        runtime: NamedDependency[Runtime],
+        source: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Training examples, newest first; ``?source=synthetic&status=pending`` is the approval queue."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_examples(
+                session=session, source=source, status=status, label=label, **_paging(limit, offset)
+            )
+        return Page(items=items, total=total)
+
+    @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def approve(self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]) -> Page:
+        """Approve pending examples (all or none); they train in the run this queues (incremental when
+        the active model has not seen examples that old, else a full retrain)."""
+        items = _decide_examples(runtime, data.ids, approve=True, who=actor(request))
+        return Page(items=items, total=len(items))
+
+    @post("/reject", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def reject(self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]) -> Page:
+        """Reject pending examples (all or none): they never train."""
+        items = _decide_examples(runtime, data.ids, approve=False, who=actor(request))
+        return Page(items=items, total=len(items))
+
+
+def _decide_examples(
+    runtime: Runtime, ids: list[int], *, approve: bool, who: str | None
+) -> list[ExampleView]:
+    decided = decide_examples(engine=runtime.engine, ids=ids, approve=approve, actor=who)
+    if approve:
+        with session_scope(runtime.engine) as session:
+            mode = training_mode_for(session=session, example_ids=[example.id for example in decided])
+        dispatch.request_training(runtime, who, incremental=mode == "incremental")
+    return decided
 
 
 class ModelsController(Controller):
@@ -571,6 +620,15 @@ def ready(runtime: NamedDependency[Runtime]) -> Response:
             message="Heron is not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
         )
     return Response(body, status_code=200 if ok else 503)
+
+
+@get("/metrics", tags=["health"], sync_to_thread=True, guards=[requires("annotator")])
+def metrics(runtime: NamedDependency[Runtime]) -> Response:
+    """Prometheus metrics for the whole deployment (read from the database): jobs by status, queue
+    depth, upload→result latency, escalation and review rates, tasks, the active model version."""
+    with session_scope(runtime.engine) as session:
+        body = render_metrics(collect_metrics(session))
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @get("/health", tags=["health"])

@@ -93,7 +93,9 @@ class Health(BaseModel):
     status: str
 
 
-class FeedbackIds(BaseModel):
+class IdList(BaseModel):
+    """Several rows at once (bulk approve / reject)."""
+
     ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
 
 

@@ -200,3 +200,23 @@ def test_ready_reports_database_broker_and_model(client) -> None:  # type: ignor
     assert body["status"] == "ready"
     assert body["checks"]["database"] == "ok" and body["checks"]["broker"] == "in-process"
     assert body["checks"]["model"].startswith("version")
+
+
+def test_metrics_report_jobs_latency_and_the_active_model(client) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    # Given at least one finished upload
+    upload = client.post("/api/classify_file", files={"file": ("m.txt", FINANCE.encode())})
+    job_id = upload.json()["job_id"]
+    assert wait_for_job(client, job_id)["status"] == "COMPLETED"
+    # When Prometheus scrapes the API
+    response = client.get("/metrics")
+    # Then it gets the text format with jobs by status, latency quantiles and the model version
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    values = dict(re.findall(r"^(heron_\S+) (\S+)$", response.text, flags=re.MULTILINE))
+    assert float(values['heron_jobs{status="COMPLETED"}']) >= 1
+    assert float(values["heron_job_latency_seconds_count"]) >= 1
+    assert 0 < float(values['heron_job_latency_seconds{quantile="0.95"}']) < 60
+    assert float(values["heron_active_model_version"]) >= 1
+    assert 0 <= float(values["heron_escalation_ratio"]) <= 1
+    assert "# TYPE heron_job_latency_seconds summary" in response.text

@@ -46,9 +46,8 @@ def test_no_request_the_schema_allows_or_forbids_gets_a_server_error(server: str
                 response = case.call(base_url=server, timeout=60)
                 # Then none is a server error, and every error is JSON with a stable code
                 if response.status_code >= 500:
-                    failures.append(
-                        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
-                    )
+                    where = f"{case.method} {case.formatted_path}"
+                    failures.append(f"{where} -> {response.status_code}: {response.text[:300]}")
                 elif response.status_code >= 400 and "json" in response.headers.get("content-type", ""):
                     body = response.json()
                     if not {"code", "message"} <= set(body):

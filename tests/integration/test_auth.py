@@ -27,6 +27,8 @@ NEEDS = {
     ("POST", "/api/review/{job_id}/claim"): "annotator",
     ("DELETE", "/api/review/{job_id}/claim"): "annotator",
     ("POST", "/api/tasks/{task_id}/cancel"): "reviewer",
+    ("POST", "/api/examples/approve"): "reviewer",
+    ("POST", "/api/examples/reject"): "reviewer",
 }
 RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
 
