@@ -1,6 +1,10 @@
-"""Process-wide resources for the console: one runtime and one connection to the queue."""
+"""Process-wide resources for the console (one runtime, one queue connection) and who is using it."""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -8,9 +12,69 @@ from core.runtime import Runtime, open_runtime
 from core.settings import get_settings
 from workers import dispatch
 
+RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
+
 
 @st.cache_resource(show_spinner="Preparing Heron (first start trains the starter model)…")
 def runtime() -> Runtime:
     opened = open_runtime(get_settings())
     dispatch.start(opened)
     return opened
+
+
+@dataclass(frozen=True)
+class User:
+    """Who is at the keyboard: ``name`` is recorded with every action; ``role`` decides what shows."""
+
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        return RANK.get(self.role, 0) >= RANK[role]
+
+
+def current_user() -> User:
+    """The console's user, as the sidebar set it (an admin named "console" until then)."""
+    return st.session_state.get("heron_user") or User(name="console", role="admin")
+
+
+def identity_sidebar() -> User:
+    """Ask for the user's name and, when API keys are configured, their key (which sets the role).
+
+    Without keys the console is a local, single-team tool and everyone is an admin, like the API.
+    """
+    keys = get_settings().roles_by_key
+    with st.sidebar:
+        name = st.text_input("Your name", key="heron_user_name", placeholder="e.g. Ada").strip()[:60]
+        if not keys:
+            user = User(name=name or "console", role="admin")
+        else:
+            key = st.text_input("API key", type="password", key="heron_api_key")
+            role = _role_of(key, keys)
+            if role is None:
+                if key:
+                    st.error("That API key is not valid.")
+                st.session_state.pop("heron_user", None)
+                st.info("API keys are configured: enter yours in the sidebar to use the console.")
+                st.stop()
+            tag = "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+            user = User(name=f"{name} ({tag})" if name else tag, role=role)
+        st.caption(f"Signed in as **{user.name}** · {user.role}")
+    st.session_state["heron_user"] = user
+    return user
+
+
+def require(role: str) -> User:
+    """Stop the page (with a sentence saying why) unless the user has ``role``."""
+    user = current_user()
+    if not user.can(role):
+        st.warning(f"This page needs the {role} role; you are signed in as {user.role}.")
+        st.stop()
+    return user
+
+
+def _role_of(key: str, keys: dict[str, str]) -> str | None:
+    for known, role in keys.items():
+        if key and hmac.compare_digest(known.encode(), key.encode()):
+            return role
+    return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from core.db.tables import AuditEvent
 
@@ -28,3 +31,49 @@ def record(
             details=details,
         )
     )
+
+
+@dataclass(frozen=True)
+class AuditEventView:
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    subject_type: str
+    subject_id: str
+    details: dict[str, Any]
+
+
+def list_events(
+    *,
+    session: Session,
+    action: str | None = None,
+    actor: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[AuditEventView], int]:
+    """Audit events, newest first, optionally only one action or one actor's; with the total."""
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)).all()
+    return [
+        AuditEventView(
+            id=row.id,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            details=row.details or {},
+        )
+        for row in rows
+    ], int(total)
+
+
+def list_actions(*, session: Session) -> list[str]:
+    """The actions the audit trail holds, alphabetically (to filter :func:`list_events` by)."""
+    return sorted(session.exec(select(AuditEvent.action).distinct()).all())

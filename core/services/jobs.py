@@ -288,3 +288,77 @@ def list_jobs(
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)).all()
     return [job_view(session, job) for job in rows], int(total)
+
+
+@dataclass(frozen=True)
+class JobDocument:
+    """The document behind a job as a person reads it: its text and how that text was obtained."""
+
+    job_id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    text: str | None
+    page_count: int | None
+    extraction_method: str | None
+    warnings: list[str]
+    ocr_pages: list[int]
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    number: int
+    text: str
+    ocr: bool
+
+
+def job_document(*, session: Session, job_id: str) -> JobDocument:
+    """The stored text of a job's document (None until a worker has read it).
+
+    Raises:
+        NotFound: no such job.
+    """
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id!r} does not exist.")
+    document = session.get(Document, job.document_id)
+    return JobDocument(
+        job_id=job.id,
+        filename=job.original_filename,
+        content_type=document.content_type,
+        size=document.size,
+        sha256=document.sha256,
+        text=document.text,
+        page_count=document.page_count,
+        extraction_method=document.extraction_method,
+        warnings=list(document.extraction_warnings or []),
+        ocr_pages=list(document.ocr_pages or []),
+    )
+
+
+def job_document_pages(
+    *, engine: Engine, blobs: BlobStore, job_id: str, limits: ExtractionLimits | None = None
+) -> list[DocumentPage]:
+    """A job's document page by page, read again from the stored original.
+
+    The stored text joins the pages, so the page boundaries are recovered by extracting again
+    (deterministic; pages without a text layer go through OCR again, which takes a second or two
+    each).
+
+    Raises:
+        NotFound: no such job, or its original is missing. HeronError: the document cannot be read.
+    """
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id!r} does not exist.")
+        document = session.get(Document, job.document_id)
+    original = blobs.path(document.storage_key)
+    if not original.exists():
+        raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
+    result = extract(
+        original, limits=limits, filename=job.original_filename, content_type=job.file_content_type or None
+    )
+    ocr = set(result.ocr_pages)
+    return [DocumentPage(number=page.number, text=page.text, ocr=page.number in ocr) for page in result.pages]

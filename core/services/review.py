@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,11 +40,12 @@ def review_queue(
     limit: int = 50,
     offset: int = 0,
     annotator: str | None = None,
+    exclude: Collection[str] = (),
 ) -> tuple[list[JobView], int]:
     """Completed jobs whose prediction needs review and that nobody has labelled yet.
 
     Items another annotator has claimed (and whose claim has not run out) are left out; the
-    caller's own claims stay in.
+    caller's own claims stay in. ``exclude`` leaves out job ids the caller has skipped.
     """
     if strategy not in STRATEGIES:
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
@@ -63,6 +65,8 @@ def review_queue(
     )
     if label:
         query = query.where(Prediction.label == label)
+    if exclude:
+        query = query.where(Job.id.not_in(list(exclude)))
     rows = [
         (job, prediction)
         for job, prediction in session.exec(query).all()
@@ -115,12 +119,22 @@ def claim_next(
     strategy: str = "least_confidence",
     reason: str | None = None,
     label: str | None = None,
+    exclude: Collection[str] = (),
 ) -> JobView | None:
-    """Claim the most uncertain item nobody else holds and return it; None when the queue is empty."""
+    """Claim the most uncertain item nobody else holds and return it; None when the queue is empty.
+
+    ``exclude``: job ids the annotator skipped, so skipping moves on instead of coming back.
+    """
     for _ in range(5):  # another annotator may take the same item between the read and the claim
         with session_scope(engine) as session:
             items, _total = review_queue(
-                session=session, strategy=strategy, reason=reason, label=label, limit=1, annotator=annotator
+                session=session,
+                strategy=strategy,
+                reason=reason,
+                label=label,
+                limit=1,
+                annotator=annotator,
+                exclude=exclude,
             )
         if not items:
             return None

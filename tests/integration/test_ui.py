@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.db import session_scope
+from core.services.audit import list_events
 from core.settings import get_settings
-from tests.documents import FINANCE, pdf_bytes
+from tests.documents import FINANCE, LEGAL, pdf_bytes
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 
@@ -21,6 +23,18 @@ def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
     get_settings.cache_clear()
     yield AppTest.from_file(APP, default_timeout=60)
     get_settings.cache_clear()
+
+
+def sign_in(app: AppTest, name: str) -> None:
+    """Type ``name`` into the sidebar before the first run.
+
+    With a ``pages/`` folder next to ui/app.py, AppTest (1.67) runs only the page script on later
+    runs — it resets Streamlit's MPA-v1 flag that st.navigation clears in a real server — so the
+    sidebar must be filled in before the one run that goes through the router.
+    """
+    app.session_state["heron_user_name"] = name
+    app.run()
+    assert app.session_state["heron_user"].name == name
 
 
 def test_empty_page_says_what_to_do(app: AppTest) -> None:
@@ -54,3 +68,48 @@ def test_an_empty_file_is_refused_with_its_reason(app: AppTest) -> None:
     app.run()
     assert not app.exception
     assert "empty" in app.error[0].value
+
+
+def test_the_document_view_shows_text_pages_scores_and_why(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given a signed-in user on the classify page
+    sign_in(app, "Ada")
+    # When a two-page PDF is uploaded and classified
+    app.file_uploader[0].upload("report.pdf", pdf_bytes(FINANCE, LEGAL), "application/pdf")
+    app.run()
+    app.button[0].click()
+    app.run()
+    # Then the document view shows its extracted text, the score of every industry and the routing
+    assert not app.exception
+    assert app.subheader[0].value == "Document"
+    assert any("Quarterly results" in text.value for text in app.text)
+    assert any("2 page(s)" in caption.value for caption in app.caption)
+    assert app.get("vega_lite_chart"), "no score chart"
+    explained = " ".join(markdown.value for markdown in app.markdown)
+    assert "fast tier answered alone" in explained or "Escalated to the transformer tier" in explained
+    # When the user asks for the pages
+    pages_toggle = next(toggle for toggle in app.toggle if toggle.key and toggle.key.endswith("-pages"))
+    pages_toggle.set_value(True).run()
+    # Then each page is shown under its number
+    shown = [markdown.value for markdown in app.markdown]
+    assert "**Page 1**" in shown and "**Page 2**" in shown
+    assert any(text.value.startswith("IN THE HIGH COURT") for text in app.text)
+    # And the upload was recorded under the user's name, not "console"
+    with session_scope(runtime.engine) as session:
+        events, _ = list_events(session=session, action="document.uploaded", limit=5)
+    assert "Ada" in {event.actor for event in events}
+
+
+def test_results_can_be_filtered_by_industry(app: AppTest) -> None:
+    # Given two documents about different industries, classified together
+    app.run()
+    app.file_uploader[0].upload("q3.txt", FINANCE.encode(), "text/plain")
+    app.file_uploader[0].upload("ruling.txt", LEGAL.encode(), "text/plain")
+    app.run()
+    app.button[0].click()
+    app.run()
+    assert not app.exception
+    assert sorted(app.dataframe[0].value["file"]) == ["q3.txt", "ruling.txt"]
+    # When the table is filtered to legal documents
+    app.multiselect[0].set_value(["legal"]).run()
+    # Then only the ruling is left
+    assert list(app.dataframe[0].value["file"]) == ["ruling.txt"]

@@ -11,12 +11,14 @@ from core.blobs import CHUNK_SIZE
 from core.db import session_scope
 from core.errors import HeronError
 from core.services.documents import submit_batch
-from core.services.jobs import get_job
-from ui.state import runtime
+from core.services.jobs import JobView, get_job
+from ui.state import current_user, runtime
+from ui.widgets import document_text, routing_explanation, score_chart
 from workers import dispatch
 
 POLL_SECONDS = 0.3
 WAIT_SECONDS = 60
+FINISHED = ("COMPLETED", "FAILED")
 
 st.title("Classify documents")
 st.caption(
@@ -25,77 +27,163 @@ st.caption(
 )
 
 rt = runtime()
+user = current_user()
 uploads = st.file_uploader("Documents", accept_multiple_files=True, key="uploads")
 if uploads and st.button("Classify", type="primary"):
     job_ids, refused = [], []
-    for upload in uploads:
-        try:
-            submission = submit_batch(
-                engine=rt.engine,
-                blobs=rt.blobs,
-                chunks=iter(lambda upload=upload: upload.read(CHUNK_SIZE), b""),
-                filename=upload.name,
-                client_content_type=upload.type,
-                max_bytes=rt.settings.max_upload_bytes,
-                submitted_by="console",
-                limits=rt.extraction_limits,
-            )
-        except HeronError as error:
-            refused.append({"file": upload.name, "code": error.code, "message": error.message})
-            continue
-        for job in submission.jobs:
-            dispatch.send_classify(job.id)
-            job_ids.append(job.id)
-        for skipped in submission.skipped:
-            refused.append(
-                {
-                    "file": f"{upload.name}: {skipped.filename}",
-                    "code": skipped.code,
-                    "message": skipped.message,
-                }
-            )
+    with st.status(f"Uploading {len(uploads)} file(s)…", expanded=len(uploads) > 1) as upload_status:
+        sent = st.progress(0.0)
+        for number, upload in enumerate(uploads, start=1):
+            sent.progress((number - 1) / len(uploads), text=f"Storing {upload.name}")
+            try:
+                submission = submit_batch(
+                    engine=rt.engine,
+                    blobs=rt.blobs,
+                    chunks=iter(lambda upload=upload: upload.read(CHUNK_SIZE), b""),
+                    filename=upload.name,
+                    client_content_type=upload.type,
+                    max_bytes=rt.settings.max_upload_bytes,
+                    submitted_by=user.name,
+                    limits=rt.extraction_limits,
+                )
+            except HeronError as error:
+                refused.append({"file": upload.name, "code": error.code, "message": error.message})
+                continue
+            for job in submission.jobs:
+                dispatch.send_classify(job.id)
+                job_ids.append(job.id)
+            if submission.batch_id:
+                st.write(f"{upload.name}: {len(submission.jobs)} documents from the ZIP")
+            for skipped in submission.skipped:
+                refused.append(
+                    {
+                        "file": f"{upload.name}: {skipped.filename}",
+                        "code": skipped.code,
+                        "message": skipped.message,
+                    }
+                )
+        sent.progress(1.0, text=f"{len(job_ids)} document(s) queued")
+        upload_status.update(
+            label=f"{len(job_ids)} document(s) queued, {len(refused)} refused",
+            state="error" if refused and not job_ids else "complete",
+            expanded=False,
+        )
     st.session_state["job_ids"] = job_ids
     st.session_state["refused"] = refused
 
-job_ids = st.session_state.get("job_ids", [])
+job_ids: list[str] = st.session_state.get("job_ids", [])
 for refusal in st.session_state.get("refused", []):
     st.error(f"{refusal['file']}: {refusal['message']} ({refusal['code']})")
 
-if job_ids:
-    progress = st.progress(0.0, text="Classifying…")
+
+def _read(ids: list[str]) -> list[JobView]:
+    with session_scope(rt.engine) as session:
+        return [get_job(session=session, job_id=job_id) for job_id in ids]
+
+
+if not job_ids:
+    if not st.session_state.get("refused"):
+        st.info("Choose one or more files above, then press **Classify**.")
+    st.stop()
+
+# Live progress: the in-process workers (or remote ones) finish jobs while this run polls.
+views = _read(job_ids)
+done = sum(view.status in FINISHED for view in views)
+if done < len(views):
+    progress = st.progress(done / len(views), text=f"{done} of {len(views)} classified")
     deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        with session_scope(rt.engine) as session:
-            views = [get_job(session=session, job_id=job_id) for job_id in job_ids]
-        done = sum(view.status in ("COMPLETED", "FAILED") for view in views)
-        progress.progress(done / len(views), text=f"{done} of {len(views)} classified")
-        if done == len(views) or time.monotonic() > deadline:
-            break
+    while done < len(views) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-    table = pd.DataFrame(
-        [
-            {
-                "file": view.original_filename,
-                "status": view.status,
-                "industry": view.classification_result,
-                "confidence": view.confidence,
-                "tier": view.tier,
-                "needs review": view.needs_review,
-                "error": view.error_message,
-            }
-            for view in views
-        ]
-    )
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")
-        },
-    )
-    for view in views:
-        if view.scores:
-            with st.expander(f"{view.original_filename}: scores by industry"):
-                st.bar_chart(pd.Series(view.scores, name="probability"))
-elif not st.session_state.get("refused"):
-    st.info("Choose one or more files above, then press **Classify**.")
+        views = _read(job_ids)
+        done = sum(view.status in FINISHED for view in views)
+        progress.progress(done / len(views), text=f"{done} of {len(views)} classified")
+    if done < len(views):
+        st.warning(f"{len(views) - done} document(s) are still being read (large scans take a while).")
+        st.button("Refresh")
+
+table = pd.DataFrame(
+    [
+        {
+            "file": view.original_filename,
+            "status": view.status,
+            "industry": view.classification_result,
+            "confidence": view.confidence,
+            "tier": view.tier,
+            "needs review": view.needs_review,
+            "reasons": ", ".join(view.review_reasons),
+            "error code": view.error_code,
+            "error": view.error_message,
+            "job": view.id,
+        }
+        for view in views
+    ],
+    columns=[
+        "file",
+        "status",
+        "industry",
+        "confidence",
+        "tier",
+        "needs review",
+        "reasons",
+        "error code",
+        "error",
+        "job",
+    ],
+)
+
+summary = st.columns(4)
+summary[0].metric("Documents", len(views))
+summary[1].metric("Classified", sum(view.status == "COMPLETED" for view in views))
+summary[2].metric("Need review", sum(bool(view.needs_review) for view in views))
+summary[3].metric("Failed", sum(view.status == "FAILED" for view in views))
+
+left, middle, right = st.columns([2, 2, 1])
+industries = left.multiselect("Industry", sorted(table["industry"].dropna().unique()), placeholder="All")
+statuses = middle.multiselect("Status", sorted(table["status"].unique()), placeholder="All")
+only_review = right.toggle("Needs review only")
+shown = table
+if industries:
+    shown = shown[shown["industry"].isin(industries)]
+if statuses:
+    shown = shown[shown["status"].isin(statuses)]
+if only_review:
+    shown = shown[shown["needs review"].fillna(False).astype(bool)]
+
+st.dataframe(
+    shown,
+    hide_index=True,
+    column_config={
+        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        "job": None,
+    },
+)
+st.download_button(
+    "Download CSV",
+    shown.to_csv(index=False).encode("utf-8"),
+    file_name="heron-results.csv",
+    mime="text/csv",
+    disabled=shown.empty,
+)
+
+readable = {view.id: view for view in views if view.status == "COMPLETED"}
+if not readable:
+    st.stop()
+st.subheader("Document")
+chosen_id = st.selectbox(
+    "Document",
+    list(readable),
+    format_func=lambda job_id: (
+        f"{readable[job_id].original_filename} — {readable[job_id].classification_result}"
+    ),
+    label_visibility="collapsed",
+    key="classify_document",
+)
+chosen = readable[chosen_id]
+text_column, score_column = st.columns([3, 2])
+with score_column:
+    st.markdown(f"**{chosen.classification_result}** · {chosen.confidence or 0:.0%} · {chosen.tier} tier")
+    for sentence in routing_explanation(chosen, rt):
+        st.markdown(f"- {sentence}")
+    st.altair_chart(score_chart(chosen.scores, chosen.classification_result), width="stretch")
+with text_column:
+    document_text(rt, chosen.id, key=f"classify-{chosen.id}")

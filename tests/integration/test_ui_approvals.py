@@ -1,0 +1,117 @@
+"""The Approvals page, driven by Streamlit's AppTest against the real database and queue."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.db import session_scope
+from core.services.feedback import list_feedback, submit_feedback
+from core.services.models import list_versions
+from core.settings import get_settings
+from tests.conftest import wait_for_job
+from tests.documents import FINANCE
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+
+
+@pytest.fixture
+def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    # The console reads its settings from the environment, like `heron ui` does; point it at the
+    # database the session's worker threads serve.
+    monkeypatch.setenv("HERON_DATA_DIR", str(runtime.settings.data_dir))
+    get_settings.cache_clear()
+    yield AppTest.from_file(APP, default_timeout=60)
+    get_settings.cache_clear()
+
+
+def _classified_job(client, text: str, name: str) -> str:  # type: ignore[no-untyped-def]
+    job_id = client.post("/api/classify_file", files={"file": (name, text.encode())}).json()["job_id"]
+    job = wait_for_job(client, job_id)
+    assert job["status"] == "COMPLETED", job
+    return job_id
+
+
+def _tick(app: AppTest, *rows: int) -> None:
+    """Tick the ``select`` box of these rows of the data editor (AppTest seeds its edit state)."""
+    editor = app.data_editor[0]
+    app.session_state[editor.key] = {
+        "edited_rows": {row: {"select": True} for row in rows},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    app.run()
+
+
+def _version_ids(runtime) -> set[int]:  # type: ignore[no-untyped-def]
+    with session_scope(runtime.engine) as session:
+        return {version["id"] for version in list_versions(session)}
+
+
+def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
+    app: AppTest, runtime, client
+) -> None:  # type: ignore[no-untyped-def]
+    # Given five classified finance documents that one annotator labelled, and a second annotator
+    # who disagrees about the first of them
+    run = uuid.uuid4().hex[:6]
+    ada, bob, grace = f"ada-{run}", f"bob-{run}", f"Grace-{run}"
+    jobs = [
+        _classified_job(client, f"{FINANCE} Ledger reference {run}-{i}.", f"results-{run}-{i}.txt")
+        for i in range(5)
+    ]
+    for job_id in jobs:
+        submit_feedback(engine=runtime.engine, job_id=job_id, label="finance", author=ada)
+    submit_feedback(engine=runtime.engine, job_id=jobs[0], label="legal", author=bob)
+    before = _version_ids(runtime)
+
+    # When a reviewer opens the Approvals page and filters on the two annotators
+    # (the sidebar's name field is filled in before the first run: AppTest re-runs only the page after it)
+    app.session_state["heron_user_name"] = grace
+    app.run()
+    app.switch_page("pages/approvals.py").run()
+    assert not app.exception
+    app.multiselect(key="approvals_author").set_value([ada, bob]).run()
+    # Then each correction shows its author, the model's answer and the disagreement
+    table = app.data_editor[0].value
+    assert sorted(table["author"]) == sorted([ada] * 5 + [bob])
+    assert set(table["model said"]) == {"finance"}
+    disputed = table[table["job"] == jobs[0]]
+    assert list(disputed["disagreement"]) == [True, True]
+    assert not table[table["job"] != jobs[0]]["disagreement"].any()
+
+    # When the reviewer ticks the dissenting correction and rejects it
+    bob_row = int(table.index[table["author"] == bob][0])
+    _tick(app, bob_row)
+    assert app.button(key="reject_selected").label == "Reject selected (1)"
+    app.button(key="reject_selected").click().run()
+    # Then it is rejected in the reviewer's name and leaves the queue
+    assert not app.exception
+    assert app.success[0].value == f"Rejected 1 correction as {grace}."
+    with session_scope(runtime.engine) as session:
+        rejected, _ = list_feedback(session=session, status="rejected", limit=1000)
+    assert [(item.author, item.reviewer) for item in rejected if item.job_id == jobs[0]] == [(bob, grace)]
+    assert sorted(app.data_editor[0].value["author"]) == [ada] * 5
+    assert not app.data_editor[0].value["disagreement"].any()
+
+    # When the reviewer approves all five shown
+    app.checkbox(key="approvals_confirm_all").check().run()
+    app.button(key="approve_all").click().run(timeout=120)
+    # Then they are approved in the reviewer's name, the page follows the training run they queued
+    # to its end and says which version it produced and whether it went live
+    assert not app.exception
+    assert app.success[0].value.startswith(f"Approved 5 corrections as {grace}.")
+    with session_scope(runtime.engine) as session:
+        approved, _ = list_feedback(session=session, status="approved", limit=1000)
+    assert sorted(item.job_id for item in approved if item.reviewer == grace) == sorted(jobs)
+    assert [bar.value for bar in app.get("progress")][-1] == 100  # percent
+    outcome = " ".join(element.value for element in [*app.success, *app.warning, *app.info, *app.error])
+    assert "Model v" in outcome or "nothing new to learn" in outcome, outcome
+    # ... and a new model version exists
+    deadline = time.monotonic() + 120
+    while not (_version_ids(runtime) - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _version_ids(runtime) - before, "no model version was trained after the approval"

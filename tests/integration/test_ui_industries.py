@@ -1,0 +1,197 @@
+"""The Industries page, driven by Streamlit's AppTest against the real database and queue."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.corpus import content_hash
+from core.db import session_scope
+from core.db.tables import TrainingExample
+from core.services.examples import list_examples
+from core.services.industries import list_industries, retire_industry
+from core.services.tasks import list_tasks
+from core.settings import get_settings
+from tests.conftest import wait_for_job
+from workers import dispatch
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+
+BEEKEEPING = (
+    "Beekeeping: keeping honey bee colonies in hives, apiaries and bee yards; honey harvests and "
+    "extraction; queen bees, brood, swarms and splits; varroa mites and hive inspections."
+)
+HIVE_NOTES = [
+    "Hive inspection, apiary 3: the queen is laying well, five frames of capped brood, two supers of "
+    "honey. Treated the colony for varroa mites with oxalic acid; swarm cells removed.",
+    "Spring honey harvest: we extracted 42 kg of honey from the bee yard by the orchard, requeened two "
+    "weak hives and split the strongest colony to prevent swarming.",
+]
+QUESTION = (
+    "Our bees swarmed from the second hive yesterday; the beekeeper caught the swarm and the queen in a "
+    "box. Should we feed the colony sugar syrup and check the brood frames for varroa before the honey flow?"
+)
+
+
+@pytest.fixture
+def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    # The console reads its settings from the environment, like `heron ui` does; point it at the
+    # database the session's worker threads serve.
+    monkeypatch.setenv("HERON_DATA_DIR", str(runtime.settings.data_dir))
+    get_settings.cache_clear()
+    yield AppTest.from_file(APP, default_timeout=60)
+    get_settings.cache_clear()
+
+
+def _industries(runtime) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    with session_scope(runtime.engine) as session:
+        return {industry["name"]: industry for industry in list_industries(session=session)}
+
+
+def _open_industries_page(app: AppTest, name: str) -> AppTest:
+    # The sidebar's name field, filled in before the first run (AppTest re-runs only the page after it).
+    app.session_state["heron_user_name"] = name
+    app.run()
+    return app.switch_page("pages/industries.py").run()
+
+
+def test_an_industry_added_on_the_page_is_listed_and_predicted(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]
+    # Given the Industries page, which lists the industries with their example counts and F1
+    run = uuid.uuid4().hex[:6]
+    name = f"beekeeping_{run}"
+    _open_industries_page(app, f"Grace-{run}")
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert {"finance", "legal"} <= set(table["industry"])
+    assert {"starter", "import", "feedback", "synthetic", "F1", "status"} <= set(table.columns)
+    assert table.set_index("industry").loc["finance", "F1"] > 0.5
+    # When a reviewer adds an industry with a description, two example files and synthetic documents
+    app.text_input(key="industries_new_name").input(f"Beekeeping {run}")
+    app.text_area(key="industries_new_description").input(BEEKEEPING)
+    for i, text in enumerate(HIVE_NOTES):
+        app.file_uploader(key="industries_new_files").upload(f"hive{i}.txt", text.encode(), "text/plain")
+    app.number_input(key="industries_new_synthetic").set_value(3)
+    app.button(key="industries_add_submit").click().run(timeout=120)
+    # Then the page says it was added and follows its synthesis and training tasks to their end
+    assert not app.exception
+    assert app.success[0].value.startswith(f"Added {name!r} with 2 example file(s)")
+    bars = app.get("progress")
+    assert len(bars) == 2 and bars[1].value == 100  # percent
+    # (no LLM is configured in the tests, so synthesis says so and the industry works without it)
+    assert any("No LLM is configured" in warning.value for warning in app.warning)
+    assert any("Model v" in success.value for success in app.success)
+    # ... it is listed, with its examples, in the reviewer's name
+    listed = _industries(runtime)[name]
+    assert listed["status"] == "active" and listed["examples"] == {"import": 2}
+    with session_scope(runtime.engine) as session:
+        synthesis = list_tasks(session=session, kind="synthesis", limit=5)[0]
+    assert [(t.params["industry"], t.requested_by) for t in synthesis if t.params["industry"] == name] == [
+        (name, f"Grace-{run}")
+    ]
+    assert name in set(app.dataframe[0].value["industry"])
+    # ... and a document about it is classified into it
+    time.sleep(runtime.models.refresh_seconds + 0.5)
+    job_id = client.post("/api/classify_file", files={"file": ("swarm.txt", QUESTION.encode())}).json()[
+        "job_id"
+    ]
+    assert wait_for_job(client, job_id)["classification_result"] == name
+    # (the session's Heron is shared: stop predicting it so later tests see the usual industries)
+    retire_industry(engine=runtime.engine, name=name, actor="test")
+
+
+def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given an industry
+    run = uuid.uuid4().hex[:6]
+    old, new = f"orchards_{run}", f"fruit_growing_{run}"
+    dispatch.add_industry(runtime, name=old, description="Apple and pear orchards, pruning, harvests.")
+    _open_industries_page(app, f"Grace-{run}")
+    # When a reviewer renames and redescribes it
+    app.selectbox(key="industries_edit_target").select(old).run()
+    app.text_input(key=f"industries_edit_name_{old}").input(new.replace("_", " ").title())
+    app.text_area(key=f"industries_edit_description_{old}").input(
+        "Fruit farms: orchards, soft fruit, harvests."
+    )
+    app.button(key="industries_edit_submit").click().run()
+    # Then it is listed under its new name with its new description
+    assert not app.exception
+    assert app.success[0].value.startswith(f"Saved {new!r}")
+    listed = _industries(runtime)
+    assert old not in listed and listed[new]["description"] == "Fruit farms: orchards, soft fruit, harvests."
+    assert app.selectbox(key="industries_edit_target").value == new
+    # When the reviewer retires it
+    app.selectbox(key="industries_retire_target").select(new).run()
+    assert "Nothing is deleted" in app.warning[0].value
+    app.button(key="industries_retire").click().run()
+    # Then it is retired (still listed, with its data) and no longer offered for retirement
+    assert not app.exception
+    assert app.success[0].value == f"Retired {new!r}."
+    assert _industries(runtime)[new]["status"] == "retired"
+    assert new not in app.selectbox(key="industries_retire_target").options
+    assert app.dataframe[0].value.set_index("industry").loc[new, "status"] == "retired"
+
+
+def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given an industry with three synthetic documents waiting for review (as a synthesis run
+    # stores them), one of which the active model places in another industry
+    run = uuid.uuid4().hex[:6]
+    name = f"apiculture_{run}"
+    dispatch.add_industry(runtime, name=name, description=BEEKEEPING)
+    texts = [*HIVE_NOTES, "Quarterly results: revenue rose and the board declared a dividend per share."]
+    usual = {"genre": "hive inspection notes", "predicted": name, "confidence": 0.8}
+    odd = {**usual, "predicted": "finance", "confidence": 0.93, "flag": "looks_like"}
+    with session_scope(runtime.engine) as session:
+        session.add_all(
+            TrainingExample(
+                text=f"{text} ({run})",
+                content_hash=content_hash(f"{text} ({run})"),
+                label=name,
+                source="synthetic",
+                split="train",
+                status="pending",
+                origin=f"synthetic/test/{i}",
+                meta=odd if i == 2 else usual,
+            )
+            for i, text in enumerate(texts)
+        )
+    reviewer = f"Grace-{run}"
+    _open_industries_page(app, reviewer)
+    # When the reviewer shows that industry's waiting documents
+    app.selectbox(key="industries_synthetic_industry").select(name).run()
+    # Then they are listed with their genre, and the odd one out is flagged
+    assert not app.exception
+    table = app.data_editor[0].value
+    assert len(table) == 3 and set(table["industry"]) == {name}
+    assert set(table["genre"]) == {"hive inspection notes"}
+    flagged = table[table["model says"].str.startswith("looks like", na=False)]
+    assert list(flagged["model says"]) == ["looks like finance (93%)"]
+    assert app.dataframe[0].value.set_index("industry").loc[name, "awaiting review"] == 3
+    # When the reviewer rejects the flagged one and approves the other two
+    editor_key = app.data_editor[0].key
+    app.session_state[editor_key] = {
+        "edited_rows": {int(flagged.index[0]): {"select": True}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    app.run()
+    app.button(key="synthetic_reject").click().run()
+    assert not app.exception
+    assert app.success[0].value == f"Rejected 1 synthetic document as {reviewer}."
+    app.selectbox(key="industries_synthetic_industry").select(name).run()
+    app.checkbox(key="synthetic_confirm_all").check().run()
+    app.button(key="synthetic_approve_all").click().run(timeout=120)
+    # Then only the approved ones may train, the page follows the training they queued to its end,
+    # and nothing is left waiting
+    assert not app.exception
+    assert app.success[0].value.startswith(f"Approved 2 synthetic documents as {reviewer}.")
+    with session_scope(runtime.engine) as session:
+        decided, _ = list_examples(session=session, source="synthetic", label=name, limit=10)
+    assert sorted(example.status for example in decided) == ["approved", "approved", "rejected"]
+    assert [bar.value for bar in app.get("progress")] == [100]  # percent
+    assert any("Model v" in success.value for success in app.success)
+    with session_scope(runtime.engine) as session:
+        assert list_examples(session=session, source="synthetic", status="pending", label=name)[1] == 0
+    retire_industry(engine=runtime.engine, name=name, actor="test")

@@ -1,0 +1,141 @@
+"""The Models page, driven by Streamlit's AppTest against the real database and queue."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.classify.model import HeronModel
+from core.db import session_scope
+from core.db.tables import ModelVersion
+from core.services.audit import list_events
+from core.services.models import active_version_id, list_versions, store_version
+from core.services.tasks import list_tasks
+from core.settings import get_settings
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+CHART = "vega_lite_chart"
+
+
+@pytest.fixture
+def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    # The console reads its settings from the environment, like `heron ui` does; point it at the
+    # database the session's worker threads serve.
+    monkeypatch.setenv("HERON_DATA_DIR", str(runtime.settings.data_dir))
+    get_settings.cache_clear()
+    yield AppTest.from_file(APP, default_timeout=60)
+    get_settings.cache_clear()
+
+
+def _active(runtime) -> int | None:  # type: ignore[no-untyped-def]
+    with session_scope(runtime.engine) as session:
+        return active_version_id(session)
+
+
+def _wait_until_no_training_runs(runtime, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    # Earlier tests may have queued training; a run finishing mid-test would move the active version.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(runtime.engine) as session:
+            busy = [
+                task
+                for status in ("PENDING", "RUNNING")
+                for task in list_tasks(session=session, kind="training", status=status)[0]
+            ]
+        if not busy:
+            return
+        time.sleep(0.5)
+
+
+def _open_models_page(app: AppTest, name: str) -> AppTest:
+    # The sidebar's name field, filled in before the first run (AppTest re-runs only the page after it).
+    app.session_state["heron_user_name"] = name
+    app.run()
+    return app.switch_page("pages/models.py").run()
+
+
+def test_models_page_lists_versions_and_draws_the_report(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given the shared Heron and its trained versions
+    with session_scope(runtime.engine) as session:
+        versions = list_versions(session)
+    # When the Models page is opened
+    _open_models_page(app, "Ada")
+    # Then every version is listed with its status, parent and holdout macro-F1 ...
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert set(table["version"]) == {version["id"] for version in versions}
+    assert {"status", "parent", "trained at", "trained on", "macro-F1"} <= set(table.columns)
+    # ... and the active version's report is drawn: P/R/F1 bars, confusion matrix, reliability
+    # diagram and accuracy at coverage (plus the learning curve once there are two versions)
+    assert app.selectbox(key="models_report_version").value == _active(runtime)
+    expected = 4 + (len([v for v in versions if v["metrics"].get("macro_f1") is not None]) >= 2)
+    assert len(app.get(CHART)) == expected
+    assert [metric.label for metric in app.metric][:3] == ["Macro-F1", "Accuracy", "ECE"]
+
+
+def test_promote_and_roll_back_take_effect_only_after_confirming(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given a second version (a stored copy of the active model, without a report of its own)
+    _wait_until_no_training_runs(runtime)
+    with session_scope(runtime.engine) as session:
+        original = active_version_id(session)
+        parent = session.get(ModelVersion, original)
+        candidate = store_version(
+            session,
+            HeronModel.from_bytes(parent.artifact),
+            parent_id=original,
+            kind="full",
+            metrics=dict(parent.metrics),
+            trained_on=dict(parent.trained_on),
+        ).id
+    admin = f"Grace-{uuid.uuid4().hex[:6]}"
+    _open_models_page(app, admin)
+    # When an admin asks to promote it and then cancels
+    app.selectbox(key="models_target").select(candidate).run()
+    assert app.button(key="models_activate").label == f"Promote v{candidate}…"
+    app.button(key="models_activate").click().run()
+    assert "Make **v" in app.warning[0].value
+    app.button(key="models_cancel").click().run()
+    # Then nothing changed
+    assert not app.exception
+    assert _active(runtime) == original
+    # When the admin asks again and confirms
+    app.button(key="models_activate").click().run()
+    app.button(key="models_confirm").click().run()
+    # Then the candidate is active, and the admin's name is on the audit trail
+    assert not app.exception
+    assert _active(runtime) == candidate
+    assert f"v{candidate} is now the active model" in app.success[0].value
+    # ... and its report view says it has no report of its own instead of failing
+    app.selectbox(key="models_report_version").select(candidate).run()
+    assert not app.exception
+    assert "has no stored evaluation report" in app.info[0].value
+    # When the admin rolls back to the original version and confirms
+    app.selectbox(key="models_target").select(original).run()
+    assert app.button(key="models_activate").label == f"Roll back to v{original}…"
+    app.button(key="models_activate").click().run()
+    app.button(key="models_confirm").click().run()
+    # Then the original is active again
+    assert not app.exception
+    assert _active(runtime) == original
+    with session_scope(runtime.engine) as session:
+        events, _ = list_events(session=session, action="model.activated", actor=admin)
+    assert sorted(int(event.subject_id) for event in events) == sorted([candidate, original])
+
+
+def test_only_admins_see_promotion_controls(app: AppTest, runtime, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # Given a console with API keys, and a reviewer's key
+    monkeypatch.setenv("HERON_API_KEYS", "reviewer-key:reviewer,admin-key:admin")
+    get_settings.cache_clear()
+    app.session_state["heron_api_key"] = "reviewer-key"
+    app.run()
+    # When the reviewer opens the Models page
+    app.switch_page("pages/models.py").run()
+    # Then they can read the versions and the report but cannot change the active version
+    assert not app.exception
+    assert app.dataframe
+    assert not [button for button in app.button if button.key == "models_activate"]
+    assert any("Only admins" in caption.value for caption in app.caption)

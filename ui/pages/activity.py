@@ -1,0 +1,158 @@
+"""Activity: recent jobs and background tasks, what failed and why, and the audit trail."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.services.audit import list_actions, list_events
+from core.services.jobs import list_jobs
+from core.services.tasks import list_tasks
+from ui.state import runtime
+
+RECENT = 50
+AUDIT_PAGE_SIZE = 50
+JOB_STATUSES = ("PENDING", "PROCESSING", "COMPLETED", "FAILED")
+
+rt = runtime()
+
+st.title("Activity")
+st.caption("What Heron has been doing: documents classified, training and synthesis runs, and who did what.")
+st.button("Refresh", icon="🔄")
+
+with session_scope(rt.engine) as session:
+    job_counts = {status: list_jobs(session=session, status=status, limit=0)[1] for status in JOB_STATUSES}
+    failed_jobs, _ = list_jobs(session=session, status="FAILED", limit=RECENT)
+    tasks, task_total = list_tasks(session=session, limit=RECENT)
+    failed_tasks, _ = list_tasks(session=session, status="FAILED", limit=RECENT)
+
+counts = st.columns(len(JOB_STATUSES) + 1)
+for column, status in zip(counts, JOB_STATUSES, strict=False):
+    column.metric(f"Jobs {status.lower()}", job_counts[status])
+counts[-1].metric("Background tasks", task_total)
+
+jobs_tab, tasks_tab, failures_tab, audit_tab = st.tabs(["Jobs", "Tasks", "Failures", "Audit log"])
+
+with jobs_tab:
+    status = st.selectbox(
+        "Status",
+        [None, *JOB_STATUSES],
+        format_func=lambda value: "Any status" if value is None else value,
+        key="activity_job_status",
+    )
+    with session_scope(rt.engine) as session:
+        jobs, total = list_jobs(session=session, status=status, limit=RECENT)
+    if not jobs:
+        st.info("No documents yet — upload some on Classify.")
+    else:
+        st.caption(f"The {len(jobs)} most recent of {total}.")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "created": job.created_at,
+                        "file": job.original_filename,
+                        "status": job.status,
+                        "industry": job.classification_result,
+                        "confidence": job.confidence,
+                        "tier": job.tier,
+                        "needs review": job.needs_review,
+                        "correction": job.corrected_classification,
+                        "error code": job.error_code,
+                        "attempts": job.attempts,
+                        "job": job.id,
+                    }
+                    for job in jobs
+                ]
+            ),
+            hide_index=True,
+            column_config={
+                "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")
+            },
+        )
+
+with tasks_tab:
+    if not tasks:
+        st.info(
+            "No background tasks yet — approving corrections, retraining a model or adding an industry "
+            "with synthetic documents starts one."
+        )
+    else:
+        for task in tasks:
+            if task.status in ("PENDING", "RUNNING"):
+                st.progress(
+                    task.progress, text=f"{task.kind} {task.id[:8]}: {task.stage or task.status.lower()}"
+                )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "created": task.created_at,
+                        "kind": task.kind,
+                        "status": task.status,
+                        "progress": task.progress,
+                        "stage": task.stage,
+                        "requested by": task.requested_by,
+                        "error code": task.error_code,
+                        "error": task.error_message,
+                        "finished": task.finished_at,
+                        "task": task.id,
+                    }
+                    for task in tasks
+                ]
+            ),
+            hide_index=True,
+            column_config={
+                "progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")
+            },
+        )
+
+with failures_tab:
+    if not failed_jobs and not failed_tasks:
+        st.success("Nothing has failed recently.")
+    if failed_jobs:
+        by_code = pd.Series([job.error_code or "unknown" for job in failed_jobs]).value_counts()
+        st.dataframe(
+            by_code.rename_axis("error code").reset_index(name="documents"), hide_index=True, width="content"
+        )
+    for job in failed_jobs:
+        st.error(f"**{job.original_filename}** — `{job.error_code}`: {job.error_message}")
+    for task in failed_tasks:
+        st.error(f"**{task.kind}** task {task.id[:8]} — `{task.error_code}`: {task.error_message}")
+
+with audit_tab:
+    with session_scope(rt.engine) as session:
+        actions = list_actions(session=session)
+    filter_column, page_column = st.columns([3, 1])
+    action = filter_column.selectbox(
+        "Action",
+        [None, *actions],
+        format_func=lambda value: "Every action" if value is None else value,
+        key="activity_audit_action",
+    )
+    page = page_column.number_input("Page", min_value=1, value=1, step=1, key="activity_audit_page")
+    offset = (int(page) - 1) * AUDIT_PAGE_SIZE
+    with session_scope(rt.engine) as session:
+        events, total = list_events(session=session, action=action, limit=AUDIT_PAGE_SIZE, offset=offset)
+    if not events:
+        st.info("Nothing recorded yet — uploads, corrections, approvals and training runs appear here.")
+    else:
+        st.caption(f"Events {offset + 1}–{offset + len(events)} of {total}.")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "at": event.at,
+                        "actor": event.actor,
+                        "action": event.action,
+                        "subject": f"{event.subject_type} {event.subject_id}",
+                        "details": json.dumps(event.details, default=str, ensure_ascii=False),
+                    }
+                    for event in events
+                ]
+            ),
+            hide_index=True,
+        )

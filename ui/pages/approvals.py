@@ -1,0 +1,232 @@
+"""Approvals: reviewers decide which corrections become training data, then watch the model learn them."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.errors import HeronError
+from core.runtime import Runtime
+from core.services.feedback import decide, list_feedback
+from core.services.jobs import get_job
+from core.services.tasks import FINISHED, TaskView, get_task, list_tasks
+from ui import widgets
+from ui.state import User, require, runtime
+from workers import dispatch
+
+PAGE_SIZE = 500
+POLL_SECONDS = 0.5
+WAIT_SECONDS = 60
+INSPECT_AT_MOST = 5
+TASK_KEY = "approvals_training_task"
+FLASH_KEY = "approvals_flash"
+GENERATION_KEY = "approvals_generation"
+
+
+def follow_training(rt: Runtime, task_id: str) -> TaskView:
+    """Show the training task's progress until it ends (or ``WAIT_SECONDS`` pass), then its outcome."""
+    bar = st.progress(0.0, text="Training: waiting for a worker…")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        with session_scope(rt.engine) as session:
+            task = get_task(session=session, task_id=task_id)
+        stage = task.stage or "waiting for a worker"
+        bar.progress(task.progress, text=f"Training {task.status.lower()}: {stage}")
+        if task.status in FINISHED or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    result = task.result
+    if task.status == "SUCCEEDED" and "skipped" in result:
+        st.info(f"Training had nothing new to learn: {result['skipped']}")
+    elif task.status == "SUCCEEDED" and result.get("activated"):
+        macro_f1 = (result.get("metrics") or {}).get("macro_f1")
+        score = f" Holdout macro-F1 {macro_f1:.3f}." if macro_f1 is not None else ""
+        st.success(
+            f"Model v{result['version_id']} was trained and is now active ({result['reason']}).{score}"
+        )
+    elif task.status == "SUCCEEDED":
+        st.warning(
+            f"Model v{result.get('version_id')} was trained but not activated: {result.get('reason')}. "
+            "The active model is unchanged; an admin can still promote it on the Models page."
+        )
+    elif task.status == "FAILED":
+        st.error(f"Training failed ({task.error_code}): {task.error_message}")
+    elif task.status == "CANCELLED":
+        st.warning("Training was cancelled.")
+    else:
+        st.info(f"Training is still {task.status.lower()} ({stage}). Press Refresh to check again.")
+        st.button("Refresh", key="approvals_refresh")
+    return task
+
+
+def decide_and_train(rt: Runtime, user: User, feedback_ids: list[int], *, approve: bool) -> None:
+    """Record the reviewer's decision; approvals queue an incremental training run."""
+    verb = "Approved" if approve else "Rejected"
+    try:
+        decide(engine=rt.engine, feedback_ids=feedback_ids, approve=approve, reviewer=user.name)
+    except HeronError as error:
+        st.session_state[FLASH_KEY] = ("error", f"Nothing was decided: {error.message}")
+    else:
+        message = f"{verb} {len(feedback_ids)} correction{'s' * (len(feedback_ids) != 1)} as {user.name}."
+        if approve:
+            task = dispatch.request_training(rt, user.name, incremental=True)
+            st.session_state[TASK_KEY] = task.id
+            message += " The model is learning them now."
+        st.session_state[FLASH_KEY] = ("success", message)
+    # A fresh editor key clears the ticks, which pointed at rows that have now left the queue.
+    st.session_state[GENERATION_KEY] = st.session_state.get(GENERATION_KEY, 0) + 1
+    st.rerun()
+
+
+def options_for(column: pd.Series, key: str) -> list[str]:
+    # Keep the filter's current choices among its options, even once their rows have been decided.
+    return sorted(set(column.dropna()) | set(st.session_state.get(key, [])))
+
+
+st.title("Approvals")
+st.caption(
+    "Corrections wait here until a reviewer approves them; only approved labels train the model, "
+    "and a fixed share of them becomes the gold set it is judged on."
+)
+user = require("reviewer")
+rt = runtime()
+
+if flash := st.session_state.pop(FLASH_KEY, None):
+    kind, message = flash
+    (st.success if kind == "success" else st.error)(message)
+training_box = st.container()
+
+with session_scope(rt.engine) as session:
+    pending, total = list_feedback(session=session, status="pending", limit=PAGE_SIZE)
+
+if not pending:
+    st.info(
+        "No corrections are waiting for approval. Corrections that annotators make on the Review page "
+        "(or send through the API) appear here."
+    )
+else:
+    frame = pd.DataFrame(
+        [
+            {
+                "select": False,
+                "id": item.id,
+                "corrected to": item.label,
+                "model said": item.predicted,
+                "agrees with model": item.label == item.predicted,
+                "disagreement": item.disagreement,
+                "author": item.author or "—",
+                "submitted": item.created_at,
+                "job": item.job_id,
+            }
+            for item in pending
+        ]
+    )
+    filters = st.columns(4)
+    labels = filters[0].multiselect(
+        "Corrected to", options_for(frame["corrected to"], "approvals_label"), key="approvals_label"
+    )
+    predicted = filters[1].multiselect(
+        "Model said", options_for(frame["model said"], "approvals_predicted"), key="approvals_predicted"
+    )
+    authors = filters[2].multiselect(
+        "Author", options_for(frame["author"], "approvals_author"), key="approvals_author"
+    )
+    only_disagreements = filters[3].checkbox(
+        "Only disagreements",
+        key="approvals_disagreements",
+        help="Documents whose annotators gave different labels.",
+    )
+    shown = frame
+    if labels:
+        shown = shown[shown["corrected to"].isin(labels)]
+    if predicted:
+        shown = shown[shown["model said"].isin(predicted)]
+    if authors:
+        shown = shown[shown["author"].isin(authors)]
+    if only_disagreements:
+        shown = shown[shown["disagreement"]]
+    shown = shown.reset_index(drop=True)
+
+    more = f" (the oldest {PAGE_SIZE}; decide these to see the rest)" if total > len(pending) else ""
+    st.caption(f"{len(shown)} of {total} pending corrections shown{more}. Tick rows to decide them.")
+    edited = st.data_editor(
+        shown,
+        hide_index=True,
+        key=f"approvals_editor_{st.session_state.get(GENERATION_KEY, 0)}",
+        disabled=[column for column in shown.columns if column != "select"],
+        column_config={
+            "select": st.column_config.CheckboxColumn("select", help="Tick to approve or reject this one."),
+            "id": st.column_config.NumberColumn("id", format="%d"),
+            "submitted": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
+    selected = [int(feedback_id) for feedback_id in edited.loc[edited["select"], "id"]]
+    everything = [int(feedback_id) for feedback_id in shown["id"]]
+
+    chosen = st.columns(4)
+    if chosen[0].button(
+        f"Approve selected ({len(selected)})", type="primary", disabled=not selected, key="approve_selected"
+    ):
+        decide_and_train(rt, user, selected, approve=True)
+    if chosen[1].button(f"Reject selected ({len(selected)})", disabled=not selected, key="reject_selected"):
+        decide_and_train(rt, user, selected, approve=False)
+    sure = chosen[2].checkbox(
+        f"Decide all {len(everything)} shown", key="approvals_confirm_all", disabled=not everything
+    )
+    if sure:
+        bulk = st.columns(4)
+        if bulk[0].button(f"Approve all {len(everything)}", key="approve_all"):
+            decide_and_train(rt, user, everything, approve=True)
+        if bulk[1].button(f"Reject all {len(everything)}", key="reject_all"):
+            decide_and_train(rt, user, everything, approve=False)
+
+    if selected:
+        with st.expander(f"Read the selected documents (first {min(len(selected), INSPECT_AT_MOST)})"):
+            jobs = shown.set_index("id").loc[selected[:INSPECT_AT_MOST], "job"]
+            for feedback_id, job_id in jobs.items():
+                with session_scope(rt.engine) as session:
+                    view = get_job(session=session, job_id=job_id)
+                confidence = f"{view.confidence:.0%}" if view.confidence is not None else "—"
+                st.markdown(
+                    f"**#{feedback_id} · {view.original_filename}** — the model said "
+                    f"*{view.classification_result}* ({confidence}, {view.tier} tier)."
+                )
+                if view.scores:
+                    st.altair_chart(widgets.score_chart(view.scores, view.classification_result))
+                widgets.document_text(rt, job_id, key=f"approvals-document-{feedback_id}", height=240)
+
+with training_box:
+    task_id = st.session_state.get(TASK_KEY)
+    if task_id:
+        st.subheader("Training from your approvals")
+        follow_training(rt, task_id)
+
+with st.expander("Recent training runs"):
+    with session_scope(rt.engine) as session:
+        recent, _ = list_tasks(session=session, kind="training", limit=10)
+    if not recent:
+        st.caption("No training has run yet.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "requested": task.created_at,
+                        "by": task.requested_by,
+                        "mode": task.params.get("mode"),
+                        "status": task.status,
+                        "version": task.result.get("version_id"),
+                        "activated": task.result.get("activated"),
+                        "outcome": task.result.get("reason")
+                        or task.result.get("skipped")
+                        or task.error_message
+                        or task.stage,
+                    }
+                    for task in recent
+                ]
+            ),
+            hide_index=True,
+        )

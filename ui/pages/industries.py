@@ -1,0 +1,436 @@
+"""Industries: what Heron can predict, how well, and how to add, rename, retire and teach them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.errors import HeronError
+from core.runtime import Runtime
+from core.services.examples import decide_examples, list_examples
+from core.services.industries import list_industries, retire_industry, update_industry
+from core.services.models import active_version_id, version_report
+from core.services.synthesis import MAX_DOCUMENTS
+from core.services.tasks import FINISHED, TaskView, get_task, list_tasks
+from core.services.training import HOLDOUT_DATASET
+from ui.state import User, require, runtime
+from workers import dispatch
+
+SOURCES = ("starter", "import", "feedback", "synthetic")
+POLL_SECONDS = 0.5
+WAIT_SECONDS = 60
+SYNTHETIC_PAGE = 200
+READ_AT_MOST = 3
+TASKS_KEY = "industries_tasks"
+FLASH_KEY = "industries_flash"
+GENERATION_KEY = "industries_generation"
+RENAMED_KEY = "industries_renamed"
+RETIRED_KEY = "industries_retired"
+EVERY_INDUSTRY = "every industry"
+
+
+def flash(kind: str, message: str) -> None:
+    """Say ``message`` at the top of the page after the rerun that follows an action."""
+    st.session_state[FLASH_KEY] = (kind, message)
+
+
+def describe_outcome(kind: str, task: TaskView) -> None:
+    """How a task ended (or that it is still going), in a sentence or two."""
+    result = task.result
+    if task.status == "FAILED":
+        show = st.warning if task.error_code == "llm_not_configured" else st.error
+        show(f"{kind.capitalize()} did not run ({task.error_code}): {task.error_message}")
+    elif task.status == "CANCELLED":
+        st.warning(f"{kind.capitalize()} was cancelled; what it finished before is kept.")
+    elif task.status != "SUCCEEDED":
+        st.info(
+            f"{kind.capitalize()} is still {task.status.lower()} ({task.stage}). "
+            "Press Refresh to check again."
+        )
+    elif kind == "training" and "skipped" in result:
+        st.info(f"Training had nothing new to learn: {result['skipped']}")
+    elif kind == "training":
+        state = "is now active" if result.get("activated") else "was not activated"
+        st.success(f"Model v{result.get('version_id')} was trained and {state} ({result.get('reason')}).")
+    else:
+        pending = result.get("pending", 0)
+        review = f" {pending} wait for your review below." if pending else ""
+        flagged = (
+            f" {result['flagged']} look like another industry to the model." if result.get("flagged") else ""
+        )
+        note = f" {result['note']}" if result.get("note") else ""
+        st.success(
+            f"Synthesis stored {result.get('stored', 0)} of {result.get('requested', 0)} documents."
+            f"{review}{flagged}{note}"
+        )
+
+
+def follow_tasks(rt: Runtime, task_ids: dict[str, str]) -> bool:
+    """A progress bar per task (synthesis, training) until all end or ``WAIT_SECONDS`` pass.
+
+    Returns whether every task has ended.
+    """
+    bars = {kind: st.progress(0.0, text=f"{kind.capitalize()}: waiting for a worker…") for kind in task_ids}
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        with session_scope(rt.engine) as session:
+            tasks = {kind: get_task(session=session, task_id=task_id) for kind, task_id in task_ids.items()}
+        for kind, task in tasks.items():
+            count = f" ({task.done} of {task.total})" if kind == "synthesis" and task.total else ""
+            stage = task.stage or "waiting for a worker"
+            bars[kind].progress(
+                task.progress, text=f"{kind.capitalize()} {task.status.lower()}: {stage}{count}"
+            )
+        ended = all(task.status in FINISHED for task in tasks.values())
+        if ended or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    for kind, task in tasks.items():
+        describe_outcome(kind, task)
+    return ended
+
+
+def industry_table(
+    industries: list[dict[str, Any]], per_class: dict[str, dict[str, float]], awaiting: dict[str, int]
+) -> pd.DataFrame:
+    rows = []
+    for industry in industries:
+        counts = industry["examples"]
+        scores = per_class.get(industry["name"], {})
+        rows.append(
+            {
+                "industry": industry["name"],
+                "status": industry["status"],
+                **{source: counts.get(source, 0) for source in SOURCES},
+                "awaiting review": awaiting.get(industry["name"], 0),
+                "F1": scores.get("f1"),
+                "holdout docs": scores.get("support"),
+                "description": industry["description"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def add_industry_form(rt: Runtime, user: User) -> None:
+    with st.form("industries_add", clear_on_submit=True):
+        name = st.text_input("Name", placeholder="e.g. real estate", key="industries_new_name")
+        description = st.text_area(
+            "Description",
+            placeholder="Property sales, lettings, valuations, surveys and conveyancing.",
+            help="A few sentences about what its documents talk about: "
+            "Heron predicts the industry from them until it has examples.",
+            key="industries_new_description",
+        )
+        files = st.file_uploader(
+            "Example documents (optional)", accept_multiple_files=True, key="industries_new_files"
+        )
+        synthetic = st.number_input(
+            "Synthetic documents to generate",
+            min_value=0,
+            max_value=MAX_DOCUMENTS,
+            value=0,
+            step=10,
+            key="industries_new_synthetic",
+        )
+        if not rt.settings.llm_configured:
+            st.caption(
+                "No LLM is configured (set OPENAI_API_KEY, or HERON_LLM_BASE_URL for a local server), "
+                "so synthetic documents cannot be generated; the industry still works from its description."
+            )
+        submitted = st.form_submit_button("Add industry", type="primary", key="industries_add_submit")
+    if not submitted:
+        return
+    if not name.strip():
+        st.error("Give the industry a name.")
+        return
+    try:
+        with st.spinner("Creating the industry and reading its example files…"):
+            added = dispatch.add_industry(
+                rt,
+                name=name,
+                description=description,
+                example_files=[(upload.name, upload.getvalue()) for upload in files or []],
+                synthetic=int(synthetic),
+                actor=user.name,
+            )
+    except HeronError as error:
+        st.error(error.message)
+        return
+    tasks = {
+        kind: task.id
+        for kind, task in (("synthesis", added.synthesis_task), ("training", added.training_task))
+        if task is not None
+    }
+    if tasks:
+        st.session_state[TASKS_KEY] = {"title": f"Teaching {added.name}", "tasks": tasks}
+    skipped = "".join(
+        f" {error['filename']} was not used: {error['message']}" for error in added.example_errors
+    )
+    flash(
+        "warning" if skipped else "success",
+        f"Added {added.name!r} with {added.examples_added} example file(s); it is predicted from its "
+        f"description until it has learned from examples.{skipped}",
+    )
+    st.rerun()
+
+
+def edit_industry(rt: Runtime, user: User, by_name: dict[str, dict[str, Any]]) -> None:
+    # A widget's value can only be set before it is drawn: a rename leaves the new name for here.
+    if renamed := st.session_state.pop(RENAMED_KEY, None):
+        st.session_state["industries_edit_target"] = renamed
+    target = st.selectbox("Industry", list(by_name), key="industries_edit_target")
+    with st.form("industries_edit"):
+        new_name = st.text_input("Name", value=target, key=f"industries_edit_name_{target}")
+        new_description = st.text_area(
+            "Description", value=by_name[target]["description"], key=f"industries_edit_description_{target}"
+        )
+        saved = st.form_submit_button("Save", key="industries_edit_submit")
+    if not saved:
+        return
+    try:
+        updated = update_industry(
+            engine=rt.engine,
+            name=target,
+            new_name=new_name if new_name.strip() != target else None,
+            description=new_description if new_description != by_name[target]["description"] else None,
+            actor=user.name,
+        )
+    except HeronError as error:
+        st.error(error.message)
+        return
+    st.session_state[RENAMED_KEY] = updated.name
+    flash("success", f"Saved {updated.name!r}; its examples and corrections follow the new name.")
+    st.rerun()
+
+
+def retire(rt: Runtime, user: User, active_names: list[str]) -> None:
+    if st.session_state.pop(RETIRED_KEY, False):
+        st.session_state["industries_retire_target"] = None
+    retiring = st.selectbox(
+        "Industry to retire",
+        active_names,
+        index=None,
+        placeholder="Choose an industry…",
+        key="industries_retire_target",
+    )
+    if not retiring:
+        return
+    st.warning(
+        f"Heron will stop predicting {retiring!r}. Nothing is deleted: its examples, corrections and "
+        "past predictions stay, and importing it again brings it back."
+    )
+    if st.button(f"Retire {retiring}", key="industries_retire"):
+        try:
+            retire_industry(engine=rt.engine, name=retiring, actor=user.name)
+        except HeronError as error:
+            st.error(error.message)
+            return
+        st.session_state[RETIRED_KEY] = True
+        flash("success", f"Retired {retiring!r}.")
+        st.rerun()
+
+
+def review_synthetic(rt: Runtime, user: User, awaiting: dict[str, int]) -> None:
+    """Synthetic documents wait here until a reviewer lets them train (or rejects them)."""
+    if not awaiting:
+        st.info(
+            "No synthetic documents are waiting for review. Ask for some when you add an industry "
+            "(an LLM must be configured); they wait here before they train."
+        )
+        return
+    choices = [EVERY_INDUSTRY, *sorted(awaiting)]
+    industry = st.selectbox(
+        "Show",
+        choices,
+        format_func=lambda name: name if name == EVERY_INDUSTRY else f"{name} ({awaiting[name]} waiting)",
+        key="industries_synthetic_industry",
+    )
+    with session_scope(rt.engine) as session:
+        waiting, total = list_examples(
+            session=session,
+            source="synthetic",
+            status="pending",
+            label=None if industry == EVERY_INDUSTRY else industry,
+            limit=SYNTHETIC_PAGE,
+        )
+    frame = pd.DataFrame(
+        [
+            {
+                "select": False,
+                "id": example.id,
+                "industry": example.label,
+                "genre": example.meta.get("genre"),
+                "model says": (
+                    f"looks like {example.meta.get('predicted')} ({example.meta.get('confidence', 0):.0%})"
+                    if example.meta.get("flag")
+                    else example.meta.get("predicted")
+                ),
+                "text": example.preview,
+            }
+            for example in waiting
+        ],
+        columns=["select", "id", "industry", "genre", "model says", "text"],
+    )
+    st.caption(
+        f"{len(waiting)} of {total} shown, newest first. Documents the active model places confidently in "
+        "another industry say so under *model says*. Tick the ones to decide."
+    )
+    edited = st.data_editor(
+        frame,
+        hide_index=True,
+        key=f"industries_synthetic_{st.session_state.get(GENERATION_KEY, 0)}",
+        disabled=[column for column in frame.columns if column != "select"],
+        column_config={
+            "select": st.column_config.CheckboxColumn("select", help="Tick to approve or reject this one."),
+            "text": st.column_config.TextColumn("text", width="large"),
+        },
+    )
+    chosen = [int(example_id) for example_id in edited.loc[edited["select"], "id"]]
+    everything = [int(example_id) for example_id in frame["id"]]
+    buttons = st.columns(4)
+    if buttons[0].button(f"Approve selected ({len(chosen)})", disabled=not chosen, key="synthetic_approve"):
+        decide_synthetic(rt, user, chosen, approve=True)
+    if buttons[1].button(f"Reject selected ({len(chosen)})", disabled=not chosen, key="synthetic_reject"):
+        decide_synthetic(rt, user, chosen, approve=False)
+    if buttons[2].checkbox(f"Decide all {len(everything)} shown", key="synthetic_confirm_all"):
+        bulk = st.columns(4)
+        if bulk[0].button(f"Approve all {len(everything)}", key="synthetic_approve_all"):
+            decide_synthetic(rt, user, everything, approve=True)
+        if bulk[1].button(f"Reject all {len(everything)}", key="synthetic_reject_all"):
+            decide_synthetic(rt, user, everything, approve=False)
+    if chosen:
+        with st.expander(f"Read the selected documents (first {min(len(chosen), READ_AT_MOST)})"):
+            texts = {example.id: example for example in waiting}
+            for example_id in chosen[:READ_AT_MOST]:
+                example = texts[example_id]
+                st.markdown(
+                    f"**#{example.id} · {example.label}** · {example.meta.get('genre') or 'no genre'}"
+                )
+                st.text(example.text)
+
+
+def decide_synthetic(rt: Runtime, user: User, ids: list[int], *, approve: bool) -> None:
+    """Record the reviewer's decision (all or none); approvals queue an incremental training run."""
+    verb = "Approved" if approve else "Rejected"
+    try:
+        decide_examples(engine=rt.engine, ids=ids, approve=approve, actor=user.name)
+    except HeronError as error:
+        flash("error", f"Nothing was decided: {error.message}")
+    else:
+        message = f"{verb} {len(ids)} synthetic document{'s' * (len(ids) != 1)} as {user.name}."
+        if approve:
+            task = dispatch.request_training(rt, user.name, incremental=True)
+            st.session_state[TASKS_KEY] = {
+                "title": "Learning the approved synthetic documents",
+                "tasks": {"training": task.id},
+            }
+            message += " The model is learning them now."
+        flash("success", message)
+    # A fresh editor key clears the ticks, which pointed at rows that have now left the queue.
+    st.session_state[GENERATION_KEY] = st.session_state.get(GENERATION_KEY, 0) + 1
+    st.rerun()
+
+
+def recent_synthesis(rt: Runtime) -> None:
+    with session_scope(rt.engine) as session:
+        runs, _ = list_tasks(session=session, kind="synthesis", limit=10)
+    if not runs:
+        st.caption("No synthetic documents have been requested yet.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "requested": run.created_at,
+                    "by": run.requested_by,
+                    "industry": run.params.get("industry"),
+                    "documents": run.params.get("count"),
+                    "status": run.status,
+                    "stored": run.result.get("stored"),
+                    "waiting": run.result.get("pending"),
+                    "note": run.error_message or run.result.get("note") or run.stage,
+                }
+                for run in runs
+            ]
+        ),
+        hide_index=True,
+    )
+
+
+st.title("Industries")
+st.caption(
+    "The industries Heron can predict. A new one is predicted at once from its description, "
+    "then learns from example files, synthetic documents and approved corrections."
+)
+user = require("reviewer")
+rt = runtime()
+
+if message := st.session_state.pop(FLASH_KEY, None):
+    kind, text = message
+    {"success": st.success, "warning": st.warning}.get(kind, st.error)(text)
+
+# Filled in last, so the rest of the page is usable while the tasks' progress is followed here.
+progress_box = st.container()
+
+with session_scope(rt.engine) as session:
+    industries = list_industries(session=session)
+    active_id = active_version_id(session)
+    reports = version_report(session, active_id)["reports"] if active_id else {}
+    awaiting: dict[str, int] = {}
+    for industry in industries:
+        if industry["examples"].get("synthetic"):
+            _, waiting = list_examples(
+                session=session, source="synthetic", status="pending", label=industry["name"], limit=1
+            )
+            if waiting:
+                awaiting[industry["name"]] = waiting
+report = reports.get(HOLDOUT_DATASET) or next(iter(reports.values()), {})
+by_name = {industry["name"]: industry for industry in industries}
+active_names = [industry["name"] for industry in industries if industry["status"] == "active"]
+
+if not industries:
+    st.info("There are no industries yet: add the first one below (or run `heron import DIR`).")
+else:
+    st.dataframe(
+        industry_table(industries, report.get("per_class", {}), awaiting),
+        hide_index=True,
+        column_config={
+            "F1": st.column_config.ProgressColumn(
+                "F1", min_value=0.0, max_value=1.0, format="%.2f", help="On the active model's holdout."
+            ),
+            "synthetic": st.column_config.NumberColumn("synthetic", help="Including those awaiting review."),
+        },
+    )
+    version = f"v{active_id}" if active_id else "no active model"
+    st.caption(
+        f"Training examples by source. F1 is the active model's ({version}) on held-out documents; it stays "
+        "empty for an industry without held-out documents yet (they come from approved corrections)."
+    )
+
+st.subheader("Add an industry")
+add_industry_form(rt, user)
+
+if industries:
+    st.subheader("Rename or redescribe")
+    edit_industry(rt, user, by_name)
+    st.subheader("Retire")
+    retire(rt, user, active_names)
+
+st.subheader("Synthetic documents awaiting review")
+review_synthetic(rt, user, awaiting)
+
+with st.expander("Recent synthesis runs"):
+    recent_synthesis(rt)
+
+with progress_box:
+    if following := st.session_state.get(TASKS_KEY):
+        st.subheader(following["title"])
+        if not follow_tasks(rt, following["tasks"]):
+            st.button("Refresh", key="industries_refresh")
+        elif st.button("Dismiss", key="industries_dismiss"):
+            st.session_state.pop(TASKS_KEY, None)
+            st.rerun()

@@ -1,0 +1,204 @@
+"""Models: every version Heron has trained, its evaluation report, and promotion or rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.errors import HeronError
+from core.services.models import activate, list_versions, version_report
+from core.services.training import HOLDOUT_DATASET
+from ui import charts
+from ui.state import current_user, runtime
+
+PENDING_KEY = "models_pending_activation"
+FLASH_KEY = "models_flash"
+
+
+def _trained_on(version: dict[str, Any]) -> str:
+    trained_on = version.get("trained_on") or {}
+    examples = trained_on.get("examples")
+    if examples is None:
+        return ""
+    text = f"{examples} examples"
+    if trained_on.get("new_examples"):
+        text += f" (+{trained_on['new_examples']} new, {trained_on.get('rehearsal_examples', 0)} rehearsed)"
+    return text
+
+
+def _version_label(version: dict[str, Any]) -> str:
+    macro_f1 = (version.get("metrics") or {}).get("macro_f1")
+    score = f", macro-F1 {macro_f1:.3f}" if macro_f1 is not None else ""
+    return f"v{version['id']} · {version['status']} · {version['kind']}{score}"
+
+
+st.title("Models")
+st.caption(
+    "Every training run stores a version with its evaluation on the held-out documents (the starter "
+    "holdout plus the gold share of approved corrections, never trained on). A new version goes live "
+    "only if it is not worse; any version can be made active again."
+)
+
+rt = runtime()
+user = current_user()
+if flash := st.session_state.pop(FLASH_KEY, None):
+    st.success(flash)
+
+with session_scope(rt.engine) as session:
+    versions = list_versions(session)
+if not versions:
+    st.info(
+        "No model has been trained yet. Heron trains the starter model when it first starts; "
+        "run `heron train` if that did not happen."
+    )
+    st.stop()
+
+by_id = {version["id"]: version for version in versions}
+active = next((version for version in versions if version["status"] == "active"), None)
+if active is None:
+    st.warning("No version is active: documents cannot be classified until an admin activates one below.")
+
+table = pd.DataFrame(
+    [
+        {
+            "version": version["id"],
+            "status": version["status"],
+            "kind": version["kind"],
+            "parent": version["parent_id"],
+            "trained at": pd.Timestamp(version["created_at"]),
+            "activated at": pd.Timestamp(version["activated_at"]) if version["activated_at"] else None,
+            "trained on": _trained_on(version),
+            "industries": len(version["labels"] or []),
+            "holdout docs": (version["metrics"] or {}).get("n"),
+            "macro-F1": (version["metrics"] or {}).get("macro_f1"),
+            "accuracy": (version["metrics"] or {}).get("accuracy"),
+            "ECE": (version["metrics"] or {}).get("ece"),
+        }
+        for version in versions
+    ]
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "parent": st.column_config.NumberColumn(format="v%d"),
+        "version": st.column_config.NumberColumn(format="v%d"),
+        "trained at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        "activated at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+        "macro-F1": st.column_config.NumberColumn(
+            format="%.3f", help="On the held-out documents: the starter holdout plus the gold set."
+        ),
+        "accuracy": st.column_config.NumberColumn(format="%.3f"),
+        "ECE": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
+if sum((version["metrics"] or {}).get("macro_f1") is not None for version in versions) >= 2:
+    st.altair_chart(charts.learning_curve(versions), width="stretch")
+else:
+    st.caption(
+        "The learning curve appears once a second version has been trained (approve corrections to get one)."
+    )
+
+st.subheader("Promote or roll back")
+if not user.can("admin"):
+    st.caption(f"Only admins can change the active version; you are signed in as {user.role}.")
+else:
+    others = [version["id"] for version in versions if version["status"] != "active"]
+    if not others:
+        st.caption("There is only one version, and it is active. Training runs add more.")
+    else:
+        target = st.selectbox(
+            "Version to make active",
+            others,
+            format_func=lambda version_id: _version_label(by_id[version_id]),
+            key="models_target",
+        )
+        rollback = active is not None and target < active["id"]
+        verb = "Roll back to" if rollback else "Promote"
+        if st.button(f"{verb} v{target}…", key="models_activate"):
+            st.session_state[PENDING_KEY] = target
+    pending = st.session_state.get(PENDING_KEY)
+    if pending is not None and pending in by_id and by_id[pending]["status"] != "active":
+        current = f"v{active['id']}" if active else "no version"
+        st.warning(
+            f"Make **{_version_label(by_id[pending])}** the active model in place of {current}? "
+            "The API, the workers and this console switch to it within a few seconds; "
+            "you can switch back at any time."
+        )
+        confirm, cancel = st.columns(2)
+        if confirm.button("Yes, activate it", type="primary", key="models_confirm"):
+            try:
+                with session_scope(rt.engine) as session:
+                    activate(session, pending, actor=user.name)
+            except HeronError as error:
+                st.error(error.message)
+            else:
+                st.session_state.pop(PENDING_KEY, None)
+                st.session_state[FLASH_KEY] = f"v{pending} is now the active model (by {user.name})."
+                st.rerun()
+        if cancel.button("Cancel", key="models_cancel"):
+            st.session_state.pop(PENDING_KEY, None)
+            st.rerun()
+
+st.subheader("Evaluation report")
+ids = [version["id"] for version in versions]
+chosen = st.selectbox(
+    "Version",
+    ids,
+    index=ids.index(active["id"]) if active else 0,
+    format_func=lambda version_id: _version_label(by_id[version_id]),
+    key="models_report_version",
+)
+with session_scope(rt.engine) as session:
+    reports = version_report(session, chosen)["reports"]
+if not reports:
+    st.info(
+        f"v{chosen} has no stored evaluation report (it was not trained by Heron's training run). "
+        "Pick another version, or run a full retrain to get one."
+    )
+    st.stop()
+datasets = sorted(reports, key=lambda name: name != HOLDOUT_DATASET)
+dataset = datasets[0]
+if len(datasets) > 1:
+    dataset = st.selectbox("Evaluated on", datasets, key="models_report_dataset")
+report = reports[dataset]
+if not report.get("n"):
+    st.info(f"v{chosen} was evaluated on an empty set ({dataset}); there is nothing to chart.")
+    st.stop()
+
+columns = st.columns(5)
+columns[0].metric("Macro-F1", f"{report['macro_f1']:.3f}")
+columns[1].metric("Accuracy", f"{report['accuracy']:.3f}")
+columns[2].metric(
+    "ECE", f"{report['ece']:.3f}", help="Expected calibration error: 0 is perfectly calibrated."
+)
+columns[3].metric(
+    "Escalated", f"{report.get('escalation_rate', 0.0):.0%}", help="Sent to the transformer tier."
+)
+columns[4].metric("To review", f"{report.get('review_rate', 0.0):.0%}")
+st.caption(f"{report['n']} held-out documents ({dataset}).")
+
+left, right = st.columns(2)
+left.altair_chart(charts.per_class_bars(report["per_class"]), width="stretch")
+right.altair_chart(charts.confusion_heatmap(report["confusion"]), width="stretch")
+left, right = st.columns(2)
+left.altair_chart(charts.reliability_diagram(report["reliability"]), width="stretch")
+right.altair_chart(charts.coverage_curve(report["accuracy_at_coverage"]), width="stretch")
+
+with st.expander("Per-industry numbers"):
+    st.dataframe(
+        pd.DataFrame.from_dict(report["per_class"], orient="index").rename_axis("industry"),
+        column_config={
+            name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")
+        },
+    )
+with st.expander("What it was trained on"):
+    trained_on = by_id[chosen].get("trained_on") or {}
+    st.write(_trained_on(by_id[chosen]) or "Not recorded.")
+    if trained_on.get("by_label"):
+        st.dataframe(
+            pd.Series(trained_on["by_label"], name="examples").rename_axis("industry").to_frame(),
+        )

@@ -1,0 +1,134 @@
+"""Pieces the Classify and Review pages share: a job's scores, why it was routed, its text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core.db import session_scope
+from core.errors import HeronError
+from core.runtime import Runtime
+from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
+
+REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree")
+TEXT_PREVIEW_CHARS = 20_000
+PAGE_CACHE_DOCUMENTS = 8
+
+
+def score_chart(scores: Mapping[str, float], predicted: str | None = None) -> alt.Chart:
+    """Horizontal bars of every industry's probability, highest first, the predicted one highlighted."""
+    frame = pd.DataFrame(
+        [{"industry": label, "probability": float(p)} for label, p in scores.items()],
+        columns=["industry", "probability"],
+    ).sort_values("probability", ascending=False)
+    frame["predicted"] = frame["industry"] == predicted
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0.0, 1.0]), axis=alt.Axis(format="%")),
+            y=alt.Y("industry:N", sort=list(frame["industry"]), title=None),
+            color=alt.condition(alt.datum.predicted, alt.value("#e4572e"), alt.value("#9bb1c8")),
+            tooltip=["industry", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=max(120, 26 * len(frame)))
+    )
+
+
+def routing_explanation(view: JobView, rt: Runtime) -> list[str]:
+    """Sentences saying which tier answered, and why a person is (or is not) asked to review."""
+    if view.classification_result is None:
+        return []
+    threshold = rt.settings.escalation_threshold
+    if view.escalated:
+        tier = (
+            "Escalated to the transformer tier: the fast tier was not sure enough (confidence below "
+            f"{threshold:.0%}), or an industry it could name is still new and is checked by the transformer."
+        )
+    else:
+        tier = f"The fast tier answered alone (its confidence was at least {threshold:.0%})."
+    review = review_explanation(view, rt) or ["Confident enough: nobody needs to review it."]
+    return [tier, *review]
+
+
+def review_explanation(view: JobView, rt: Runtime) -> list[str]:
+    """Why the prediction is in the review queue, one sentence per reason (empty if it is not)."""
+    settings = rt.settings
+    ranked = sorted(view.scores.items(), key=lambda item: item[1], reverse=True)
+    sentences = []
+    for reason in view.review_reasons if view.needs_review else []:
+        if reason == "low_confidence":
+            sentences.append(
+                f"Queued for review: confidence {view.confidence or 0:.0%} is below the review "
+                f"threshold of {settings.review_threshold:.0%}."
+            )
+        elif reason == "small_margin" and len(ranked) > 1:
+            (first, p1), (second, p2) = ranked[0], ranked[1]
+            sentences.append(
+                f"Queued for review: {first} ({p1:.0%}) and {second} ({p2:.0%}) are less than "
+                f"{settings.review_margin:.0%} apart."
+            )
+        elif reason == "tiers_disagree":
+            sentences.append(
+                "Queued for review: the fast tier and the transformer tier named different industries."
+            )
+        else:
+            sentences.append(f"Queued for review: {reason.replace('_', ' ')}.")
+    return sentences
+
+
+def document_text(rt: Runtime, job_id: str, *, key: str, height: int = 480) -> None:
+    """The document's extracted text, with its pages, extraction method and OCR'd pages.
+
+    The whole text comes from the database; page by page is read again from the stored original
+    on request (the stored text does not keep page boundaries).
+    """
+    with session_scope(rt.engine) as session:
+        document = job_document(session=session, job_id=job_id)
+    if document.text is None:
+        st.info("The text has not been read yet; it appears once the job has run.")
+        return
+    facts = [f"{document.page_count or 0} page(s)", f"read by {document.extraction_method or 'n/a'}"]
+    if document.ocr_pages:
+        facts.append("OCR on page(s) " + ", ".join(map(str, document.ocr_pages)))
+    facts.append(f"{len(document.text):,} characters")
+    st.caption(" · ".join(facts))
+    for warning in document.warnings:
+        st.warning(warning)
+    by_page = (document.page_count or 0) > 1 and st.toggle(
+        "Page by page",
+        key=f"{key}-pages",
+        help="Reads the stored original again to recover the page boundaries"
+        + (" (OCR'd pages take a second or two each)." if document.ocr_pages else "."),
+    )
+    with st.container(height=height, border=True):
+        if by_page:
+            pages = _pages(rt, job_id)
+            if pages is None:
+                return
+            for page in pages:
+                st.markdown(f"**Page {page.number}**" + (" · :orange[OCR]" if page.ocr else ""))
+                st.text(page.text or "(no text on this page)", width="stretch")
+        else:
+            st.text(document.text[:TEXT_PREVIEW_CHARS], width="stretch")
+            if len(document.text) > TEXT_PREVIEW_CHARS:
+                st.caption(f"… {len(document.text) - TEXT_PREVIEW_CHARS:,} more characters not shown.")
+
+
+def _pages(rt: Runtime, job_id: str) -> list[DocumentPage] | None:
+    cache = st.session_state.setdefault("heron_document_pages", {})
+    if job_id not in cache:
+        while len(cache) >= PAGE_CACHE_DOCUMENTS:
+            cache.pop(next(iter(cache)))
+        try:
+            with st.spinner("Reading the original page by page…"):
+                cache[job_id] = job_document_pages(
+                    engine=rt.engine, blobs=rt.blobs, job_id=job_id, limits=rt.extraction_limits
+                )
+        except HeronError as error:
+            st.error(f"{error.message} ({error.code})")
+            return None
+    return cache[job_id]
