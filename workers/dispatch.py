@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dramatiq
 
 from core.runtime import Runtime
-from core.services import datasets, industries, tasks, training
+from core.services import datasets, industries, leases, tasks, training
 from core.services.jobs import requeue_stale_jobs
 from core.services.tasks import TaskView
 from workers import context
@@ -22,6 +23,7 @@ from workers.broker import install_broker
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
+SWEEPER_LEASE = "sweeper"
 # A running task reports progress at least this often (training: per stage; synthesis: per batch).
 TASK_SILENCE_SECONDS = 30 * 60
 
@@ -182,17 +184,33 @@ def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:
     return job_ids
 
 
-def _sweep_forever(runtime: Runtime, stopping: threading.Event) -> None:
+def _sweep_forever(runtime: Runtime | Callable[[], Runtime], stopping: threading.Event) -> None:
     # At start-up every waiting job is re-sent (an in-process queue loses its messages with
     # its process); afterwards only those that have waited far longer than a normal queue wait.
+    # Whichever process holds the "sweeper" lease sweeps: one sweeper at a time across machines.
+    owner = leases.new_owner()
     pending_older_than = 0.0
     while not stopping.is_set():
         try:
-            sweep_once(runtime, pending_older_than=pending_older_than)
+            current = runtime() if callable(runtime) else runtime
+            ttl = 3 * SWEEP_INTERVAL_SECONDS
+            if leases.try_acquire(current.engine, SWEEPER_LEASE, owner, ttl_seconds=ttl):
+                sweep_once(current, pending_older_than=pending_older_than)
+                pending_older_than = max(5.0, current.settings.job_lease_seconds / 2)
         except Exception:
             log.exception("job sweep failed; retrying in %ss", SWEEP_INTERVAL_SECONDS)
-        pending_older_than = max(60.0, runtime.settings.job_lease_seconds / 2)
         stopping.wait(SWEEP_INTERVAL_SECONDS)
+
+
+def start_sweeper(runtime: Runtime | Callable[[], Runtime]) -> threading.Event:
+    """Run the sweeper in a daemon thread of this process (``heron worker`` processes do this);
+    returns the event that stops it."""
+    stopping = threading.Event()
+    thread = threading.Thread(
+        target=_sweep_forever, args=(runtime, stopping), name="heron-sweeper", daemon=True
+    )
+    thread.start()
+    return stopping
 
 
 def broker_status(settings) -> str:  # type: ignore[no-untyped-def]

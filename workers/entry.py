@@ -8,3 +8,9 @@ from workers.broker import install_broker
 broker = install_broker(get_settings())
 
 import workers.actors  # noqa: E402,F401  (actors register on the broker installed above)
+from workers import context, dispatch  # noqa: E402
+
+# The database is the source of truth: re-send jobs and tasks whose message the broker lost (a
+# Redis restart, say) or whose worker died. Every worker process runs a sweeper thread; the
+# "sweeper" lease lets one of them work at a time.
+dispatch.start_sweeper(context.runtime)

@@ -1,0 +1,312 @@
+"""Scale-out on the real services: API and workers in separate processes on Redis or RabbitMQ and
+PostgreSQL, with workers killed, messages duplicated, the broker restarted and the database cut.
+
+They need PostgreSQL, Redis and RabbitMQ on 127.0.0.1 and run in CI (CI=true); elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from core.db import make_engine, session_scope
+from core.db.tables import Job, ModelVersion, Prediction
+from core.runtime import Runtime, open_runtime
+from core.services.documents import submit_batch
+from core.settings import load_settings
+from tests.conftest import services_available
+from tests.documents import FINANCE, LEGAL, OCR_LINES, scanned_pdf_bytes
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.skipif(
+    not services_available(), reason="needs PostgreSQL, Redis and RabbitMQ on 127.0.0.1; runs in CI (CI=true)"
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/7"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
+LEASE_SECONDS = 6
+BROKERS_UNDER_TEST = [u for u in os.environ.get("HERON_TEST_BROKERS", f"{REDIS} {RABBITMQ}").split()]
+
+
+@dataclass
+class Cluster:
+    """One PostgreSQL schema and data directory that the test process and every worker share."""
+
+    database_url: str
+    data_dir: Path
+    runtime: Runtime
+
+    def environment(self, broker_url: str, database_url: str | None = None) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HERON_DATA_DIR": str(self.data_dir),
+            "HERON_DATABASE_URL": database_url or self.database_url,
+            "HERON_BROKER_URL": broker_url,
+            "HERON_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+            "HERON_WORKER_THREADS": "1",
+            "HERON_LOG_LEVEL": os.environ.get("HERON_TEST_WORKER_LOG_LEVEL", "WARNING"),
+            "HF_HUB_OFFLINE": "1",
+        }
+
+    def worker(self, broker_url: str, database_url: str | None = None) -> subprocess.Popen:
+        """A `heron worker`-equivalent process group (the Dramatiq CLI on workers.entry)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "workers.entry", "--processes", "1", "--threads", "1"],
+            env=self.environment(broker_url, database_url),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+    def submit(self, data: bytes, name: str) -> str:
+        submission = submit_batch(
+            engine=self.runtime.engine,
+            blobs=self.runtime.blobs,
+            chunks=[data],
+            filename=name,
+            max_bytes=self.runtime.settings.max_upload_bytes,
+        )
+        return submission.jobs[0].id
+
+    def status(self, job_id: str) -> str:
+        with session_scope(self.runtime.engine) as session:
+            job = session.get(Job, job_id)
+            return job.status if job.status != "FAILED" else f"FAILED {job.error_code}: {job.error_message}"
+
+    def predictions(self, job_id: str) -> int:
+        with session_scope(self.runtime.engine) as session:
+            return session.exec(select(func.count()).where(Prediction.job_id == job_id)).one()
+
+    def wait(self, job_ids: list[str], statuses: set[str], timeout: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = {job_id: self.status(job_id) for job_id in job_ids}
+            if {status.split()[0] for status in seen.values()} <= statuses or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    schema = f"heron_scale_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(POSTGRES)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    data_dir = tmp_path_factory.mktemp("cluster")
+    # Prepared once here (migrations + starter model on PostgreSQL); workers find it ready.
+    runtime = open_runtime(load_settings(data_dir=data_dir, database_url=url, broker_url=""))
+    _flush_brokers()
+    yield Cluster(database_url=url, data_dir=data_dir, runtime=runtime)
+    runtime.close()
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def _flush_brokers() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+
+
+def _send(broker_url: str, job_ids: list[str], copies: int = 1) -> None:
+    """Put classify messages on the external broker, as `heron api` would (without its process)."""
+    import dramatiq
+
+    if broker_url.startswith("redis"):
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=broker_url)
+    else:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=broker_url)
+    broker.declare_queue("documents")
+    for job_id in job_ids:
+        for _ in range(copies):
+            broker.enqueue(
+                dramatiq.Message(
+                    queue_name="documents",
+                    actor_name="documents.classify",
+                    args=(job_id,),
+                    kwargs={},
+                    options={},
+                )
+            )
+    broker.close()
+
+
+def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    process.wait(timeout=30)
+
+
+def test_a_worker_killed_mid_job_leaves_the_job_to_another_worker(cluster: Cluster) -> None:
+    # Given a slow job (four scanned pages to OCR) that a worker has started
+    job_id = cluster.submit(scanned_pdf_bytes(*[OCR_LINES] * 4), "scan.pdf")
+    _send(REDIS, [job_id])
+    first = cluster.worker(REDIS)
+    try:
+        assert cluster.wait([job_id], {"PROCESSING", "COMPLETED", "FAILED"}, 90)[job_id] == "PROCESSING"
+    finally:
+        # When that worker's machine dies (SIGKILL to every process of the worker)
+        _stop(first, signal.SIGKILL)
+    assert cluster.status(job_id) == "PROCESSING"
+    # Then another worker finishes the job after its lease ran out, with exactly one prediction
+    second = cluster.worker(REDIS)
+    try:
+        assert cluster.wait([job_id], {"COMPLETED", "FAILED"}, 120)[job_id] == "COMPLETED"
+    finally:
+        _stop(second)
+    assert cluster.predictions(job_id) == 1
+    with session_scope(cluster.runtime.engine) as session:
+        assert session.get(Job, job_id).attempts >= 2
+
+
+def test_the_same_message_twice_gives_one_result_on_redis_and_rabbitmq(cluster: Cluster) -> None:
+    for broker_url in (REDIS, RABBITMQ):
+        # Given jobs whose messages are each delivered twice
+        job_ids = [
+            cluster.submit(f"{text} ({broker_url[:5]} {i})".encode(), f"d{i}.txt")
+            for i, text in enumerate([FINANCE, LEGAL] * 3)
+        ]
+        _send(broker_url, job_ids, copies=2)
+        worker = cluster.worker(broker_url)
+        try:
+            # Then every job completes once, with one prediction
+            assert set(cluster.wait(job_ids, {"COMPLETED", "FAILED"}, 120).values()) == {"COMPLETED"}
+            time.sleep(2)  # let the duplicates run too
+        finally:
+            _stop(worker)
+        assert [cluster.predictions(job_id) for job_id in job_ids] == [1] * len(job_ids), broker_url
+
+
+def test_messages_lost_in_a_broker_restart_are_sent_again_from_the_database(cluster: Cluster) -> None:
+    import redis
+
+    # Given jobs waiting in Redis while no worker runs
+    job_ids = [
+        cluster.submit(f"{text} (restart {i})".encode(), f"r{i}.txt")
+        for i, text in enumerate([FINANCE, LEGAL] * 3)
+    ]
+    _send(REDIS, job_ids)
+    # When Redis restarts (it keeps nothing on disk: the messages are gone)
+    _restart_redis()
+    assert not redis.Redis.from_url(REDIS).keys("dramatiq*")
+    # Then a worker's sweeper re-sends them from the database and they all complete, once
+    worker = cluster.worker(REDIS)
+    try:
+        assert set(cluster.wait(job_ids, {"COMPLETED", "FAILED"}, 120).values()) == {"COMPLETED"}
+    finally:
+        _stop(worker)
+    assert [cluster.predictions(job_id) for job_id in job_ids] == [1] * len(job_ids)
+
+
+def _restart_redis() -> None:
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False, capture_output=True)
+    # The command the machine itself starts Redis with.
+    command = "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --appendonly no"
+    command += " --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+    subprocess.run([*command.split(), "--save", ""], check=True)
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+            return
+        time.sleep(0.1)
+    raise AssertionError("Redis did not come back")
+
+
+def test_while_the_database_is_unreachable_the_api_answers_503_and_nothing_is_lost(cluster: Cluster) -> None:
+    from bench.server import heron_api
+
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    schema_option = cluster.database_url.split("?", 1)[1]
+    through_proxy = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test?{schema_option}"
+    environment = cluster.environment(REDIS, through_proxy)
+    worker = cluster.worker(REDIS, through_proxy)
+    try:
+        settings = {k: v for k, v in environment.items() if k.startswith("HERON_")}
+        with heron_api(**settings) as base, httpx.Client(base_url=base, timeout=30) as client:
+            # Given uploads accepted just before the database becomes unreachable
+            accepted = [
+                client.post(
+                    "/api/classify_file", files={"file": (f"o{i}.txt", f"{text} (outage {i})".encode())}
+                )
+                for i, text in enumerate([FINANCE, LEGAL])
+            ]
+            assert {response.status_code for response in accepted} == {200}
+            proxy.cut()
+            # When clients call while it is down, they get 503 with a code, not a 500
+            for response in (
+                client.get("/api/jobs"),
+                client.post("/api/classify_file", files={"file": ("late.txt", b"Quarterly revenue rose.")}),
+            ):
+                assert (response.status_code, response.json()["code"]) == (503, "unavailable"), response.text
+            assert client.get("/ready").status_code == 503
+            time.sleep(3)
+            proxy.restore()
+            # Then once it is back, every accepted job completes (workers retried or were re-sent)
+            job_ids = [response.json()["job_id"] for response in accepted]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                statuses = {client.get(f"/api/jobs/{job_id}").json()["status"] for job_id in job_ids}
+                if statuses <= {"COMPLETED", "FAILED"}:
+                    break
+                time.sleep(0.5)
+            assert statuses == {"COMPLETED"}
+            assert client.get("/ready").status_code == 200
+    finally:
+        _stop(worker)
+        proxy.close()
+    assert [cluster.predictions(job_id) for job_id in job_ids] == [1] * len(job_ids)
+
+
+def test_two_training_requests_on_two_machines_make_one_run(cluster: Cluster) -> None:
+    from core.db.tables import Lease
+    from core.errors import Conflict
+    from core.services.training import TRAINING_LEASE, train_full
+
+    with session_scope(cluster.runtime.engine) as session:
+        before = session.exec(select(func.count()).select_from(ModelVersion)).one()
+    # Given another machine (a separate process on the same PostgreSQL) running a full retrain
+    other = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "train", "--full"],
+        env=cluster.environment(""),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with session_scope(cluster.runtime.engine) as session:
+            if session.get(Lease, TRAINING_LEASE) is not None:
+                break
+        time.sleep(0.02)
+    # When this machine asks for a retrain while that one runs
+    rt = cluster.runtime
+    with pytest.raises(Conflict):
+        train_full(engine=rt.engine, policy=rt.policy, encoder=rt.training_encoder)
+    # Then only the other machine's run produces a version
+    out, err = other.communicate(timeout=600)
+    assert other.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["version_id"]
+    with session_scope(cluster.runtime.engine) as session:
+        assert session.exec(select(func.count()).select_from(ModelVersion)).one() == before + 1
