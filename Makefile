@@ -6,12 +6,12 @@ DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test setup system-deps lint bench clean
+.PHONY: run test setup system-deps test-system-deps lint bench clean
 
 run: setup ## Start the API (:8000) and the console (:8501) on SQLite + the in-process queue
 	$(VENV)/bin/heron up
 
-test: setup lint ## Install everything, then run the whole test suite
+test: setup test-system-deps lint ## Install everything, then run the whole test suite
 	$(PY) -m pytest
 
 setup: $(DEPS_STAMP) system-deps
@@ -28,6 +28,9 @@ $(DEPS_STAMP): pyproject.toml | $(PY)
 system-deps:
 	@bash scripts/system-deps.sh
 
+test-system-deps: ## Chromium for the console's browser test (make run does not need it)
+	@bash scripts/system-deps.sh --test
+
 lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
@@ -36,7 +39,8 @@ bench: setup
 	$(PY) bench/bench_speed.py
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_extract.py
-	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_load.py
+	$(PY) bench/bench_learning_curve.py
 	$(PY) bench/bench_loop.py
 
 clean:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     zip_max_ratio: int = Field(100, ge=2, description="Member compression ratio above which it is a bomb.")
     max_nesting_depth: int = Field(2, ge=1, le=10, description="Containers (ZIP, e-mail) inside containers.")
     worker_threads: int = Field(2, ge=1, le=64)
+    worker_batch_size: int = Field(
+        16, ge=1, le=256, description="Waiting jobs a worker classifies together (one transformer batch)."
+    )
     job_lease_seconds: int = Field(300, ge=5, description="A PROCESSING job older than this is retried.")
     max_attempts: int = Field(3, ge=1, le=20)
     escalation_threshold: float = Field(

@@ -38,8 +38,9 @@ def classify_job(job_id: str) -> None:
         lease_seconds=runtime.settings.job_lease_seconds,
         max_attempts=runtime.settings.max_attempts,
         limits=runtime.extraction_limits,
+        batch_size=runtime.settings.worker_batch_size,
     )
-    log.info("job %s %s", job_id, status)
+    log.info("job %s %s", job_id, status, extra={"job_id": job_id})
 
 
 @dramatiq.actor(

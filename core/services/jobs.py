@@ -70,26 +70,52 @@ def process_job(
     lease_seconds: int,
     max_attempts: int,
     limits: ExtractionLimits | None = None,
+    batch_size: int = 1,
 ) -> str:
     """Extract and classify one job; running it twice, or concurrently, is safe.
 
+    With ``batch_size`` > 1 the worker also claims up to that many other waiting jobs and
+    classifies them together: the transformer tier is far faster on a batch than on one text at a
+    time, and their own messages later find nothing left to do.
+
     Returns the job's status afterwards. A document Heron cannot read ends the job FAILED with
-    the error's code; any other exception puts the job back to PENDING (or FAILED after
+    the error's code; any other exception puts the jobs back to PENDING (or FAILED after
     ``max_attempts``) and propagates so the queue can retry it.
     """
     if not _claim(engine, job_id, lease_seconds):
         with session_scope(engine) as session:
             job = session.get(Job, job_id)
             return job.status if job else "MISSING"
+    claimed = [job_id, *_claim_waiting(engine, batch_size - 1, exclude=job_id)]
     try:
-        text = _document_text(engine, blobs, job_id, limits)
-        version_id, model = models.active(engine)
-        with session_scope(engine) as session:
-            active = active_industries(session)
-        allowed = [label for label in model.labels if label in active]
-        verdict = model.classify([text], policy, allowed=allowed, encoder=models.encoder)[0]
-        with session_scope(engine) as session:
-            if session.exec(select(Prediction.id).where(Prediction.job_id == job_id)).first() is None:
+        texts: dict[str, str] = {}
+        for claimed_id in claimed:
+            try:
+                texts[claimed_id] = _document_text(engine, blobs, claimed_id, limits)
+            except HeronError as error:
+                with session_scope(engine) as session:
+                    _finish(session, claimed_id, JobStatus.FAILED, error.code, error.message)
+        if texts:
+            _classify_and_store(engine, models, policy, texts)
+    except Exception as error:
+        _give_back(engine, claimed, error, max_attempts)
+        raise
+    with session_scope(engine) as session:
+        return session.get(Job, job_id).status
+
+
+def _classify_and_store(
+    engine: Engine, models: ModelCache, policy: RoutingPolicy, texts: dict[str, str]
+) -> None:
+    version_id, model = models.active(engine)
+    with session_scope(engine) as session:
+        active = active_industries(session)
+    allowed = [label for label in model.labels if label in active]
+    verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=models.encoder)
+    with session_scope(engine) as session:
+        done = set(session.exec(select(Prediction.job_id).where(Prediction.job_id.in_(list(texts)))))
+        for job_id, verdict in zip(texts, verdicts, strict=True):
+            if job_id not in done:
                 session.add(
                     Prediction(
                         job_id=job_id,
@@ -104,14 +130,15 @@ def process_job(
                     )
                 )
             _finish(session, job_id, JobStatus.COMPLETED)
-        return JobStatus.COMPLETED
-    except HeronError as error:
-        with session_scope(engine) as session:
-            _finish(session, job_id, JobStatus.FAILED, error.code, error.message)
-        return JobStatus.FAILED
-    except Exception as error:
-        with session_scope(engine) as session:
+
+
+def _give_back(engine: Engine, job_ids: list[str], error: Exception, max_attempts: int) -> None:
+    """After an unexpected error: back to PENDING for another try, or FAILED after the last one."""
+    with session_scope(engine) as session:
+        for job_id in job_ids:
             job = session.get(Job, job_id)
+            if job.status != JobStatus.PROCESSING:
+                continue
             if job.attempts >= max_attempts:
                 _finish(
                     session,
@@ -124,7 +151,34 @@ def process_job(
                 job.status = JobStatus.PENDING
                 job.updated_at = utcnow()
                 session.add(job)
-        raise
+
+
+def _claim_waiting(engine: Engine, limit: int, *, exclude: str) -> list[str]:
+    """Claim up to ``limit`` other PENDING jobs, oldest first (each claim is atomic, as in _claim)."""
+    if limit <= 0:
+        return []
+    with session_scope(engine) as session:
+        candidates = list(
+            session.exec(
+                select(Job.id)
+                .where(Job.status == JobStatus.PENDING, Job.id != exclude)
+                .order_by(Job.created_at)
+                .limit(limit)
+            )
+        )
+    now = utcnow()
+    claimed = []
+    with session_scope(engine) as session:
+        for candidate in candidates:
+            if session.execute(
+                update(Job)
+                .where(Job.id == candidate, Job.status == JobStatus.PENDING)
+                .values(
+                    status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now
+                )
+            ).rowcount:
+                claimed.append(candidate)
+    return claimed
 
 
 def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
