@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # the process's logging (text or JSON, see core.logs) stays as configured
         request_max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
         openapi_config=OpenAPIConfig(
             title="Heron",

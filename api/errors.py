@@ -72,6 +72,11 @@ def database_unavailable(request: Request, exc: OperationalError) -> Response:
     return _json(503, "unavailable", "The database is not reachable right now; retry shortly.")
 
 
+def undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
+    # e.g. a multipart part without a file name (so a text field) holding bytes that are not UTF-8
+    return _json(400, "bad_request", f"Part of the request is not valid UTF-8 text: {exc.reason}.")
+
+
 def unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     return _json(
@@ -85,5 +90,6 @@ EXCEPTION_HANDLERS = {
     errors.HeronError: heron_error,
     HTTPException: http_error,
     OperationalError: database_unavailable,
+    UnicodeDecodeError: undecodable,
     Exception: unexpected,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from core.errors import ConfigurationError, HeronError
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("heron")
@@ -27,8 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:
         print(f"heron: {error.message}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.handler(settings, args) or 0)
     except HeronError as error:
@@ -121,6 +122,7 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
         host=host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through ours (JSON when HERON_LOG_FORMAT=json)
         timeout_graceful_shutdown=10,
     )
     return 0
@@ -167,6 +169,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         dispatch.stop()
         return 0
+    environment = dict(os.environ)
+    if not settings.torch_threads:
+        # N processes on this machine share its cores rather than each taking all of them.
+        environment["HERON_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.processes))
     return subprocess.call(
         [
             sys.executable,
@@ -177,7 +183,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             str(args.processes),
             "--threads",
             str(settings.worker_threads),
-        ]
+        ],
+        env=environment,
     )
 
 

@@ -44,7 +44,15 @@ class Settings(BaseSettings):
     zip_max_total_mb: int = Field(512, ge=1, description="Uncompressed size of a ZIP or an Office file.")
     zip_max_ratio: int = Field(100, ge=2, description="Member compression ratio above which it is a bomb.")
     max_nesting_depth: int = Field(2, ge=1, le=10, description="Containers (ZIP, e-mail) inside containers.")
+    originals_dir: Path | None = Field(
+        None,
+        description="Where uploaded originals are kept (default: DATA_DIR/blobs); a directory every "
+        "API and worker machine mounts (NFS, EFS …) when they run on several machines.",
+    )
     worker_threads: int = Field(2, ge=1, le=64)
+    torch_threads: int = Field(
+        0, ge=0, le=256, description="Transformer threads per process (0: torch's default, all cores)."
+    )
     worker_batch_size: int = Field(
         16, ge=1, le=256, description="Waiting jobs a worker classifies together (one transformer batch)."
     )
@@ -79,6 +87,7 @@ class Settings(BaseSettings):
     review_claim_seconds: int = Field(300, ge=10, le=86_400, description="How long a review claim holds.")
     api_keys: str = Field("", repr=False, description="key:role pairs, comma-separated.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line, with job ids.")
 
     @field_validator("database_url")
     @classmethod
@@ -124,7 +133,7 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        return (self.originals_dir or self.data_dir / "blobs").expanduser().resolve()
 
     @property
     def max_upload_bytes(self) -> int:

@@ -61,7 +61,7 @@ def train_model(task_id: str) -> None:
         )
     except Conflict as busy:
         raise dramatiq.Retry(busy.message, delay=2_000) from busy
-    log.info("training task %s: %s", task_id, outcome)
+    log.info("training task %s: %s", task_id, outcome, extra={"task_id": task_id})
 
 
 @dramatiq.actor(
@@ -82,7 +82,7 @@ def generate_synthetic(task_id: str) -> None:
         models=runtime.models,
         policy=runtime.policy,
     )
-    log.info("synthesis task %s: %s", task_id, outcome)
+    log.info("synthesis task %s: %s", task_id, outcome, extra={"task_id": task_id})
     if outcome == NOT_PENDING:
         return
     with session_scope(runtime.engine) as session:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from core.logs import configure_logging
 from core.settings import get_settings
 from workers.broker import install_broker
 
-broker = install_broker(get_settings())
+settings = get_settings()
+configure_logging(settings.log_level, settings.log_format)
+broker = install_broker(settings)
 
 import workers.actors  # noqa: E402,F401  (actors register on the broker installed above)
 from workers import context, dispatch  # noqa: E402

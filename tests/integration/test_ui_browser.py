@@ -1,0 +1,202 @@
+"""Every console page in a real browser: `heron ui` as a process, headless Chromium as the user.
+
+AppTest (test_ui*.py) runs the page scripts; only a browser shows that the pages are drawn — the
+router, the websocket, the widgets' JavaScript. Each page is opened on a fresh database holding only
+the starter model, and its screenshot and DOM are kept in var/screenshots/ (CI keeps them as
+artifacts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser import CHROMIUM, Page, chromium
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+IN_CI = os.environ.get("CI") == "true"
+START_SECONDS = 240  # the first start on a cold cache trains the starter model
+DRAW_SECONDS = 60
+
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not IN_CI,
+        reason=f"Chromium is not installed at {CHROMIUM} (bash scripts/system-deps.sh --test installs it)",
+    ),
+    pytest.mark.slow,
+    pytest.mark.timeout(START_SECONDS + 120),
+]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a page shows on a fresh database with only the starter model."""
+
+    name: str
+    path: str
+    title: str
+    widgets: tuple[str, ...]  # data-testid values
+    text: str
+
+
+PAGES = [
+    Expected("classify", "/", "Classify documents", ("stFileUploader",), "Choose one or more files above"),
+    Expected("review", "/review", "Review", ("stSelectbox", "stMetric"), "No documents need review"),
+    Expected(
+        "approvals",
+        "/approvals",
+        "Approvals",
+        ("stAlertContentInfo", "stExpander"),
+        "No corrections are waiting for approval",
+    ),
+    Expected(
+        "industries",
+        "/industries",
+        "Industries",
+        ("stDataFrame", "stForm", "stFileUploader"),
+        "Add an industry",
+    ),
+    Expected(
+        "models", "/models", "Models", ("stDataFrame", "stMetric", "stVegaLiteChart"), "Evaluation report"
+    ),
+    Expected("activity", "/activity", "Activity", ("stTabs", "stMetric"), "No documents yet"),
+]
+
+# Streamlit marks its root with the script's state; the widgets' code is loaded lazily (a skeleton
+# stands in until it arrives) and charts draw after that.
+DRAWN = """(() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && app.dataset.testConnectionState === 'CONNECTED'
+    && app.dataset.testScriptState === 'notRunning'
+    && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')
+    && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+         .every(chart => chart.querySelector('canvas, svg'));
+})()"""
+SNAPSHOT = """JSON.stringify({
+  titles: [...document.querySelectorAll('[data-testid="stMain"] h1')].map(h => h.innerText.trim()),
+  widgets: [...new Set([...document.querySelectorAll('[data-testid]')].map(e => e.dataset.testid))],
+  links: [...document.querySelectorAll('[data-testid="stSidebarNavLink"]')].map(a => a.href),
+  exceptions: [...document.querySelectorAll('[data-testid="stException"]')].map(e => e.innerText),
+  text: document.querySelector('[data-testid="stMain"]')?.innerText ?? '',
+  html: document.documentElement.outerHTML,
+})"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"CI=true but Chromium is missing at {CHROMIUM}: run `bash scripts/system-deps.sh --test`"
+        )
+    with chromium(width=1400, height=1000) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def console(browser: Page, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`heron ui` on a free port and an empty data dir (the embeddings cache is the session's).
+
+    It asks for the browser first, so that a missing Chromium skips or fails before the console starts.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data_dir = tmp_path_factory.mktemp("console")
+    environment = {
+        **os.environ,
+        "HERON_DATA_DIR": str(data_dir),
+        "HERON_DATABASE_URL": "",
+        "HERON_BROKER_URL": "",
+        "HERON_API_HOST": "127.0.0.1",
+        "HERON_API_KEYS": "",
+        "HERON_UI_PORT": str(port),
+        "HERON_LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+    }
+    log = (data_dir / "console.log").open("wb")
+    # Its own process group: `heron ui` runs Streamlit as a child, and both must stop afterwards.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "ui"],
+        env=environment,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base, process, data_dir / "console.log")
+        yield base
+    finally:
+        _stop(process)
+        log.close()
+
+
+@pytest.mark.parametrize("expected", PAGES, ids=[page.name for page in PAGES])
+def test_page_renders(browser: Page, console: str, expected: Expected) -> None:
+    # Given the console on a fresh database with the starter model
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshot = SCREENSHOTS / f"{expected.name}.png"
+    # When the page is opened and Streamlit has drawn it
+    browser.goto(console + expected.path)
+    try:
+        browser.wait_for(DRAWN, DRAW_SECONDS, f"{expected.path} to be drawn")
+    finally:
+        browser.screenshot(screenshot)
+        page = json.loads(browser.evaluate(SNAPSHOT))
+        (SCREENSHOTS / f"{expected.name}.html").write_text(page["html"], encoding="utf-8")
+    # Then it shows its title and main widgets, and no exception box
+    assert page["exceptions"] == [], f"{expected.path} shows an exception (see {screenshot})"
+    assert page["titles"] == [expected.title]
+    missing = [widget for widget in expected.widgets if widget not in page["widgets"]]
+    assert missing == [], f"{expected.path} lacks {missing} (see {screenshot})"
+    assert expected.text in page["text"]
+
+
+def test_sidebar_links_every_page(browser: Page, console: str) -> None:
+    # Given the console's first page, signed in as the default admin
+    browser.goto(console + "/")
+    browser.wait_for(DRAWN, DRAW_SECONDS, "/ to be drawn")
+    # When its navigation is read
+    links = json.loads(browser.evaluate(SNAPSHOT))["links"]
+    # Then it links every page at the address the tests above open
+    assert links == [console + expected.path for expected in PAGES]
+
+
+def _wait_until_healthy(base: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    with httpx.Client(base_url=base, timeout=5) as client:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"`heron ui` exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get("/_stcore/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"`heron ui` did not answer in {START_SECONDS} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ctrl-C to the process group, as in a terminal: `heron ui` then stops Streamlit and waits for it."""
+    for sig, seconds in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=seconds)
+            return
