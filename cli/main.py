@@ -130,10 +130,18 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
 
 def cmd_ui(settings: Settings, _: argparse.Namespace) -> int:
     _runtime(settings).close()
-    return subprocess.call(_streamlit_command(settings))
+    command = _streamlit_command(settings)
+    # Become Streamlit (exec), so a stop signal (docker stop, systemd, Ctrl-C) reaches it directly.
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def _streamlit_command(settings: Settings) -> list[str]:
+    host = settings.api_host
+    if not settings.roles_by_key and host not in ("127.0.0.1", "localhost", "::1"):
+        # Without keys every console user is an admin, exactly as on the API: local only.
+        log.warning("HERON_API_KEYS is empty: the console serves on 127.0.0.1 only, not on %s.", host)
+        host = "127.0.0.1"
     return [
         sys.executable,
         "-m",
@@ -143,7 +151,7 @@ def _streamlit_command(settings: Settings) -> list[str]:
         "--server.port",
         str(settings.ui_port),
         "--server.address",
-        settings.api_host,
+        host,
         "--server.headless",
         "true",
         "--server.maxUploadSize",
@@ -173,19 +181,19 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.torch_threads:
         # N processes on this machine share its cores rather than each taking all of them.
         environment["HERON_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.processes))
-    return subprocess.call(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "workers.entry",
-            "--processes",
-            str(args.processes),
-            "--threads",
-            str(settings.worker_threads),
-        ],
-        env=environment,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.entry",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(settings.worker_threads),
+    ]
+    # Become Dramatiq's main process (exec), so a stop signal reaches it and it stops its workers cleanly.
+    os.execve(command[0], command, environment)
+    return 0  # not reached
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:

@@ -41,6 +41,23 @@ def starter_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtim
     opened.close()
 
 
+@pytest.fixture
+def prepared_dir(starter_runtime: Runtime, tmp_path: Path) -> Path:
+    """A data directory whose database already holds the migrated schema and the starter model
+    (a copy of ``starter_runtime``'s): a fresh Heron without training the starter model again."""
+    import sqlite3
+
+    data_dir = tmp_path / "prepared"
+    data_dir.mkdir()
+    source = sqlite3.connect(starter_runtime.settings.data_dir / "heron.db")
+    target = sqlite3.connect(data_dir / "heron.db")
+    with source, target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return data_dir
+
+
 @pytest.fixture(scope="session")
 def client(runtime: Runtime) -> Iterator:
     """The real API on the shared runtime, with the real in-process broker and worker threads."""

@@ -47,8 +47,8 @@ def test_classify_prints_one_json_object_per_file(tmp_path: Path) -> None:
     assert result.returncode == 1  # some file failed
 
 
-def test_train_adds_a_version_and_reports_its_evaluation(tmp_path: Path) -> None:
-    result = heron(tmp_path, "train", "--full")
+def test_train_adds_a_version_and_reports_its_evaluation(prepared_dir: Path) -> None:
+    result = heron(prepared_dir, "train", "--full")
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["version_id"] == 2  # the starter model was version 1
@@ -63,14 +63,14 @@ def _labelled_dir(root: Path, docs: dict[str, list[str]]) -> Path:
     return root
 
 
-def test_eval_scores_a_labelled_folder_without_training_on_it(tmp_path: Path) -> None:
+def test_eval_scores_a_labelled_folder_without_training_on_it(tmp_path: Path, prepared_dir: Path) -> None:
     from tests.documents import OBVIOUS
 
     folder = _labelled_dir(tmp_path / "eval", {label: [text] for label, text in OBVIOUS.items()})
     (folder / "finance" / "broken.pdf").write_bytes(b"%PDF-1.7 garbage")
     (folder / "astrology").mkdir()
     (folder / "astrology" / "horoscope.txt").write_text("Mercury is in retrograde; Leos should avoid travel.")
-    result = heron(tmp_path / "state", "eval", str(folder), "--json")
+    result = heron(prepared_dir, "eval", str(folder), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report) >= {
@@ -88,11 +88,11 @@ def test_eval_scores_a_labelled_folder_without_training_on_it(tmp_path: Path) ->
     assert report["per_class"]["astrology"]["recall"] == 0.0  # unknown labels count as wrong
     assert report["accuracy"] == 7 / 8
     assert [e["code"] for e in report["errors"]] in (["corrupt"], ["no_text"])
-    versions = heron(tmp_path / "state", "models", "list").stdout.strip().splitlines()
+    versions = heron(prepared_dir, "models", "list").stdout.strip().splitlines()
     assert len(versions) == 1  # evaluating never trains
 
 
-def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path) -> None:
+def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path, prepared_dir: Path) -> None:
     from tests.documents import FINANCE, LEGAL, REAL_ESTATE
 
     folder = _labelled_dir(
@@ -102,7 +102,7 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path) -> None:
             "money": [FINANCE, *[FINANCE.replace("4.2", str(i)) + f" Note {i}." for i in range(7)]],
         },
     )
-    result = heron(tmp_path / "state", "import", str(folder), "--replace")
+    result = heron(prepared_dir, "import", str(folder), "--replace")
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["labels"] == ["money", "property"]
@@ -123,7 +123,7 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path) -> None:
     )
     (docs / "contract.txt").write_text(LEGAL)
     lines = [
-        json.loads(line) for line in heron(tmp_path / "state", "classify", str(docs)).stdout.splitlines()
+        json.loads(line) for line in heron(prepared_dir, "classify", str(docs)).stdout.splitlines()
     ]
     labels = {Path(line["path"]).name: line["label"] for line in lines}
     assert labels["listing.txt"] == "property"

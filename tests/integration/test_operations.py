@@ -22,14 +22,14 @@ API_KEY = "k3y-that-must-never-be-logged"
 LLM_KEY = "sk-also-never-logged-0123456789"
 
 
-def test_json_logs_carry_job_ids_and_never_a_secret(tmp_path: Path) -> None:
+def test_json_logs_carry_job_ids_and_never_a_secret(prepared_dir: Path) -> None:
     # Given `heron api` with JSON logs at DEBUG, an API key and an LLM key
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     environment = {
         **os.environ,
-        "HERON_DATA_DIR": str(tmp_path),
+        "HERON_DATA_DIR": str(prepared_dir),
         "HERON_API_PORT": str(port),
         "HERON_LOG_FORMAT": "json",
         "HERON_LOG_LEVEL": "DEBUG",

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def fresh(tmp_path: Path):  # type: ignore[no-untyped-def]
-    runtime = open_runtime(make_settings(tmp_path))
+def fresh(prepared_dir: Path):  # type: ignore[no-untyped-def]
+    runtime = open_runtime(make_settings(prepared_dir))
     yield runtime
     runtime.close()
 

@@ -127,7 +127,7 @@ def console(browser: Page, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "HF_HUB_OFFLINE": "1",
     }
     log = (data_dir / "console.log").open("wb")
-    # Its own process group: `heron ui` runs Streamlit as a child, and both must stop afterwards.
+    # Its own process group, so the console (heron ui, which becomes Streamlit) stops with the test.
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "ui"],
         env=environment,
