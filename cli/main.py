@@ -178,6 +178,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         dispatch.stop()
         return 0
     environment = dict(os.environ)
+    # An idle consumer polls Redis with a backoff of up to this many ms (Dramatiq's default: 1000),
+    # which a steady trickle of uploads otherwise waits out: p95 2 s at 20 docs/s, against 0.3 s.
+    environment.setdefault("dramatiq_worker_timeout", "100")
     if not settings.torch_threads:
         # N processes on this machine share its cores rather than each taking all of them.
         environment["HERON_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.processes))
