@@ -88,13 +88,7 @@ def process_job(
             return job.status if job else "MISSING"
     claimed = [job_id, *_claim_waiting(engine, batch_size - 1, exclude=job_id)]
     try:
-        texts: dict[str, str] = {}
-        for claimed_id in claimed:
-            try:
-                texts[claimed_id] = _document_text(engine, blobs, claimed_id, limits)
-            except HeronError as error:
-                with session_scope(engine) as session:
-                    _finish(session, claimed_id, JobStatus.FAILED, error.code, error.message)
+        texts = _document_texts(engine, blobs, claimed, limits)
         if texts:
             _classify_and_store(engine, models, policy, texts)
     except Exception as error:
@@ -154,31 +148,33 @@ def _give_back(engine: Engine, job_ids: list[str], error: Exception, max_attempt
 
 
 def _claim_waiting(engine: Engine, limit: int, *, exclude: str) -> list[str]:
-    """Claim up to ``limit`` other PENDING jobs, oldest first (each claim is atomic, as in _claim)."""
+    """Claim up to ``limit`` other PENDING jobs, oldest first, in one statement.
+
+    On PostgreSQL the pick skips rows another worker is claiming at that moment (SKIP LOCKED)
+    instead of waiting for its transaction; SQLite has a single writer anyway.
+    """
     if limit <= 0:
         return []
-    with session_scope(engine) as session:
-        candidates = list(
-            session.exec(
-                select(Job.id)
-                .where(Job.status == JobStatus.PENDING, Job.id != exclude)
-                .order_by(Job.created_at)
-                .limit(limit)
-            )
-        )
     now = utcnow()
-    claimed = []
     with session_scope(engine) as session:
-        for candidate in candidates:
-            if session.execute(
-                update(Job)
-                .where(Job.id == candidate, Job.status == JobStatus.PENDING)
-                .values(
-                    status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now
-                )
-            ).rowcount:
-                claimed.append(candidate)
-    return claimed
+        pick = (
+            select(Job.id)
+            .where(Job.status == JobStatus.PENDING, Job.id != exclude)
+            .order_by(Job.created_at)
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        candidates = list(session.exec(pick))
+        if not candidates:
+            return []
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id.in_(candidates), Job.status == JobStatus.PENDING)
+            .values(status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now)
+            .returning(Job.id)
+        )
+        return list(claimed.scalars())
 
 
 def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
@@ -200,34 +196,58 @@ def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
     return bool(claimed)
 
 
-def _document_text(engine: Engine, blobs: BlobStore, job_id: str, limits: ExtractionLimits | None) -> str:
-    """The document's text: cached on its row, else extracted from the stored original on disk."""
+def _document_texts(
+    engine: Engine, blobs: BlobStore, job_ids: list[str], limits: ExtractionLimits | None
+) -> dict[str, str]:
+    """The text of each job's document: cached on its row, else extracted from the stored original.
+
+    One read and one write for the whole batch (round trips to the database dominate otherwise).
+    A document that cannot be read ends its job FAILED with the error's code and is left out.
+    """
     with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        document = session.get(Document, job.document_id)
-    if document.text is not None:
-        return document.text
-    original = blobs.path(document.storage_key)
-    if not original.exists():
-        raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
-    # The path, not the bytes: PDFs and images are read from disk instead of copied into memory.
-    # The client's name and MIME type only tell CSV from plain text (see core.extract.sniff).
-    result = extract(
-        original,
-        limits=limits,
-        filename=job.original_filename,
-        content_type=job.file_content_type or None,
-    )
+        rows = session.exec(
+            select(Job, Document).join(Document, Document.id == Job.document_id).where(Job.id.in_(job_ids))
+        ).all()
+    texts: dict[str, str] = {}
+    extracted: dict[int, Any] = {}
+    failed: dict[str, HeronError] = {}
+    for job, document in sorted(rows, key=lambda row: job_ids.index(row[0].id)):
+        if document.text is not None:
+            texts[job.id] = document.text
+            continue
+        if document.id in extracted:  # the same bytes uploaded twice in one batch
+            texts[job.id] = extracted[document.id].text
+            continue
+        try:
+            original = blobs.path(document.storage_key)
+            if not original.exists():
+                raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
+            # The path, not the bytes: PDFs and images are read from disk instead of copied into
+            # memory. The client's name and MIME type only tell CSV from plain text (core.extract.sniff).
+            result = extract(
+                original,
+                limits=limits,
+                filename=job.original_filename,
+                content_type=job.file_content_type or None,
+            )
+        except HeronError as error:
+            failed[job.id] = error
+            continue
+        extracted[document.id] = result
+        texts[job.id] = result.text
     with session_scope(engine) as session:
-        stored = session.get(Document, document.id)
-        stored.text = result.text
-        stored.page_count = result.page_count
-        stored.extraction_method = result.method[:40]
-        stored.extraction_warnings = list(result.warnings)
-        stored.ocr_pages = result.ocr_pages
-        stored.content_type = result.content_type[:100]
-        session.add(stored)
-    return result.text
+        for document_id, result in extracted.items():
+            stored = session.get(Document, document_id)
+            stored.text = result.text
+            stored.page_count = result.page_count
+            stored.extraction_method = result.method[:40]
+            stored.extraction_warnings = list(result.warnings)
+            stored.ocr_pages = result.ocr_pages
+            stored.content_type = result.content_type[:100]
+            session.add(stored)
+        for job_id, error in failed.items():
+            _finish(session, job_id, JobStatus.FAILED, error.code, error.message)
+    return texts
 
 
 def _finish(
