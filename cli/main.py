@@ -303,19 +303,15 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     outcome = (train_full if args.full else train_incremental)(
         engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor="cli"
     )
-    print(
-        json.dumps(
-            {
-                "version_id": outcome.version_id,
-                "activated": outcome.activated,
-                "reason": outcome.reason,
-                "metrics": outcome.metrics,
-                "seconds": round(time.perf_counter() - started, 2),
-            }
-        )
-    )
+    print(json.dumps({**_outcome(outcome), "seconds": round(time.perf_counter() - started, 2)}))
     runtime.close()
     return 0
+
+
+def _outcome(outcome) -> dict:  # type: ignore[no-untyped-def]
+    """A training run as the CLI prints it."""
+    keys = ("version_id", "activated", "reason", "metrics")
+    return {key: getattr(outcome, key) for key in keys}
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
@@ -378,17 +374,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor="cli"
     )
     runtime.close()
-    print(
-        json.dumps(
-            {
-                **imported,
-                "version_id": outcome.version_id,
-                "activated": outcome.activated,
-                "reason": outcome.reason,
-                "metrics": outcome.metrics,
-            }
-        )
-    )
+    print(json.dumps({**imported, **_outcome(outcome)}))
     return 0
 
 

@@ -211,7 +211,8 @@ def _document_texts(
     texts: dict[str, str] = {}
     extracted: dict[int, Any] = {}
     failed: dict[str, HeronError] = {}
-    for job, document in sorted(rows, key=lambda row: job_ids.index(row[0].id)):
+    order = {job_id: i for i, job_id in enumerate(job_ids)}
+    for job, document in sorted(rows, key=lambda row: order[row[0].id]):
         if document.text is not None:
             texts[job.id] = document.text
             continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, select
 
 from core.db import session_scope
@@ -250,15 +250,21 @@ def stale_tasks(engine: Engine, *, pending_older_than: float, silent_for: float)
     ``silent_for`` seconds (it died); the latter go back to PENDING first."""
     now = utcnow()
     with session_scope(engine) as session:
-        session.execute(
-            update(Task)
-            .where(Task.status == TaskStatus.RUNNING, Task.updated_at < now - timedelta(seconds=silent_for))
-            .values(status=TaskStatus.PENDING, stage="worker lost; waiting to run again", updated_at=now)
-        )
-        rows = session.exec(
+        silent = session.exec(
             select(Task.id, Task.kind).where(
-                Task.status == TaskStatus.PENDING,
-                or_(Task.updated_at <= now - timedelta(seconds=pending_older_than), Task.updated_at == now),
+                Task.status == TaskStatus.RUNNING, Task.updated_at < now - timedelta(seconds=silent_for)
             )
         ).all()
-        return [(task_id, kind) for task_id, kind in rows]
+        if silent:
+            session.execute(
+                update(Task)
+                .where(Task.id.in_([task_id for task_id, _ in silent]))
+                .values(status=TaskStatus.PENDING, stage="worker lost; waiting to run again", updated_at=now)
+            )
+        waiting = session.exec(
+            select(Task.id, Task.kind).where(
+                Task.status == TaskStatus.PENDING,
+                Task.updated_at <= now - timedelta(seconds=pending_older_than),
+            )
+        ).all()
+        return list(dict.fromkeys([*silent, *waiting]))

@@ -122,9 +122,7 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path, prepared_dir:
         "Detached family home for sale, four bedrooms, garden, garage; offers invited via the agent."
     )
     (docs / "contract.txt").write_text(LEGAL)
-    lines = [
-        json.loads(line) for line in heron(prepared_dir, "classify", str(docs)).stdout.splitlines()
-    ]
+    lines = [json.loads(line) for line in heron(prepared_dir, "classify", str(docs)).stdout.splitlines()]
     labels = {Path(line["path"]).name: line["label"] for line in lines}
     assert labels["listing.txt"] == "property"
     assert labels["contract.txt"] in {"money", "property"}  # retired industries are never predicted

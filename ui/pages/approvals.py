@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
@@ -12,54 +10,17 @@ from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.feedback import decide, list_feedback
 from core.services.jobs import get_job
-from core.services.tasks import FINISHED, TaskView, get_task, list_tasks
+from core.services.tasks import list_tasks
 from ui import widgets
 from ui.state import User, require, runtime
+from ui.tasks import follow_tasks
 from workers import dispatch
 
 PAGE_SIZE = 500
-POLL_SECONDS = 0.5
-WAIT_SECONDS = 60
 INSPECT_AT_MOST = 5
 TASK_KEY = "approvals_training_task"
 FLASH_KEY = "approvals_flash"
 GENERATION_KEY = "approvals_generation"
-
-
-def follow_training(rt: Runtime, task_id: str) -> TaskView:
-    """Show the training task's progress until it ends (or ``WAIT_SECONDS`` pass), then its outcome."""
-    bar = st.progress(0.0, text="Training: waiting for a worker…")
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        with session_scope(rt.engine) as session:
-            task = get_task(session=session, task_id=task_id)
-        stage = task.stage or "waiting for a worker"
-        bar.progress(task.progress, text=f"Training {task.status.lower()}: {stage}")
-        if task.status in FINISHED or time.monotonic() > deadline:
-            break
-        time.sleep(POLL_SECONDS)
-    result = task.result
-    if task.status == "SUCCEEDED" and "skipped" in result:
-        st.info(f"Training had nothing new to learn: {result['skipped']}")
-    elif task.status == "SUCCEEDED" and result.get("activated"):
-        macro_f1 = (result.get("metrics") or {}).get("macro_f1")
-        score = f" Holdout macro-F1 {macro_f1:.3f}." if macro_f1 is not None else ""
-        st.success(
-            f"Model v{result['version_id']} was trained and is now active ({result['reason']}).{score}"
-        )
-    elif task.status == "SUCCEEDED":
-        st.warning(
-            f"Model v{result.get('version_id')} was trained but not activated: {result.get('reason')}. "
-            "The active model is unchanged; an admin can still promote it on the Models page."
-        )
-    elif task.status == "FAILED":
-        st.error(f"Training failed ({task.error_code}): {task.error_message}")
-    elif task.status == "CANCELLED":
-        st.warning("Training was cancelled.")
-    else:
-        st.info(f"Training is still {task.status.lower()} ({stage}). Press Refresh to check again.")
-        st.button("Refresh", key="approvals_refresh")
-    return task
 
 
 def decide_and_train(rt: Runtime, user: User, feedback_ids: list[int], *, approve: bool) -> None:
@@ -202,7 +163,8 @@ with training_box:
     task_id = st.session_state.get(TASK_KEY)
     if task_id:
         st.subheader("Training from your approvals")
-        follow_training(rt, task_id)
+        if not follow_tasks(rt, {"training": task_id}):
+            st.button("Refresh", key="approvals_refresh")
 
 with st.expander("Recent training runs"):
     with session_scope(rt.engine) as session:
