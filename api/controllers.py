@@ -37,10 +37,10 @@ from core.db import session_scope
 from core.errors import HeronError, Invalid, TooLarge
 from core.runtime import Runtime
 from core.services.documents import Submission, clean_filename, group_as_batch, submit_batch
-from core.services.examples import ExampleView, decide_examples, list_examples, training_mode_for
+from core.services.examples import ExampleView, decide_examples, list_examples
 from core.services.export import export_examples
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
-from core.services.industries import list_industries, retire_industry, update_industry
+from core.services.industries import list_industries
 from core.services.jobs import JobView, get_job, list_jobs
 from core.services.metrics import collect as collect_metrics
 from core.services.metrics import render as render_metrics
@@ -382,9 +382,8 @@ def _decide_examples(
 ) -> list[ExampleView]:
     decided = decide_examples(engine=runtime.engine, ids=ids, approve=approve, actor=who)
     if approve:
-        with session_scope(runtime.engine) as session:
-            mode = training_mode_for(session=session, example_ids=[example.id for example in decided])
-        dispatch.request_training(runtime, who, incremental=mode == "incremental")
+        # An incremental run refits on every approved example, however old: no full retrain needed.
+        dispatch.request_training(runtime, who, incremental=True)
     return decided
 
 
@@ -470,21 +469,28 @@ class IndustriesController(Controller):
         name: FromPath[str],
         data: JSONBody[IndustryUpdate],
     ) -> dict:
-        """Rename or redescribe an industry (its examples follow; a full retrain is queued)."""
-        industry = update_industry(
-            engine=runtime.engine,
+        """Rename or redescribe an industry, or make it the catch-all (its examples follow; training
+        is queued)."""
+        industry, task = dispatch.update_industry(
+            runtime,
             name=name,
             new_name=data.name,
             description=data.description,
+            catch_all=data.catch_all,
             actor=actor(request),
         )
-        dispatch.request_training(runtime, actor(request))
-        return {"name": industry.name, "description": industry.description, "status": industry.status}
+        return {
+            "name": industry.name,
+            "description": industry.description,
+            "status": industry.status,
+            "catch_all": industry.catch_all,
+            "training_task_id": task.id,
+        }
 
     @delete("/{name:str}", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
     def retire(self, request: Request, runtime: NamedDependency[Runtime], name: FromPath[str]) -> dict:
         """Retire an industry: no longer predicted; its data and history stay."""
-        industry = retire_industry(engine=runtime.engine, name=name, actor=actor(request))
+        industry = dispatch.retire_industry(runtime, name=name, actor=actor(request))
         return {"name": industry.name, "status": industry.status}
 
 

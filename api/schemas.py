@@ -110,3 +110,6 @@ class IndustryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=100)
     description: str | None = Field(None, max_length=5000)
+    catch_all: bool | None = Field(
+        None, description="Make this the industry that holds what no other claims (new ones carve from it)."
+    )

@@ -27,6 +27,7 @@ class LabelledText:
 class IndustrySpec:
     name: str
     description: str
+    catch_all: bool = False
 
 
 def content_hash(text: str) -> str:
@@ -47,7 +48,9 @@ def read_text_corpus(root: Path) -> list[LabelledText]:
 
 def read_industries(path: Path) -> list[IndustrySpec]:
     return [
-        IndustrySpec(name=entry["name"], description=entry["description"])
+        IndustrySpec(
+            name=entry["name"], description=entry["description"], catch_all=bool(entry.get("catch_all"))
+        )
         for entry in json.loads(path.read_text())
     ]
 

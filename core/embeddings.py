@@ -23,6 +23,9 @@ class CachedEncoder:
         self.encoder = encoder
         self.root = root
 
+    def static(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.static(texts)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.root is None:
             return self.encoder.embed(texts)

@@ -69,7 +69,7 @@ def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    text_encoder = TextEncoder()
+    text_encoder = TextEncoder(cache_dir=settings.static_cache_dir)
     encoder = CachedEncoder(text_encoder, settings.embedding_cache_dir / text_encoder.identity)
     runtime = Runtime(
         settings=settings,

@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         return (self.cache_dir or self.data_dir / "cache") / "embeddings"
 
     @property
+    def static_cache_dir(self) -> Path:
+        """Where MiniLM's distilled word vectors (the fast tier's, ~45 MB) are kept once built."""
+        return (self.cache_dir or self.data_dir / "cache") / "static"
+
+    @property
     def blob_dir(self) -> Path:
         return (self.originals_dir or self.data_dir / "blobs").expanduser().resolve()
 

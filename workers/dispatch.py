@@ -152,7 +152,9 @@ def add_industry(
             limits=runtime.extraction_limits,
             actor=actor,
         )
-    training_task = request_training(runtime, actor, incremental=True) if added["added"] else None
+    # Always queue training, examples or not: the new industry is served once a version that knows
+    # it is live (seconds), the same way whatever the timing, never by a guess a cache makes.
+    training_task = request_training(runtime, actor, incremental=True)
     synthesis_task = request_synthesis(runtime, industry.name, synthetic, actor) if synthetic else None
     return IndustryAdded(
         name=industry.name,
@@ -162,6 +164,34 @@ def add_industry(
         synthesis_task=synthesis_task,
         training_task=training_task,
     )
+
+
+def update_industry(
+    runtime: Runtime,
+    *,
+    name: str,
+    new_name: str | None = None,
+    description: str | None = None,
+    catch_all: bool | None = None,
+    actor: str | None = None,
+) -> tuple[industries.Industry, TaskView]:
+    """Rename, redescribe or re-role an industry and queue the training that makes it live."""
+    industry = industries.update_industry(
+        engine=runtime.engine,
+        name=name,
+        new_name=new_name,
+        description=description,
+        catch_all=catch_all,
+        actor=actor,
+    )
+    return industry, request_training(runtime, actor, incremental=True)
+
+
+def retire_industry(runtime: Runtime, *, name: str, actor: str | None = None) -> industries.Industry:
+    """Retire an industry (no longer predicted at once) and queue training without it."""
+    industry = industries.retire_industry(engine=runtime.engine, name=name, actor=actor)
+    request_training(runtime, actor, incremental=True)
+    return industry
 
 
 def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:

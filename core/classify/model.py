@@ -1,12 +1,16 @@
 """A deployable model: the two tiers, their calibration and the routing between them, as one artifact.
 
 Routing, per document:
-1. The fast tier (hashed words + linear model, well under a millisecond) scores every industry it knows.
-2. If its calibrated confidence is below ``escalation_threshold`` — or an active industry exists that
-   only the transformer tier knows (added from a description, no examples yet) — the document is
-   escalated: MiniLM embeds it (all of it, in windows) and the transformer tier decides.
+1. The fast tier (hashed words + MiniLM's distilled word vectors, a linear model; ~2 ms) scores every
+   industry it knows.
+2. If its calibrated confidence is below ``escalation_threshold`` — or some active industry is still
+   *young* (too few examples for the fast tier to know it, e.g. just added from a description) —
+   the document is escalated: MiniLM reads a digest of it and the transformer tier scores it too.
+   The answer for an escalated document combines both tiers' evidence (a product of experts: the
+   sum of their calibrated logits, calibrated once more), which beats either tier alone.
 3. The answer needs a person's review when it is still unsure (``low_confidence``), when the top two
-   industries are close (``small_margin``), or when the tiers disagreed (``tiers_disagree``).
+   industries are close (``small_margin``), or when the fast tier's answer was overturned
+   (``tiers_disagree``).
 """
 
 from __future__ import annotations
@@ -19,16 +23,26 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
+from scipy import sparse
+from scipy.special import logsumexp
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from core.classify.calibration import softmax
-from core.classify.linear import LinearTextClassifier
 from core.classify.softmax import SoftmaxRegression
+from core.classify.static import sample_text
 
-MODEL_FORMAT = "heron-model-v2"
+MODEL_FORMAT = "heron-model-v3"
+HASHED_FEATURES = 2**18
 
 
 class Encoder(Protocol):
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """MiniLM's embedding of each text's digest (the transformer tier's input)."""
+        ...
+
+    def static(self, texts: Sequence[str]) -> np.ndarray:
+        """Each text's distilled word-vector mean (part of the fast tier's input)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -54,23 +68,50 @@ class Verdict:
 
 
 @dataclass
+class FastTier:
+    """Hashed words (what the training documents literally say) next to the document's distilled
+    MiniLM word vectors scaled by ``static_scale`` (what they mean), in one linear model."""
+
+    regression: SoftmaxRegression
+    static_scale: float = 2.0
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.regression.classes_)
+
+    @staticmethod
+    def features(texts: Sequence[str], static: np.ndarray, static_scale: float) -> sparse.csr_matrix:
+        words = HashingVectorizer(
+            n_features=HASHED_FEATURES, alternate_sign=False, norm="l2", dtype=np.float64
+        ).transform([sample_text(text) for text in texts])
+        return sparse.hstack([words, sparse.csr_matrix(static_scale * np.asarray(static))], format="csr")
+
+    def logits(self, features: sparse.csr_matrix) -> np.ndarray:
+        return self.regression.decision_function(features)
+
+
+@dataclass
 class SemanticTier:
     """A softmax regression on document embeddings, on top of a prior from description prototypes.
 
-    The prior for industry k is ``prior_weight × (max cosine(document, prototypes of k) − b_k)``,
-    where the baseline b_k is the mean of that similarity over a reference sample of training
-    documents; the regression learns the residual. An industry with prototypes but no examples is
-    still predicted (its prior alone), which is how a new industry is classifiable the moment it is
-    described. Centring on b_k matters for such newcomers: a two-word description ("real estate")
-    is similar to everything a little, and only a similarity above its usual level is evidence.
+    The prior for industry k is ``w_k × (max cosine(document, prototypes of k) − b_k)``, where the
+    baseline b_k is the mean of that similarity over a reference sample of training documents; the
+    regression learns the residual. The weight w_k is ``prior_weight`` for an industry known only
+    by its description and fades as its examples arrive (``prior_weights``, set at training): a
+    description is the best guess before there are examples, and a noisy one after (a label name
+    such as "payslip" says little about a photographed payslip). An industry with prototypes but
+    no examples is still predicted (its prior alone), which is how a new industry is classifiable
+    the moment it is described. Centring on b_k matters for such newcomers: a two-word description
+    ("real estate") is similar to everything a little; only a similarity above its usual level is
+    evidence.
     """
 
     regression: SoftmaxRegression
     prototypes: dict[str, np.ndarray]
     reference: np.ndarray
     prior_weight: float = 10.0
-    temperature: float = 1.0
     baselines: dict[str, float] = field(default_factory=dict)
+    prior_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for label, vectors in self.prototypes.items():
@@ -91,19 +132,16 @@ class SemanticTier:
             if vectors is None or not len(vectors):
                 columns.append(np.zeros(len(embeddings)))
             else:
-                columns.append(_similarity(embeddings, vectors) - self.baselines[label])
-        return self.prior_weight * np.stack(columns, axis=1) if columns else np.zeros((len(embeddings), 0))
+                weight = self.prior_weights.get(label, self.prior_weight)
+                columns.append(weight * (_similarity(embeddings, vectors) - self.baselines[label]))
+        return np.stack(columns, axis=1) if columns else np.zeros((len(embeddings), 0))
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         return self.regression.decision_function(embeddings, offsets=self.prior(embeddings))
 
     def with_prototypes(self, prototypes: Mapping[str, np.ndarray]) -> SemanticTier:
         """A copy that also knows ``prototypes`` (new industries start from their prior alone)."""
-        regression = SoftmaxRegression(
-            l2=self.regression.l2,
-            max_iter=self.regression.max_iter,
-            learning_rate=self.regression.learning_rate,
-        )
+        regression = SoftmaxRegression(C=self.regression.C)
         regression.classes_ = list(self.regression.classes_)
         regression.coef_ = self.regression.coef_.copy()
         regression.intercept_ = self.regression.intercept_.copy()
@@ -113,16 +151,32 @@ class SemanticTier:
             regression=regression,
             prototypes={**self.prototypes, **prototypes},
             baselines=dict(self.baselines),
+            prior_weights=dict(self.prior_weights),
         )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperatures that make each tier's confidences, and their combination's, mean what they say.
+
+    Fitted on out-of-fold predictions where every fold holds out whole *groups* (a genre of the
+    starter corpus, a source of imported files), so they describe documents unlike the training
+    data, not near-copies of it.
+    """
+
+    fast: float = 1.0
+    semantic: float = 1.0
+    combined: float = 1.0
 
 
 @dataclass
 class HeronModel:
-    fast: LinearTextClassifier
+    fast: FastTier
     semantic: SemanticTier
-    fast_temperature: float = 1.0
-    # Labels with too few examples for the fast tier to be trusted yet: when the fast tier names
-    # one of them, the transformer tier checks (a young class otherwise steals documents).
+    calibration: Calibration = field(default_factory=Calibration)
+    # Labels with too few examples for the fast tier to be trusted yet. While an active industry is
+    # young every document is escalated: the fast tier cannot know what it has hardly seen, and a
+    # document it confidently files under the old industries may belong to the new one.
     young_labels: tuple[str, ...] = ()
 
     @property
@@ -130,17 +184,32 @@ class HeronModel:
         """Every industry the model can answer with (the transformer tier knows them all)."""
         return [
             *self.semantic.labels,
-            *(label for label in self.fast.classes_ if label not in self.semantic.labels),
+            *(label for label in self.fast.labels if label not in self.semantic.labels),
         ]
 
-    def fast_proba(self, texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
-        """Calibrated fast-tier probabilities over ``labels`` (zero for labels it does not know)."""
-        raw = self.fast.decision_function(texts) / self.fast_temperature
-        return softmax(aligned_logits(raw, self.fast.classes_, labels))
+    def fast_logits(self, texts: Sequence[str], static: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Calibrated fast-tier logits over ``labels`` (``-inf`` for labels it does not know)."""
+        features = FastTier.features(texts, static, self.fast.static_scale)
+        raw = self.fast.logits(features) / self.calibration.fast
+        return aligned_logits(raw, self.fast.labels, labels)
 
-    def semantic_proba(self, embeddings: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-        raw = self.semantic.logits(embeddings) / self.semantic.temperature
-        return softmax(aligned_logits(raw, self.semantic.labels, labels))
+    def semantic_logits(self, embeddings: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        raw = self.semantic.logits(embeddings) / self.calibration.semantic
+        return aligned_logits(raw, self.semantic.labels, labels)
+
+    def combine(self, fast_logits: np.ndarray, semantic_logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from both tiers' calibrated logits (a product of experts).
+
+        Where the fast tier does not know a label it has no opinion on it: that label gets the
+        average of the fast tier's probabilities (as a logit), neither favoured nor ruled out.
+        """
+        known = np.isfinite(fast_logits)
+        fast = fast_logits.copy()
+        if (~known).any():
+            count = np.maximum(known.sum(axis=1, keepdims=True), 1)
+            neutral = logsumexp(np.where(known, fast_logits, -np.inf), axis=1, keepdims=True) - np.log(count)
+            fast = np.where(known, fast_logits, np.where(np.isfinite(neutral), neutral, 0.0))
+        return softmax((fast + semantic_logits) / self.calibration.combined)
 
     def classify(
         self,
@@ -155,16 +224,22 @@ class HeronModel:
             raise ValueError("None of the model's industries is active.")
         if not texts:
             return []
-        fast = self.fast_proba(texts, labels)
-        unknown_to_fast = any(label not in self.fast.classes_ for label in labels)
-        young = np.array([label in self.young_labels for label in labels])
-        escalate = (
-            (fast.max(axis=1) < policy.escalation_threshold) | unknown_to_fast | young[fast.argmax(axis=1)]
-        )
+        fast_logits = self.fast_logits(texts, encoder.static(texts), labels)
+        fast = softmax(fast_logits)
+        unsure = fast.max(axis=1) < policy.escalation_threshold
+        young = np.array([label not in self.fast.labels or label in self.young_labels for label in labels])
+        escalate = unsure | young.any()
         final = fast.copy()
         if escalate.any():
             embeddings = encoder.embed([text for text, up in zip(texts, escalate, strict=True) if up])
-            final[escalate] = self.semantic_proba(embeddings, labels)
+            combined = self.combine(fast_logits[escalate], self.semantic_logits(embeddings, labels))
+            # A document the fast tier is sure of was escalated only to ask whether it belongs to
+            # a young industry: it keeps the fast tier's answer unless one of those wins. So an
+            # industry being learned changes no other answer than the ones it takes.
+            keep = ~unsure[escalate] & ~young[combined.argmax(axis=1)]
+            combined[keep] = fast[escalate][keep]
+            final[escalate] = combined
+            escalate[np.flatnonzero(escalate)[keep]] = False
         return [
             self._verdict(labels, final[i], fast[i], bool(escalate[i]), policy) for i in range(len(texts))
         ]
@@ -194,62 +269,60 @@ class HeronModel:
         )
 
     def with_prototypes(self, prototypes: Mapping[str, np.ndarray]) -> HeronModel:
+        """A copy that also predicts industries it was not trained with, from their descriptions."""
         new = {label: vectors for label, vectors in prototypes.items() if label not in self.semantic.labels}
         return replace(self, semantic=self.semantic.with_prototypes(new)) if new else self
-
-    def partial_fit(
-        self,
-        texts: Sequence[str],
-        labels: Sequence[str],
-        embeddings: np.ndarray,
-        *,
-        fast_epochs: int = 30,
-        semantic_epochs: int = 5,
-    ) -> HeronModel:
-        """Learn from a few more examples, starting from the current weights (no full retrain).
-
-        Both tiers grow a class for a label they have not seen; the calibration temperatures are
-        kept. The caller mixes in a sample of earlier examples so the update does not forget them.
-        """
-        self.fast.partial_fit(texts, labels, epochs=fast_epochs)
-        regression = self.semantic.regression
-        regression.add_classes(labels, embeddings.shape[1])
-        regression.partial_fit(
-            embeddings, labels, offsets=self.semantic.prior(embeddings), epochs=semantic_epochs
-        )
-        return self
 
     # -- persistence ----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         semantic = self.semantic
         prototype_labels = sorted(semantic.prototypes)
         arrays = io.BytesIO()
+        fast_state = self.fast.regression.state()
+        semantic_state = semantic.regression.state()
         np.savez_compressed(
             arrays,
-            coef=semantic.regression.coef_,
-            intercept=semantic.regression.intercept_,
             reference=semantic.reference.astype(np.float16),
+            **{f"fast_{key}": value for key, value in fast_state.items()},
+            **{f"semantic_{key}": value for key, value in semantic_state.items()},
             **{f"prototype_{i}": semantic.prototypes[label] for i, label in enumerate(prototype_labels)},
         )
         meta = {
             "format": MODEL_FORMAT,
-            "fast_temperature": self.fast_temperature,
+            "calibration": {
+                "fast": self.calibration.fast,
+                "semantic": self.calibration.semantic,
+                "combined": self.calibration.combined,
+            },
             "young_labels": list(self.young_labels),
+            "fast": {
+                "classes": self.fast.labels,
+                "C": self.fast.regression.C,
+                "static_scale": self.fast.static_scale,
+            },
             "semantic": {
                 "classes": semantic.labels,
-                "l2": semantic.regression.l2,
+                "C": semantic.regression.C,
                 "prior_weight": semantic.prior_weight,
-                "temperature": semantic.temperature,
                 "prototype_labels": prototype_labels,
                 "baselines": semantic.baselines,
+                "prior_weights": semantic.prior_weights,
             },
         }
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("model.json", json.dumps(meta))
-            archive.writestr("fast.npz", self.fast.to_bytes())
-            archive.writestr("semantic.npz", arrays.getvalue())
+            archive.writestr("arrays.npz", arrays.getvalue())
         return buffer.getvalue()
+
+    @staticmethod
+    def format_of(blob: bytes) -> str | None:
+        """The artifact's format tag (older Herons wrote other ones), or None if unreadable."""
+        try:
+            with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+                return json.loads(archive.read("model.json")).get("format")
+        except (zipfile.BadZipFile, KeyError, ValueError):
+            return None
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> HeronModel:
@@ -257,29 +330,31 @@ class HeronModel:
             meta = json.loads(archive.read("model.json"))
             if meta.get("format") != MODEL_FORMAT:
                 raise ValueError(f"Unknown model format {meta.get('format')!r}.")
-            fast = LinearTextClassifier.from_bytes(archive.read("fast.npz"))
-            with np.load(io.BytesIO(archive.read("semantic.npz")), allow_pickle=False) as arrays:
-                info = meta["semantic"]
-                regression = SoftmaxRegression(l2=info["l2"])
-                regression.classes_ = list(info["classes"])
-                regression.coef_ = arrays["coef"]
-                regression.intercept_ = arrays["intercept"]
-                prototypes = {
-                    label: arrays[f"prototype_{i}"] for i, label in enumerate(info["prototype_labels"])
-                }
-                reference = arrays["reference"].astype(np.float32)
+            with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
+                stored = {key: arrays[key] for key in arrays.files}
+        info = meta["semantic"]
+
+        def state(prefix: str) -> dict[str, np.ndarray]:
+            return {key[len(prefix) :]: value for key, value in stored.items() if key.startswith(prefix)}
+
+        fast = FastTier(
+            regression=SoftmaxRegression.from_state(
+                meta["fast"]["classes"], state("fast_"), C=meta["fast"]["C"]
+            ),
+            static_scale=meta["fast"]["static_scale"],
+        )
         semantic = SemanticTier(
-            regression=regression,
-            prototypes=prototypes,
-            reference=reference,
+            regression=SoftmaxRegression.from_state(info["classes"], state("semantic_"), C=info["C"]),
+            prototypes={label: stored[f"prototype_{i}"] for i, label in enumerate(info["prototype_labels"])},
+            reference=stored["reference"].astype(np.float32),
             prior_weight=info["prior_weight"],
-            temperature=info["temperature"],
             baselines={label: float(b) for label, b in info["baselines"].items()},
+            prior_weights={label: float(w) for label, w in info.get("prior_weights", {}).items()},
         )
         return cls(
             fast=fast,
             semantic=semantic,
-            fast_temperature=meta["fast_temperature"],
+            calibration=Calibration(**meta["calibration"]),
             young_labels=tuple(meta.get("young_labels", ())),
         )
 

@@ -1,29 +1,48 @@
 """Fitting the hybrid model: both tiers, calibrated on out-of-fold predictions of the training data.
 
-The holdout is never touched here: temperatures (and the out-of-fold scores used to choose routing
-thresholds) come from cross-validation on the training examples alone.
+The holdout is never touched here. Temperatures come from cross-validation on the training examples
+alone, with folds that hold out whole groups (a genre of the starter corpus, one source's files), so
+they are fitted on predictions for documents unlike the ones trained on, which is what production
+mostly sees. Each example carries a weight: the user's own documents count more than the starter
+corpus (see core.services.training), so the more a user labels, the more their documents decide.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
+from scipy import sparse
+from sklearn.model_selection import StratifiedGroupKFold
 
 from core.classify.calibration import fit_temperature
-from core.classify.linear import LinearTextClassifier
-from core.classify.model import HeronModel, SemanticTier, aligned_logits
+from core.classify.model import (
+    HASHED_FEATURES,
+    Calibration,
+    FastTier,
+    HeronModel,
+    SemanticTier,
+    aligned_logits,
+)
 from core.classify.softmax import SoftmaxRegression
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-SEMANTIC_L2 = 1e-2
+_SERIAL = re.compile(r"[\W\d_]+$")
+FAST_C = 30.0
+SEMANTIC_C = 1.0
+STATIC_SCALE = 2.0
 PRIOR_WEIGHT = 10.0
+PRIOR_EXAMPLES = 3
 REFERENCE_SIZE = 256
 YOUNG_CLASS_EXAMPLES = 20
+MISSING_LOGIT = -30.0
+MIN_DOCUMENTS = 2
+MAX_CLASS_WEIGHT = 5.0
 
 
 def prototype_sentences(description: str) -> list[str]:
@@ -39,6 +58,49 @@ def prototype_sentences(description: str) -> list[str]:
     return list(dict.fromkeys([*sentences, description]))
 
 
+def description_sentences(description: str) -> list[str]:
+    """A description's sentences alone (without the whole, which mentions everything at once)."""
+    description = " ".join(description.split())
+    return [s for s in _SENTENCE_END.split(description) if len(s.split()) >= 3] or (
+        [description] if description else []
+    )
+
+
+def origin_group(origin: str | None, fallback: str) -> str:
+    """Which documents come from the same place: files named alike (``clinical-note-03.txt``,
+    ``acme_invoice_12.pdf``) share a group — their name without its serial number and extension."""
+    if not origin:
+        return fallback
+    path = PurePosixPath(origin)
+    stem = _SERIAL.sub("", path.stem)
+    return f"{path.parent}/{stem}" if stem else fallback
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Labelled examples, aligned: text, label, weight, group, transformer and static vectors."""
+
+    texts: list[str]
+    labels: list[str]
+    weights: np.ndarray
+    groups: list[str]
+    embeddings: np.ndarray
+    static: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, rows: np.ndarray) -> TrainingSet:
+        return TrainingSet(
+            texts=[self.texts[i] for i in rows],
+            labels=[self.labels[i] for i in rows],
+            weights=self.weights[rows],
+            groups=[self.groups[i] for i in rows],
+            embeddings=self.embeddings[rows],
+            static=self.static[rows],
+        )
+
+
 @dataclass
 class FitResult:
     model: HeronModel
@@ -46,55 +108,91 @@ class FitResult:
     targets: np.ndarray
     oof_fast: np.ndarray
     oof_semantic: np.ndarray
+    weights: np.ndarray
 
 
 def fit_hybrid(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    embeddings: np.ndarray,
+    data: TrainingSet,
     prototypes: Mapping[str, np.ndarray],
     *,
     industries: Sequence[str],
+    parent: HeronModel | None = None,
+    calibrate: bool = True,
     folds: int = 5,
     seed: int = 0,
 ) -> FitResult:
-    """Fit the fast and transformer tiers on labelled texts (and their embeddings).
+    """Fit the fast and transformer tiers on ``data`` and calibrate them.
 
     Args:
-        texts, labels, embeddings: the training examples, aligned.
+        data: the training examples.
         prototypes: description-prototype embeddings per industry.
         industries: every active industry, in display order; those without examples are
             predicted from their prototypes alone.
+        parent: the active model, whose weights the fit starts from (same optimum, fewer steps).
+        calibrate: fit the temperatures on grouped out-of-fold predictions (five more fits);
+            without it the parent's temperatures are kept (an incremental update, in a second).
     """
-    counts = Counter(labels)
+    counts = Counter(data.labels)
     learned = [label for label in industries if counts[label]]
     if not learned:
         raise ValueError("No training example belongs to an active industry.")
-    targets = np.array([learned.index(label) for label in labels])
-    oof_fast = np.zeros((len(texts), len(learned)))
-    oof_semantic = np.zeros((len(texts), len(learned)))
-    splits = _splits(targets, folds, seed)
+    data = balanced(data)
+    targets = np.array([learned.index(label) for label in data.labels])
+    features = FastTier.features(data.texts, data.static, STATIC_SCALE)
+    oof_fast = np.zeros((len(data), len(learned)))
+    oof_semantic = np.zeros((len(data), len(learned)))
+    splits = _splits(targets, data.groups, folds, seed) if calibrate or parent is None else []
     for train, test in splits:
-        fold_labels = [labels[i] for i in train]
-        fast = LinearTextClassifier().fit([texts[i] for i in train], fold_labels)
+        fold = data.subset(train)
+        fast = _fit_fast(features[train], fold)
         oof_fast[test] = aligned_logits(
-            fast.decision_function([texts[i] for i in test]), fast.classes_, learned, missing=-30.0
+            fast.logits(features[test]), fast.labels, learned, missing=MISSING_LOGIT
         )
-        semantic = _semantic(embeddings[train], fold_labels, learned, prototypes)
+        semantic = _fit_semantic(fold, learned, prototypes)
         oof_semantic[test] = aligned_logits(
-            semantic.logits(embeddings[test]), semantic.labels, learned, missing=-30.0
+            semantic.logits(data.embeddings[test]), semantic.labels, learned, missing=MISSING_LOGIT
         )
-    fast = LinearTextClassifier().fit(list(texts), list(labels))
-    semantic = _semantic(embeddings, list(labels), learned, prototypes)
-    model = HeronModel(fast=fast, semantic=semantic, young_labels=young_labels(counts))
+    fast = _fit_fast(features, data, parent.fast.regression if parent else None)
+    semantic = _fit_semantic(data, learned, prototypes, parent.semantic.regression if parent else None)
+    calibration = parent.calibration if parent is not None and not calibrate else Calibration()
     if splits:  # too few examples to cross-validate: leave the temperatures at 1
-        semantic.temperature = fit_temperature(oof_semantic, targets)
-        model.fast_temperature = fit_temperature(oof_fast, targets)
+        fast_t = fit_temperature(oof_fast, targets, data.weights)
+        semantic_t = fit_temperature(oof_semantic, targets, data.weights)
+        combined_t = fit_temperature(oof_fast / fast_t + oof_semantic / semantic_t, targets, data.weights)
+        calibration = Calibration(fast=fast_t, semantic=semantic_t, combined=combined_t)
+    model = HeronModel(
+        fast=fast, semantic=semantic, calibration=calibration, young_labels=young_labels(counts)
+    )
     unseen = {label: prototypes[label] for label in industries if not counts[label] and label in prototypes}
     model = model.with_prototypes(unseen)
     return FitResult(
-        model=model, labels=learned, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic
+        model=model,
+        labels=learned,
+        targets=targets,
+        oof_fast=oof_fast,
+        oof_semantic=oof_semantic,
+        weights=data.weights,
     )
+
+
+def balanced(data: TrainingSet) -> TrainingSet:
+    """The same examples, weighted so that every industry weighs the same in the fit however many
+    examples it has (scikit-learn's ``class_weight="balanced"``, on top of the examples' own
+    weights; no example is lifted more than MAX_CLASS_WEIGHT times): a young industry with a handful
+    of examples is not drowned by the seventy of each established one. The starter corpus is
+    balanced already, so this changes nothing until an industry is young or a user's data uneven."""
+    labels = np.array(data.labels)
+    totals = {label: data.weights[labels == label].sum() for label in set(data.labels)}
+    mean = data.weights.sum() / len(totals)
+    factor = np.array([min(mean / totals[label], MAX_CLASS_WEIGHT) for label in data.labels])
+    weights = data.weights * factor
+    return replace(data, weights=weights * len(weights) / weights.sum())
+
+
+def prior_weights(counts: Mapping[str, int]) -> dict[str, float]:
+    """How much each industry's description counts once it has examples: PRIOR_WEIGHT with none,
+    half of it with PRIOR_EXAMPLES, fading as more arrive (what a Bayesian prior does)."""
+    return {label: PRIOR_WEIGHT * PRIOR_EXAMPLES / (PRIOR_EXAMPLES + n) for label, n in counts.items()}
 
 
 def young_labels(counts: Mapping[str, int]) -> tuple[str, ...]:
@@ -102,25 +200,139 @@ def young_labels(counts: Mapping[str, int]) -> tuple[str, ...]:
     return tuple(sorted(label for label, n in counts.items() if n < YOUNG_CLASS_EXAMPLES))
 
 
-def _semantic(
-    embeddings: np.ndarray, labels: list[str], learned: list[str], prototypes: Mapping[str, np.ndarray]
+def carve_out(
+    labels: Sequence[str],
+    carvable: Sequence[bool],
+    documents: tuple[np.ndarray, np.ndarray],
+    sentences: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    catch_all: str | None,
+    newcomers: Sequence[str],
+) -> list[str]:
+    """Labels after new industries take back what the catch-all held for them.
+
+    A catch-all ("other") holds everything no other industry claims, including documents of an
+    industry that does not exist yet: the starter corpus files sports reports under "other". When
+    "sports" is added, those examples would keep teaching the model that sport is "other". So an
+    example that may be carved (``carvable``: our own starter documents, never a person's label)
+    and is filed under the catch-all moves to a newcomer when it is more like the newcomer's
+    description than like any sentence of the catch-all's own description — leaving out the
+    catch-all's sentences that are about the newcomer ("A sports match report …" once "sports"
+    exists): a sentence is about the newcomer when it is closer to the newcomer's description than
+    to any other sentence of the catch-all's.
+
+    Args:
+        documents: each example's transformer digest and static vector (both L2-normalised).
+        sentences: per industry, its description sentences' digest and static vectors.
+        newcomers: industries the starter corpus has no examples of (added by a user).
+    """
+    if catch_all is None or catch_all not in sentences:
+        return list(labels)
+    rows = [
+        i for i, (label, ok) in enumerate(zip(labels, carvable, strict=True)) if ok and label == catch_all
+    ]
+    newcomers = [label for label in newcomers if label in sentences and label != catch_all]
+    if not rows or not newcomers:
+        return list(labels)
+    digest, static = documents[0][rows], documents[1][rows]
+
+    def similarity(vectors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        # Both views: the digest reads the document's opening closely, static vectors all of it.
+        return ((digest @ vectors[0].T).max(axis=1) + (static @ vectors[1].T).max(axis=1)) / 2
+
+    own = sentences[catch_all]
+    claims = []
+    for newcomer in newcomers:
+        keep = sentences_not_about(own[0], sentences[newcomer][0])
+        claims.append(similarity(sentences[newcomer]) - similarity((own[0][keep], own[1][keep])))
+    margin = np.stack(claims, axis=1)
+    carved = list(labels)
+    for row, scores in zip(rows, margin, strict=True):
+        if scores.max() > 0:
+            carved[row] = newcomers[int(scores.argmax())]
+    return carved
+
+
+def sentences_not_about(own: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Which of a catch-all's description sentences (embeddings ``own``) are not about a newcomer
+    (``theirs``): a sentence is about it when it is closer to the newcomer's description than to
+    every other sentence of its own description. Never drops them all."""
+    within = own @ own.T
+    np.fill_diagonal(within, -np.inf)
+    about = (own @ theirs.T).max(axis=1) > within.max(axis=1)
+    return ~about if (~about).any() else np.ones(len(own), dtype=bool)
+
+
+def _fit_fast(features, data: TrainingSet, parent: SoftmaxRegression | None = None) -> FastTier:  # type: ignore[no-untyped-def]
+    regression = _regression(FAST_C, parent)
+    regression.fit(_frequent_words(features), data.labels, sample_weight=data.weights)
+    return FastTier(regression=regression, static_scale=STATIC_SCALE)
+
+
+def _frequent_words(features: sparse.csr_matrix) -> sparse.csr_matrix:
+    """The features with words seen in fewer than MIN_DOCUMENTS training documents zeroed: a word
+    one document used says nothing about the next (and half the vocabulary is such words, so the fit
+    has half the weights to find). Static vectors are kept."""
+    counts = np.bincount(features.indices, minlength=features.shape[1])
+    keep = (counts >= MIN_DOCUMENTS) | (np.arange(features.shape[1]) >= HASHED_FEATURES)
+    return features @ sparse.diags(keep.astype(np.float64))
+
+
+def _fit_semantic(
+    data: TrainingSet,
+    learned: list[str],
+    prototypes: Mapping[str, np.ndarray],
+    parent: SoftmaxRegression | None = None,
 ) -> SemanticTier:
-    present = [label for label in learned if label in set(labels)]
-    sample = np.random.default_rng(0).permutation(len(embeddings))[:REFERENCE_SIZE]
+    present = [label for label in learned if label in set(data.labels)]
+    sample = np.random.default_rng(0).permutation(len(data))[:REFERENCE_SIZE]
     tier = SemanticTier(
-        regression=SoftmaxRegression(l2=SEMANTIC_L2),
+        regression=_regression(SEMANTIC_C, parent),
         prototypes={label: prototypes[label] for label in present if label in prototypes},
-        reference=np.asarray(embeddings[np.sort(sample)], dtype=np.float32),
+        reference=np.asarray(data.embeddings[np.sort(sample)], dtype=np.float32),
         prior_weight=PRIOR_WEIGHT,
+        prior_weights=prior_weights(Counter(data.labels)),
     )
-    tier.regression.fit(embeddings, labels, classes=present, offsets=tier.prior(embeddings, present))
+    tier.regression.fit(
+        data.embeddings,
+        data.labels,
+        classes=present,
+        offsets=tier.prior(data.embeddings, present),
+        sample_weight=data.weights,
+    )
     return tier
 
 
-def _splits(targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    smallest = min(Counter(targets.tolist()).values())
+def _regression(C: float, parent: SoftmaxRegression | None) -> SoftmaxRegression:
+    regression = SoftmaxRegression(C=C, warm_start=parent is not None)
+    if parent is not None:
+        regression.classes_, regression.coef_, regression.intercept_ = (
+            list(parent.classes_),
+            parent.coef_,
+            parent.intercept_,
+        )
+    return regression
+
+
+def _splits(
+    targets: np.ndarray, groups: Sequence[str], folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds that hold out whole groups wherever a label has enough of them.
+
+    A label whose examples come from fewer than ``folds`` groups (one template, one source) could
+    not be held out by group without leaving some fold with no example of it: its examples are
+    split one by one instead.
+    """
     if len(targets) < 2 * folds:
         return []
-    if smallest >= folds:
-        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(targets, targets))
-    return list(KFold(folds, shuffle=True, random_state=seed).split(targets))
+    by_label: dict[int, set[str]] = {}
+    for target, group in zip(targets.tolist(), groups, strict=True):
+        by_label.setdefault(target, set()).add(group)
+    keys = [
+        f"{target}:{group}" if len(by_label[target]) >= folds else f"{target}:#{i}"
+        for i, (target, group) in enumerate(zip(targets.tolist(), groups, strict=True))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members"
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(targets)), targets, keys))

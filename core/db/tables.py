@@ -136,6 +136,9 @@ class Industry(SQLModel, table=True):
     name: str = Field(max_length=64, unique=True, index=True)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     status: str = Field(default=IndustryStatus.active, max_length=16)
+    catch_all: bool = Field(
+        default=False, description="Holds what no other industry claims; new industries carve from it."
+    )
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -11,10 +11,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.db.tables import ExampleSource, ExampleStatus, ModelVersion, TrainingExample
+from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
 from core.errors import Invalid, NotFound
 from core.services import audit
-from core.services.models import active_version_id
 
 PREVIEW_CHARS = 300
 
@@ -115,18 +114,3 @@ def decide_examples(
             )
         session.flush()
         return [example_view(row) for row in rows]
-
-
-def training_mode_for(*, session: Session, example_ids: list[int]) -> str:
-    """``incremental`` if an incremental run will learn these (newly trainable) examples, else ``full``.
-
-    An incremental run learns the examples stored after the ones its active model was trained on
-    (by id). An example that waited for approval can be older than that (training ran while it
-    waited), and only a full retrain would learn it.
-    """
-    version_id = active_version_id(session)
-    version = session.get(ModelVersion, version_id) if version_id is not None else None
-    if version is None or not example_ids:
-        return "full"
-    seen_up_to = int((version.trained_on or {}).get("max_example_id", 0))
-    return "incremental" if min(example_ids) > seen_up_to else "full"

@@ -38,6 +38,13 @@ def active_industries(session: Session) -> dict[str, str]:
     return dict(rows.all())
 
 
+def catch_all_industry(session: Session) -> str | None:
+    """The active industry that holds what no other claims ("other"), if there is one."""
+    return session.exec(
+        select(Industry.name).where(Industry.status == IndustryStatus.active, Industry.catch_all)
+    ).first()
+
+
 def active_industry_names(session: Session) -> list[str]:
     return list(active_industries(session))
 
@@ -91,6 +98,7 @@ def list_industries(*, session: Session) -> list[dict[str, object]]:
             "name": row.name,
             "description": row.description,
             "status": row.status,
+            "catch_all": row.catch_all,
             "examples": counts.get(row.name, {}),
             "created_at": row.created_at.isoformat(),
             "updated_at": row.updated_at.isoformat(),
@@ -105,9 +113,11 @@ def update_industry(
     name: str,
     new_name: str | None = None,
     description: str | None = None,
+    catch_all: bool | None = None,
     actor: str | None = None,
 ) -> Industry:
-    """Rename and/or redescribe an industry; its training examples and feedback follow the new name.
+    """Rename and/or redescribe an industry (or make it the catch-all, the one that holds what no
+    other claims); its training examples and feedback follow the new name.
 
     Predictions keep the label they were made with (history). Raises NotFound or Conflict.
     """
@@ -146,6 +156,20 @@ def update_industry(
                 subject_type="industry",
                 subject_id=industry.name,
                 actor=actor,
+            )
+        if catch_all is not None and catch_all != industry.catch_all:
+            if catch_all:  # there is one catch-all at most
+                for other in session.exec(select(Industry).where(Industry.catch_all)):
+                    other.catch_all = False
+                    session.add(other)
+            industry.catch_all = catch_all
+            audit.record(
+                session,
+                action="industry.catch_all",
+                subject_type="industry",
+                subject_id=industry.name,
+                actor=actor,
+                catch_all=catch_all,
             )
         industry.updated_at = utcnow()
         session.add(industry)

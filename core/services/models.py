@@ -10,13 +10,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.classify.model import Encoder, HeronModel
+from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
 from core.classify.training import prototype_sentences
 from core.db import session_scope
 from core.db.tables import ModelStatus, ModelVersion, utcnow
-from core.errors import ModelNotReady, NotFound
+from core.errors import Invalid, ModelNotReady, NotFound
 from core.services import audit
-from core.services.industries import active_industries
 
 
 def active_version_id(session: Session) -> int | None:
@@ -53,6 +52,11 @@ def activate(session: Session, version_id: int, *, actor: str | None = None) -> 
     version = session.get(ModelVersion, version_id)
     if version is None:
         raise NotFound(f"Model version {version_id} does not exist.")
+    if (found := HeronModel.format_of(version.artifact)) != MODEL_FORMAT:
+        raise Invalid(
+            f"Model version {version_id} was trained by an older Heron (format {found!r}) and cannot be "
+            "served; retrain instead."
+        )
     for current in session.exec(select(ModelVersion).where(ModelVersion.status == ModelStatus.active)):
         if current.id != version_id:
             current.status = ModelStatus.retired
@@ -78,18 +82,17 @@ class ModelCache:
 
     Every process (API, console, workers on other machines) asks the database which version is
     active, so a promotion or rollback reaches all of them within ``refresh_seconds`` without a
-    restart; the artifact is loaded only when the active id changes. Active industries the model
-    has never seen are added from their descriptions (transformer tier, zero-shot), so a new
-    industry is predictable as soon as it exists.
+    restart; the artifact is loaded only when the active id changes. What is served is exactly the
+    active version: an industry added since it was trained is predicted once the training run its
+    creation queued has produced a version that knows it (seconds), never by a guess that depends on
+    when this cache last looked.
     """
 
     def __init__(self, encoder: Encoder, refresh_seconds: float = 2.0) -> None:
         self.encoder = encoder
         self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
-        self._base: tuple[int, HeronModel] | None = None
         self._served: tuple[int, HeronModel] | None = None
-        self._industries: tuple[tuple[str, str], ...] = ()
         self._checked_at = 0.0
 
     def active(self, engine: Engine) -> tuple[int, HeronModel]:
@@ -102,16 +105,9 @@ class ModelCache:
                     raise ModelNotReady(
                         "No model is active yet; run `heron train` to train the starter model."
                     )
-                if not self._base or self._base[0] != version_id:
+                if not self._served or self._served[0] != version_id:
                     artifact = session.get(ModelVersion, version_id).artifact
-                    self._base = (version_id, HeronModel.from_bytes(artifact))
-                    self._served = None
-                industries = tuple(active_industries(session).items())
-            if self._served is None or industries != self._industries:
-                base_id, base = self._base
-                unseen = {name: text for name, text in industries if name not in base.labels}
-                self._served = (base_id, base.with_prototypes(industry_prototypes(self.encoder, unseen)))
-                self._industries = industries
+                    self._served = (version_id, HeronModel.from_bytes(artifact))
             self._checked_at = time.monotonic()
             return self._served
 

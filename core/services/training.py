@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -16,8 +18,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from core.classify.calibration import softmax
-from core.classify.model import Encoder, HeronModel, RoutingPolicy
-from core.classify.training import fit_hybrid, young_labels
+from core.classify.model import MODEL_FORMAT, Encoder, HeronModel, RoutingPolicy
+from core.classify.training import (
+    TrainingSet,
+    carve_out,
+    description_sentences,
+    fit_hybrid,
+    origin_group,
+    sentences_not_about,
+)
 from core.corpus import read_industries, read_text_corpus, stratified_holdout
 from core.db import session_scope
 from core.db.tables import (
@@ -33,7 +42,7 @@ from core.db.tables import (
 from core.errors import Conflict, HeronError, Invalid, ModelNotReady
 from core.evaluation import evaluation_report, routing_curve
 from core.services import audit, leases, tasks
-from core.services.industries import active_industries
+from core.services.industries import active_industries, catch_all_industry
 from core.services.models import activate, active_version_id, industry_prototypes, store_version
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,7 @@ log = logging.getLogger(__name__)
 TRAINING_LEASE = "training"
 TRAINING_LEASE_SECONDS = 1800
 HOLDOUT_DATASET = "starter_holdout"
+GOLD_DATASET = "gold"
 
 
 Progress = Callable[[int, str], None]
@@ -57,6 +67,7 @@ class TrainingOutcome:
     metrics: dict[str, Any]
     reason: str
     seconds: float
+    new_examples: int = 0
 
 
 def ensure_starter_model(
@@ -66,21 +77,36 @@ def ensure_starter_model(
 
     Safe when several processes start together: one trains, the others wait for its result.
     """
-    with session_scope(engine) as session:
-        if (version_id := active_version_id(session)) is not None:
-            return version_id
+    if _active_model_is_current(engine):
+        with session_scope(engine) as session:
+            return active_version_id(session)  # type: ignore[return-value]
     with leases.held(
         engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS, wait_seconds=wait_seconds
     ) as acquired:
-        with session_scope(engine) as session:
-            if (version_id := active_version_id(session)) is not None:
-                return version_id
+        if _active_model_is_current(engine):
+            with session_scope(engine) as session:
+                return active_version_id(session)  # type: ignore[return-value]
         if not acquired:
             raise ModelNotReady("Another process is training the starter model and has not finished.")
         load_starter_corpus(engine=engine, starter_dir=starter_dir)
         log.info("training the starter model from %s", starter_dir)
-        outcome = _train_full(engine, policy, encoder, actor="system", always_activate=True)
+        outcome = _train(engine, policy, encoder, kind="full", actor="system", always_activate=True)
         return outcome.version_id
+
+
+def _active_model_is_current(engine: Engine) -> bool:
+    """Whether a model is active and this Heron can read it (an older Heron's artifact format is
+    retrained from the stored examples at start-up, keeping the old version for the record)."""
+    with session_scope(engine) as session:
+        version_id = active_version_id(session)
+        if version_id is None:
+            return False
+        artifact = session.get(ModelVersion, version_id).artifact
+    found = HeronModel.format_of(artifact)
+    if found == MODEL_FORMAT:
+        return True
+    log.warning("the active model %s has format %r; retraining it as %s", version_id, found, MODEL_FORMAT)
+    return False
 
 
 def load_starter_corpus(*, engine: Engine, starter_dir: Path) -> dict[str, int]:
@@ -95,7 +121,7 @@ def load_starter_corpus(*, engine: Engine, starter_dir: Path) -> dict[str, int]:
         known = set(session.exec(select(Industry.name)))
         for spec in specs:
             if spec.name not in known:
-                session.add(Industry(name=spec.name, description=spec.description))
+                session.add(Industry(name=spec.name, description=spec.description, catch_all=spec.catch_all))
                 audit.record(
                     session,
                     action="industry.created",
@@ -132,10 +158,10 @@ def train_full(
     policy: RoutingPolicy,
     encoder: Encoder,
     actor: str | None = None,
-    promotion_margin: float = 0.005,
     on_progress: Progress | None = None,
 ) -> TrainingOutcome:
-    """Train a new version from every stored training example; promote it if it is not worse.
+    """Train a new version from every stored training example, from scratch; promote it if the
+    promotion rule (:func:`promotion_decision`) allows.
 
     Raises:
         Conflict: another training run holds the lease.
@@ -143,96 +169,319 @@ def train_full(
     with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
         if not acquired:
             raise Conflict("A training run is already in progress; try again when it has finished.")
-        return _train_full(
-            engine, policy, encoder, actor=actor, promotion_margin=promotion_margin, on_progress=on_progress
-        )
+        return _train(engine, policy, encoder, kind="full", actor=actor, on_progress=on_progress)
 
 
-def _train_full(
+def train_incremental(
+    *,
+    engine: Engine,
+    policy: RoutingPolicy,
+    encoder: Encoder,
+    actor: str | None = None,
+    on_progress: Progress | None = None,
+) -> TrainingOutcome:
+    """Update the active model with what changed since it was trained (approved corrections,
+    imported or example files, new or renamed industries): seconds, not a full retrain.
+
+    The update refits both tiers on every stored example, starting from the active version's
+    weights and reading embeddings from the cache, so it converges in a few steps to the model a
+    full retrain would give (the problem is convex) — unlike a few gradient steps on the new
+    examples, which barely moved the model.
+
+    Raises:
+        Conflict: another training run holds the lease.
+        Invalid: nothing changed since the active model was trained, or there is no active model.
+    """
+    with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
+        if not acquired:
+            raise Conflict("A training run is already in progress; try again when it has finished.")
+        return _train(engine, policy, encoder, kind="incremental", actor=actor, on_progress=on_progress)
+
+
+@dataclass
+class _Data:
+    """What one training run reads from the database, plain values only."""
+
+    industries: dict[str, str]
+    catch_all: str | None
+    train: list[dict[str, Any]]
+    starter_holdout: list[dict[str, Any]]
+    gold: list[dict[str, Any]]
+    parent_id: int | None
+    parent_artifact: bytes | None
+    parent_trained_on: dict[str, Any]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.industries)
+
+
+def _read(session: Session) -> _Data:
+    industries = active_industries(session)
+    labels = list(industries)
+    parent_id = active_version_id(session)
+    parent = session.get(ModelVersion, parent_id) if parent_id is not None else None
+    holdout = _examples(session, Split.holdout, labels)
+    return _Data(
+        industries=industries,
+        catch_all=catch_all_industry(session),
+        train=_examples(session, Split.train, labels),
+        starter_holdout=[e for e in holdout if e["source"] == ExampleSource.starter],
+        gold=[e for e in holdout if e["source"] in USER_SOURCES],
+        parent_id=parent_id,
+        parent_artifact=parent.artifact if parent else None,
+        parent_trained_on=dict(parent.trained_on) if parent else {},
+    )
+
+
+def _train(
     engine: Engine,
     policy: RoutingPolicy,
     encoder: Encoder,
     *,
+    kind: str,
     actor: str | None,
     always_activate: bool = False,
-    promotion_margin: float = 0.005,
     on_progress: Progress | None = None,
 ) -> TrainingOutcome:
     started = time.perf_counter()
     progress = on_progress or _no_progress
     progress(0, "reading training examples")
     with session_scope(engine) as session:
-        industries, train, holdout = _training_data(session)
-        labels = list(industries)
-        parent_id = active_version_id(session)
-    if not train:
+        data = _read(session)
+    if not data.train:
         raise Invalid("There are no training examples for the active industries.")
-    texts = [e.text for e in train]
-    progress(1, f"embedding and fitting {len(train)} examples")
-    prototypes = industry_prototypes(encoder, industries)
-    fit = fit_hybrid(texts, [e.label for e in train], encoder.embed(texts), prototypes, industries=labels)
-    model = fit.model
-    progress(2, f"evaluating on {len(holdout)} held-out examples")
-    report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
-    report["cross_validation"] = _cross_validation(fit)
-    progress(3, "comparing with the active model")
-    trained_on = {
-        "examples": len(train),
-        "by_label": dict(Counter(e.label for e in train)),
-        "max_example_id": max(e.id for e in train),
+    parent = HeronModel.from_bytes(data.parent_artifact) if data.parent_artifact else None
+    if kind == "incremental" and parent is None:
+        raise Invalid("There is no active model to update; run a full training first.")
+    prototypes = _prototypes(data, encoder)
+    texts = [e["text"] for e in data.train]
+    progress(1, f"embedding and fitting {len(texts)} examples")
+    embeddings = encoder.embed(texts)
+    labels = _carved_labels(data, data.train, embeddings, encoder)
+    fingerprint = _fingerprint(data, data.train, labels)
+    if kind == "incremental" and fingerprint == data.parent_trained_on.get("fingerprint"):
+        raise Invalid("No training examples were added since the active model was trained.")
+    training_set = TrainingSet(
+        texts=texts,
+        labels=labels,
+        weights=example_weights([e["source"] for e in data.train]),
+        groups=[origin_group(e["origin"], f"example:{e['id']}") for e in data.train],
+        embeddings=embeddings,
+        static=encoder.static(texts),
+    )
+    fit = fit_hybrid(
+        training_set,
+        prototypes,
+        industries=data.labels,
+        parent=parent if kind == "incremental" else None,
+        calibrate=kind == "full",
+    )
+    progress(2, f"evaluating on {len(data.starter_holdout)} starter and {len(data.gold)} gold documents")
+    sets = _evaluation_sets(data, encoder)
+    reports = {
+        name: evaluate(fit.model, examples, policy, allowed=data.labels, encoder=encoder)
+        for name, examples in sets.items()
     }
+    reports[HOLDOUT_DATASET]["cross_validation"] = _cross_validation(fit)
+    progress(3, "comparing with the active model")
+    trained_on = _trained_on(data, labels, fingerprint)
+    promotion = (
+        {
+            "activated": True,
+            "reason": "first model" if parent is None else "activated on request",
+            "rule": "none",
+        }
+        if always_activate or parent is None
+        else promotion_decision(
+            candidate=reports,
+            # The active model as it would serve today's industries: those it never learned, from
+            # their descriptions alone.
+            active={
+                name: evaluate(
+                    parent.with_prototypes(prototypes), examples, policy, allowed=data.labels, encoder=encoder
+                )
+                for name, examples in sets.items()
+            },
+        )
+    )
     return _register(
         engine,
-        model,
-        report,
-        parent_id=parent_id,
-        kind="full",
+        fit.model,
+        reports,
+        promotion,
+        parent_id=data.parent_id,
+        kind=kind,
         trained_on=trained_on,
-        holdout=holdout,
-        policy=policy,
-        prototypes=prototypes,
-        encoder=encoder,
         actor=actor,
-        always_activate=always_activate,
-        promotion_margin=promotion_margin,
         started=started,
     )
+
+
+# The user's own documents (corrections, imported and example files) count this many times as much
+# as a starter document: the more a user labels, the larger the share of the fit that is theirs
+# (4 per industry: a quarter of the weight; 24 per industry: two thirds). Weights are then scaled to
+# average 1, so regularisation stays that of an unweighted fit of the same size.
+USER_WEIGHT = 5.0
+USER_SOURCES = (ExampleSource.feedback, ExampleSource.import_)
+
+
+def example_weights(sources: list[str]) -> np.ndarray:
+    """Each example's weight in the fit, by where it came from (mean 1)."""
+    weights = np.array([USER_WEIGHT if source in USER_SOURCES else 1.0 for source in sources])
+    return weights / weights.mean() if len(weights) else weights
+
+
+def _newcomers(data: _Data) -> list[str]:
+    """Industries the starter corpus has no examples of (added by a user), the catch-all aside."""
+    starter = {
+        e["label"] for e in (*data.train, *data.starter_holdout) if e["source"] == ExampleSource.starter
+    }
+    return [label for label in data.labels if label not in starter and label != data.catch_all]
+
+
+def _prototypes(data: _Data, encoder: Encoder) -> dict[str, np.ndarray]:
+    """Description prototypes per industry; the catch-all's without its sentences about newcomers
+    ("A sports match report …" once "sports" exists), so it does not absorb what they now claim."""
+    prototypes = industry_prototypes(encoder, data.industries)
+    newcomers = _newcomers(data)
+    if data.catch_all is None or not newcomers:
+        return prototypes
+    own = encoder.embed(description_sentences(data.industries[data.catch_all]) or [data.catch_all])
+    keep = np.ones(len(own), dtype=bool)
+    for newcomer in newcomers:
+        theirs = encoder.embed(description_sentences(data.industries[newcomer]) or [newcomer])
+        keep &= sentences_not_about(own, theirs)
+    prototypes[data.catch_all] = own[keep] if keep.any() else own
+    return prototypes
+
+
+def _carved_labels(
+    data: _Data, examples: list[dict[str, Any]], embeddings: np.ndarray, encoder: Encoder
+) -> list[str]:
+    """Labels with the starter's catch-all examples of newly added industries moved to them."""
+    starter = {
+        e["label"] for e in (*data.train, *data.starter_holdout) if e["source"] == ExampleSource.starter
+    }
+    newcomers = [label for label in data.labels if label not in starter and label != data.catch_all]
+    carvable = [e["source"] == ExampleSource.starter for e in examples]
+    if data.catch_all is None or not newcomers or not any(carvable):
+        return [e["label"] for e in examples]
+    sentences = {}
+    for label in [data.catch_all, *newcomers]:
+        texts = description_sentences(data.industries[label]) or [label.replace("_", " ")]
+        sentences[label] = (encoder.embed(texts), encoder.static(texts))
+    return carve_out(
+        [e["label"] for e in examples],
+        carvable,
+        (embeddings, encoder.static([e["text"] for e in examples])),
+        sentences,
+        catch_all=data.catch_all,
+        newcomers=newcomers,
+    )
+
+
+def _evaluation_sets(data: _Data, encoder: Encoder) -> dict[str, list[dict[str, Any]]]:
+    """The starter holdout (its catch-all examples carved like the training ones) and the gold set."""
+    sets: dict[str, list[dict[str, Any]]] = {HOLDOUT_DATASET: data.starter_holdout, GOLD_DATASET: data.gold}
+    if data.starter_holdout:
+        embeddings = encoder.embed([e["text"] for e in data.starter_holdout])
+        labels = _carved_labels(data, data.starter_holdout, embeddings, encoder)
+        sets[HOLDOUT_DATASET] = [
+            {**e, "label": label} for e, label in zip(data.starter_holdout, labels, strict=True)
+        ]
+    return sets
+
+
+def _fingerprint(data: _Data, examples: list[dict[str, Any]], labels: list[str]) -> str:
+    """Names what a fit learns from: the industries (with descriptions) and every example's label."""
+    payload = json.dumps(
+        {
+            "industries": data.industries,
+            "catch_all": data.catch_all,
+            "examples": [[e["id"], label] for e, label in zip(examples, labels, strict=True)],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _trained_on(data: _Data, labels: list[str], fingerprint: str) -> dict[str, Any]:
+    """What the version learned from, and what it learned that its parent had not (the approvals,
+    imports or industries that triggered it), for its report."""
+    ids = [e["id"] for e in data.train]
+    parent_ids = set(expand_ranges(data.parent_trained_on.get("example_ids", [])))
+    new = [(e, label) for e, label in zip(data.train, labels, strict=True) if e["id"] not in parent_ids]
+    parent_industries = set(data.parent_trained_on.get("industries", []))
+    return {
+        "examples": len(ids),
+        "by_label": dict(Counter(labels)),
+        "by_source": dict(Counter(str(e["source"]) for e in data.train)),
+        "max_example_id": max(ids),
+        "example_ids": id_ranges(ids),
+        "fingerprint": fingerprint,
+        "industries": data.labels,
+        "carved": sum(e["label"] != label for e, label in zip(data.train, labels, strict=True)),
+        "new_examples": len(new),
+        "new_industries": [label for label in data.labels if label not in parent_industries],
+        "learned": [
+            {
+                "example_id": e["id"],
+                "label": label,
+                "source": str(e["source"]),
+                "feedback_id": e["feedback_id"],
+                "origin": e["origin"],
+            }
+            for e, label in new[:LEARNED_LISTED]
+        ],
+    }
+
+
+LEARNED_LISTED = 50
+
+
+def id_ranges(ids: list[int]) -> list[list[int]]:
+    """Sorted ids as ``[first, last]`` runs: a few numbers for thousands of mostly consecutive ids."""
+    runs: list[list[int]] = []
+    for value in sorted(ids):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return runs
+
+
+def expand_ranges(runs: list[list[int]]) -> list[int]:
+    return [value for first, last in runs for value in range(first, last + 1)]
 
 
 def _register(
     engine: Engine,
     model: HeronModel,
-    report: dict[str, Any],
+    reports: dict[str, dict[str, Any]],
+    promotion: dict[str, Any],
     *,
     parent_id: int | None,
     kind: str,
     trained_on: dict[str, Any],
-    holdout: list[TrainingExample],
-    policy: RoutingPolicy,
-    prototypes: dict[str, Any],
-    encoder: Encoder,
     actor: str | None,
-    always_activate: bool,
-    promotion_margin: float,
     started: float,
 ) -> TrainingOutcome:
-    """Store the trained model as a version with its report, and promote it if it is not worse."""
+    """Store the trained model as a version with its reports, and promote it if the rule allows."""
+    headline = _headline(reports[HOLDOUT_DATASET])
+    if reports[GOLD_DATASET].get("n"):
+        headline["gold_macro_f1"] = reports[GOLD_DATASET]["macro_f1"]
+        headline["gold_n"] = reports[GOLD_DATASET]["n"]
+    reports[HOLDOUT_DATASET]["promotion"] = promotion
+    reports[HOLDOUT_DATASET]["learned"] = trained_on["learned"]
     with session_scope(engine) as session:
         version = store_version(
-            session, model, parent_id=parent_id, kind=kind, metrics=_headline(report), trained_on=trained_on
+            session, model, parent_id=parent_id, kind=kind, metrics=headline, trained_on=trained_on
         )
-        session.add(EvaluationReport(model_version_id=version.id, dataset=HOLDOUT_DATASET, report=report))
-        activated, reason = _promotion_decision(
-            session,
-            report,
-            parent_id,
-            holdout,
-            policy,
-            prototypes,
-            encoder,
-            always_activate,
-            promotion_margin,
-        )
+        for name, report in reports.items():
+            if name == HOLDOUT_DATASET or report.get("n"):
+                session.add(EvaluationReport(model_version_id=version.id, dataset=name, report=report))
+        activated = bool(promotion["activated"])
         if activated:
             activate(session, version.id, actor=actor)
         audit.record(
@@ -242,127 +491,86 @@ def _register(
             subject_id=version.id,
             actor=actor,
             activated=activated,
-            reason=reason,
-            macro_f1=report.get("macro_f1"),
+            reason=promotion["reason"],
+            macro_f1=headline.get("macro_f1"),
             kind=kind,
+            new_examples=trained_on["new_examples"],
         )
         version_id = version.id
     return TrainingOutcome(
         version_id=version_id,
         activated=activated,
-        metrics=_headline(report),
-        reason=reason,
+        metrics=headline,
+        reason=promotion["reason"],
         seconds=time.perf_counter() - started,
+        new_examples=trained_on["new_examples"],
     )
 
 
-def train_incremental(
-    *,
-    engine: Engine,
-    policy: RoutingPolicy,
-    encoder: Encoder,
-    actor: str | None = None,
-    promotion_margin: float = 0.005,
-    replay: int = 4,
-    on_progress: Progress | None = None,
-) -> TrainingOutcome:
-    """Update the active model with the training examples added since it was trained.
+# The promotion rule. The user's gold documents (a fixed share of approved corrections and imported
+# files, never trained on) judge every candidate: it is refused if it gets more of them wrong than the
+# active model does, beyond a tolerance of GOLD_TOLERANCE of them (at least one document, so a single
+# coin-flip document cannot block learning). The starter holdout (our own LLM-written documents) only
+# guards against collapse: a candidate may not lose more than STARTER_COLLAPSE points of macro-F1 on
+# it — or, while there are fewer than GOLD_DECIDES_AT gold documents to judge by, STARTER_MARGIN.
+GOLD_DECIDES_AT = 20
+GOLD_TOLERANCE = 0.02
+STARTER_MARGIN = 0.02
+STARTER_COLLAPSE = 0.05
 
-    ``partial_fit`` from the active version's weights on the new examples plus ``replay`` times as
-    many earlier ones (so the update does not forget what it knew); seconds, not a full retrain.
 
-    Raises:
-        Conflict: another training run holds the lease.
-        Invalid: there is nothing new to learn, or no active model to start from.
+def promotion_decision(
+    *, candidate: dict[str, dict[str, Any]], active: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Whether the candidate replaces the active model, with every number the decision used.
+
+    Both reports were computed on the same documents just now, with today's industries.
     """
-    with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
-        if not acquired:
-            raise Conflict("A training run is already in progress; try again when it has finished.")
-        started = time.perf_counter()
-        progress = on_progress or _no_progress
-        progress(0, "reading training examples")
-        with session_scope(engine) as session:
-            parent_id = active_version_id(session)
-            if parent_id is None:
-                raise Invalid("There is no active model to update; run a full training first.")
-            parent = session.get(ModelVersion, parent_id)
-            seen_up_to = int(parent.trained_on.get("max_example_id", 0))
-            industries, train, holdout = _training_data(session)
-            labels = list(industries)
-            model = HeronModel.from_bytes(parent.artifact)
-            parent_trained_on = dict(parent.trained_on)
-        new = [e for e in train if e.id > seen_up_to]
-        if not new:
-            raise Invalid("No training examples were added since the active model was trained.")
-        old = [e for e in train if e.id <= seen_up_to]
-        rng = np.random.default_rng(len(train))
-        rehearsal = [old[i] for i in rng.permutation(len(old))[: replay * len(new)]]
-        batch = new + rehearsal
-        progress(1, f"learning {len(new)} new examples (+{len(rehearsal)} rehearsed)")
-        texts = [e.text for e in batch]
-        prototypes = industry_prototypes(encoder, industries)
-        model = model.with_prototypes(prototypes)
-        model.partial_fit(texts, [e.label for e in batch], encoder.embed(texts))
-        model.young_labels = young_labels(Counter(e.label for e in train))
-        progress(2, f"evaluating on {len(holdout)} held-out examples")
-        report = evaluate(model, holdout, policy, allowed=labels, encoder=encoder)
-        progress(3, "comparing with the active model")
-        by_label = Counter(parent_trained_on.get("by_label", {}))
-        by_label.update(e.label for e in new)
-        trained_on = {
-            "examples": int(parent_trained_on.get("examples", 0)) + len(new),
-            "by_label": dict(by_label),
-            "max_example_id": max(e.id for e in train),
-            "new_examples": len(new),
-            "rehearsal_examples": len(rehearsal),
-        }
-        return _register(
-            engine,
-            model,
-            report,
-            parent_id=parent_id,
-            kind="incremental",
-            trained_on=trained_on,
-            holdout=holdout,
-            policy=policy,
-            prototypes=prototypes,
-            encoder=encoder,
-            actor=actor,
-            always_activate=False,
-            promotion_margin=promotion_margin,
-            started=started,
+    gold_c, gold_a = candidate.get(GOLD_DATASET, {}), active.get(GOLD_DATASET, {})
+    starter_c, starter_a = candidate.get(HOLDOUT_DATASET, {}), active.get(HOLDOUT_DATASET, {})
+    gold_n = int(gold_c.get("n", 0))
+    gold_decides = gold_n >= GOLD_DECIDES_AT
+    starter_margin = STARTER_COLLAPSE if gold_decides else STARTER_MARGIN
+    decision: dict[str, Any] = {
+        "rule": "gold decides, starter holdout guards against collapse"
+        if gold_decides
+        else f"starter holdout and gold (fewer than {GOLD_DECIDES_AT} gold documents)",
+        "gold_n": gold_n,
+        "starter_n": int(starter_c.get("n", 0)),
+    }
+    reasons_against = []
+    reasons_for = []
+    if gold_n:
+        wrong_c = round(gold_n * (1 - gold_c["accuracy"]))
+        wrong_a = round(gold_n * (1 - gold_a["accuracy"]))
+        tolerance = max(1, int(GOLD_TOLERANCE * gold_n))
+        decision.update(
+            gold_wrong_candidate=wrong_c,
+            gold_wrong_active=wrong_a,
+            gold_tolerance=tolerance,
+            gold_macro_f1_candidate=gold_c["macro_f1"],
+            gold_macro_f1_active=gold_a["macro_f1"],
         )
-
-
-def _promotion_decision(
-    session: Session,
-    report: dict[str, Any],
-    parent_id: int | None,
-    holdout: list[TrainingExample],
-    policy: RoutingPolicy,
-    prototypes: dict[str, Any],
-    encoder: Encoder,
-    always_activate: bool,
-    margin: float,
-) -> tuple[bool, str]:
-    if always_activate or parent_id is None:
-        return True, "first model"
-    # Re-score the active model on today's holdout rather than trusting its stored number:
-    # the holdout grows as gold labels arrive, and both must be judged on the same documents.
-    # Both are judged as they would be served: with every active industry, the parent learning the
-    # ones it never saw from their descriptions (exactly what ModelCache does).
-    parent = HeronModel.from_bytes(session.get(ModelVersion, parent_id).artifact).with_prototypes(prototypes)
-    labels = list(prototypes)
-    baseline = evaluate(parent, holdout, policy, allowed=labels, encoder=encoder).get("macro_f1", 0.0)
-    candidate = report.get("macro_f1", 0.0)
-    if candidate + margin >= baseline:
-        return True, f"macro-F1 {candidate:.3f} vs active {baseline:.3f}"
-    return False, f"macro-F1 {candidate:.3f} is worse than active {baseline:.3f} by more than {margin:.3f}"
+        text = f"gold: {wrong_c} of {gold_n} wrong vs active {wrong_a}"
+        (reasons_against if wrong_c - wrong_a > tolerance else reasons_for).append(text)
+    if decision["starter_n"] and len(starter_c.get("per_class", {})) >= 2:
+        f1_c, f1_a = starter_c["macro_f1"], starter_a["macro_f1"]
+        decision.update(
+            starter_macro_f1_candidate=f1_c, starter_macro_f1_active=f1_a, starter_margin=starter_margin
+        )
+        text = f"starter holdout macro-F1 {f1_c:.3f} vs active {f1_a:.3f}"
+        if f1_c + starter_margin < f1_a:
+            reasons_against.append(f"{text} (worse than active by more than {starter_margin:.2f})")
+        else:
+            reasons_for.append(text)
+    decision["activated"] = not reasons_against
+    decision["reason"] = "; ".join(reasons_against or reasons_for or ["nothing to judge by"])
+    return decision
 
 
 def evaluate(
     model: HeronModel,
-    examples: list[TrainingExample],
+    examples: list[dict[str, Any]],
     policy: RoutingPolicy,
     *,
     allowed: list[str],
@@ -372,9 +580,9 @@ def evaluate(
     if not examples:
         return {"n": 0}
     started = time.perf_counter()
-    verdicts = model.classify([e.text for e in examples], policy, allowed=allowed, encoder=encoder)
+    verdicts = model.classify([e["text"] for e in examples], policy, allowed=allowed, encoder=encoder)
     report = evaluation_report(
-        [e.label for e in examples],
+        [e["label"] for e in examples],
         [v.label for v in verdicts],
         [v.confidence for v in verdicts],
         labels=allowed,
@@ -391,41 +599,56 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Out-of-fold quality of each tier on the training data, and the routing curve derived from it."""
+    """Out-of-fold quality of each tier on the training data (folds hold out whole groups: genres,
+    sources), and the routing curve derived from it."""
     if not fit.oof_fast.any():
         return {}
-    fast = softmax(fit.oof_fast / fit.model.fast_temperature)
-    transformer = softmax(fit.oof_semantic / fit.model.semantic.temperature)
+    calibration = fit.model.calibration
+    fast = softmax(fit.oof_fast / calibration.fast)
+    combined = softmax(
+        (fit.oof_fast / calibration.fast + fit.oof_semantic / calibration.semantic) / calibration.combined
+    )
     return {
         "fast_macro_f1": float(f1_score(fit.targets, fast.argmax(axis=1), average="macro")),
-        "transformer_macro_f1": float(f1_score(fit.targets, transformer.argmax(axis=1), average="macro")),
-        "fast_temperature": fit.model.fast_temperature,
-        "transformer_temperature": fit.model.semantic.temperature,
-        "routing": routing_curve(fast, transformer, fit.targets),
+        "transformer_macro_f1": float(
+            f1_score(fit.targets, fit.oof_semantic.argmax(axis=1), average="macro")
+        ),
+        "combined_macro_f1": float(f1_score(fit.targets, combined.argmax(axis=1), average="macro")),
+        "fast_temperature": calibration.fast,
+        "transformer_temperature": calibration.semantic,
+        "combined_temperature": calibration.combined,
+        "routing": routing_curve(fast, combined, fit.targets),
     }
 
 
-def _training_data(
-    session: Session,
-) -> tuple[dict[str, str], list[TrainingExample], list[TrainingExample]]:
-    """Active industries (name → description), and their training and holdout examples."""
-    industries = active_industries(session)
-    labels = list(industries)
-    return industries, _examples(session, Split.train, labels), _examples(session, Split.holdout, labels)
-
-
-def _examples(session: Session, split: Split, labels: list[str]) -> list[TrainingExample]:
-    return list(
-        session.exec(
-            select(TrainingExample)
-            .where(
-                TrainingExample.split == split,
-                TrainingExample.label.in_(labels),
-                TrainingExample.status == ExampleStatus.approved,
-            )
-            .order_by(TrainingExample.id)
+def _examples(session: Session, split: Split, labels: list[str]) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(
+            TrainingExample.id,
+            TrainingExample.text,
+            TrainingExample.label,
+            TrainingExample.source,
+            TrainingExample.origin,
+            TrainingExample.feedback_id,
         )
+        .where(
+            TrainingExample.split == split,
+            TrainingExample.label.in_(labels),
+            TrainingExample.status == ExampleStatus.approved,
+        )
+        .order_by(TrainingExample.id)
     )
+    return [
+        {
+            "id": i,
+            "text": text,
+            "label": label,
+            "source": source,
+            "origin": origin,
+            "feedback_id": feedback_id,
+        }
+        for i, text, label, source, origin, feedback_id in rows
+    ]
 
 
 TRAINING_MODES = ("full", "incremental")
@@ -495,6 +718,7 @@ def run_training_task(*, engine: Engine, task_id: str, policy: RoutingPolicy, en
         "reason": outcome.reason,
         "metrics": outcome.metrics,
         "seconds": round(outcome.seconds, 3),
+        "new_examples": outcome.new_examples,
     }
     tasks.finish(engine, task_id, TaskStatus.SUCCEEDED, result=result)
     return f"model {outcome.version_id} (activated={outcome.activated}: {outcome.reason})"

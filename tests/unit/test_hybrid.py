@@ -1,50 +1,62 @@
-"""The hybrid model's routing and persistence, on small made-up embeddings (pure, no MiniLM)."""
+"""The hybrid model's routing, combination and persistence, on small made-up vectors (pure, no MiniLM)."""
 
 from __future__ import annotations
+
+from itertools import combinations
 
 import numpy as np
 
 from core.classify.calibration import fit_temperature, softmax
-from core.classify.linear import LinearTextClassifier
-from core.classify.model import HeronModel, RoutingPolicy, SemanticTier
-from core.classify.softmax import SoftmaxRegression
+from core.classify.model import HeronModel, RoutingPolicy
+from core.classify.training import TrainingSet, fit_hybrid
 
-TEXTS = ["loan interest bank", "bank mortgage rate", "patient ward nurse", "doctor patient dose"]
-LABELS = ["finance", "finance", "healthcare", "healthcare"]
+KEYWORDS = {
+    "finance": ("bank", "loan", "rate", "mortgage", "interest", "account"),
+    "healthcare": ("patient", "doctor", "ward", "dose", "nurse", "clinic"),
+    "property": ("house", "tenant", "landlord", "property"),
+}
+# Twenty examples of each industry (every three of its six keywords): established, not young.
+TEXTS = [" ".join(words) for label in ("finance", "healthcare") for words in combinations(KEYWORDS[label], 3)]
+LABELS = [label for label in ("finance", "healthcare") for _ in combinations(KEYWORDS[label], 3)]
 
 
 class KeywordEncoder:
-    """A stand-in encoder: 3-d unit vectors from keywords (finance, healthcare, property)."""
+    """A stand-in for MiniLM: 3-d unit vectors counting keywords (finance, healthcare, property),
+    used both as the digest embedding and as the static vector."""
 
     def embed(self, texts):  # type: ignore[no-untyped-def]
         rows = []
         for text in texts:
-            v = (
-                np.array(
-                    [
-                        sum(w in text for w in ("bank", "loan", "rate", "mortgage")),
-                        sum(w in text for w in ("patient", "doctor", "ward", "dose", "nurse")),
-                        sum(w in text for w in ("house", "tenant", "landlord", "property")),
-                    ],
-                    dtype=float,
-                )
-                + 0.05
-            )
+            v = np.array([sum(w in text for w in words) for words in KEYWORDS.values()], dtype=float) + 0.05
             rows.append(v / np.linalg.norm(v))
         return np.array(rows)
 
+    def static(self, texts):  # type: ignore[no-untyped-def]
+        return self.embed(texts)
 
-def model() -> HeronModel:
+
+PROTOTYPES = {
+    "finance": np.array([[1.0, 0, 0]]),
+    "healthcare": np.array([[0, 1.0, 0]]),
+    "property": np.array([[0, 0, 1.0]]),
+}
+
+
+def fitted(texts=TEXTS, labels=LABELS, industries=("finance", "healthcare")) -> HeronModel:  # type: ignore[no-untyped-def]
     encoder = KeywordEncoder()
-    embeddings = encoder.embed(TEXTS)
-    prototypes = {"finance": np.array([[1.0, 0, 0]]), "healthcare": np.array([[0, 1.0, 0]])}
-    tier = SemanticTier(regression=SoftmaxRegression(), prototypes=prototypes, reference=embeddings)
-    tier.regression.fit(embeddings, LABELS, offsets=tier.prior(embeddings, ["finance", "healthcare"]))
-    return HeronModel(fast=LinearTextClassifier(epochs=30).fit(TEXTS, LABELS), semantic=tier)
+    data = TrainingSet(
+        texts=list(texts),
+        labels=list(labels),
+        weights=np.ones(len(texts)),
+        groups=[str(i) for i in range(len(texts))],
+        embeddings=encoder.embed(texts),
+        static=encoder.static(texts),
+    )
+    return fit_hybrid(data, PROTOTYPES, industries=list(industries)).model
 
 
 def test_confident_fast_answers_are_not_escalated_and_unsure_ones_are() -> None:
-    m = model()
+    m = fitted()
     sure = m.classify(["bank loan rate"], RoutingPolicy(escalation_threshold=0.0), encoder=KeywordEncoder())[
         0
     ]
@@ -55,31 +67,66 @@ def test_confident_fast_answers_are_not_escalated_and_unsure_ones_are() -> None:
     assert (always.tier, always.escalated, always.label) == ("transformer", True, "finance")
 
 
-def test_a_described_industry_without_examples_is_predicted_and_forces_escalation() -> None:
-    m = model().with_prototypes({"property": np.array([[0, 0, 1.0]])})
+def test_a_described_industry_without_examples_is_predicted_through_the_transformer_tier() -> None:
+    # Given a model that knows "property" only from its description
+    m = fitted(industries=("finance", "healthcare", "property"))
+    assert "property" not in m.fast.labels and "property" in m.labels
+    # When a document about it arrives, even with routing that never escalates
     verdict = m.classify(
         ["tenant landlord house"], RoutingPolicy(escalation_threshold=0.0), encoder=KeywordEncoder()
     )[0]
+    # Then it is predicted, by the transformer tier
     assert verdict.label == "property" and verdict.escalated
     assert set(verdict.scores) == {"finance", "healthcare", "property"}
 
 
+def test_a_young_industry_changes_no_answer_but_the_ones_it_takes() -> None:
+    # Given the same model before and after a described industry was added
+    before = fitted()
+    after = fitted(industries=("finance", "healthcare", "property"))
+    texts = ["bank loan rate", "patient doctor ward", "tenant landlord house"]
+    policy = RoutingPolicy(escalation_threshold=0.0)
+    old = before.classify(texts, policy, encoder=KeywordEncoder())
+    new = after.classify(texts, policy, encoder=KeywordEncoder())
+    # Then documents of the old industries keep their answers and confidences exactly
+    for a, b in zip(old[:2], new[:2], strict=True):
+        assert (a.label, a.tier) == (b.label, b.tier)
+        assert abs(a.confidence - b.confidence) < 1e-9
+    assert new[2].label == "property"
+
+
+def test_the_fast_tier_has_no_opinion_on_an_industry_it_does_not_know() -> None:
+    # Given calibrated fast logits that are sure of finance and know nothing of property
+    m = fitted(industries=("finance", "healthcare", "property"))
+    fast = np.array([[5.0, 0.0, -np.inf]])
+    # When the transformer tier cannot tell finance from property, the fast tier's finance wins
+    assert m.combine(fast, np.array([[1.0, 0.0, 1.0]]))[0].argmax() == 0
+    # When the transformer tier is sure of property, property wins: the fast tier did not rule it out
+    assert m.combine(fast, np.array([[0.0, 0.0, 4.0]]))[0].argmax() == 2
+
+
 def test_retired_industries_are_never_answered() -> None:
-    verdict = model().classify(
+    verdict = fitted().classify(
         ["bank loan"], RoutingPolicy(), encoder=KeywordEncoder(), allowed=["healthcare"]
     )[0]
     assert verdict.label == "healthcare" and set(verdict.scores) == {"healthcare"}
 
 
 def test_the_artifact_round_trips_to_identical_answers() -> None:
-    m = model().with_prototypes({"property": np.array([[0, 0, 1.0]])})
+    m = fitted(industries=("finance", "healthcare", "property"))
     restored = HeronModel.from_bytes(m.to_bytes())
+    assert HeronModel.format_of(m.to_bytes()) == "heron-model-v3"
     texts = ["bank loan", "patient dose", "tenant house"]
-    policy = RoutingPolicy(escalation_threshold=1.01)
-    a = m.classify(texts, policy, encoder=KeywordEncoder())
-    b = restored.classify(texts, policy, encoder=KeywordEncoder())
-    assert [v.label for v in a] == [v.label for v in b]
-    assert np.allclose([v.confidence for v in a], [v.confidence for v in b], atol=1e-3)
+    for threshold in (0.0, 1.01):
+        policy = RoutingPolicy(escalation_threshold=threshold)
+        a = m.classify(texts, policy, encoder=KeywordEncoder())
+        b = restored.classify(texts, policy, encoder=KeywordEncoder())
+        assert [v.label for v in a] == [v.label for v in b]
+        assert np.allclose([v.confidence for v in a], [v.confidence for v in b], atol=1e-4)
+
+
+def test_an_unreadable_artifact_has_no_format() -> None:
+    assert HeronModel.format_of(b"not a zip") is None
 
 
 def test_temperature_scaling_softens_overconfident_logits() -> None:
@@ -91,6 +138,17 @@ def test_temperature_scaling_softens_overconfident_logits() -> None:
     temperature = fit_temperature(overconfident, targets)
     assert temperature > 3
     assert softmax(overconfident / temperature).max(axis=1).mean() < softmax(overconfident).max(axis=1).mean()
+
+
+def test_weighted_temperature_follows_the_examples_that_weigh_more() -> None:
+    # Given sharp logits that are right on one half and wrong on the other
+    targets = np.zeros(200, dtype=int)
+    logits = np.tile([[4.0, 0.0]], (200, 1))
+    logits[100:] = [0.0, 4.0]
+    heavy_right = np.r_[np.full(100, 10.0), np.ones(100)]
+    heavy_wrong = heavy_right[::-1]
+    # Then weighting the wrong half more asks for a softer temperature
+    assert fit_temperature(logits, targets, heavy_wrong) > fit_temperature(logits, targets, heavy_right)
 
 
 def test_a_row_with_no_allowed_label_has_no_opinion_instead_of_nan() -> None:

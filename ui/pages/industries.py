@@ -11,7 +11,7 @@ from core.db import session_scope
 from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.examples import decide_examples, list_examples
-from core.services.industries import list_industries, retire_industry, update_industry
+from core.services.industries import list_industries
 from core.services.models import active_version_id, version_report
 from core.services.synthesis import MAX_DOCUMENTS
 from core.services.tasks import list_tasks
@@ -134,8 +134,8 @@ def edit_industry(rt: Runtime, user: User, by_name: dict[str, dict[str, Any]]) -
     if not saved:
         return
     try:
-        updated = update_industry(
-            engine=rt.engine,
+        updated, _ = dispatch.update_industry(
+            rt,
             name=target,
             new_name=new_name if new_name.strip() != target else None,
             description=new_description if new_description != by_name[target]["description"] else None,
@@ -167,7 +167,7 @@ def retire(rt: Runtime, user: User, active_names: list[str]) -> None:
     )
     if st.button(f"Retire {retiring}", key="industries_retire"):
         try:
-            retire_industry(engine=rt.engine, name=retiring, actor=user.name)
+            dispatch.retire_industry(rt, name=retiring, actor=user.name)
         except HeronError as error:
             st.error(error.message)
             return

@@ -1,0 +1,184 @@
+"""Static document vectors: MiniLM's knowledge of words, without running MiniLM on each document.
+
+The fast tier needs features that still mean something on documents unlike its training data.
+Hashed words do not: a word the training set never used carries no weight at all. MiniLM knows
+what words mean, but running it costs ~30 ms per document. This module distils MiniLM once into a
+table with one vector per vocabulary token (the model's output for that token alone, the recipe of
+model2vec), then embeds a document as the weighted mean of its tokens' vectors: all of the
+document, at the cost of tokenising it (~1 ms).
+
+Why not the ``model2vec`` package itself: its ``distill`` extra pins ``transformers<5.4`` (we run
+5.x) and pulls ``skeletoken``; the part we need is the forward pass below and two lines of weighting.
+
+Measured on industry-real-dev (bench/bench_adaptation.py): a linear model on these vectors scores
+about as well as one on MiniLM's own 256-token digest, and far better than hashed words alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+log = logging.getLogger(__name__)
+
+STATIC_FORMAT = "minilm-static-v1"
+# Characters of a document read for its static vector and hashed words: beyond this, evenly spaced
+# slices of it (tokenising a million characters would cost half a second for little information).
+MAX_CHARS = 100_000
+_SLICES = 10
+
+
+def sample_text(text: str, max_chars: int = MAX_CHARS) -> str:
+    """The text itself, or for a very long one evenly spaced slices that add up to ``max_chars``."""
+    if len(text) <= max_chars:
+        return text
+    width = max_chars // _SLICES
+    starts = np.linspace(0, len(text) - width, _SLICES).astype(int)
+    return "\n".join(text[start : start + width] for start in starts)
+
+
+def zipf_weights(vocabulary_size: int, special_ids: Sequence[int]) -> np.ndarray:
+    """Weight of each token: rarer tokens (higher ids in a frequency-ordered vocabulary) count more.
+
+    ``log(1 + rank)`` is model2vec's Zipf weighting; special tokens count for nothing.
+    """
+    weights = np.log1p(np.arange(1, vocabulary_size + 1, dtype=np.float64))
+    weights[list(special_ids)] = 0.0
+    return weights
+
+
+class StaticEmbedder:
+    """Weighted mean of distilled token vectors, L2-normalised (384 dimensions).
+
+    Args:
+        model_path: the sentence-transformers model directory (absolute) to distil.
+        cache_dir: where the distilled table is kept (built once per model, ~20 s on 2 cores).
+    """
+
+    def __init__(self, model_path: Path | None = None, *, cache_dir: Path | None = None) -> None:
+        self.model_path = model_path
+        self.cache_dir = cache_dir
+        self._lock = threading.Lock()
+        self._table: np.ndarray | None = None
+        self._tokenizer = None
+
+    @property
+    def identity(self) -> str:
+        return STATIC_FORMAT
+
+    def _path(self) -> Path:
+        from core.classify.encoder import packaged_model_path
+
+        return (self.model_path or packaged_model_path()).resolve()
+
+    @property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self._path() / "tokenizer.json"))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def table(self) -> np.ndarray:
+        """The distilled (vocabulary × 384) table, centred and Zipf-weighted; built on first use."""
+        with self._lock:
+            if self._table is None:
+                self._table = self._load_or_build()
+            return self._table
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        weights = self._path() / "model.safetensors"
+        stat = weights.stat()
+        key = hashlib.sha256(f"{STATIC_FORMAT}:{weights}:{stat.st_size}".encode()).hexdigest()[:16]
+        return self.cache_dir / f"{STATIC_FORMAT}-{key}.npy"
+
+    def _load_or_build(self) -> np.ndarray:
+        cache = self._cache_file()
+        if cache is not None:
+            try:
+                return np.load(cache, allow_pickle=False)
+            except (OSError, ValueError):
+                pass
+        table = distil_token_vectors(self._path())
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
+            with os.fdopen(handle, "wb") as out:
+                np.save(out, table)
+            os.replace(temp, cache)  # atomic: processes building it at once each write a whole file
+        return table
+
+    def token_counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """(documents × vocabulary) token counts; tokenised in parallel by the Rust tokenizer."""
+        encodings = self.tokenizer.encode_batch(
+            [sample_text(text) for text in texts], add_special_tokens=False
+        )
+        rows, columns = [], []
+        for row, encoding in enumerate(encodings):
+            rows.append(np.full(len(encoding.ids), row, dtype=np.int64))
+            columns.append(np.asarray(encoding.ids, dtype=np.int64))
+        row_index = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        column_index = np.concatenate(columns) if columns else np.zeros(0, np.int64)
+        counts = sparse.csr_matrix(
+            (np.ones(len(row_index), dtype=np.float32), (row_index, column_index)),
+            shape=(len(texts), self.tokenizer.get_vocab_size()),
+        )
+        counts.sum_duplicates()
+        return counts
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalised vector per text (zeros for a text without a single token)."""
+        if not texts:
+            return np.zeros((0, self.table().shape[1]), dtype=np.float32)
+        vectors = np.asarray(self.token_counts(texts) @ self.table(), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def distil_token_vectors(model_path: Path, *, batch_size: int = 1024) -> np.ndarray:
+    """MiniLM's mean-pooled output for each vocabulary token on its own (``[CLS] t [SEP]``), centred
+    on the vocabulary mean and scaled by :func:`zipf_weights`. float32 throughout, so every machine
+    builds the same table from the same weights (bf16 kernels differ between CPUs)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    log.info("distilling MiniLM's token vectors for the fast tier (once per model; ~20 s)")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+    size = tokenizer.vocab_size
+    vectors = np.zeros((size, model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, size, batch_size):
+            ids = torch.arange(start, min(start + batch_size, size))
+            inputs = torch.stack(
+                [
+                    torch.full_like(ids, tokenizer.cls_token_id),
+                    ids,
+                    torch.full_like(ids, tokenizer.sep_token_id),
+                ],
+                dim=1,
+            )
+            hidden = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).last_hidden_state
+            vectors[start : start + len(ids)] = hidden.float().mean(dim=1).numpy()
+    special = [
+        i for i, token in enumerate(tokenizer.convert_ids_to_tokens(range(size))) if _is_special(token)
+    ]
+    weights = zipf_weights(size, special)
+    return ((vectors - vectors.mean(axis=0)) * weights[:, None]).astype(np.float32)
+
+
+def _is_special(token: str) -> bool:
+    return token.startswith("[") and token.endswith("]")

@@ -1,0 +1,213 @@
+"""How Heron learns, in pure functions: the estimator, weights, folds, carving and promotion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from core.classify.softmax import SoftmaxRegression
+from core.classify.training import (
+    TrainingSet,
+    _splits,
+    balanced,
+    carve_out,
+    description_sentences,
+    origin_group,
+    sentences_not_about,
+)
+from core.errors import NotFittedError
+from core.services.training import example_weights, expand_ranges, id_ranges, promotion_decision
+
+
+def blobs(seed: int = 0, n: int = 60) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centres = {"a": [2.0, 0, 0], "b": [0, 2.0, 0], "c": [0, 0, 2.0]}
+    x = np.vstack([rng.normal(centre, 1.0, size=(n, 3)) for centre in centres.values()])
+    return x, [label for label in centres for _ in range(n)]
+
+
+def test_predicting_before_fitting_says_what_to_do() -> None:
+    with pytest.raises(NotFittedError, match="call fit first"):
+        SoftmaxRegression().decision_function(np.zeros((1, 3)))
+
+
+def test_the_regression_matches_scikit_learn_on_the_same_objective() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = blobs()
+    ours = SoftmaxRegression(C=0.5, tol=1e-8).fit(x, y)
+    theirs = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(x, y)
+    assert np.allclose(ours.coef_, theirs.coef_, atol=1e-3)
+
+
+def test_sparse_and_dense_features_give_the_same_model() -> None:
+    x, y = blobs()
+    dense = SoftmaxRegression(tol=1e-8).fit(x, y)
+    hashed = sparse.hstack([sparse.csr_matrix((len(y), 1000)), sparse.csr_matrix(x)]).tocsr()
+    sparse_fit = SoftmaxRegression(tol=1e-8).fit(hashed, y)
+    assert np.allclose(sparse_fit.coef_[:, 1000:], dense.coef_, atol=1e-4)
+    assert not sparse_fit.coef_[:, :1000].any()  # columns no example uses stay at zero
+
+
+def test_weighting_examples_moves_the_boundary_towards_the_lighter_class() -> None:
+    x, y = blobs()
+    probe = np.array([[1.0, 1.0, 0.0]])  # halfway between a and b
+    plain = SoftmaxRegression().fit(x, y).decision_function(probe)[0]
+    weights = np.where(np.array(y) == "a", 5.0, 1.0)
+    heavy = SoftmaxRegression().fit(x, y, sample_weight=weights).decision_function(probe)[0]
+    assert heavy[0] - heavy[1] > plain[0] - plain[1]
+
+
+def test_a_warm_start_reaches_the_same_model_in_fewer_steps_and_drops_retired_classes() -> None:
+    x, y = blobs()
+    cold = SoftmaxRegression(tol=1e-7).fit(x, y)
+    more_x, more_y = blobs(seed=1, n=5)
+    full_x, full_y = np.vstack([x, more_x]), y + more_y
+    again = SoftmaxRegression(tol=1e-7).fit(full_x, full_y)
+    warm = SoftmaxRegression(tol=1e-7, warm_start=True)
+    warm.classes_, warm.coef_, warm.intercept_ = cold.classes_, cold.coef_, cold.intercept_
+    warm.fit(full_x, full_y)
+    assert np.allclose(warm.coef_, again.coef_, atol=1e-3)
+    assert warm.n_iter_ < again.n_iter_
+    # a class that is gone is gone, a new one starts from zero
+    keep = [i for i, label in enumerate(full_y) if label != "c"]
+    warm.fit(full_x[keep], [full_y[i] for i in keep], classes=["a", "b", "d"])
+    assert warm.classes_ == ["a", "b", "d"] and np.abs(warm.coef_[2]).max() < 1e-3
+
+
+def test_offsets_carry_a_prior_for_a_class_without_examples() -> None:
+    x, y = blobs()
+    model = SoftmaxRegression().fit(x, y)
+    model.add_classes(["d"], 3)
+    prior = np.zeros((1, 4))
+    prior[0, 3] = 20.0
+    assert model.decision_function(np.zeros((1, 3)), offsets=prior).argmax() == 3
+
+
+def test_the_users_documents_weigh_more_than_the_starter_corpus() -> None:
+    weights = example_weights(["starter"] * 8 + ["feedback", "import"])
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[-1] / weights[0] == pytest.approx(5.0)
+
+
+def test_balancing_lifts_a_young_industry_but_no_more_than_five_times() -> None:
+    data = TrainingSet(
+        texts=["t"] * 23,
+        labels=["a"] * 10 + ["b"] * 10 + ["new"] * 2 + ["tiny"],
+        weights=np.ones(23),
+        groups=[str(i) for i in range(23)],
+        embeddings=np.zeros((23, 3)),
+        static=np.zeros((23, 3)),
+    )
+    weights = balanced(data).weights
+    # Then two examples weigh as much as ten, one example is lifted at most five times
+    assert weights[20:22].sum() == pytest.approx(weights[:10].sum())
+    assert weights[22] == pytest.approx(5.0 * weights[20] / (23 / 4 / 2))
+    assert weights.mean() == pytest.approx(1.0)
+
+
+def test_files_named_alike_share_a_group() -> None:
+    assert origin_group("other/sports-match-report-03.txt", "x") == "other/sports-match-report"
+    assert origin_group("doctypes/invoice/acme_invoice_12.pdf", "x") == "doctypes/invoice/acme_invoice"
+    assert origin_group(None, "feedback:7") == "feedback:7"
+
+
+def test_folds_hold_out_whole_groups_when_a_label_has_enough_of_them() -> None:
+    # Given a label written in ten genres of three documents, and a label from one source only
+    targets = np.array([0] * 30 + [1] * 30)
+    groups = [f"genre{i // 3}" for i in range(30)] + ["one-source"] * 30
+    splits = _splits(targets, groups, folds=5, seed=0)
+    for train, test in splits:
+        # Then no genre is on both sides, yet every fold still trains on the one-source label
+        assert not {groups[i] for i in train if i < 30} & {groups[i] for i in test if i < 30}
+        assert any(targets[i] == 1 for i in train)
+
+
+def test_a_catch_all_sentence_about_a_newcomer_is_set_aside() -> None:
+    own = np.array([[1.0, 0, 0], [0, 1.0, 0], [0.6, 0.8, 0]])  # the third sits between the first two
+    theirs = np.array([[0, 0.3, 0.954]])  # close to nothing of ours
+    assert sentences_not_about(own, theirs).all()
+    theirs = np.array([[0.99, 0.14, 0]])  # almost our first sentence
+    assert sentences_not_about(own, theirs).tolist() == [False, True, True]
+
+
+def test_carving_moves_only_starter_catch_all_examples_that_the_newcomer_describes() -> None:
+    # 2-d toy vectors: x = sport, y = hobbies. The catch-all describes both; "sports" describes sport.
+    sport, hobby = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    documents = np.array([sport, hobby, sport, sport])
+    catch_all = np.array([[0.98, 0.2], [0.0, 1.0]])
+    catch_all /= np.linalg.norm(catch_all, axis=1, keepdims=True)
+    sentences = {"other": (catch_all, catch_all), "sports": (np.array([sport]), np.array([sport]))}
+    labels = ["other", "other", "other", "finance"]
+    carvable = [True, True, False, True]  # the third is a person's label
+    carved = carve_out(
+        labels, carvable, (documents, documents), sentences, catch_all="other", newcomers=["sports"]
+    )
+    assert carved == ["sports", "other", "other", "finance"]
+    assert (
+        carve_out(labels, carvable, (documents, documents), sentences, catch_all=None, newcomers=["sports"])
+        == labels
+    )
+
+
+def test_description_sentences_leave_out_the_whole() -> None:
+    assert description_sentences("Match reports and results. News about clubs and players.") == [
+        "Match reports and results.",
+        "News about clubs and players.",
+    ]
+    assert description_sentences("real estate") == ["real estate"]
+
+
+def test_example_ids_are_stored_as_runs() -> None:
+    ids = [1, 2, 3, 7, 8, 10]
+    assert id_ranges(ids) == [[1, 3], [7, 8], [10, 10]]
+    assert expand_ranges(id_ranges(ids)) == ids
+
+
+def report(n: int, accuracy: float, macro_f1: float, classes: int = 3) -> dict:
+    return {
+        "n": n,
+        "accuracy": accuracy,
+        "macro_f1": macro_f1,
+        "per_class": {str(i): {} for i in range(classes)},
+    }
+
+
+def test_gold_decides_once_there_is_enough_of_it() -> None:
+    # Given 40 gold documents: the candidate gets 3 more right, and is 4 points worse on the starter holdout
+    decision = promotion_decision(
+        candidate={"gold": report(40, 0.95, 0.95), "starter_holdout": report(104, 0.93, 0.93)},
+        active={"gold": report(40, 0.875, 0.87), "starter_holdout": report(104, 0.97, 0.97)},
+    )
+    # Then it is promoted (the starter holdout only guards against a collapse) and the report says why
+    assert decision["activated"], decision
+    assert (
+        decision["rule"].startswith("gold decides")
+        and "gold: 2 of 40 wrong vs active 5" in decision["reason"]
+    )
+
+
+def test_a_collapse_on_the_starter_holdout_is_refused_whatever_gold_says() -> None:
+    decision = promotion_decision(
+        candidate={"gold": report(40, 0.95, 0.95), "starter_holdout": report(104, 0.80, 0.80)},
+        active={"gold": report(40, 0.90, 0.90), "starter_holdout": report(104, 0.97, 0.97)},
+    )
+    assert not decision["activated"] and "worse than active" in decision["reason"]
+
+
+def test_a_candidate_that_gets_more_gold_documents_wrong_is_refused() -> None:
+    decision = promotion_decision(
+        candidate={"gold": report(30, 0.8, 0.8), "starter_holdout": report(104, 0.97, 0.97)},
+        active={"gold": report(30, 0.9, 0.9), "starter_holdout": report(104, 0.97, 0.97)},
+    )
+    assert not decision["activated"] and "gold: 6 of 30 wrong vs active 3" in decision["reason"]
+
+
+def test_one_gold_document_cannot_block_learning() -> None:
+    decision = promotion_decision(
+        candidate={"gold": report(6, 5 / 6, 0.8), "starter_holdout": report(104, 0.96, 0.96)},
+        active={"gold": report(6, 1.0, 1.0), "starter_holdout": report(104, 0.97, 0.97)},
+    )
+    assert decision["activated"], decision
+    assert decision["rule"].startswith("starter holdout and gold")
