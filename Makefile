@@ -40,6 +40,7 @@ bench: setup
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_extract.py
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_adaptation.py
 	$(PY) bench/bench_learning_curve.py
 	$(PY) bench/bench_loop.py
 

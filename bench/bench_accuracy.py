@@ -24,13 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.starter import fit_starter  # noqa: E402
 from core.classify.encoder import TextEncoder  # noqa: E402
 from core.classify.model import RoutingPolicy  # noqa: E402
-from core.classify.training import fit_hybrid  # noqa: E402
-from core.corpus import read_industries, read_text_corpus, stratified_holdout  # noqa: E402
+from core.corpus import read_text_corpus  # noqa: E402
 from core.embeddings import CachedEncoder  # noqa: E402
 from core.evaluation import evaluation_report  # noqa: E402
-from core.services.models import industry_prototypes  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "corpora" / "industry-dev"
 CACHE = ROOT / "var" / "cache" / "embeddings"
@@ -56,31 +55,25 @@ def line(name: str, r: dict) -> str:
 
 
 def main() -> None:
-    text_encoder = TextEncoder()
+    text_encoder = TextEncoder(cache_dir=ROOT / "var" / "cache" / "static")
     encoder = CachedEncoder(text_encoder, CACHE / text_encoder.identity)
-    specs = read_industries(ROOT / "data" / "industries.json")
-    industries = [spec.name for spec in specs]
-    items = read_text_corpus(ROOT / "data" / "starter")
-    held = stratified_holdout(items)
-    train = [item for item, h in zip(items, held, strict=True) if not h]
-    holdout = [item for item, h in zip(items, held, strict=True) if h]
     started = time.perf_counter()
-    train_texts = [item.text for item in train]
-    prototypes = industry_prototypes(encoder, {spec.name: spec.description for spec in specs})
-    fit = fit_hybrid(
-        train_texts, [i.label for i in train], encoder.embed(train_texts), prototypes, industries=industries
-    )
+    fit, train, holdout, industries = fit_starter(encoder)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"trained on {len(train)} starter documents in {time.perf_counter() - started:.1f} s "
-        f"(fast T={fit.model.fast_temperature:.2f}, transformer T={fit.model.semantic.temperature:.2f})"
+        f"(temperatures: fast {fit.model.calibration.fast:.2f}, "
+        f"transformer {fit.model.calibration.semantic:.2f}, combined {fit.model.calibration.combined:.2f})"
     )
     from core.classify.calibration import softmax
     from core.evaluation import routing_curve
 
-    fast_oof = softmax(fit.oof_fast / fit.model.fast_temperature)
-    transformer_oof = softmax(fit.oof_semantic / fit.model.semantic.temperature)
-    print("routing on out-of-fold predictions of the training split (what the default is chosen from):")
+    calibration = fit.model.calibration
+    fast_oof = softmax(fit.oof_fast / calibration.fast)
+    transformer_oof = softmax(
+        (fit.oof_fast / calibration.fast + fit.oof_semantic / calibration.semantic) / calibration.combined
+    )
+    print("routing on genre-held-out predictions of the training split (fast alone, or both combined):")
     for point in routing_curve(fast_oof, transformer_oof, fit.targets):
         print(
             f"  escalate < {point['threshold']:<5} macro-F1 {point['macro_f1']:.3f}  "
@@ -109,15 +102,11 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for share in (0.1, 0.25, 0.5, 1.0):
         keep = sorted(rng.choice(len(train), max(14, int(share * len(train))), replace=False))
-        subset = [train[i] for i in keep]
-        texts = [item.text for item in subset]
-        sub = fit_hybrid(
-            texts, [i.label for i in subset], encoder.embed(texts), prototypes, industries=industries
-        )
+        sub, _, _, _ = fit_starter(encoder, [train[i] for i in keep])
         r = report(
             sub.model, [d.text for d in holdout], [d.label for d in holdout], default, encoder, industries
         )
-        print(f"  {len(subset):>4} training documents: macro-F1 {r['macro_f1']:.3f}")
+        print(f"  {len(keep):>4} training documents: macro-F1 {r['macro_f1']:.3f}")
 
 
 if __name__ == "__main__":

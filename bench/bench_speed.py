@@ -27,12 +27,11 @@ from sklearn.feature_extraction.text import HashingVectorizer  # noqa: E402
 from sklearn.linear_model import SGDClassifier  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
+from bench.starter import fit_starter  # noqa: E402
 from core.classify.encoder import TextEncoder, packaged_model_path  # noqa: E402
 from core.classify.model import HeronModel, RoutingPolicy  # noqa: E402
-from core.classify.training import fit_hybrid  # noqa: E402
-from core.corpus import read_industries, read_text_corpus, stratified_holdout  # noqa: E402
+from core.corpus import read_text_corpus, stratified_holdout  # noqa: E402
 from core.embeddings import CachedEncoder  # noqa: E402
-from core.services.models import industry_prototypes  # noqa: E402
 
 CACHE = ROOT / "var" / "cache" / "embeddings"
 
@@ -55,19 +54,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    specs = read_industries(ROOT / "data" / "industries.json")
-    industries = [s.name for s in specs]
-    items = read_text_corpus(ROOT / "data" / "starter")
-    held = stratified_holdout(items)
-    train = [i for i, h in zip(items, held, strict=True) if not h]
-    holdout = [i for i, h in zip(items, held, strict=True) if h]
-    text_encoder = TextEncoder()
+    text_encoder = TextEncoder(cache_dir=ROOT / "var" / "cache" / "static")
     encoder = CachedEncoder(text_encoder, CACHE / text_encoder.identity)
-    prototypes = industry_prototypes(encoder, {s.name: s.description for s in specs})
+    fit, train, holdout, industries = fit_starter(encoder)
+    items = read_text_corpus(ROOT / "data" / "starter")
     train_texts = [i.text for i in train]
-    fit = fit_hybrid(
-        train_texts, [i.label for i in train], encoder.embed(train_texts), prototypes, industries=industries
-    )
     model = fit.model
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
 
@@ -76,9 +67,9 @@ def main() -> None:
     vectorizer = HashingVectorizer(n_features=2**18, alternate_sign=False)
     sgd = SGDClassifier(loss="log_loss").fit(vectorizer.transform(train_texts), [i.label for i in train])
     baseline = rate(lambda: sgd.predict_proba(vectorizer.transform(texts)), len(texts))
-    ours = rate(lambda: model.fast_proba(texts, industries), len(texts))
+    ours = rate(lambda: model.fast_logits(texts, text_encoder.static(texts), industries), len(texts))
     print(
-        f"fast tier, 300-word texts, 1 core: {ours:,.0f} docs/s; "
+        f"fast tier (hashed words + distilled word vectors), 300-word texts: {ours:,.0f} docs/s; "
         f"plain HashingVectorizer+SGD {baseline:,.0f} docs/s; ratio {ours / baseline:.2f}"
     )
 
@@ -91,16 +82,16 @@ def main() -> None:
     text_encoder.embed(docs[:8])
     plain_rate = rate(lambda: plain.encode(docs, batch_size=32, show_progress_bar=False), len(docs), 2)
     ours_rate = rate(lambda: text_encoder.embed(docs), len(docs), 2)
-    fp32 = TextEncoder(precision="fp32")
+    fp32 = TextEncoder(precision="fp32", cache_dir=ROOT / "var" / "cache" / "static")
     truth = [d.label for d in holdout]
 
     def semantic_f1(embeddings: np.ndarray) -> float:
-        probabilities = model.semantic_proba(embeddings, industries)
-        return f1_score(truth, [industries[i] for i in probabilities.argmax(axis=1)], average="macro")
+        logits = model.semantic_logits(embeddings, industries)
+        return f1_score(truth, [industries[i] for i in logits.argmax(axis=1)], average="macro")
 
     plain_vectors = plain.encode(docs, normalize_embeddings=True, show_progress_bar=False)
     print(
-        f"transformer tier on {len(docs)} holdout documents: {ours_rate:.1f} docs/s (bf16, one 256-token "
+        f"transformer tier on {len(docs)} holdout documents: {ours_rate:.1f} docs/s (bf16, one 132-token "
         f"digest of the whole document); plain SentenceTransformer.encode {plain_rate:.1f} docs/s "
         f"(fp32, first 256 tokens); speed-up {ours_rate / plain_rate:.2f}x"
     )
@@ -126,8 +117,9 @@ def worker(model_file: Path) -> None:
         unseen += [item.text for item in read_text_corpus(dev)]
     docs = (unseen * (1 + 500 // len(unseen)))[:500]
     model = HeronModel.from_bytes(model_file.read_bytes())
-    encoder = TextEncoder()
+    encoder = TextEncoder(cache_dir=ROOT / "var" / "cache" / "static")
     encoder.embed(["warm-up"])
+    encoder.static(["warm-up"])
     policy = RoutingPolicy()
     started = time.perf_counter()
     verdicts = []

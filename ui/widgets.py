@@ -13,7 +13,7 @@ from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
 
-REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree")
+REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree", "little_text")
 TEXT_PREVIEW_CHARS = 20_000
 PAGE_CACHE_DOCUMENTS = 8
 
@@ -75,6 +75,8 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
             sentences.append(
                 "Queued for review: the fast tier and the transformer tier named different industries."
             )
+        elif reason == "little_text":
+            sentences.append("Queued for review: the document says too little to file it without a person.")
         else:
             sentences.append(f"Queued for review: {reason.replace('_', ' ')}.")
     return sentences

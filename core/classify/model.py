@@ -9,8 +9,8 @@ Routing, per document:
    The answer for an escalated document combines both tiers' evidence (a product of experts: the
    sum of their calibrated logits, calibrated once more), which beats either tier alone.
 3. The answer needs a person's review when it is still unsure (``low_confidence``), when the top two
-   industries are close (``small_margin``), or when the fast tier's answer was overturned
-   (``tiers_disagree``).
+   industries are close (``small_margin``), when the fast tier's answer was overturned
+   (``tiers_disagree``), or when the document says too little to go on (``little_text``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from core.classify.static import sample_text
 
 MODEL_FORMAT = "heron-model-v3"
 HASHED_FEATURES = 2**18
+# Below this evidence (FastTier.evidence) a document says too little to file without a person: a
+# line of pleasantries, an empty form. Its answer stands but it joins the review queue.
+LITTLE_TEXT = 0.5
 
 
 class Encoder(Protocol):
@@ -84,7 +87,16 @@ class FastTier:
         words = HashingVectorizer(
             n_features=HASHED_FEATURES, alternate_sign=False, norm="l2", dtype=np.float64
         ).transform([sample_text(text) for text in texts])
-        return sparse.hstack([words, sparse.csr_matrix(static_scale * np.asarray(static))], format="csr")
+        static = np.asarray(static, dtype=np.float64)
+        norms = np.linalg.norm(static, axis=1, keepdims=True)
+        direction = np.divide(static, norms, out=np.zeros_like(static), where=norms > 0)
+        return sparse.hstack([words, sparse.csr_matrix(static_scale * direction)], format="csr")
+
+    @staticmethod
+    def evidence(static: np.ndarray) -> np.ndarray:
+        """How much each document says, from 0 to 1: the length of its static vector (about 0.4
+        for a line of pleasantries, 0.7 for a photographed driving licence, 0.9 for a page)."""
+        return np.linalg.norm(np.asarray(static, dtype=np.float64), axis=1)
 
     def logits(self, features: sparse.csr_matrix) -> np.ndarray:
         return self.regression.decision_function(features)
@@ -178,6 +190,7 @@ class HeronModel:
     # young every document is escalated: the fast tier cannot know what it has hardly seen, and a
     # document it confidently files under the old industries may belong to the new one.
     young_labels: tuple[str, ...] = ()
+    catch_all: str | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -197,18 +210,31 @@ class HeronModel:
         raw = self.semantic.logits(embeddings) / self.calibration.semantic
         return aligned_logits(raw, self.semantic.labels, labels)
 
-    def combine(self, fast_logits: np.ndarray, semantic_logits: np.ndarray) -> np.ndarray:
+    def combine(
+        self, fast_logits: np.ndarray, semantic_logits: np.ndarray, labels: Sequence[str]
+    ) -> np.ndarray:
         """Calibrated probabilities from both tiers' calibrated logits (a product of experts).
 
-        Where the fast tier does not know a label it has no opinion on it: that label gets the
-        average of the fast tier's probabilities (as a logit), neither favoured nor ruled out.
+        On an industry the fast tier does not know, or hardly knows (a young one among established
+        ones), it has no say:
+        such a label gets at least the average of the fast tier's probabilities (as a logit) — or
+        the catch-all's logit if that is higher, since the fast tier learned the catch-all from
+        documents of every industry that did not exist yet: its "other" is as much the newcomer's.
+        The transformer tier, which reads the newcomer's description, then decides.
         """
-        known = np.isfinite(fast_logits)
         fast = fast_logits.copy()
-        if (~known).any():
+        unknown = np.array([label not in self.fast.labels for label in labels])
+        learning = unknown | np.array([label in self.young_labels for label in labels])
+        if learning.all():  # every industry is young (a small imported taxonomy): all have a say
+            learning = unknown
+        if learning.any():
+            known = np.isfinite(fast_logits) & ~learning
             count = np.maximum(known.sum(axis=1, keepdims=True), 1)
             neutral = logsumexp(np.where(known, fast_logits, -np.inf), axis=1, keepdims=True) - np.log(count)
-            fast = np.where(known, fast_logits, np.where(np.isfinite(neutral), neutral, 0.0))
+            if self.catch_all in labels and not learning[list(labels).index(self.catch_all)]:
+                neutral = np.maximum(neutral, fast_logits[:, [list(labels).index(self.catch_all)]])
+            neutral = np.where(np.isfinite(neutral), neutral, 0.0)
+            fast[:, learning] = np.maximum(np.nan_to_num(fast[:, learning], neginf=-np.inf), neutral)
         return softmax((fast + semantic_logits) / self.calibration.combined)
 
     def classify(
@@ -224,7 +250,9 @@ class HeronModel:
             raise ValueError("None of the model's industries is active.")
         if not texts:
             return []
-        fast_logits = self.fast_logits(texts, encoder.static(texts), labels)
+        static = encoder.static(texts)
+        fast_logits = self.fast_logits(texts, static, labels)
+        little = FastTier.evidence(static) < LITTLE_TEXT
         fast = softmax(fast_logits)
         unsure = fast.max(axis=1) < policy.escalation_threshold
         young = np.array([label not in self.fast.labels or label in self.young_labels for label in labels])
@@ -232,7 +260,7 @@ class HeronModel:
         final = fast.copy()
         if escalate.any():
             embeddings = encoder.embed([text for text, up in zip(texts, escalate, strict=True) if up])
-            combined = self.combine(fast_logits[escalate], self.semantic_logits(embeddings, labels))
+            combined = self.combine(fast_logits[escalate], self.semantic_logits(embeddings, labels), labels)
             # A document the fast tier is sure of was escalated only to ask whether it belongs to
             # a young industry: it keeps the fast tier's answer unless one of those wins. So an
             # industry being learned changes no other answer than the ones it takes.
@@ -241,12 +269,19 @@ class HeronModel:
             final[escalate] = combined
             escalate[np.flatnonzero(escalate)[keep]] = False
         return [
-            self._verdict(labels, final[i], fast[i], bool(escalate[i]), policy) for i in range(len(texts))
+            self._verdict(labels, final[i], fast[i], bool(escalate[i]), policy, little=bool(little[i]))
+            for i in range(len(texts))
         ]
 
     @staticmethod
     def _verdict(
-        labels: list[str], final: np.ndarray, fast: np.ndarray, escalated: bool, policy: RoutingPolicy
+        labels: list[str],
+        final: np.ndarray,
+        fast: np.ndarray,
+        escalated: bool,
+        policy: RoutingPolicy,
+        *,
+        little: bool = False,
     ) -> Verdict:
         order = np.argsort(final)[::-1]
         top = float(final[order[0]])
@@ -258,6 +293,8 @@ class HeronModel:
             reasons.append("small_margin")
         if escalated and fast.max() > 0 and int(np.argmax(fast)) != int(order[0]):
             reasons.append("tiers_disagree")
+        if little:
+            reasons.append("little_text")
         return Verdict(
             label=labels[order[0]],
             confidence=top,
@@ -295,6 +332,7 @@ class HeronModel:
                 "combined": self.calibration.combined,
             },
             "young_labels": list(self.young_labels),
+            "catch_all": self.catch_all,
             "fast": {
                 "classes": self.fast.labels,
                 "C": self.fast.regression.C,
@@ -356,6 +394,7 @@ class HeronModel:
             semantic=semantic,
             calibration=Calibration(**meta["calibration"]),
             young_labels=tuple(meta.get("young_labels", ())),
+            catch_all=meta.get("catch_all"),
         )
 
 

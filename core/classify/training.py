@@ -37,7 +37,7 @@ FAST_C = 30.0
 SEMANTIC_C = 1.0
 STATIC_SCALE = 2.0
 PRIOR_WEIGHT = 10.0
-PRIOR_EXAMPLES = 3
+PRIOR_EXAMPLES = 10
 REFERENCE_SIZE = 256
 YOUNG_CLASS_EXAMPLES = 20
 MISSING_LOGIT = -30.0
@@ -118,6 +118,8 @@ def fit_hybrid(
     industries: Sequence[str],
     parent: HeronModel | None = None,
     calibrate: bool = True,
+    catch_all: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
     folds: int = 5,
     seed: int = 0,
 ) -> FitResult:
@@ -129,6 +131,8 @@ def fit_hybrid(
         industries: every active industry, in display order; those without examples are
             predicted from their prototypes alone.
         parent: the active model, whose weights the fit starts from (same optimum, fewer steps).
+        catch_all: the industry that holds what no other claims, if any.
+        descriptions: each industry's description (how much its prior counts depends on it).
         calibrate: fit the temperatures on grouped out-of-fold predictions (five more fits);
             without it the parent's temperatures are kept (an incremental update, in a second).
     """
@@ -148,12 +152,14 @@ def fit_hybrid(
         oof_fast[test] = aligned_logits(
             fast.logits(features[test]), fast.labels, learned, missing=MISSING_LOGIT
         )
-        semantic = _fit_semantic(fold, learned, prototypes)
+        semantic = _fit_semantic(fold, learned, prototypes, descriptions=descriptions)
         oof_semantic[test] = aligned_logits(
             semantic.logits(data.embeddings[test]), semantic.labels, learned, missing=MISSING_LOGIT
         )
     fast = _fit_fast(features, data, parent.fast.regression if parent else None)
-    semantic = _fit_semantic(data, learned, prototypes, parent.semantic.regression if parent else None)
+    semantic = _fit_semantic(
+        data, learned, prototypes, parent.semantic.regression if parent else None, descriptions
+    )
     calibration = parent.calibration if parent is not None and not calibrate else Calibration()
     if splits:  # too few examples to cross-validate: leave the temperatures at 1
         fast_t = fit_temperature(oof_fast, targets, data.weights)
@@ -161,7 +167,11 @@ def fit_hybrid(
         combined_t = fit_temperature(oof_fast / fast_t + oof_semantic / semantic_t, targets, data.weights)
         calibration = Calibration(fast=fast_t, semantic=semantic_t, combined=combined_t)
     model = HeronModel(
-        fast=fast, semantic=semantic, calibration=calibration, young_labels=young_labels(counts)
+        fast=fast,
+        semantic=semantic,
+        calibration=calibration,
+        young_labels=young_labels(counts),
+        catch_all=catch_all,
     )
     unseen = {label: prototypes[label] for label in industries if not counts[label] and label in prototypes}
     model = model.with_prototypes(unseen)
@@ -189,10 +199,19 @@ def balanced(data: TrainingSet) -> TrainingSet:
     return replace(data, weights=weights * len(weights) / weights.sum())
 
 
-def prior_weights(counts: Mapping[str, int]) -> dict[str, float]:
-    """How much each industry's description counts once it has examples: PRIOR_WEIGHT with none,
-    half of it with PRIOR_EXAMPLES, fading as more arrive (what a Bayesian prior does)."""
-    return {label: PRIOR_WEIGHT * PRIOR_EXAMPLES / (PRIOR_EXAMPLES + n) for label, n in counts.items()}
+def prior_weights(counts: Mapping[str, int], descriptions: Mapping[str, str]) -> dict[str, float]:
+    """How much each industry's description counts once it has examples.
+
+    A description is worth as many examples as it has words, between 2 and PRIOR_EXAMPLES:
+    a paragraph about an industry is a strong guess, a label name ("bank statement", what an
+    import knows) a weak one. Its weight is PRIOR_WEIGHT with no example and fades as examples
+    arrive, to half when they are as many as it is worth (what a Bayesian prior does).
+    """
+    weights = {}
+    for label, n in counts.items():
+        worth = float(np.clip(len(descriptions.get(label, "").split()), 2, PRIOR_EXAMPLES))
+        weights[label] = PRIOR_WEIGHT * worth / (worth + n)
+    return weights
 
 
 def young_labels(counts: Mapping[str, int]) -> tuple[str, ...]:
@@ -234,11 +253,11 @@ def carve_out(
     newcomers = [label for label in newcomers if label in sentences and label != catch_all]
     if not rows or not newcomers:
         return list(labels)
-    digest, static = documents[0][rows], documents[1][rows]
+    digest, static = documents[0][rows], _unit(documents[1][rows])
 
     def similarity(vectors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         # Both views: the digest reads the document's opening closely, static vectors all of it.
-        return ((digest @ vectors[0].T).max(axis=1) + (static @ vectors[1].T).max(axis=1)) / 2
+        return ((digest @ vectors[0].T).max(axis=1) + (static @ _unit(vectors[1]).T).max(axis=1)) / 2
 
     own = sentences[catch_all]
     claims = []
@@ -251,6 +270,11 @@ def carve_out(
         if scores.max() > 0:
             carved[row] = newcomers[int(scores.argmax())]
     return carved
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
 def sentences_not_about(own: np.ndarray, theirs: np.ndarray) -> np.ndarray:
@@ -283,6 +307,7 @@ def _fit_semantic(
     learned: list[str],
     prototypes: Mapping[str, np.ndarray],
     parent: SoftmaxRegression | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> SemanticTier:
     present = [label for label in learned if label in set(data.labels)]
     sample = np.random.default_rng(0).permutation(len(data))[:REFERENCE_SIZE]
@@ -291,7 +316,7 @@ def _fit_semantic(
         prototypes={label: prototypes[label] for label in present if label in prototypes},
         reference=np.asarray(data.embeddings[np.sort(sample)], dtype=np.float32),
         prior_weight=PRIOR_WEIGHT,
-        prior_weights=prior_weights(Counter(data.labels)),
+        prior_weights=prior_weights(Counter(data.labels), descriptions or {}),
     )
     tier.regression.fit(
         data.embeddings,

@@ -276,6 +276,8 @@ def _train(
         industries=data.labels,
         parent=parent if kind == "incremental" else None,
         calibrate=kind == "full",
+        catch_all=data.catch_all,
+        descriptions=data.industries,
     )
     progress(2, f"evaluating on {len(data.starter_holdout)} starter and {len(data.gold)} gold documents")
     sets = _evaluation_sets(data, encoder)
@@ -382,13 +384,18 @@ def _carved_labels(
 
 
 def _evaluation_sets(data: _Data, encoder: Encoder) -> dict[str, list[dict[str, Any]]]:
-    """The starter holdout (its catch-all examples carved like the training ones) and the gold set."""
+    """The starter holdout and the gold set.
+
+    The starter holdout guards what the starter corpus taught: its catch-all documents that a new
+    industry would claim (carved like the training ones) are left out of it, since they no longer
+    belong to the catch-all and were never labelled as the newcomer by anyone.
+    """
     sets: dict[str, list[dict[str, Any]]] = {HOLDOUT_DATASET: data.starter_holdout, GOLD_DATASET: data.gold}
     if data.starter_holdout:
         embeddings = encoder.embed([e["text"] for e in data.starter_holdout])
         labels = _carved_labels(data, data.starter_holdout, embeddings, encoder)
         sets[HOLDOUT_DATASET] = [
-            {**e, "label": label} for e, label in zip(data.starter_holdout, labels, strict=True)
+            e for e, label in zip(data.starter_holdout, labels, strict=True) if label == e["label"]
         ]
     return sets
 

@@ -19,9 +19,8 @@ from sqlmodel import select
 
 from core.corpus import content_hash
 from core.db import session_scope
-from core.db.tables import TrainingExample
+from core.db.tables import ModelVersion, TrainingExample
 from core.runtime import Runtime
-from core.services.examples import training_mode_for
 from core.services.industries import create_industry, list_industries, retire_industry
 from core.services.synthesis import request_synthesis, run_synthesis_task
 from core.services.tasks import TaskView, cancel, get_task
@@ -342,7 +341,7 @@ def test_a_document_that_reads_like_another_industry_is_kept_but_held_for_review
     runtime: Runtime, industry: str
 ) -> None:
     # Given synthetic documents that train at once, and a model that slips in an earnings call
-    documents = fresh([AVIATION[5], FINANCE_TEXT, AVIATION[6], AVIATION[7]])
+    documents = fresh([AVIATION[5], FINANCE_TEXT, AVIATION[7], AVIATION[8]])
     with FakeLLM(serve_documents(documents)) as llm:
         settings = llm_settings(runtime, llm, synthetic_needs_approval=False)
         # When four documents are written
@@ -521,21 +520,31 @@ def test_a_reviewer_adds_an_industry_with_synthetic_documents_and_approves_them_
         retire_industry(engine=runtime.engine, name=name, actor="test")
 
 
-def test_examples_approved_after_a_later_training_run_ask_for_a_full_retrain(
+def test_an_example_approved_after_a_later_training_run_is_learned_by_an_incremental_one(
     runtime: Runtime, industry: str
 ) -> None:
-    # Given an example the active model may have trained past (the oldest) and one stored just now
+    from core.services.examples import decide_examples
+    from core.services.training import train_full, train_incremental
+
+    # Given a synthetic example waiting for approval while a training run happens
     with session_scope(runtime.engine) as session:
-        oldest = session.exec(select(TrainingExample.id).order_by(TrainingExample.id)).first()
         text = fresh([AVIATION[9]])[0]
         waiting = TrainingExample(
             text=text, content_hash=content_hash(text), label=industry, source="synthetic", status="pending"
         )
         session.add(waiting)
         session.flush()
-        # Then approving the new one needs only an incremental run, and the old one a full retrain
-        assert training_mode_for(session=session, example_ids=[waiting.id]) == "incremental"
-        assert training_mode_for(session=session, example_ids=[waiting.id, oldest]) == "full"
+        waiting_id = waiting.id
+    train_full(engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder)
+    # When it is approved and the incremental update runs
+    decide_examples(engine=runtime.engine, ids=[waiting_id], approve=True, actor="reviewer")
+    outcome = train_incremental(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    )
+    # Then that update learned it, older id or not: no full retrain is needed
+    with session_scope(runtime.engine) as session:
+        learned = session.get(ModelVersion, outcome.version_id).trained_on["learned"]
+    assert [item["example_id"] for item in learned] == [waiting_id]
 
 
 def heron(runtime: Runtime, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -100,9 +100,9 @@ def test_the_fast_tier_has_no_opinion_on_an_industry_it_does_not_know() -> None:
     m = fitted(industries=("finance", "healthcare", "property"))
     fast = np.array([[5.0, 0.0, -np.inf]])
     # When the transformer tier cannot tell finance from property, the fast tier's finance wins
-    assert m.combine(fast, np.array([[1.0, 0.0, 1.0]]))[0].argmax() == 0
+    assert m.combine(fast, np.array([[1.0, 0.0, 1.0]]), m.labels)[0].argmax() == 0
     # When the transformer tier is sure of property, property wins: the fast tier did not rule it out
-    assert m.combine(fast, np.array([[0.0, 0.0, 4.0]]))[0].argmax() == 2
+    assert m.combine(fast, np.array([[0.0, 0.0, 4.0]]), m.labels)[0].argmax() == 2
 
 
 def test_retired_industries_are_never_answered() -> None:

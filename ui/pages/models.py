@@ -160,6 +160,16 @@ if not reports:
         "Pick another version, or run a full retrain to get one."
     )
     st.stop()
+decision = reports.get(HOLDOUT_DATASET, {}).get("promotion")
+if decision:
+    went_live = "went live" if decision["activated"] else "was not promoted"
+    (st.success if decision["activated"] else st.warning)(
+        f"v{chosen} {went_live}: {decision['reason']}. Rule: {decision['rule']}."
+    )
+learned = reports.get(HOLDOUT_DATASET, {}).get("learned") or []
+if learned:
+    with st.expander(f"What v{chosen} learned that its parent had not ({len(learned)} listed)"):
+        st.dataframe(pd.DataFrame(learned), hide_index=True)
 datasets = sorted(reports, key=lambda name: name != HOLDOUT_DATASET)
 dataset = datasets[0]
 if len(datasets) > 1:

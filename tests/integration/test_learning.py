@@ -1,0 +1,195 @@
+"""Heron learns what its users teach it: corrections, new industries and promotion, on real services."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from core.corpus import content_hash, is_holdout
+from core.db import session_scope
+from core.db.tables import ExampleSource, ModelVersion, Split, TrainingExample
+from core.runtime import open_runtime
+from core.services.industries import create_industry
+from core.services.models import version_report
+from core.services.training import train_incremental
+from tests.conftest import make_settings, wait_for_job
+
+SPORTS = (
+    "Sport: match reports, results and sports news about football, cricket, rugby, basketball, tennis and "
+    "other games, with their teams, players, coaches, leagues and tournaments."
+)
+MATCH_REPORTS = [
+    "Rovers came from behind to beat City 3-2 on Saturday. After conceding twice before half-time, the "
+    "home side pulled one back through their captain's header from a corner, and the substitute striker "
+    "scored twice in the last ten minutes. The manager praised the fans and said the league title race "
+    "was wide open with four games to play.",
+    "The second test ended in a draw at the county ground. Resuming on 212 for four, the visitors' "
+    "middle order batted through the morning session before the declaration; the hosts' openers saw out "
+    "the final twenty overs without alarm. The spinner finished with five wickets in the match.",
+    "A late try in the corner gave the Wolves a 24-21 win over the Saints in front of a sell-out crowd. "
+    "The forwards dominated the scrum all afternoon, and the fly-half kicked three penalties. The result "
+    "lifts the Wolves to second in the league with the play-offs a month away.",
+]
+
+
+def _wait_for_task(client, task_id: str, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        task = client.get(f"/api/tasks/{task_id}").json()
+        if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            return task
+        time.sleep(0.1)
+
+
+def _trained_text(text: str) -> str:
+    """The text, varied until its document lands in the training split rather than the gold set."""
+    import hashlib
+
+    for i in range(100):
+        candidate = f"{text} (ref {i})"
+        sha = hashlib.sha256(candidate.encode()).hexdigest()
+        if not is_holdout(f"document:{sha}"):
+            return candidate
+    raise AssertionError("no variant trains")
+
+
+def test_an_approved_correction_is_live_within_seconds_and_named_in_the_new_versions_report(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a match report Heron files under "other", which this user (a broadcaster) files under
+    # entertainment
+    text = _trained_text(MATCH_REPORTS[0])
+    job = wait_for_job(
+        client,
+        client.post("/api/classify_file", files={"file": ("report.txt", text.encode())}).json()["job_id"],
+    )
+    assert job["classification_result"] != "entertainment", job
+    before = job["scores"]["entertainment"]
+    feedback = client.post(
+        "/api/feedback/", json={"job_id": job["id"], "corrected_classification": "entertainment"}
+    )
+    feedback_id = feedback.json()["feedback_id"]
+    # When a reviewer approves it
+    approved_at = time.monotonic()
+    client.post(f"/api/feedback/{feedback_id}/approve")
+    task = client.get("/api/tasks", params={"kind": "training", "limit": 1}).json()["items"][0]
+    task = _wait_for_task(client, task["id"])
+    # Then within ten seconds a new version is live ...
+    assert task["status"] == "SUCCEEDED" and task["result"]["activated"], task
+    assert time.monotonic() - approved_at < 10, task
+    version_id = task["result"]["version_id"]
+    assert (
+        next(m for m in client.get("/api/models").json()["items"] if m["id"] == version_id)["status"]
+        == "active"
+    )
+    # ... whose report names the approval that triggered it and says why it went live
+    report = client.get(f"/api/models/{version_id}/report").json()
+    learned = report["reports"]["starter_holdout"]["learned"]
+    assert {"feedback_id": feedback_id, "label": "entertainment"}.items() <= next(
+        item for item in learned if item["feedback_id"] == feedback_id
+    ).items()
+    promotion = report["reports"]["starter_holdout"]["promotion"]
+    assert promotion["activated"] and promotion["reason"] and promotion["rule"]
+    # ... and the same document is now more entertainment than it was
+    time.sleep(2.5)  # every process re-reads the active version within its refresh interval
+    again = wait_for_job(
+        client,
+        client.post("/api/classify_file", files={"file": ("again.txt", text.encode())}).json()["job_id"],
+    )
+    assert again["model_version"] == version_id and again["scores"]["entertainment"] > before
+
+
+def test_a_new_industry_queues_the_training_that_makes_it_live(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a reviewer who adds an industry from a description only
+    created = client.post(
+        "/api/industries", json={"industry_name": "cricket_and_rugby", "description": SPORTS}
+    )
+    assert created.status_code == 202
+    # Then a training task is queued even though there are no examples, and its version knows it
+    task = _wait_for_task(client, created.json()["training_task_id"])
+    assert task["status"] == "SUCCEEDED" and task["result"]["activated"], task
+    version = next(
+        m for m in client.get("/api/models").json()["items"] if m["id"] == task["result"]["version_id"]
+    )
+    assert "cricket_and_rugby" in version["labels"]
+    assert "cricket_and_rugby" in version["trained_on"]["new_industries"]
+    client.delete("/api/industries/cricket_and_rugby")
+
+
+@pytest.fixture
+def copies(prepared_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Two fresh Herons from the same prepared database."""
+    runtimes = []
+    for name in ("first", "second"):
+        target = tmp_path / name
+        target.mkdir()
+        with (
+            closing(sqlite3.connect(prepared_dir / "heron.db")) as a,
+            closing(sqlite3.connect(target / "heron.db")) as b,
+        ):
+            a.backup(b)
+        runtimes.append(open_runtime(make_settings(target)))
+    yield runtimes
+    for runtime in runtimes:
+        runtime.close()
+        shutil.rmtree(runtime.settings.data_dir, ignore_errors=True)
+
+
+def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_answers(copies) -> None:  # type: ignore[no-untyped-def]
+    answers = []
+    for runtime in copies:
+        # Given the starter model, whose catch-all "other" holds our own sports match reports
+        # When "sports" is added from a description only and the training its creation queues runs
+        create_industry(engine=runtime.engine, name="sports", description=SPORTS, actor="test")
+        outcome = train_incremental(
+            engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+        )
+        assert outcome.activated, outcome.reason
+        with session_scope(runtime.engine) as session:
+            trained_on = session.get(ModelVersion, outcome.version_id).trained_on
+        # Then the starter's sports reports moved from "other" to "sports", and nothing else did
+        assert trained_on["by_label"]["sports"] == trained_on["carved"] >= 4
+        _, model = runtime.models.active(runtime.engine)
+        verdicts = model.classify(MATCH_REPORTS, runtime.policy, encoder=runtime.encoder)
+        assert [v.label for v in verdicts] == ["sports"] * len(MATCH_REPORTS)
+        answers.append([(v.label, round(v.confidence, 6)) for v in verdicts])
+    # And two Herons taking the same steps give the same answers, whatever the timing
+    assert answers[0] == answers[1]
+
+
+def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  # type: ignore[no-untyped-def]
+    # Given a user (a cooking school) who files recipes under education, although the starter corpus
+    # files its recipes under "other"
+    runtime = copies[0]
+    recipes = [
+        f"Lesson {i}: {dish}. Ingredients: flour, butter, eggs, sugar, a pinch of salt. Method: preheat the "
+        f"oven, whisk the eggs, fold in the flour and bake for {20 + i} minutes until golden."
+        for i, dish in enumerate(["lemon tart", "scones", "sponge cake", "shortbread", "brioche", "eclairs"])
+    ]
+    with session_scope(runtime.engine) as session:
+        for i, text in enumerate(recipes):
+            session.add(
+                TrainingExample(
+                    text=text,
+                    content_hash=content_hash(text),
+                    label="education",
+                    source=ExampleSource.feedback,
+                    split=Split.train,
+                    origin=f"feedback/{i}",
+                )
+            )
+    # When the model is updated
+    outcome = train_incremental(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    )
+    assert outcome.activated, outcome.reason
+    _, model = runtime.models.active(runtime.engine)
+    # Then a new recipe is education for this user, though six documents face the starter's recipes
+    new = "Lesson 7: choux buns. Ingredients: flour, butter, eggs, water. Method: bake for 25 minutes."
+    assert model.classify([new], runtime.policy, encoder=runtime.encoder)[0].label == "education"
+    with session_scope(runtime.engine) as session:
+        report = version_report(session, outcome.version_id)
+    assert report["trained_on"]["by_source"]["feedback"] == len(recipes)
