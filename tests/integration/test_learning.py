@@ -193,3 +193,39 @@ def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  #
     with session_scope(runtime.engine) as session:
         report = version_report(session, outcome.version_id)
     assert report["trained_on"]["by_source"]["feedback"] == len(recipes)
+
+
+def test_a_model_trained_by_an_older_heron_is_retrained_at_start_up(copies) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+    import zipfile
+
+    from core.classify.model import MODEL_FORMAT, HeronModel
+    from core.errors import Invalid
+    from core.services.models import activate, active_version_id
+
+    # Given a database whose active model an older Heron wrote (another artifact format)
+    runtime = copies[0]
+    old = io.BytesIO()
+    with zipfile.ZipFile(old, "w") as archive:
+        archive.writestr("model.json", json.dumps({"format": "heron-model-v2"}))
+    with session_scope(runtime.engine) as session:
+        version = session.get(ModelVersion, active_version_id(session))
+        version.artifact = old.getvalue()
+        session.add(version)
+        old_id = version.id
+    runtime.close()
+    # When Heron starts on it
+    reopened = open_runtime(runtime.settings)
+    try:
+        # Then it trains a current model from the stored examples and serves it; the old version
+        # stays for the record but cannot be re-activated
+        with session_scope(reopened.engine) as session:
+            current = session.get(ModelVersion, active_version_id(session))
+            assert current.id != old_id and HeronModel.format_of(current.artifact) == MODEL_FORMAT
+            with pytest.raises(Invalid, match="older Heron"):
+                activate(session, old_id)
+        _, model = reopened.models.active(reopened.engine)
+        assert model.classify(MATCH_REPORTS[:1], reopened.policy, encoder=reopened.encoder)[0].label
+    finally:
+        reopened.close()
