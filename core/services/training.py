@@ -251,7 +251,9 @@ def _train(
         data = _read(session)
     if not data.train:
         raise Invalid("There are no training examples for the active industries.")
-    parent = HeronModel.from_bytes(data.parent_artifact) if data.parent_artifact else None
+    # An older Heron's artifact cannot be read: such a parent is replaced, not compared with.
+    readable = data.parent_artifact and HeronModel.format_of(data.parent_artifact) == MODEL_FORMAT
+    parent = HeronModel.from_bytes(data.parent_artifact) if readable else None
     if kind == "incremental" and parent is None:
         raise Invalid("There is no active model to update; run a full training first.")
     prototypes = _prototypes(data, encoder)
