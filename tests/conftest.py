@@ -78,5 +78,15 @@ def wait_for_job(client, job_id: str, timeout: float = 30.0) -> dict:  # type: i
         time.sleep(0.05)
 
 
+def wait_for_task(client, task_id: str, timeout: float = 120.0) -> dict:  # type: ignore[no-untyped-def]
+    """Poll a background task over the API until it ends (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = client.get(f"/api/tasks/{task_id}").json()
+        if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
+            return task
+        time.sleep(0.1)
+
+
 def services_available() -> bool:
     return os.environ.get("CI") == "true"

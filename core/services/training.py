@@ -166,10 +166,7 @@ def train_full(
     Raises:
         Conflict: another training run holds the lease.
     """
-    with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
-        if not acquired:
-            raise Conflict("A training run is already in progress; try again when it has finished.")
-        return _train(engine, policy, encoder, kind="full", actor=actor, on_progress=on_progress)
+    return _single_flight(engine, policy, encoder, kind="full", actor=actor, on_progress=on_progress)
 
 
 def train_incremental(
@@ -192,10 +189,23 @@ def train_incremental(
         Conflict: another training run holds the lease.
         Invalid: nothing changed since the active model was trained, or there is no active model.
     """
+    return _single_flight(engine, policy, encoder, kind="incremental", actor=actor, on_progress=on_progress)
+
+
+def _single_flight(
+    engine: Engine,
+    policy: RoutingPolicy,
+    encoder: Encoder,
+    *,
+    kind: str,
+    actor: str | None,
+    on_progress: Progress | None,
+) -> TrainingOutcome:
+    """One training run at a time across every process and machine (a lease row decides)."""
     with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
         if not acquired:
             raise Conflict("A training run is already in progress; try again when it has finished.")
-        return _train(engine, policy, encoder, kind="incremental", actor=actor, on_progress=on_progress)
+        return _train(engine, policy, encoder, kind=kind, actor=actor, on_progress=on_progress)
 
 
 @dataclass

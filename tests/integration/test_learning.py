@@ -17,7 +17,7 @@ from core.runtime import open_runtime
 from core.services.industries import create_industry
 from core.services.models import version_report
 from core.services.training import train_incremental
-from tests.conftest import make_settings, wait_for_job
+from tests.conftest import make_settings, wait_for_job, wait_for_task
 
 SPORTS = (
     "Sport: match reports, results and sports news about football, cricket, rugby, basketball, tennis and "
@@ -35,15 +35,6 @@ MATCH_REPORTS = [
     "The forwards dominated the scrum all afternoon, and the fly-half kicked three penalties. The result "
     "lifts the Wolves to second in the league with the play-offs a month away.",
 ]
-
-
-def _wait_for_task(client, task_id: str, timeout: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        task = client.get(f"/api/tasks/{task_id}").json()
-        if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
-            return task
-        time.sleep(0.1)
 
 
 def _trained_text(text: str) -> str:
@@ -76,7 +67,7 @@ def test_an_approved_correction_is_live_within_seconds_and_named_in_the_new_vers
     approved_at = time.monotonic()
     client.post(f"/api/feedback/{feedback_id}/approve")
     task = client.get("/api/tasks", params={"kind": "training", "limit": 1}).json()["items"][0]
-    task = _wait_for_task(client, task["id"])
+    task = wait_for_task(client, task["id"])
     # Then within ten seconds a new version is live ...
     assert task["status"] == "SUCCEEDED" and task["result"]["activated"], task
     assert time.monotonic() - approved_at < 10, task
@@ -109,7 +100,7 @@ def test_a_new_industry_queues_the_training_that_makes_it_live(client) -> None: 
     )
     assert created.status_code == 202
     # Then a training task is queued even though there are no examples, and its version knows it
-    task = _wait_for_task(client, created.json()["training_task_id"])
+    task = wait_for_task(client, created.json()["training_task_id"])
     assert task["status"] == "SUCCEEDED" and task["result"]["activated"], task
     version = next(
         m for m in client.get("/api/models").json()["items"] if m["id"] == task["result"]["version_id"]

@@ -26,6 +26,7 @@ from core.services.synthesis import request_synthesis, run_synthesis_task
 from core.services.tasks import TaskView, cancel, get_task
 from core.settings import Settings
 from core.synthesis.prompts import PROMPT_VERSION
+from tests.conftest import wait_for_task
 from tests.llm_server import FakeLLM, Reply, serve_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -464,15 +465,6 @@ def test_cancelling_during_a_slow_reply_stops_promptly_and_keeps_only_whole_batc
 
 
 # --- the API, the worker and the command line --------------------------------------------------------
-
-
-def wait_for_task(client: Any, task_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        task = client.get(f"/api/tasks/{task_id}").json()
-        if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
-            return task
-        time.sleep(0.1)
 
 
 def test_a_reviewer_adds_an_industry_with_synthetic_documents_and_approves_them_over_http(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from core.db import session_scope
 from core.services.tasks import cancel, get_task
 from core.services.training import request_training
-from tests.conftest import wait_for_job
+from tests.conftest import wait_for_job, wait_for_task
 
 AVIATION = [
     "Flight operations bulletin: the A320 fleet completes its C-check at the Toulouse hangar; pilots "
@@ -20,15 +18,6 @@ AVIATION = [
     "aircraft was grounded, the airworthiness directive applied and the flight dispatched after a "
     "ground run. The captain and first officer signed the technical log before pushback.",
 ]
-
-
-def _wait_for_task(client, task_id: str, timeout: float = 120.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        task = client.get(f"/api/tasks/{task_id}").json()
-        if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") or time.monotonic() > deadline:
-            return task
-        time.sleep(0.2)
 
 
 def test_training_requests_wait_in_one_task_until_a_worker_takes_it(runtime) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +46,7 @@ def test_retrain_answers_with_a_task_that_reports_its_outcome(client) -> None:  
     body = accepted.json()
     assert {"message", "retrain_on_feedback_only", "task_id", "status"} <= set(body)
     # Then its task ends SUCCEEDED, saying why nothing was trained
-    task = _wait_for_task(client, body["task_id"])
+    task = wait_for_task(client, body["task_id"])
     assert task["status"] == "SUCCEEDED" and task["progress"] == 1.0, task
     assert task["kind"] == "training" and task["params"] == {"mode": "incremental"}
     assert "skipped" in task["result"] or "version_id" in task["result"]
@@ -88,7 +77,7 @@ def test_an_industry_created_with_example_files_trains_on_them(client) -> None: 
     assert [error["code"] for error in body["example_errors"]] == ["empty"]
     assert body["synthesis"] == "not_requested" and body["training_task_id"]
     # And a training task learns them: a new version that knows the industry
-    task = _wait_for_task(client, body["training_task_id"])
+    task = wait_for_task(client, body["training_task_id"])
     assert task["status"] == "SUCCEEDED", task
     assert "aviation" in client.get(f"/api/models/{task['result']['version_id']}/report").text
     listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
