@@ -58,9 +58,14 @@ class CachedEncoder:
         return vector if vector.shape == (EMBEDDING_DIM,) else None
 
     def _save(self, key: str, vector: np.ndarray) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "wb") as out:
-            np.save(out, vector.astype(np.float32))
-        os.replace(temp, path)  # atomic: a concurrent reader sees the old file or the new one
+        save_array(self._path(key), vector.astype(np.float32))
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` (.npy) atomically: a concurrent reader, or another process
+    writing the same file, sees the old file or a whole new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as out:
+        np.save(out, array)
+    os.replace(temp, path)

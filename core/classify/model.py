@@ -216,15 +216,15 @@ class HeronModel:
         """Calibrated probabilities from both tiers' calibrated logits (a product of experts).
 
         On an industry the fast tier does not know, or hardly knows (a young one among established
-        ones), it has no say:
-        such a label gets at least the average of the fast tier's probabilities (as a logit) — or
-        the catch-all's logit if that is higher, since the fast tier learned the catch-all from
-        documents of every industry that did not exist yet: its "other" is as much the newcomer's.
-        The transformer tier, which reads the newcomer's description, then decides.
+        ones), it has no say: such a label gets at least the average of the fast tier's
+        probabilities (as a logit) — or the catch-all's logit if that is higher, since the fast tier
+        learned the catch-all from documents of every industry that did not exist yet: its "other"
+        is as much the newcomer's. The transformer tier, which reads the newcomer's description,
+        then decides.
         """
         fast = fast_logits.copy()
-        unknown = np.array([label not in self.fast.labels for label in labels])
-        learning = unknown | np.array([label in self.young_labels for label in labels])
+        unknown, young = self._learning(labels)
+        learning = unknown | young
         if learning.all():  # every industry is young (a small imported taxonomy): all have a say
             learning = unknown
         if learning.any():
@@ -236,6 +236,13 @@ class HeronModel:
             neutral = np.where(np.isfinite(neutral), neutral, 0.0)
             fast[:, learning] = np.maximum(np.nan_to_num(fast[:, learning], neginf=-np.inf), neutral)
         return softmax((fast + semantic_logits) / self.calibration.combined)
+
+    def _learning(self, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Masks over ``labels``: unknown to the fast tier, and known to it but still young."""
+        known = set(self.fast.labels)
+        unknown = np.array([label not in known for label in labels])
+        young = np.array([label in known and label in self.young_labels for label in labels])
+        return unknown, young
 
     def classify(
         self,
@@ -255,7 +262,8 @@ class HeronModel:
         little = FastTier.evidence(static) < LITTLE_TEXT
         fast = softmax(fast_logits)
         unsure = fast.max(axis=1) < policy.escalation_threshold
-        young = np.array([label not in self.fast.labels or label in self.young_labels for label in labels])
+        unknown, young = self._learning(labels)
+        young |= unknown
         escalate = unsure | young.any()
         final = fast.copy()
         if escalate.any():

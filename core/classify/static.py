@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+
+from core.embeddings import save_array
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,6 @@ class StaticEmbedder:
         self._table: np.ndarray | None = None
         self._tokenizer = None
 
-    @property
-    def identity(self) -> str:
-        return STATIC_FORMAT
-
     def _path(self) -> Path:
         from core.classify.encoder import packaged_model_path
 
@@ -114,11 +110,7 @@ class StaticEmbedder:
                 pass
         table = distil_token_vectors(self._path())
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
-            with os.fdopen(handle, "wb") as out:
-                np.save(out, table)
-            os.replace(temp, cache)  # atomic: processes building it at once each write a whole file
+            save_array(cache, table)
         return table
 
     def token_counts(self, texts: Sequence[str]) -> sparse.csr_matrix:

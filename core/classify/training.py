@@ -103,12 +103,12 @@ class TrainingSet:
 
 @dataclass
 class FitResult:
+    """The fitted model and its out-of-fold logits (over the industries with examples, in order)."""
+
     model: HeronModel
-    labels: list[str]
     targets: np.ndarray
     oof_fast: np.ndarray
     oof_semantic: np.ndarray
-    weights: np.ndarray
 
 
 def fit_hybrid(
@@ -175,14 +175,7 @@ def fit_hybrid(
     )
     unseen = {label: prototypes[label] for label in industries if not counts[label] and label in prototypes}
     model = model.with_prototypes(unseen)
-    return FitResult(
-        model=model,
-        labels=learned,
-        targets=targets,
-        oof_fast=oof_fast,
-        oof_semantic=oof_semantic,
-        weights=data.weights,
-    )
+    return FitResult(model=model, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic)
 
 
 def balanced(data: TrainingSet) -> TrainingSet:

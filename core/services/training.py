@@ -266,11 +266,13 @@ def _train(
     parent = HeronModel.from_bytes(data.parent_artifact) if readable else None
     if kind == "incremental" and parent is None:
         raise Invalid("There is no active model to update; run a full training first.")
-    prototypes = _prototypes(data, encoder)
+    carving = _carving(data, encoder)
+    prototypes = _prototypes(data, encoder, carving)
     texts = [e["text"] for e in data.train]
     progress(1, f"embedding and fitting {len(texts)} examples")
     embeddings = encoder.embed(texts)
-    labels = _carved_labels(data, data.train, embeddings, encoder)
+    static = encoder.static(texts)
+    labels = _carved_labels(carving, data.train, embeddings, static)
     fingerprint = _fingerprint(data, data.train, labels)
     if kind == "incremental" and fingerprint == data.parent_trained_on.get("fingerprint"):
         raise Invalid("No training examples were added since the active model was trained.")
@@ -280,7 +282,7 @@ def _train(
         weights=example_weights([e["source"] for e in data.train]),
         groups=[origin_group(e["origin"], f"example:{e['id']}") for e in data.train],
         embeddings=embeddings,
-        static=encoder.static(texts),
+        static=static,
     )
     fit = fit_hybrid(
         training_set,
@@ -292,7 +294,7 @@ def _train(
         descriptions=data.industries,
     )
     progress(2, f"evaluating on {len(data.starter_holdout)} starter and {len(data.gold)} gold documents")
-    sets = _evaluation_sets(data, encoder)
+    sets = _evaluation_sets(data, encoder, carving)
     reports = {
         name: evaluate(fit.model, examples, policy, allowed=data.labels, encoder=encoder)
         for name, examples in sets.items()
@@ -300,6 +302,9 @@ def _train(
     reports[HOLDOUT_DATASET]["cross_validation"] = _cross_validation(fit)
     progress(3, "comparing with the active model")
     trained_on = _trained_on(data, labels, fingerprint)
+    # The active model as it would serve today's industries: those it never learned, from their
+    # descriptions alone.
+    as_served = parent.with_prototypes(prototypes) if parent is not None else None
     promotion = (
         {
             "activated": True,
@@ -309,12 +314,8 @@ def _train(
         if always_activate or parent is None
         else promotion_decision(
             candidate=reports,
-            # The active model as it would serve today's industries: those it never learned, from
-            # their descriptions alone.
             active={
-                name: evaluate(
-                    parent.with_prototypes(prototypes), examples, policy, allowed=data.labels, encoder=encoder
-                )
+                name: evaluate(as_served, examples, policy, allowed=data.labels, encoder=encoder)
                 for name, examples in sets.items()
             },
         )
@@ -346,56 +347,66 @@ def example_weights(sources: list[str]) -> np.ndarray:
     return weights / weights.mean() if len(weights) else weights
 
 
-def _newcomers(data: _Data) -> list[str]:
-    """Industries the starter corpus has no examples of (added by a user), the catch-all aside."""
-    starter = {
-        e["label"] for e in (*data.train, *data.starter_holdout) if e["source"] == ExampleSource.starter
-    }
-    return [label for label in data.labels if label not in starter and label != data.catch_all]
+@dataclass(frozen=True)
+class _Carving:
+    """What carving needs, computed once per run: the catch-all, the industries added since the
+    starter corpus (newcomers), and the digest and static vectors of their description sentences."""
+
+    catch_all: str
+    newcomers: list[str]
+    sentences: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def _prototypes(data: _Data, encoder: Encoder) -> dict[str, np.ndarray]:
-    """Description prototypes per industry; the catch-all's without its sentences about newcomers
-    ("A sports match report …" once "sports" exists), so it does not absorb what they now claim."""
-    prototypes = industry_prototypes(encoder, data.industries)
-    newcomers = _newcomers(data)
-    if data.catch_all is None or not newcomers:
-        return prototypes
-    own = encoder.embed(description_sentences(data.industries[data.catch_all]) or [data.catch_all])
-    keep = np.ones(len(own), dtype=bool)
-    for newcomer in newcomers:
-        theirs = encoder.embed(description_sentences(data.industries[newcomer]) or [newcomer])
-        keep &= sentences_not_about(own, theirs)
-    prototypes[data.catch_all] = own[keep] if keep.any() else own
-    return prototypes
-
-
-def _carved_labels(
-    data: _Data, examples: list[dict[str, Any]], embeddings: np.ndarray, encoder: Encoder
-) -> list[str]:
-    """Labels with the starter's catch-all examples of newly added industries moved to them."""
+def _carving(data: _Data, encoder: Encoder) -> _Carving | None:
+    """None when there is nothing to carve (no catch-all, or no industry the starter lacks)."""
     starter = {
         e["label"] for e in (*data.train, *data.starter_holdout) if e["source"] == ExampleSource.starter
     }
     newcomers = [label for label in data.labels if label not in starter and label != data.catch_all]
-    carvable = [e["source"] == ExampleSource.starter for e in examples]
-    if data.catch_all is None or not newcomers or not any(carvable):
-        return [e["label"] for e in examples]
+    if data.catch_all is None or not newcomers:
+        return None
     sentences = {}
     for label in [data.catch_all, *newcomers]:
         texts = description_sentences(data.industries[label]) or [label.replace("_", " ")]
         sentences[label] = (encoder.embed(texts), encoder.static(texts))
+    return _Carving(catch_all=data.catch_all, newcomers=newcomers, sentences=sentences)
+
+
+def _prototypes(data: _Data, encoder: Encoder, carving: _Carving | None) -> dict[str, np.ndarray]:
+    """Description prototypes per industry; the catch-all's without its sentences about newcomers
+    ("A sports match report …" once "sports" exists), so it does not absorb what they now claim."""
+    prototypes = industry_prototypes(encoder, data.industries)
+    if carving is None:
+        return prototypes
+    own = carving.sentences[carving.catch_all][0]
+    keep = np.ones(len(own), dtype=bool)
+    for newcomer in carving.newcomers:
+        keep &= sentences_not_about(own, carving.sentences[newcomer][0])
+    prototypes[carving.catch_all] = own[keep] if keep.any() else own
+    return prototypes
+
+
+def _carved_labels(
+    carving: _Carving | None, examples: list[dict[str, Any]], embeddings: np.ndarray, static: np.ndarray
+) -> list[str]:
+    """Labels with the starter's catch-all examples of newly added industries moved to them."""
+    labels = [e["label"] for e in examples]
+    carvable = [e["source"] == ExampleSource.starter for e in examples]
+    if carving is None or not any(carvable):
+        return labels
     return carve_out(
-        [e["label"] for e in examples],
+        labels,
         carvable,
-        (embeddings, encoder.static([e["text"] for e in examples])),
-        sentences,
-        catch_all=data.catch_all,
-        newcomers=newcomers,
+        (embeddings, static),
+        carving.sentences,
+        catch_all=carving.catch_all,
+        newcomers=carving.newcomers,
     )
 
 
-def _evaluation_sets(data: _Data, encoder: Encoder) -> dict[str, list[dict[str, Any]]]:
+def _evaluation_sets(
+    data: _Data, encoder: Encoder, carving: _Carving | None
+) -> dict[str, list[dict[str, Any]]]:
     """The starter holdout and the gold set.
 
     The starter holdout guards what the starter corpus taught: its catch-all documents that a new
@@ -403,9 +414,9 @@ def _evaluation_sets(data: _Data, encoder: Encoder) -> dict[str, list[dict[str, 
     belong to the catch-all and were never labelled as the newcomer by anyone.
     """
     sets: dict[str, list[dict[str, Any]]] = {HOLDOUT_DATASET: data.starter_holdout, GOLD_DATASET: data.gold}
-    if data.starter_holdout:
-        embeddings = encoder.embed([e["text"] for e in data.starter_holdout])
-        labels = _carved_labels(data, data.starter_holdout, embeddings, encoder)
+    if data.starter_holdout and carving is not None:
+        texts = [e["text"] for e in data.starter_holdout]
+        labels = _carved_labels(carving, data.starter_holdout, encoder.embed(texts), encoder.static(texts))
         sets[HOLDOUT_DATASET] = [
             e for e, label in zip(data.starter_holdout, labels, strict=True) if label == e["label"]
         ]
