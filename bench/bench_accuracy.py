@@ -62,14 +62,14 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
         f"trained on {len(train)} starter documents in {time.perf_counter() - started:.1f} s "
-        f"(temperatures: fast {fit.model.calibration.fast:.2f}, "
+        f"(temperatures: fast {fit.model.calibration.fast:.2f} (alone {fit.model.calibration.alone:.2f}), "
         f"transformer {fit.model.calibration.semantic:.2f}, combined {fit.model.calibration.combined:.2f})"
     )
     from core.classify.calibration import softmax
     from core.evaluation import routing_curve
 
     calibration = fit.model.calibration
-    fast_oof = softmax(fit.oof_fast / calibration.fast)
+    fast_oof = softmax(fit.oof_fast / calibration.alone)
     transformer_oof = softmax(
         (fit.oof_fast / calibration.fast + fit.oof_semantic / calibration.semantic) / calibration.combined
     )
@@ -99,7 +99,7 @@ def main() -> None:
         for label, threshold in (("fast tier alone", 0.0), ("transformer tier alone", 1.01)):
             policy = RoutingPolicy(escalation_threshold=threshold)
             print(line(label, report(fit.model, texts, labels, policy, encoder, industries)))
-        for threshold in (0.5, 0.6, 0.7, 0.8, 0.9):
+        for threshold in (0.5, 0.55, 0.6, 0.7, 0.8, 0.9):
             policy = RoutingPolicy(escalation_threshold=threshold)
             tag = " (default)" if threshold == default.escalation_threshold else ""
             print(

@@ -110,7 +110,7 @@ def routing_curve(
     fast_probabilities: np.ndarray,
     transformer_probabilities: np.ndarray,
     targets: np.ndarray,
-    thresholds: Sequence[float] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.01),
+    thresholds: Sequence[float] = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 1.01),
 ) -> list[dict[str, float]]:
     """Accuracy, macro-F1 and escalation rate of the two-tier routing at each escalation threshold.
 

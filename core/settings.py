@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     job_lease_seconds: int = Field(300, ge=5, description="A PROCESSING job older than this is retried.")
     max_attempts: int = Field(3, ge=1, le=20)
     escalation_threshold: float = Field(
-        0.7, ge=0.0, le=1.01, description="Fast-tier confidence below which the transformer tier decides."
+        0.55, ge=0.0, le=1.01, description="Fast-tier confidence below which the transformer tier decides."
     )
     review_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Final confidence below which a person reviews."

@@ -52,7 +52,7 @@ class Encoder(Protocol):
 class RoutingPolicy:
     """When to escalate to the transformer tier and when to ask a person."""
 
-    escalation_threshold: float = 0.7
+    escalation_threshold: float = 0.55
     review_threshold: float = 0.5
     review_margin: float = 0.1
 
@@ -174,11 +174,20 @@ class Calibration:
     Fitted on out-of-fold predictions where every fold holds out whole *groups* (a genre of the
     starter corpus, a source of imported files), so they describe documents unlike the training
     data, not near-copies of it.
+
+    ``fast`` weighs the fast tier inside the combination; ``fast_alone`` is its temperature when it
+    answers alone, never below 1 (see ``MIN_FAST_TEMPERATURE`` in :mod:`core.classify.training`):
+    a tidy training set says the fast tier could be sharpened, documents from elsewhere say not.
     """
 
     fast: float = 1.0
     semantic: float = 1.0
     combined: float = 1.0
+    fast_alone: float | None = None  # None: a model from before the split answers with ``fast``
+
+    @property
+    def alone(self) -> float:
+        return self.fast if self.fast_alone is None else self.fast_alone
 
 
 @dataclass
@@ -260,7 +269,7 @@ class HeronModel:
         static = encoder.static(texts)
         fast_logits = self.fast_logits(texts, static, labels)
         little = FastTier.evidence(static) < LITTLE_TEXT
-        fast = softmax(fast_logits)
+        fast = softmax(fast_logits * (self.calibration.fast / self.calibration.alone))
         unsure = fast.max(axis=1) < policy.escalation_threshold
         unknown, young = self._learning(labels)
         young |= unknown
@@ -338,6 +347,7 @@ class HeronModel:
                 "fast": self.calibration.fast,
                 "semantic": self.calibration.semantic,
                 "combined": self.calibration.combined,
+                "fast_alone": self.calibration.fast_alone,
             },
             "young_labels": list(self.young_labels),
             "catch_all": self.catch_all,

@@ -634,7 +634,7 @@ def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     if not fit.oof_fast.any():
         return {}
     calibration = fit.model.calibration
-    fast = softmax(fit.oof_fast / calibration.fast)
+    fast = softmax(fit.oof_fast / calibration.alone)
     combined = softmax(
         (fit.oof_fast / calibration.fast + fit.oof_semantic / calibration.semantic) / calibration.combined
     )
@@ -645,6 +645,7 @@ def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         ),
         "combined_macro_f1": float(f1_score(fit.targets, combined.argmax(axis=1), average="macro")),
         "fast_temperature": calibration.fast,
+        "fast_alone_temperature": calibration.alone,
         "transformer_temperature": calibration.semantic,
         "combined_temperature": calibration.combined,
         "routing": routing_curve(fast, combined, fit.targets),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
 
 from core.classify.calibration import fit_temperature, softmax
-from core.classify.model import HeronModel, RoutingPolicy
+from core.classify.model import Calibration, HeronModel, RoutingPolicy
 from core.classify.training import TrainingSet, fit_hybrid
 
 KEYWORDS = {
@@ -123,6 +124,26 @@ def test_the_artifact_round_trips_to_identical_answers() -> None:
         b = restored.classify(texts, policy, encoder=KeywordEncoder())
         assert [v.label for v in a] == [v.label for v in b]
         assert np.allclose([v.confidence for v in a], [v.confidence for v in b], atol=1e-4)
+
+
+def test_the_fast_tier_alone_is_never_sharper_than_its_regression() -> None:
+    # Given a model whose held-out folds asked for a sharper fast tier (T = 0.5)
+    m = fitted()
+    sharpened = replace(m, calibration=Calibration(fast=0.5, semantic=1.0, combined=1.0))
+    guarded = replace(m, calibration=Calibration(fast=0.5, semantic=1.0, combined=1.0, fast_alone=1.0))
+    alone, escalated = RoutingPolicy(escalation_threshold=0.0), RoutingPolicy(escalation_threshold=1.01)
+    text = ["bank loan patient"]
+    # When the fast tier answers alone, the guarded model is less sure than the sharpened one
+    sure = sharpened.classify(text, alone, encoder=KeywordEncoder())[0]
+    tempered = guarded.classify(text, alone, encoder=KeywordEncoder())[0]
+    assert tempered.tier == "fast" and tempered.confidence < sure.confidence
+    # ... while inside the combination both weigh the fast tier alike
+    a = sharpened.classify(text, escalated, encoder=KeywordEncoder())[0]
+    b = guarded.classify(text, escalated, encoder=KeywordEncoder())[0]
+    assert a.scores == b.scores
+    # And training never sets a standalone temperature below 1, and it survives the round trip
+    calibration = HeronModel.from_bytes(m.to_bytes()).calibration
+    assert calibration.alone >= 1.0 and calibration.alone >= calibration.fast
 
 
 def test_an_unreadable_artifact_has_no_format() -> None:
