@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -200,6 +200,11 @@ class HeronModel:
     # document it confidently files under the old industries may belong to the new one.
     young_labels: tuple[str, ...] = ()
     catch_all: str | None = None
+    # While industries are being learned (young or known only by their description), the model as
+    # it would be without them: fitted on the same examples minus theirs, the catch-all as it was.
+    # A document no newcomer wins gets its answer, so a newcomer changes no answer but the ones it
+    # takes — not even the borderline ones a retrained catch-all would tip over.
+    settled: HeronModel | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -262,6 +267,25 @@ class HeronModel:
         allowed: Sequence[str] | None = None,
     ) -> list[Verdict]:
         labels = [label for label in self.labels if allowed is None or label in set(allowed)]
+        unknown, young = self._learning(labels) if labels else (np.zeros(0, bool), np.zeros(0, bool))
+        newcomers = {label for label, new in zip(labels, unknown | young, strict=True) if new}
+        if self.settled is None or not newcomers or len(newcomers) == len(labels):
+            return self._classify(texts, policy, encoder=encoder, labels=labels)
+        encoder = _Remembering(encoder)  # both models read the same documents: embed them once
+        verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
+        rest = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers]
+        if rest:
+            established = [label for label in labels if label not in newcomers]
+            settled = self.settled.classify(
+                [texts[i] for i in rest], policy, encoder=encoder, allowed=established
+            )
+            for i, verdict in zip(rest, settled, strict=True):
+                verdicts[i] = verdict
+        return verdicts
+
+    def _classify(
+        self, texts: Sequence[str], policy: RoutingPolicy, *, encoder: Encoder, labels: list[str]
+    ) -> list[Verdict]:
         if not labels:
             raise ValueError("None of the model's industries is active.")
         if not texts:
@@ -369,6 +393,8 @@ class HeronModel:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("model.json", json.dumps(meta))
             archive.writestr("arrays.npz", arrays.getvalue())
+            if self.settled is not None:
+                archive.writestr("settled.bin", self.settled.to_bytes())
         return buffer.getvalue()
 
     @staticmethod
@@ -388,6 +414,9 @@ class HeronModel:
                 raise ValueError(f"Unknown model format {meta.get('format')!r}.")
             with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
                 stored = {key: arrays[key] for key in arrays.files}
+            settled = (
+                cls.from_bytes(archive.read("settled.bin")) if "settled.bin" in archive.namelist() else None
+            )
         info = meta["semantic"]
 
         def state(prefix: str) -> dict[str, np.ndarray]:
@@ -413,7 +442,32 @@ class HeronModel:
             calibration=Calibration(**meta["calibration"]),
             young_labels=tuple(meta.get("young_labels", ())),
             catch_all=meta.get("catch_all"),
+            settled=settled,
         )
+
+
+class _Remembering:
+    """An encoder that embeds each text once per classification, however many models ask."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.embeddings: dict[str, np.ndarray] = {}
+        self.statics: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._recall(texts, self.embeddings, self.encoder.embed)
+
+    def static(self, texts: Sequence[str]) -> np.ndarray:
+        return self._recall(texts, self.statics, self.encoder.static)
+
+    @staticmethod
+    def _recall(
+        texts: Sequence[str], memory: dict[str, np.ndarray], compute: Callable[[Sequence[str]], np.ndarray]
+    ) -> np.ndarray:
+        missing = [text for text in dict.fromkeys(texts) if text not in memory]
+        if missing:
+            memory.update(zip(missing, compute(missing), strict=True))
+        return np.stack([memory[text] for text in texts])
 
 
 def _similarity(embeddings: np.ndarray, prototypes: np.ndarray) -> np.ndarray:

@@ -218,6 +218,49 @@ def prior_weights(counts: Mapping[str, int], descriptions: Mapping[str, str]) ->
     return weights
 
 
+def newcomers(labels: Sequence[str], industries: Sequence[str]) -> list[str]:
+    """Industries still being learned: fewer than YOUNG_CLASS_EXAMPLES examples (none at all for
+    one known only by its description)."""
+    counts = Counter(labels)
+    return [industry for industry in industries if counts[industry] < YOUNG_CLASS_EXAMPLES]
+
+
+def fit_settled(
+    data: TrainingSet,
+    prototypes: Mapping[str, np.ndarray],
+    *,
+    industries: Sequence[str],
+    learning: Sequence[str],
+    parent: HeronModel | None = None,
+    calibrate: bool = True,
+    catch_all: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> HeronModel | None:
+    """The model as it would be without the industries being learned (``learning``), for
+    :attr:`HeronModel.settled`: the same examples minus theirs, with the labels they had before any
+    carving, and the catch-all's whole description. None when there is nothing to settle (no
+    industry is being learned, or every one is).
+
+    ``parent`` is the active model; its own settled model, if it has one, is the warm start (and,
+    without ``calibrate``, gives the temperatures), so that while a newcomer is young its
+    established neighbours keep answering as they did before it came.
+    """
+    established = [label for label in industries if label not in set(learning)]
+    rows = np.array([i for i, label in enumerate(data.labels) if label in set(established)], dtype=int)
+    if not learning or not established or not len(rows):
+        return None
+    base = parent.settled if parent is not None and parent.settled is not None else parent
+    return fit_hybrid(
+        data.subset(rows),
+        {label: vectors for label, vectors in prototypes.items() if label in set(established)},
+        industries=established,
+        parent=base,
+        calibrate=calibrate,
+        catch_all=catch_all,
+        descriptions=descriptions,
+    ).model
+
+
 def young_labels(counts: Mapping[str, int]) -> tuple[str, ...]:
     """Labels with fewer than YOUNG_CLASS_EXAMPLES training examples."""
     return tuple(sorted(label for label, n in counts.items() if n < YOUNG_CLASS_EXAMPLES))

@@ -8,7 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from core.classify.training import (
     carve_out,
     description_sentences,
     fit_hybrid,
+    fit_settled,
+    newcomers,
     origin_group,
     sentences_not_about,
 )
@@ -293,6 +295,17 @@ def _train(
         catch_all=data.catch_all,
         descriptions=data.industries,
     )
+    settled = fit_settled(
+        replace(training_set, labels=[e["label"] for e in data.train]),
+        industry_prototypes(encoder, data.industries),
+        industries=data.labels,
+        learning=newcomers(labels, data.labels),
+        parent=parent if kind == "incremental" else None,
+        calibrate=kind == "full",
+        catch_all=data.catch_all,
+        descriptions=data.industries,
+    )
+    fit.model.settled = settled
     progress(2, f"evaluating on {len(data.starter_holdout)} starter and {len(data.gold)} gold documents")
     sets = _evaluation_sets(data, encoder, carving)
     reports = {

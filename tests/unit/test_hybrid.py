@@ -9,7 +9,7 @@ import numpy as np
 
 from core.classify.calibration import fit_temperature, softmax
 from core.classify.model import Calibration, HeronModel, RoutingPolicy
-from core.classify.training import TrainingSet, fit_hybrid
+from core.classify.training import TrainingSet, fit_hybrid, fit_settled, newcomers
 
 KEYWORDS = {
     "finance": ("bank", "loan", "rate", "mortgage", "interest", "account"),
@@ -94,6 +94,39 @@ def test_a_young_industry_changes_no_answer_but_the_ones_it_takes() -> None:
         assert (a.label, a.tier) == (b.label, b.tier)
         assert abs(a.confidence - b.confidence) < 1e-9
     assert new[2].label == "property"
+
+
+def test_a_young_industry_changes_no_answer_but_the_ones_it_takes_even_escalated_ones() -> None:
+    # Given the model before "property" existed, and the model after two property examples arrived
+    texts = [*TEXTS, "tenant landlord", "house property"]
+    labels = [*LABELS, "property", "property"]
+    industries = ("finance", "healthcare", "property")
+    before = fitted()
+    after = fitted(texts, labels, industries)
+    encoder = KeywordEncoder()
+    data = TrainingSet(
+        texts=texts,
+        labels=labels,
+        weights=np.ones(len(texts)),
+        groups=[str(i) for i in range(len(texts))],
+        embeddings=encoder.embed(texts),
+        static=encoder.static(texts),
+    )
+    after.settled = fit_settled(
+        data, PROTOTYPES, industries=industries, learning=newcomers(labels, industries)
+    )
+    # When every document goes through both tiers (borderline ones included)
+    policy = RoutingPolicy(escalation_threshold=1.01)
+    documents = ["bank loan rate", "patient doctor ward", "bank patient", "loan dose", "tenant landlord"]
+    old = before.classify(documents, policy, encoder=encoder)
+    new = HeronModel.from_bytes(after.to_bytes()).classify(documents, policy, encoder=encoder)
+    plain = replace(after, settled=None).classify(documents, policy, encoder=encoder)
+    # Then the newcomer takes its document and every other answer is the one given before it came
+    assert new[-1].label == "property"
+    for a, b in zip(old[:-1], new[:-1], strict=True):
+        assert a.label == b.label and abs(a.confidence - b.confidence) < 1e-6
+    # ... which the retrained model alone does not promise
+    assert [a.label for a in old[:-1]] != [c.label for c in plain[:-1]]
 
 
 def test_the_fast_tier_has_no_opinion_on_an_industry_it_does_not_know() -> None:
