@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.model_selection import StratifiedGroupKFold
 
-from core.classify.calibration import fit_temperature
+from core.classify.calibration import COMBINED_CENTRE, fit_temperature
 from core.classify.model import (
     HASHED_FEATURES,
     Calibration,
@@ -170,7 +170,9 @@ def fit_hybrid(
     if splits:  # too few examples to cross-validate: leave the temperatures at 1
         fast_t = fit_temperature(oof_fast, targets, data.weights)
         semantic_t = fit_temperature(oof_semantic, targets, data.weights)
-        combined_t = fit_temperature(oof_fast / fast_t + oof_semantic / semantic_t, targets, data.weights)
+        combined_t = fit_temperature(
+            oof_fast / fast_t + oof_semantic / semantic_t, targets, data.weights, centre=COMBINED_CENTRE
+        )
         calibration = Calibration(
             fast=fast_t,
             semantic=semantic_t,

@@ -194,6 +194,22 @@ def test_temperature_scaling_softens_overconfident_logits() -> None:
     assert softmax(overconfident / temperature).max(axis=1).mean() < softmax(overconfident).max(axis=1).mean()
 
 
+def test_the_prior_decides_only_when_the_held_out_predictions_cannot() -> None:
+    rng = np.random.default_rng(1)
+    # Given a few held-out predictions, all right (a small single-template import)
+    flawless = np.tile([[10.0, 0.0, 0.0]], (30, 1))
+    right = np.zeros(30, dtype=int)
+    # Then the temperature stays near where its prior is centred, instead of racing to certainty
+    assert 1.1 < fit_temperature(flawless, right, centre=1.5) < 1.5
+    assert fit_temperature(flawless, right, centre=1.0) < fit_temperature(flawless, right, centre=1.5)
+    # Given hundreds of held-out predictions with mistakes among them, the centre hardly matters
+    targets = rng.integers(0, 3, 600)
+    logits = rng.normal(size=(600, 3))
+    logits[np.arange(600), targets] += 2.0
+    spread = fit_temperature(logits, targets, centre=1.5) - fit_temperature(logits, targets, centre=1.0)
+    assert abs(spread) < 0.05
+
+
 def test_weighted_temperature_follows_the_examples_that_weigh_more() -> None:
     # Given sharp logits that are right on one half and wrong on the other
     targets = np.zeros(200, dtype=int)
