@@ -562,6 +562,12 @@ def taxonomy(template: Path, workdir: Path, baseline: Baseline) -> None:
                 f"    baseline macro-F1 {theirs['macro_f1']:.3f}  ECE {theirs['ece']:.3f}  ≥0.95: "
                 f"{theirs['confident']} answers, {theirs['confident_wrong']:.1%} wrong"
             )
+            misses = [k for k, t in zip(keys, truth, strict=True) if got[k].label != t]
+            print(
+                "    Heron's misses: "
+                + (", ".join(f"{k} → {got[k].label} ({got[k].confidence:.2f})" for k in misses[:6]) or "none")
+                + f"; the baseline's: {sum(p != t for p, t in zip(labels, truth, strict=True))}"
+            )
             summary(
                 f"taxonomy: {name}, {subset} ({len(keys)})",
                 f"{ours['macro_f1']:.3f} (ECE {ours['ece']:.3f}, ≥0.95 wrong {ours['confident_wrong']:.0%})",
