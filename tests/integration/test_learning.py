@@ -129,10 +129,27 @@ def copies(prepared_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
         shutil.rmtree(runtime.settings.data_dir, ignore_errors=True)
 
 
+# Documents of other industries, some of them borderline between "other" and its neighbours.
+NOT_SPORTS = [
+    "Observing notes, 14 March: transparency good, seeing 3/5. The galaxy pair in Leo showed faint "
+    "mottling at 150x in the 10-inch reflector; the globular cluster resolved to its core.",
+    "Members of the allotment society are reminded that the autumn show takes place in the village hall. "
+    "Classes include the heaviest marrow, the longest runner bean and a jar of homemade chutney.",
+    "The quarterly invoice for consulting services is enclosed. Payment is due within thirty days of "
+    "receipt; late payments accrue interest at two percent per month.",
+    "The patient was admitted with chest pain and discharged after observation with a referral to "
+    "cardiology and a prescription for low-dose aspirin.",
+    "Tonight's concert features the city orchestra with a programme of Brahms and Dvorak; doors open at "
+    "seven and the bar stays open during the interval.",
+]
+
+
 def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_answers(copies) -> None:  # type: ignore[no-untyped-def]
     answers = []
     for runtime in copies:
         # Given the starter model, whose catch-all "other" holds our own sports match reports
+        _, starter = runtime.models.active(runtime.engine)
+        before = starter.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
         # When "sports" is added from a description only and the training its creation queues runs
         create_industry(engine=runtime.engine, name="sports", description=SPORTS, actor="test")
         outcome = train_incremental(
@@ -147,6 +164,12 @@ def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_an
         verdicts = model.classify(MATCH_REPORTS, runtime.policy, encoder=runtime.encoder)
         assert [v.label for v in verdicts] == ["sports"] * len(MATCH_REPORTS)
         answers.append([(v.label, round(v.confidence, 6)) for v in verdicts])
+        # And no other document's answer moved, not even a borderline one: while sports is young,
+        # what sports does not take is answered as before it came
+        after = model.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
+        assert [(v.label, round(v.confidence, 4)) for v in after] == [
+            (v.label, round(v.confidence, 4)) for v in before
+        ]
     # And two Herons taking the same steps give the same answers, whatever the timing
     assert answers[0] == answers[1]
 
