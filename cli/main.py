@@ -264,6 +264,7 @@ def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untype
             lease_seconds=runtime.settings.job_lease_seconds,
             max_attempts=1,
             limits=runtime.extraction_limits,
+            extractor=runtime.extractor,
         )
         with session_scope(runtime.engine) as session:
             view = get_job(session=session, job_id=job.id)

@@ -347,3 +347,50 @@ REAL_ESTATE = [
     "New-build development: phase two of 48 homes released, show home open daily, help-to-buy available, "
     "plots with sea views reserved quickly, completion expected next spring, parking for two cars.",
 ]
+
+
+def _raw_pdf(content: bytes, *, filter_name: str | None = None) -> bytes:
+    """A one-page PDF written by hand around a content stream (with correct xref offsets)."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d%s >>\nstream\n" % (len(content), b" /Filter /FlateDecode" if filter_name else b"")
+        + content
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def text_operator_pdf_bytes(operators: int = 1_500_000, *, compress: bool = True) -> bytes:
+    """A valid one-page PDF whose page holds ``operators`` text-showing operators (pypdf: minutes)."""
+    import zlib
+
+    content = b"BT /F1 1 Tf 0 0 Td " + b"(a) Tj 1 0 Td " * operators + b"ET"
+    return _raw_pdf(zlib.compress(content, 6), filter_name="FlateDecode") if compress else _raw_pdf(content)
+
+
+def inflating_pdf_bytes(inflated_mb: int = 1536) -> bytes:
+    """A valid one-page PDF whose Flate content stream inflates to ``inflated_mb`` MB of spaces."""
+    import zlib
+
+    squeezer = zlib.compressobj(9)
+    chunk = b" " * (1 << 20)
+    parts = [squeezer.compress(b"BT /F1 12 Tf 72 700 Td (")]
+    parts.extend(squeezer.compress(chunk) for _ in range(inflated_mb))
+    parts.append(squeezer.compress(b") Tj ET"))
+    parts.append(squeezer.flush())
+    return _raw_pdf(b"".join(parts), filter_name="FlateDecode")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
 from core.db import session_scope
 from core.errors import Conflict
-from core.services.jobs import process_job
+from core.services.jobs import Handoff, process_job, process_slow_job
 from core.services.synthesis import NOT_PENDING, run_synthesis_task
 from core.services.tasks import get_task
 from core.services.training import run_training_task
@@ -39,8 +41,48 @@ def classify_job(job_id: str) -> None:
         max_attempts=runtime.settings.max_attempts,
         limits=runtime.extraction_limits,
         batch_size=runtime.settings.worker_batch_size,
+        extractor=runtime.extractor,
+        handoff=Handoff(slow=_to_slow_lane, again=classify_job.send),
     )
     log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+
+
+# The slow lane: its own threads (as many as its extraction processes), so a document that
+# outgrew the fast lane's budget never holds one of the threads that serve the queue. A job
+# waiting here is PROCESSING with a lease; if this process dies, the sweeper queues it again.
+_slow_lane: ThreadPoolExecutor | None = None
+_slow_lane_lock = threading.Lock()
+
+
+def _to_slow_lane(job_id: str) -> None:
+    global _slow_lane
+    with _slow_lane_lock:
+        if _slow_lane is None:
+            threads = context.runtime().settings.slow_lane_processes
+            _slow_lane = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="heron-slow-lane")
+        _slow_lane.submit(_read_slowly, job_id)
+
+
+def _read_slowly(job_id: str) -> None:
+    runtime = context.runtime()
+    try:
+        status = process_slow_job(
+            engine=runtime.engine,
+            blobs=runtime.blobs,
+            models=runtime.models,
+            job_id=job_id,
+            policy=runtime.policy,
+            max_attempts=runtime.settings.max_attempts,
+            limits=runtime.extraction_limits,
+            extractor=runtime.extractor,
+        )
+    except Exception:
+        # The job is back to PENDING (or FAILED after its last attempt); re-send it at once
+        # rather than waiting for the sweeper.
+        log.exception("slow-lane job %s failed", job_id, extra={"job_id": job_id})
+        classify_job.send(job_id)
+        return
+    log.info("job %s %s (slow lane)", job_id, status, extra={"job_id": job_id})
 
 
 @dramatiq.actor(
