@@ -293,28 +293,45 @@ def png_bomb_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
     )
 
 
-def ole_bytes(stream_name: str = "WordDocument") -> bytes:
-    """A minimal compound file (the container of legacy .doc/.xls) whose directory names a stream."""
+def ole_bytes(stream_name: str = "WordDocument", *, before: tuple[str, ...] = ()) -> bytes:
+    """A valid compound file (the container of .doc, .xls, .msg, encrypted OOXML) with empty streams.
+
+    Its directory lists ``before`` and then ``stream_name``, so the telling stream can sit in a
+    later directory sector than the first (four entries fit in one), as in real files.
+    """
     import struct
 
     sector = 512
+    free, end_of_chain, fat_sector, no_stream = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFF
+    names = ["Root Entry", *before, stream_name]
+    directory_sectors = -(-len(names) // 4)
     header = bytearray(sector)
     header[0:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
     struct.pack_into("<HHHHH", header, 24, 0x3E, 3, 0xFFFE, 9, 6)
     struct.pack_into("<I", header, 44, 1)  # one FAT sector
     struct.pack_into("<I", header, 48, 1)  # the directory starts at sector 1
     struct.pack_into("<I", header, 56, 4096)
-    struct.pack_into("<III", header, 60, 0xFFFFFFFE, 0, 0xFFFFFFFE)
+    struct.pack_into("<III", header, 60, end_of_chain, 0, end_of_chain)
     struct.pack_into("<I", header, 76, 0)  # the FAT is sector 0
     header[80:sector] = b"\xff" * (sector - 80)
-    fat = bytearray(b"\xff" * sector)
-    struct.pack_into("<III", fat, 0, 0xFFFFFFFD, 0xFFFFFFFE, 0xFFFFFFFE)
-    directory = bytearray(sector)
-    for slot, name in enumerate(("Root Entry", stream_name)):
+    fat = bytearray(struct.pack("<I", free) * (sector // 4))
+    struct.pack_into("<I", fat, 0, fat_sector)
+    for number in range(1, directory_sectors + 1):  # the directory's chain: 1 -> 2 -> ... -> end
+        struct.pack_into("<I", fat, number * 4, number + 1 if number < directory_sectors else end_of_chain)
+    directory = bytearray(directory_sectors * sector)
+    for slot in range(directory_sectors * 4):
+        struct.pack_into("<III", directory, slot * 128 + 68, no_stream, no_stream, no_stream)
+    for slot, name in enumerate(names):
         encoded = (name + "\0").encode("utf-16-le")
-        directory[slot * 128 : slot * 128 + len(encoded)] = encoded
-        struct.pack_into("<HB", directory, slot * 128 + 64, len(encoded), 5 if slot == 0 else 2)
-    return bytes(header) + bytes(fat) + bytes(directory) + b"\0" * sector
+        entry = slot * 128
+        directory[entry : entry + len(encoded)] = encoded
+        # The root's child is entry 1; the streams are chained as right siblings (a valid tree).
+        right = slot + 1 if 0 < slot < len(names) - 1 else no_stream
+        child = 1 if slot == 0 and len(names) > 1 else no_stream
+        struct.pack_into("<HBB", directory, entry + 64, len(encoded), 5 if slot == 0 else 2, 1)
+        struct.pack_into("<III", directory, entry + 68, no_stream, right, child)
+        struct.pack_into("<II", directory, entry + 116, end_of_chain, 0)
+    return bytes(header) + bytes(fat) + bytes(directory)
 
 
 def word_recall(expected: str, found: str) -> float:
@@ -379,7 +396,7 @@ def text_operator_pdf_bytes(operators: int = 1_500_000, *, compress: bool = True
     """A valid one-page PDF whose page holds ``operators`` text-showing operators (pypdf: minutes)."""
     import zlib
 
-    content = b"BT /F1 1 Tf 0 0 Td " + b"(a) Tj 1 0 Td " * operators + b"ET"
+    content = b"BT /F1 1 Tf 0 0 Td " + b"(a)Tj " * operators + b"ET"
     return _raw_pdf(zlib.compress(content, 6), filter_name="FlateDecode") if compress else _raw_pdf(content)
 
 
