@@ -120,10 +120,20 @@ class ExtractionPool:
         max_memory_mb: ``RLIMIT_AS`` of each child.
         niceness: CPU priority the children lower themselves by (0: as the parent).
         name: For messages ("fast", "slow").
+        grace_seconds: How long past the limit a child may take to answer before it is killed.
     """
 
-    def __init__(self, *, processes: int, max_memory_mb: int, niceness: int = 0, name: str = FAST) -> None:
+    def __init__(
+        self,
+        *,
+        processes: int,
+        max_memory_mb: int,
+        niceness: int = 0,
+        name: str = FAST,
+        grace_seconds: float = GRACE_SECONDS,
+    ) -> None:
         self.processes = processes
+        self.grace_seconds = grace_seconds
         self.max_memory_mb = max_memory_mb
         self.niceness = niceness
         self.name = name
@@ -154,7 +164,7 @@ class ExtractionPool:
             HeronError: the document cannot be read (the child's refusal, or ``limit_exceeded``
                 when it overstayed or ran out of memory). NeedsSlowLane: see ``wait_seconds``.
         """
-        hard_limit = limits.max_seconds + GRACE_SECONDS
+        hard_limit = limits.max_seconds + self.grace_seconds
         wait = hard_limit if wait_seconds is None else min(wait_seconds, hard_limit)
         child = self._take()
         try:

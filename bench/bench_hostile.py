@@ -1,0 +1,217 @@
+"""Parser-hostile PDFs against a real `heron api`, then ordinary documents right behind them.
+
+    .venv/bin/python bench/bench_hostile.py [--timeout 20] [--ordinary 30]
+
+The scenario of issue 13, with HERON_EXTRACTION_TIMEOUT_SECONDS=20 and the embedded workers:
+  * two copies of a one-page PDF holding 1.5 million text operators (pypdf: seconds to minutes),
+    and a 1.5 MB PDF whose content stream inflates to 1.5 GB, uploaded first;
+  * then 30 ordinary documents (text and PDF), uploaded right after.
+Prints when each hostile file ended and with which code, how long the ordinary ones took, and the
+peak memory (VmHWM) of every Heron process (the API and its extraction processes).
+Targets: hostile files FAILED with a limit code within the limit + 10 s; the 30 ordinary ones
+COMPLETED within 10 s; no process above 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tests.documents import (  # noqa: E402
+    CLINICAL,
+    EDUCATION,
+    FINANCE,
+    LEGAL,
+    TECHNOLOGY,
+    inflating_pdf_bytes,
+    pdf_bytes,
+    text_operator_pdf_bytes,
+)
+
+LIMIT_CODES = ("limit_exceeded", "timeout")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--timeout", type=int, default=20)
+    parser.add_argument("--ordinary", type=int, default=30)
+    parser.add_argument("--operators", type=int, default=1_500_000)
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} cores; HERON_EXTRACTION_TIMEOUT_SECONDS={args.timeout}")
+    started = time.monotonic()
+    hostile = {
+        "operators-1.pdf": text_operator_pdf_bytes(args.operators, compress=False),
+        "operators-2.pdf": text_operator_pdf_bytes(args.operators, compress=False) + b"\n% copy 2\n",
+        "inflating.pdf": inflating_pdf_bytes(1536),
+    }
+    for name, data in hostile.items():
+        print(f"  built {name}: {len(data) / 1e6:.1f} MB")
+    print(f"  (built in {time.monotonic() - started:.1f} s)")
+    texts = [CLINICAL, FINANCE, LEGAL, EDUCATION, TECHNOLOGY]
+    ordinary = {}
+    for i in range(args.ordinary):
+        text = f"{texts[i % len(texts)]}\n\nReference {i} of this run {time.time_ns()}."
+        ordinary[f"doc-{i}.pdf" if i % 2 else f"doc-{i}.txt"] = pdf_bytes(text) if i % 2 else text.encode()
+
+    with tempfile.TemporaryDirectory() as data_dir, _api(data_dir, args.timeout) as (base, server):
+        peaks: dict[int, tuple[str, int]] = {}
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample, args=(server.pid, peaks, stop), daemon=True)
+        sampler.start()
+        with httpx.Client(base_url=base, timeout=60) as client:
+            sent_at: dict[str, float] = {}
+            names: dict[str, str] = {}
+            for name, data in hostile.items():
+                job = _upload(client, name, data)
+                sent_at[job], names[job] = time.monotonic(), name
+            ordinary_sent = time.monotonic()
+            ordinary_jobs = []
+            for name, data in ordinary.items():
+                job = _upload(client, name, data)
+                sent_at[job], names[job] = time.monotonic(), name
+                ordinary_jobs.append(job)
+            print(
+                f"  uploads answered: 3 hostile + {len(ordinary)} ordinary in "
+                f"{time.monotonic() - min(sent_at.values()):.2f} s"
+            )
+            ended = _wait(client, list(sent_at), deadline=args.timeout + 60)
+        stop.set()
+        sampler.join()
+
+    print("hostile files:")
+    hostile_ok = True
+    for job, name in names.items():
+        if name not in hostile:
+            continue
+        status, code, message, at = ended.get(job, ("(still running)", None, "", None))
+        took = at - sent_at[job] if at else float("nan")
+        ok = status == "FAILED" and code in LIMIT_CODES and took <= args.timeout + 10
+        hostile_ok &= ok
+        print(
+            f"  {name:18} {status:9} {code or '':15} after {took:5.1f} s  {'OK ' if ok else 'MISS'}  "
+            f"{(message or '')[:110]}"
+        )
+    finish = [ended[j][3] for j in ordinary_jobs if j in ended and ended[j][0] == "COMPLETED"]
+    completed = len(finish)
+    last = max(finish) - ordinary_sent if finish else float("nan")
+    latencies = sorted(ended[j][3] - sent_at[j] for j in ordinary_jobs if j in ended)
+    print(
+        f"ordinary documents: {completed}/{len(ordinary_jobs)} COMPLETED; last finished "
+        f"{last:.2f} s after the first was sent; per-document latency median "
+        f"{latencies[len(latencies) // 2]:.2f} s, max {latencies[-1]:.2f} s  "
+        f"{'OK' if completed == len(ordinary_jobs) and last <= 10 else 'MISS'}"
+    )
+    print("peak memory (VmHWM) per Heron process:")
+    worst = 0
+    for pid, (name, kb) in sorted(peaks.items(), key=lambda item: -item[1][1]):
+        worst = max(worst, kb)
+        print(f"  pid {pid:7} {name:40} {kb / 1024:7.0f} MB")
+    print(f"  highest: {worst / 1024:.0f} MB  {'OK' if worst <= 1.5 * 1024 * 1024 else 'MISS'}")
+    print(f"targets: hostile {'met' if hostile_ok else 'MISSED'}")
+
+
+def _upload(client: httpx.Client, name: str, data: bytes) -> str:
+    response = client.post("/api/classify_file/", files={"file": (name, data, "application/octet-stream")})
+    response.raise_for_status()
+    return response.json()["job_id"]
+
+
+def _wait(client: httpx.Client, jobs: list[str], *, deadline: float) -> dict[str, tuple]:
+    ended: dict[str, tuple] = {}
+    stop = time.monotonic() + deadline
+    while len(ended) < len(jobs) and time.monotonic() < stop:
+        for job in jobs:
+            if job in ended:
+                continue
+            view = client.get(f"/api/jobs/{job}").json()
+            if view["status"] in ("COMPLETED", "FAILED"):
+                ended[job] = (view["status"], view["error_code"], view["error_message"], time.monotonic())
+        time.sleep(0.05)
+    return ended
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [root], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _sample(root: int, peaks: dict[int, tuple[str, int]], stop: threading.Event) -> None:
+    while not stop.is_set():
+        for pid in _descendants(root):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:40]
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    kb = int(line.split()[1])
+                    if kb > peaks.get(pid, ("", 0))[1]:
+                        peaks[pid] = (command.replace(sys.executable, "python"), kb)
+        stop.wait(0.1)
+
+
+class _api:
+    """`heron api` (embedded workers, SQLite) on a free port; yields its URL and process."""
+
+    def __init__(self, data_dir: str, timeout: int) -> None:
+        self.data_dir, self.timeout = data_dir, timeout
+
+    def __enter__(self) -> tuple[str, subprocess.Popen]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {
+            **os.environ,
+            "HERON_API_PORT": str(port),
+            "HERON_LOG_LEVEL": "WARNING",
+            "HERON_DATA_DIR": self.data_dir,
+            "HERON_EXTRACTION_TIMEOUT_SECONDS": str(self.timeout),
+        }
+        self.server = subprocess.Popen([sys.executable, "-m", "cli.main", "api"], env=env, cwd=ROOT)
+        base = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        with httpx.Client(base_url=base, timeout=5) as client:
+            while time.monotonic() - started < 600:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+        print(f"  heron api ready in {time.monotonic() - started:.1f} s")
+        return base, self.server
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.terminate()
+        self.server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
