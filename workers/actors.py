@@ -10,6 +10,7 @@ import dramatiq
 
 from core.db import session_scope
 from core.errors import Conflict
+from core.services.documents import run_unpack_task
 from core.services.jobs import Handoff, process_job, process_slow_job
 from core.services.synthesis import NOT_PENDING, run_synthesis_task
 from core.services.tasks import get_task
@@ -134,5 +135,28 @@ def generate_synthetic(task_id: str) -> None:
         dispatch.request_training(runtime, task.requested_by, incremental=True)
 
 
+@dramatiq.actor(
+    actor_name="archives.unpack",
+    queue_name="documents",
+    max_retries=3,
+    min_backoff=1_000,
+    max_backoff=30_000,
+    time_limit=15 * 60 * 1000,
+)
+def unpack_archive(task_id: str) -> None:
+    """Unpack a ZIP upload into member jobs (outside the upload request), then send them."""
+    runtime = context.runtime()
+    job_ids = run_unpack_task(
+        engine=runtime.engine, blobs=runtime.blobs, task_id=task_id, limits=runtime.extraction_limits
+    )
+    for job_id in job_ids:  # committed by now; a lost message is re-sent by the sweeper
+        classify_job.send(job_id)
+    log.info("unpack task %s: %d job(s)", task_id, len(job_ids), extra={"task_id": task_id})
+
+
 # Which actor runs each kind of background task (see core.services.tasks.KINDS).
-TASK_ACTORS: dict[str, dramatiq.Actor] = {"training": train_model, "synthesis": generate_synthetic}
+TASK_ACTORS: dict[str, dramatiq.Actor] = {
+    "training": train_model,
+    "synthesis": generate_synthetic,
+    "unpack": unpack_archive,
+}
