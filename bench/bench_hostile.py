@@ -9,7 +9,10 @@ The scenario of issue 13, with HERON_EXTRACTION_TIMEOUT_SECONDS=20 and the embed
 Prints when each hostile file ended and with which code, how long the ordinary ones took, and the
 peak memory (VmHWM) of every Heron process (the API and its extraction processes).
 Targets: hostile files FAILED with a limit code within the limit + 10 s; the 30 ordinary ones
-COMPLETED within 10 s; no process above 1.5 GB.
+COMPLETED within 10 s; no process above 1.5 GB. Afterwards the earlier hostile set (empty, random
+bytes, truncated, encrypted, executable, DOCX/PNG/ZIP bombs, traversal, a 3,000-character name,
+oversize) goes through the same API: each must end in a documented code (or, for the long name,
+complete), never a 500 or a hang.
 """
 
 from __future__ import annotations
@@ -36,12 +39,57 @@ from tests.documents import (  # noqa: E402
     FINANCE,
     LEGAL,
     TECHNOLOGY,
+    docx_bytes,
+    encrypted_pdf_bytes,
     inflating_pdf_bytes,
+    ole_bytes,
     pdf_bytes,
+    png_bomb_bytes,
     text_operator_pdf_bytes,
+    zip_bomb_bytes,
+    zip_bytes,
 )
 
 LIMIT_CODES = ("limit_exceeded", "timeout")
+DOCUMENTED = {"empty", "unsupported_type", "corrupt", "encrypted", "limit_exceeded", "too_large", "no_text"}
+
+
+def classic_hostile_set() -> dict[str, tuple[bytes, set[str]]]:
+    """The earlier hostile set: name -> (bytes, the outcomes that count as handled)."""
+    docx = docx_bytes([FINANCE])
+    pdf = pdf_bytes(FINANCE)
+    return {
+        "empty.pdf": (b"", {"empty"}),
+        "random.pdf": (os.urandom(5000), {"unsupported_type"}),
+        "truncated.pdf": (pdf[: len(pdf) // 2], {"corrupt", "no_text", "COMPLETED"}),
+        "truncated.docx": (docx[: len(docx) // 2], {"corrupt"}),
+        "locked.pdf": (encrypted_pdf_bytes(FINANCE, user_password="s3cret"), {"encrypted"}),
+        "locked.docx": (
+            ole_bytes("EncryptedPackage", before=("\x06DataSpaces", "a", "b", "c")),
+            {"encrypted"},
+        ),
+        "setup.exe": (b"MZ\x90\x00" + bytes(3000), {"unsupported_type"}),
+        "bomb.docx": (_docx_bomb(docx), {"limit_exceeded"}),
+        "bomb.png": (png_bomb_bytes(), {"limit_exceeded"}),
+        "bomb.zip": (zip_bomb_bytes(8), {"limit_exceeded"}),
+        "slip.zip": (
+            zip_bytes({"ok.txt": FINANCE.encode(), "../../../tmp/heron-owned.txt": b"x"}),
+            {"corrupt"},
+        ),
+        "n" * 3000 + ".txt": (FINANCE.encode(), {"COMPLETED"}),
+        "oversize.pdf": (b"%PDF-1.4\n" + os.urandom(26 * 1024 * 1024), {"too_large"}),
+    }
+
+
+def _docx_bomb(docx: bytes) -> bytes:
+    """A DOCX whose document part inflates far beyond the compression ratio limit."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(docx)) as source:
+        parts = {info.filename: source.read(info) for info in source.infolist()}
+    parts["word/media/padding.bin"] = b"\0" * (200 * 1024 * 1024)
+    return zip_bytes(parts, compression=zipfile.ZIP_DEFLATED)
 
 
 def main() -> None:
@@ -88,6 +136,7 @@ def main() -> None:
                 f"{time.monotonic() - min(sent_at.values()):.2f} s"
             )
             ended = _wait(client, list(sent_at), deadline=args.timeout + 60)
+            classic = _classic(client)
         stop.set()
         sampler.join()
 
@@ -121,6 +170,47 @@ def main() -> None:
         print(f"  pid {pid:7} {name:40} {kb / 1024:7.0f} MB")
     print(f"  highest: {worst / 1024:.0f} MB  {'OK' if worst <= 1.5 * 1024 * 1024 else 'MISS'}")
     print(f"targets: hostile {'met' if hostile_ok else 'MISSED'}")
+    handled = sum(ok for _, _, ok in classic)
+    print(f"earlier hostile set through the API: {handled}/{len(classic)} handled with a documented code")
+    for name, outcome, ok in classic:
+        print(f"  {name[:40]:42} {outcome:40} {'OK' if ok else 'MISS'}")
+
+
+def _classic(client: httpx.Client) -> list[tuple[str, str, bool]]:
+    results = []
+    for name, (data, expected) in classic_hostile_set().items():
+        response = client.post(
+            "/api/classify_file/", files={"file": (name, data, "application/octet-stream")}
+        )
+        if response.status_code != 200:
+            code = response.json().get("code", "?")
+            results.append((name, f"HTTP {response.status_code} {code}", code in expected))
+            continue
+        accepted = response.json()
+        if accepted["job_id"] is None:  # a ZIP: its batch says how it ended
+            batch = _poll(
+                client, f"/api/batches/{accepted['batch_id']}", lambda b: b["status"] != "UNPACKING"
+            )
+            codes = [item["code"] for item in batch["skipped"]]
+            outcome = f"batch {batch['status']} skipped={codes} jobs={len(batch['job_ids'])}"
+            results.append((name, outcome, bool(codes) and set(codes) <= expected and not batch["job_ids"]))
+            continue
+        job = _poll(
+            client, f"/api/jobs/{accepted['job_id']}", lambda j: j["status"] in ("COMPLETED", "FAILED")
+        )
+        status = job["status"] if job["status"] != "FAILED" else job["error_code"]
+        ok = status in expected and (status == "COMPLETED" or status in DOCUMENTED)
+        results.append((name, f"job {job['status']} {job['error_code'] or ''}", ok))
+    return results
+
+
+def _poll(client: httpx.Client, url: str, done, seconds: float = 120) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        body = client.get(url).json()
+        if done(body) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
 
 
 def _upload(client: httpx.Client, name: str, data: bytes) -> str:

@@ -89,7 +89,6 @@ class _Child:
         )
         child_end.close()
         self.connection = Connection(parent_end.detach())
-        self.documents = 0
 
     @property
     def alive(self) -> bool:
@@ -142,7 +141,6 @@ class ExtractionPool:
             self._idle.put(None)  # started when first needed
         self._live: set[_Child] = set()
         self._lock = threading.Lock()
-        self._closed = False
 
     def extract(
         self,
@@ -189,7 +187,6 @@ class ExtractionPool:
                 code = self._discard(child)
                 child = None
                 raise self._death(code)
-            child.documents += 1
             return _result(reply, self.max_memory_mb)
         finally:
             if child is not None:
@@ -202,7 +199,6 @@ class ExtractionPool:
         return {child.process.pid: kb for child in children if (kb := child.peak_memory_kb()) is not None}
 
     def close(self) -> None:
-        self._closed = True
         with self._lock:
             children, self._live = list(self._live), set()
         for child in children:
@@ -233,8 +229,10 @@ class ExtractionPool:
 
     def _death(self, returncode: int | None) -> HeronError:
         # A child dies mid-document only from the outside or from memory: SIGKILL (the kernel's OOM
-        # killer, or ours), SIGSEGV/SIGABRT from a C library that could not allocate.
-        log.warning("extraction process died (exit %s) while reading a document", returncode)
+        # killer), SIGSEGV/SIGABRT from a C library that could not allocate under RLIMIT_AS.
+        log.warning(
+            "%s-lane extraction process died (exit %s) while reading a document", self.name, returncode
+        )
         return LimitExceeded(
             f"Reading the document needed more than the memory limit of {self.max_memory_mb} MB "
             f"(HERON_EXTRACTION_MAX_MEMORY_MB); the extraction process was stopped."
