@@ -119,6 +119,12 @@ def main() -> None:
         stop = threading.Event()
         sampler = threading.Thread(target=_sample, args=(server.pid, peaks, stop), daemon=True)
         sampler.start()
+        time.sleep(0.5)
+        before = peaks.get(server.pid, ("", 0))[1]
+        print(
+            f"  heron api VmHWM before the uploads (start-up: migrations, starter model, MiniLM): "
+            f"{before / 1024:.0f} MB"
+        )
         with httpx.Client(base_url=base, timeout=60) as client:
             sent_at: dict[str, float] = {}
             names: dict[str, str] = {}

@@ -16,7 +16,14 @@ ROLES = ("annotator", "reviewer", "admin")
 
 
 class Settings(BaseSettings):
-    """Every knob Heron has. Each field ``x`` is set by the variable ``HERON_X``."""
+    """Every knob Heron has. Each field ``x`` is set by the variable ``HERON_X``.
+
+    The extraction lane rule: documents are read in child processes, never in a worker. The fast
+    lane has ``worker_threads + 1`` processes (no thread waits for one) and gives a document
+    ``extraction_fast_seconds``; a document still being read then is read again, with the whole
+    ``extraction_timeout_seconds``, by one of ``slow_lane_processes`` lower-priority processes with
+    their own threads. Every process is limited to ``extraction_max_memory_mb`` of address space.
+    """
 
     model_config = SettingsConfigDict(env_prefix="HERON_", extra="ignore", frozen=True)
 
