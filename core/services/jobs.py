@@ -145,8 +145,15 @@ def process_slow_job(
     lease runs out and the sweeper queues it again.
     """
     with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status != JobStatus.PROCESSING:
+        # Renew the lease as the slow lane starts (the job may have waited for a slow-lane thread);
+        # a job the sweeper has meanwhile put back is left to whoever claims it.
+        renewed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.PROCESSING)
+            .values(updated_at=utcnow())
+        ).rowcount
+        if not renewed:
+            job = session.get(Job, job_id)
             return job.status if job else "MISSING"
     try:
         texts, _, _ = _document_texts(engine, blobs, [job_id], limits, extractor, SLOW)
