@@ -41,6 +41,7 @@ from tests.documents import (  # noqa: E402
     TECHNOLOGY,
     docx_bytes,
     encrypted_pdf_bytes,
+    form_drawn_again_pdf_bytes,
     inflating_pdf_bytes,
     ole_bytes,
     pdf_bytes,
@@ -97,14 +98,25 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=20)
     parser.add_argument("--ordinary", type=int, default=30)
     parser.add_argument("--operators", type=int, default=1_500_000)
+    parser.add_argument(
+        "--slow-kind",
+        choices=("operators", "forms"),
+        default="operators",
+        help="operators: the issue's page of 1.5 million operators (this pypdf's own budget stops it "
+        "after seconds); forms: a page drawing a 500,000-operator form 40 times (pypdf: minutes; "
+        "only the hard kill stops it)",
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; HERON_EXTRACTION_TIMEOUT_SECONDS={args.timeout}")
     started = time.monotonic()
-    hostile = {
-        "operators-1.pdf": text_operator_pdf_bytes(args.operators, compress=False),
-        "operators-2.pdf": text_operator_pdf_bytes(args.operators, compress=False) + b"\n% copy 2\n",
-        "inflating.pdf": inflating_pdf_bytes(1536),
-    }
+    if args.slow_kind == "forms":
+        slow = {f"forms-{n}.pdf": form_drawn_again_pdf_bytes(500_000, 40 + n) for n in (1, 2)}
+    else:
+        slow = {
+            "operators-1.pdf": text_operator_pdf_bytes(args.operators, compress=False),
+            "operators-2.pdf": text_operator_pdf_bytes(args.operators, compress=False) + b"\n% copy 2\n",
+        }
+    hostile = {**slow, "inflating.pdf": inflating_pdf_bytes(1536)}
     for name, data in hostile.items():
         print(f"  built {name}: {len(data) / 1e6:.1f} MB")
     print(f"  (built in {time.monotonic() - started:.1f} s)")

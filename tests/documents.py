@@ -366,18 +366,27 @@ REAL_ESTATE = [
 ]
 
 
-def _raw_pdf(content: bytes, *, filter_name: str | None = None) -> bytes:
-    """A one-page PDF written by hand around a content stream (with correct xref offsets)."""
+def _raw_pdf(content: bytes, *, filter_name: str | None = None, form: bytes | None = None) -> bytes:
+    """A one-page PDF written by hand around a content stream (with correct xref offsets).
+
+    With ``form``, the page's resources also name a Flate-compressed form XObject ``/X0``.
+    """
+    xobject = b" /XObject << /X0 6 0 R >>" if form is not None else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"/Resources << /Font << /F1 5 0 R >>%s >> /Contents 4 0 R >>" % xobject,
         b"<< /Length %d%s >>\nstream\n" % (len(content), b" /Filter /FlateDecode" if filter_name else b"")
         + content
         + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
+    if form is not None:
+        objects.append(
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> "
+            b"/Length %d /Filter /FlateDecode >>\nstream\n" % len(form) + form + b"\nendstream"
+        )
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
@@ -398,6 +407,18 @@ def text_operator_pdf_bytes(operators: int = 1_500_000, *, compress: bool = True
 
     content = b"BT /F1 1 Tf 0 0 Td " + b"(a)Tj " * operators + b"ET"
     return _raw_pdf(zlib.compress(content, 6), filter_name="FlateDecode") if compress else _raw_pdf(content)
+
+
+def form_drawn_again_pdf_bytes(operators: int = 500_000, uses: int = 40) -> bytes:
+    """A valid one-page, few-kB PDF pypdf needs minutes for, each step within its own safety budgets.
+
+    The page draws one form XObject of ``operators`` text operators ``uses`` times; pypdf parses
+    and walks the form again at every use (~4 s each for 500,000 operators on 2 cores).
+    """
+    import zlib
+
+    form = zlib.compress(b"BT /F1 1 Tf 0 0 Td " + b"(a)Tj " * operators + b"ET", 6)
+    return _raw_pdf(b" ".join([b"/X0 Do"] * uses), form=form)
 
 
 def inflating_pdf_bytes(inflated_mb: int = 1536) -> bytes:
