@@ -34,9 +34,10 @@ from api.schemas import (
 )
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
+from core.db.tables import new_id
 from core.errors import HeronError, Invalid, TooLarge
 from core.runtime import Runtime
-from core.services.documents import Submission, clean_filename, group_as_batch, submit_batch
+from core.services.documents import BatchView, Submission, clean_filename, get_batch, submit_batch
 from core.services.examples import ExampleView, decide_examples, list_examples
 from core.services.export import export_examples
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
@@ -77,17 +78,24 @@ class JobsController(Controller):
         if not 0 <= wait <= MAX_WAIT_SECONDS:
             raise Invalid(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {wait}).")
         submission = _submit(request, runtime, upload)
+        if not submission.jobs:  # a ZIP: a worker unpacks it into the batch's jobs
+            return Accepted(
+                job_id=None,
+                status="PENDING",
+                original_filename=clean_filename(upload.filename),
+                message=(
+                    "ZIP received; a worker is unpacking it into one job per document: follow "
+                    f"GET /api/batches/{submission.batch_id}."
+                ),
+                batch_id=submission.batch_id,
+            )
         first = submission.jobs[0]
         finished = _wait_for(runtime, first.id, wait) if wait else None
         return Accepted(
             job_id=first.id,
             status=finished.status if finished else first.status,
             original_filename=first.original_filename,
-            message=(
-                f"ZIP received; {len(submission.jobs)} documents queued for classification."
-                if submission.batch_id
-                else "File received; classification queued."
-            ),
+            message="File received; classification queued.",
             batch_id=submission.batch_id,
             job_ids=[job.id for job in submission.jobs],
             skipped=_skipped(submission),
@@ -108,10 +116,11 @@ class JobsController(Controller):
             raise Invalid("Send the documents as multipart form fields named 'files'.")
         if len(uploads) > MAX_FILES_PER_BATCH:
             raise Invalid(f"At most {MAX_FILES_PER_BATCH} files per batch (got {len(uploads)}).")
-        jobs, skipped, refused = [], [], []
+        jobs, skipped, refused, unpacking = [], [], [], 0
+        batch_id = new_id()
         for upload in uploads:
             try:
-                submission = _submit(request, runtime, upload)
+                submission = _submit(request, runtime, upload, batch_id=batch_id)
             except HeronError as error:
                 refused.append(
                     SkippedMember(filename=upload.filename or "", code=error.code, message=error.message)
@@ -119,8 +128,13 @@ class JobsController(Controller):
                 continue
             jobs.extend(submission.jobs)
             skipped.extend(_skipped(submission))
-        batch_id = group_as_batch(engine=runtime.engine, job_ids=[job.id for job in jobs]) if jobs else None
-        return Batch(batch_id=batch_id, job_ids=[job.id for job in jobs], skipped=skipped + refused)
+            unpacking += submission.unpack_task_id is not None
+        return Batch(
+            batch_id=batch_id if jobs or unpacking else None,
+            job_ids=[job.id for job in jobs],
+            skipped=skipped + refused,
+            unpacking=unpacking,
+        )
 
     @get("/jobs", sync_to_thread=True, guards=[requires("annotator")])
     def jobs(
@@ -219,6 +233,12 @@ class JobsController(Controller):
         release_claim(engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous")
         return {"job_id": job_id, "released": True}
 
+    @get("/batches/{batch_id:str}", sync_to_thread=True, guards=[requires("annotator")])
+    def batch(self, runtime: NamedDependency[Runtime], batch_id: FromPath[str]) -> BatchView:
+        """A batch's jobs as they appear (a ZIP is unpacked by a worker) and what was skipped."""
+        with session_scope(runtime.engine) as session:
+            return get_batch(session=session, batch_id=batch_id)
+
     @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
         """A job with its prediction (or its error) and any correction."""
@@ -231,8 +251,10 @@ MAX_OFFSET = 10**9
 MAX_FILES_PER_BATCH = 100
 
 
-def _submit(request: Request, runtime: Runtime, upload: UploadFile) -> Submission:
-    """Store one upload, create its job(s) and send them to the queue (after the commit)."""
+def _submit(
+    request: Request, runtime: Runtime, upload: UploadFile, batch_id: str | None = None
+) -> Submission:
+    """Store one upload, create its job (or a ZIP's unpack task) and send it (after the commit)."""
     submission = submit_batch(
         engine=runtime.engine,
         blobs=runtime.blobs,
@@ -242,9 +264,12 @@ def _submit(request: Request, runtime: Runtime, upload: UploadFile) -> Submissio
         max_bytes=runtime.settings.max_upload_bytes,
         submitted_by=actor(request),
         limits=runtime.extraction_limits,
+        batch_id=batch_id,
     )
     for job in submission.jobs:
         dispatch.send_classify(job.id)
+    if submission.unpack_task_id:
+        dispatch.send_task(submission.unpack_task_id, "unpack")
     return submission
 
 

@@ -16,24 +16,37 @@ class SkippedMember(BaseModel):
 
 
 class Accepted(BaseModel):
-    """The answer to an upload: the job to poll (for a ZIP: the first member's, plus all of them)."""
+    """The answer to an upload: the job to poll, or for a ZIP the batch to poll.
 
-    job_id: str
+    A ZIP is unpacked by a worker, not in the request: ``job_id`` is then null and
+    ``GET /api/batches/{batch_id}`` lists the member jobs as they appear (and skipped members).
+    """
+
+    job_id: str | None
     status: str
     original_filename: str
     message: str
     batch_id: str | None = Field(None, description="Shared by the jobs of one ZIP upload; null otherwise.")
-    job_ids: list[str] = Field(default_factory=list, description="Every job this upload created.")
-    skipped: list[SkippedMember] = Field(default_factory=list, description="ZIP members not queued.")
+    job_ids: list[str] = Field(
+        default_factory=list, description="Every job this upload created (none yet for a ZIP)."
+    )
+    skipped: list[SkippedMember] = Field(
+        default_factory=list, description="Uploads not queued (a ZIP's members: see the batch)."
+    )
     job: Any | None = Field(None, description="With ?wait=SECONDS: the job as GET /api/jobs/{id} shows it.")
 
 
 class Batch(BaseModel):
-    """The answer to a multi-file upload: one batch, its jobs, and what was not queued."""
+    """The answer to a multi-file upload: one batch, its jobs, and what was not queued.
+
+    ZIPs among the files are unpacked by a worker: their members join the batch afterwards
+    (``GET /api/batches/{batch_id}``), and ``unpacking`` counts them meanwhile.
+    """
 
     batch_id: str | None
     job_ids: list[str]
     skipped: list[SkippedMember] = Field(default_factory=list)
+    unpacking: int = Field(0, description="ZIPs of this batch a worker is unpacking into jobs.")
 
 
 class FeedbackCreate(BaseModel):

@@ -235,8 +235,9 @@ def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
 def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untyped-def]
     """One line per document: the file's, or for a ZIP one per member (``path`` names the member)."""
     from core.db import session_scope
-    from core.services.documents import submit_batch
+    from core.services.documents import run_unpack_task, submit_batch
     from core.services.jobs import get_job, process_job
+    from core.services.tasks import get_task
 
     try:
         with open(path, "rb") as handle:
@@ -253,20 +254,35 @@ def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untype
         return [{"path": str(path), "error": error.as_dict()}]
     except OSError as error:
         return [{"path": str(path), "error": {"code": "unreadable", "message": str(error)}}]
+    job_ids = [job.id for job in submission.jobs]
+    skipped: list[dict] = []
+    if submission.unpack_task_id:  # a ZIP: this command is its worker, so it unpacks it here
+        job_ids = run_unpack_task(
+            engine=runtime.engine,
+            blobs=runtime.blobs,
+            task_id=submission.unpack_task_id,
+            limits=runtime.extraction_limits,
+        )
+        with session_scope(runtime.engine) as session:
+            task = get_task(session=session, task_id=submission.unpack_task_id)
+        if task.error_code:
+            return [{"path": str(path), "error": {"code": task.error_code, "message": task.error_message}}]
+        skipped = task.result.get("skipped", [])
     lines: list[dict] = []
-    for job in submission.jobs:
+    for job_id in job_ids:
         process_job(
             engine=runtime.engine,
             blobs=runtime.blobs,
             models=runtime.models,
-            job_id=job.id,
+            job_id=job_id,
             policy=runtime.policy,
             lease_seconds=runtime.settings.job_lease_seconds,
             max_attempts=1,
             limits=runtime.extraction_limits,
+            extractor=runtime.extractor,
         )
         with session_scope(runtime.engine) as session:
-            view = get_job(session=session, job_id=job.id)
+            view = get_job(session=session, job_id=job_id)
         where = str(path) if submission.batch_id is None else f"{path}!{view.original_filename}"
         if view.error_code:
             lines.append({"path": where, "error": {"code": view.error_code, "message": view.error_message}})
@@ -281,9 +297,9 @@ def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untype
                     "needs_review": view.needs_review,
                 }
             )
-    for skipped in submission.skipped:
-        error = {"code": skipped.code, "message": skipped.message}
-        lines.append({"path": f"{path}!{skipped.filename}", "error": error})
+    for item in skipped:
+        error = {"code": item["code"], "message": item["message"]}
+        lines.append({"path": f"{path}!{item['filename']}", "error": error})
     return lines
 
 

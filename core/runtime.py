@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -13,11 +14,13 @@ from core.classify.model import RoutingPolicy
 from core.db import make_engine, migrate
 from core.embeddings import CachedEncoder
 from core.extract import ExtractionLimits
+from core.extract.isolation import Extractor, IsolationLimits
 from core.services.models import ModelCache
 from core.services.training import ensure_starter_model
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+_extractor_lock = threading.Lock()
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Runtime:
     encoder: TextEncoder
     training_encoder: CachedEncoder
     models: ModelCache
+    _extractor: Extractor | None = None
 
     @property
     def policy(self) -> RoutingPolicy:
@@ -57,7 +61,28 @@ class Runtime:
             max_depth=settings.max_nesting_depth,
         )
 
+    @property
+    def extractor(self) -> Extractor:
+        """The extraction processes (fast and slow lane), started on first use."""
+        with _extractor_lock:
+            if self._extractor is None:
+                self._extractor = self._start_extractor()
+        return self._extractor
+
+    def _start_extractor(self) -> Extractor:
+        settings = self.settings
+        return Extractor(
+            IsolationLimits(
+                fast_processes=settings.worker_threads + 1,
+                slow_processes=settings.slow_lane_processes,
+                max_memory_mb=settings.extraction_max_memory_mb,
+                fast_seconds=min(settings.extraction_fast_seconds, settings.extraction_timeout_seconds),
+            )
+        )
+
     def close(self) -> None:
+        if self._extractor is not None:
+            self._extractor.close()
         self.engine.dispose()
 
 

@@ -16,7 +16,14 @@ ROLES = ("annotator", "reviewer", "admin")
 
 
 class Settings(BaseSettings):
-    """Every knob Heron has. Each field ``x`` is set by the variable ``HERON_X``."""
+    """Every knob Heron has. Each field ``x`` is set by the variable ``HERON_X``.
+
+    The extraction lane rule: documents are read in child processes, never in a worker. The fast
+    lane has ``worker_threads + 1`` processes (no thread waits for one) and gives a document
+    ``extraction_fast_seconds``; a document still being read then is read again, with the whole
+    ``extraction_timeout_seconds``, by one of ``slow_lane_processes`` lower-priority processes with
+    their own threads. Every process is limited to ``extraction_max_memory_mb`` of address space.
+    """
 
     model_config = SettingsConfigDict(env_prefix="HERON_", extra="ignore", frozen=True)
 
@@ -37,6 +44,25 @@ class Settings(BaseSettings):
     extraction_timeout_seconds: int = Field(
         120, ge=1, le=3600, description="Wall time to extract one document; keep it below JOB_LEASE_SECONDS."
     )
+    extraction_max_memory_mb: int = Field(
+        1024,
+        ge=128,
+        le=65_536,
+        description="Address space of each extraction process (RLIMIT_AS); a parse beyond it fails "
+        "with limit_exceeded.",
+    )
+    # The lane rule: documents are read in child processes. Each worker thread has its own fast-lane
+    # process (worker_threads + 1, the +1 for people re-reading a document in the API or console),
+    # so no thread ever waits for one. A document still being read after EXTRACTION_FAST_SECONDS is
+    # stopped there and read again, with the whole timeout, by one of SLOW_LANE_PROCESSES processes
+    # running at a lower CPU priority, so a slow document never holds a worker thread for longer.
+    extraction_fast_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=3600,
+        description="Time a document may take in the fast lane before it moves to the slow one.",
+    )
+    slow_lane_processes: int = Field(2, ge=1, le=64, description="Extraction processes of the slow lane.")
     max_image_pixels: int = Field(90_000_000, ge=1_000_000, description="Larger images are refused as bombs.")
     ocr_processes: int = Field(2, ge=1, le=64, description="Tesseract processes per worker process.")
     ocr_language: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="e.g. eng+deu.")

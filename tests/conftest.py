@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,5 +89,19 @@ def wait_for_task(client, task_id: str, timeout: float = 120.0) -> dict:  # type
         time.sleep(0.1)
 
 
-def services_available() -> bool:
-    return os.environ.get("CI") == "true"
+SERVICE_PORTS = {"PostgreSQL": 5432, "Redis": 6379, "RabbitMQ": 5672}
+
+
+def service_answers(name: str) -> bool:
+    """Whether the named service accepts a TCP connection on 127.0.0.1 (its usual port)."""
+    try:
+        with socket.create_connection(("127.0.0.1", SERVICE_PORTS[name]), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def needs_services(*names: str) -> pytest.MarkDecorator:
+    """Skip unless every named service answers on 127.0.0.1, saying which does not (CI or not)."""
+    silent = [f"{name} (:{SERVICE_PORTS[name]})" for name in names if not service_answers(name)]
+    return pytest.mark.skipif(bool(silent), reason=f"nothing answers on 127.0.0.1 for {', '.join(silent)}")

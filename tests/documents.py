@@ -293,28 +293,45 @@ def png_bomb_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
     )
 
 
-def ole_bytes(stream_name: str = "WordDocument") -> bytes:
-    """A minimal compound file (the container of legacy .doc/.xls) whose directory names a stream."""
+def ole_bytes(stream_name: str = "WordDocument", *, before: tuple[str, ...] = ()) -> bytes:
+    """A valid compound file (the container of .doc, .xls, .msg, encrypted OOXML) with empty streams.
+
+    Its directory lists ``before`` and then ``stream_name``, so the telling stream can sit in a
+    later directory sector than the first (four entries fit in one), as in real files.
+    """
     import struct
 
     sector = 512
+    free, end_of_chain, fat_sector, no_stream = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFF
+    names = ["Root Entry", *before, stream_name]
+    directory_sectors = -(-len(names) // 4)
     header = bytearray(sector)
     header[0:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
     struct.pack_into("<HHHHH", header, 24, 0x3E, 3, 0xFFFE, 9, 6)
     struct.pack_into("<I", header, 44, 1)  # one FAT sector
     struct.pack_into("<I", header, 48, 1)  # the directory starts at sector 1
     struct.pack_into("<I", header, 56, 4096)
-    struct.pack_into("<III", header, 60, 0xFFFFFFFE, 0, 0xFFFFFFFE)
+    struct.pack_into("<III", header, 60, end_of_chain, 0, end_of_chain)
     struct.pack_into("<I", header, 76, 0)  # the FAT is sector 0
     header[80:sector] = b"\xff" * (sector - 80)
-    fat = bytearray(b"\xff" * sector)
-    struct.pack_into("<III", fat, 0, 0xFFFFFFFD, 0xFFFFFFFE, 0xFFFFFFFE)
-    directory = bytearray(sector)
-    for slot, name in enumerate(("Root Entry", stream_name)):
+    fat = bytearray(struct.pack("<I", free) * (sector // 4))
+    struct.pack_into("<I", fat, 0, fat_sector)
+    for number in range(1, directory_sectors + 1):  # the directory's chain: 1 -> 2 -> ... -> end
+        struct.pack_into("<I", fat, number * 4, number + 1 if number < directory_sectors else end_of_chain)
+    directory = bytearray(directory_sectors * sector)
+    for slot in range(directory_sectors * 4):
+        struct.pack_into("<III", directory, slot * 128 + 68, no_stream, no_stream, no_stream)
+    for slot, name in enumerate(names):
         encoded = (name + "\0").encode("utf-16-le")
-        directory[slot * 128 : slot * 128 + len(encoded)] = encoded
-        struct.pack_into("<HB", directory, slot * 128 + 64, len(encoded), 5 if slot == 0 else 2)
-    return bytes(header) + bytes(fat) + bytes(directory) + b"\0" * sector
+        entry = slot * 128
+        directory[entry : entry + len(encoded)] = encoded
+        # The root's child is entry 1; the streams are chained as right siblings (a valid tree).
+        right = slot + 1 if 0 < slot < len(names) - 1 else no_stream
+        child = 1 if slot == 0 and len(names) > 1 else no_stream
+        struct.pack_into("<HBB", directory, entry + 64, len(encoded), 5 if slot == 0 else 2, 1)
+        struct.pack_into("<III", directory, entry + 68, no_stream, right, child)
+        struct.pack_into("<II", directory, entry + 116, end_of_chain, 0)
+    return bytes(header) + bytes(fat) + bytes(directory)
 
 
 def word_recall(expected: str, found: str) -> float:
@@ -347,3 +364,71 @@ REAL_ESTATE = [
     "New-build development: phase two of 48 homes released, show home open daily, help-to-buy available, "
     "plots with sea views reserved quickly, completion expected next spring, parking for two cars.",
 ]
+
+
+def _raw_pdf(content: bytes, *, filter_name: str | None = None, form: bytes | None = None) -> bytes:
+    """A one-page PDF written by hand around a content stream (with correct xref offsets).
+
+    With ``form``, the page's resources also name a Flate-compressed form XObject ``/X0``.
+    """
+    xobject = b" /XObject << /X0 6 0 R >>" if form is not None else b""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >>%s >> /Contents 4 0 R >>" % xobject,
+        b"<< /Length %d%s >>\nstream\n" % (len(content), b" /Filter /FlateDecode" if filter_name else b"")
+        + content
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    if form is not None:
+        objects.append(
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> "
+            b"/Length %d /Filter /FlateDecode >>\nstream\n" % len(form) + form + b"\nendstream"
+        )
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def text_operator_pdf_bytes(operators: int = 1_500_000, *, compress: bool = True) -> bytes:
+    """A valid one-page PDF whose page holds ``operators`` text-showing operators (pypdf: minutes)."""
+    import zlib
+
+    content = b"BT /F1 1 Tf 0 0 Td " + b"(a)Tj " * operators + b"ET"
+    return _raw_pdf(zlib.compress(content, 6), filter_name="FlateDecode") if compress else _raw_pdf(content)
+
+
+def form_drawn_again_pdf_bytes(operators: int = 500_000, uses: int = 40) -> bytes:
+    """A valid one-page, few-kB PDF pypdf needs minutes for, each step within its own safety budgets.
+
+    The page draws one form XObject of ``operators`` text operators ``uses`` times; pypdf parses
+    and walks the form again at every use (~4 s each for 500,000 operators on 2 cores).
+    """
+    import zlib
+
+    form = zlib.compress(b"BT /F1 1 Tf 0 0 Td " + b"(a)Tj " * operators + b"ET", 6)
+    return _raw_pdf(b" ".join([b"/X0 Do"] * uses), form=form)
+
+
+def inflating_pdf_bytes(inflated_mb: int = 1536) -> bytes:
+    """A valid one-page PDF whose Flate content stream inflates to ``inflated_mb`` MB of spaces."""
+    import zlib
+
+    squeezer = zlib.compressobj(9)
+    chunk = b" " * (1 << 20)
+    parts = [squeezer.compress(b"BT /F1 12 Tf 72 700 Td (")]
+    parts.extend(squeezer.compress(chunk) for _ in range(inflated_mb))
+    parts.append(squeezer.compress(b") Tj ET"))
+    parts.append(squeezer.flush())
+    return _raw_pdf(b"".join(parts), filter_name="FlateDecode")

@@ -128,7 +128,11 @@ def _pages(rt: Runtime, job_id: str) -> list[DocumentPage] | None:
         try:
             with st.spinner("Reading the original page by page…"):
                 cache[job_id] = job_document_pages(
-                    engine=rt.engine, blobs=rt.blobs, job_id=job_id, limits=rt.extraction_limits
+                    engine=rt.engine,
+                    blobs=rt.blobs,
+                    job_id=job_id,
+                    limits=rt.extraction_limits,
+                    extractor=rt.extractor,
                 )
         except HeronError as error:
             st.error(f"{error.message} ({error.code})")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
 from core.db import session_scope
 from core.errors import Conflict
-from core.services.jobs import process_job
+from core.services.documents import run_unpack_task
+from core.services.jobs import Handoff, process_job, process_slow_job
 from core.services.synthesis import NOT_PENDING, run_synthesis_task
 from core.services.tasks import get_task
 from core.services.training import run_training_task
@@ -39,8 +42,48 @@ def classify_job(job_id: str) -> None:
         max_attempts=runtime.settings.max_attempts,
         limits=runtime.extraction_limits,
         batch_size=runtime.settings.worker_batch_size,
+        extractor=runtime.extractor,
+        handoff=Handoff(slow=_to_slow_lane, again=classify_job.send),
     )
     log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+
+
+# The slow lane: its own threads (as many as its extraction processes), so a document that
+# outgrew the fast lane's budget never holds one of the threads that serve the queue. A job
+# waiting here is PROCESSING with a lease; if this process dies, the sweeper queues it again.
+_slow_lane: ThreadPoolExecutor | None = None
+_slow_lane_lock = threading.Lock()
+
+
+def _to_slow_lane(job_id: str) -> None:
+    global _slow_lane
+    with _slow_lane_lock:
+        if _slow_lane is None:
+            threads = context.runtime().settings.slow_lane_processes
+            _slow_lane = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="heron-slow-lane")
+        _slow_lane.submit(_read_slowly, job_id)
+
+
+def _read_slowly(job_id: str) -> None:
+    runtime = context.runtime()
+    try:
+        status = process_slow_job(
+            engine=runtime.engine,
+            blobs=runtime.blobs,
+            models=runtime.models,
+            job_id=job_id,
+            policy=runtime.policy,
+            max_attempts=runtime.settings.max_attempts,
+            limits=runtime.extraction_limits,
+            extractor=runtime.extractor,
+        )
+    except Exception:
+        # The job is back to PENDING (or FAILED after its last attempt); re-send it at once
+        # rather than waiting for the sweeper.
+        log.exception("slow-lane job %s failed", job_id, extra={"job_id": job_id})
+        classify_job.send(job_id)
+        return
+    log.info("job %s %s (slow lane)", job_id, status, extra={"job_id": job_id})
 
 
 @dramatiq.actor(
@@ -92,5 +135,28 @@ def generate_synthetic(task_id: str) -> None:
         dispatch.request_training(runtime, task.requested_by, incremental=True)
 
 
+@dramatiq.actor(
+    actor_name="archives.unpack",
+    queue_name="documents",
+    max_retries=3,
+    min_backoff=1_000,
+    max_backoff=30_000,
+    time_limit=15 * 60 * 1000,
+)
+def unpack_archive(task_id: str) -> None:
+    """Unpack a ZIP upload into member jobs (outside the upload request), then send them."""
+    runtime = context.runtime()
+    job_ids = run_unpack_task(
+        engine=runtime.engine, blobs=runtime.blobs, task_id=task_id, limits=runtime.extraction_limits
+    )
+    for job_id in job_ids:  # committed by now; a lost message is re-sent by the sweeper
+        classify_job.send(job_id)
+    log.info("unpack task %s: %d job(s)", task_id, len(job_ids), extra={"task_id": task_id})
+
+
 # Which actor runs each kind of background task (see core.services.tasks.KINDS).
-TASK_ACTORS: dict[str, dramatiq.Actor] = {"training": train_model, "synthesis": generate_synthetic}
+TASK_ACTORS: dict[str, dramatiq.Actor] = {
+    "training": train_model,
+    "synthesis": generate_synthetic,
+    "unpack": unpack_archive,
+}

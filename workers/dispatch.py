@@ -151,6 +151,7 @@ def add_industry(
             files=list(example_files),
             limits=runtime.extraction_limits,
             actor=actor,
+            extractor=runtime.extractor,
         )
     # Always queue training, examples or not: the new industry is served once a version that knows
     # it is live (seconds), the same way whatever the timing, never by a guess a cache makes.

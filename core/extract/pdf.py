@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pypdf import PageObject, PdfReader
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PyPdfError
+from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
 from core.errors import CorruptFile, EncryptedFile, LimitExceeded
 from core.extract import ocr
@@ -57,6 +57,8 @@ def extract_pdf(source: Source, context: Context) -> Parsed:
         reader = _open(stream)
         try:
             count = len(reader.pages)
+        except LimitReachedError as exc:
+            raise _beyond_reader_limit("its page tree", exc) from exc
         except PARSE_ERRORS as exc:
             raise CorruptFile(f"The PDF's page tree cannot be read: {exc}") from exc
         if count > limits.max_pages:
@@ -70,6 +72,8 @@ def extract_pdf(source: Source, context: Context) -> Parsed:
             try:
                 page = reader.pages[index]
                 text = page.extract_text() or ""
+            except LimitReachedError as exc:
+                raise _beyond_reader_limit(f"page {index + 1}", exc) from exc
             except PARSE_ERRORS:
                 unreadable += 1
                 page, text = None, ""
@@ -107,8 +111,16 @@ def _open(stream: BinaryIO) -> PdfReader:
         raise EncryptedFile(_ENCRYPTED) from exc
     except (EncryptedFile, CorruptFile):
         raise
+    except LimitReachedError as exc:
+        raise _beyond_reader_limit("its structure", exc) from exc
     except PARSE_ERRORS as exc:
         raise CorruptFile(f"The PDF cannot be read: {exc}") from exc
+
+
+def _beyond_reader_limit(where: str, exc: LimitReachedError) -> LimitExceeded:
+    # pypdf stops streams that inflate too far or hold too many operators: the file is not
+    # broken, it asks for more work than a document may cause.
+    return LimitExceeded(f"The PDF's {where} goes beyond the PDF reader's safety limits ({exc}).")
 
 
 def _letters(text: str) -> int:

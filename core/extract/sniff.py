@@ -7,7 +7,6 @@ They only choose between readings of the same bytes (CSV or plain text, Markdown
 from __future__ import annotations
 
 import re
-import struct
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -215,13 +214,14 @@ def _sniff_zip(source: Source) -> str:
 
 
 def _sniff_ole(source: Source) -> str:
-    """Name a compound file (legacy Office, .msg, encrypted OOXML) from its directory entries."""
-    head = source.head(8192)
-    try:
-        names = _ole_directory_names(source, head)
-    except (struct.error, OSError, ValueError, OverflowError):
-        names = set()
-    if "EncryptedPackage" in names:
+    """Name a compound file (legacy Office, .msg, encrypted OOXML) from its top-level entries.
+
+    olefile walks the whole directory (every sector of its chain), so a telling stream that is the
+    fifth entry or later is found; only top-level names count, so a .msg carrying an attached .doc
+    is still a .msg.
+    """
+    names = _ole_top_level_names(source)
+    if "EncryptedPackage" in names or "EncryptionInfo" in names:
         return ENCRYPTED_OFFICE
     if "WordDocument" in names:
         return "application/msword"
@@ -234,24 +234,15 @@ def _sniff_ole(source: Source) -> str:
     return "application/x-ole-storage"
 
 
-def _ole_directory_names(source: Source, head: bytes) -> set[str]:
-    if len(head) < 512:
+def _ole_top_level_names(source: Source) -> set[str]:
+    import olefile
+
+    try:
+        with source.open() as stream, olefile.OleFileIO(stream) as ole:
+            return {path[0] for path in ole.listdir(streams=True, storages=True) if path}
+    except Exception:
+        # A damaged compound file is still one; it is refused as a legacy Microsoft file.
         return set()
-    sector_shift = struct.unpack_from("<H", head, 30)[0]
-    first_directory_sector = struct.unpack_from("<I", head, 48)[0]
-    if sector_shift not in (9, 12) or first_directory_sector >= 0xFFFFFFFA:
-        return set()
-    sector_size = 1 << sector_shift
-    offset = (first_directory_sector + 1) * sector_size
-    with source.open() as stream:
-        stream.seek(offset)
-        sector = stream.read(sector_size)
-    names = set()
-    for start in range(0, len(sector) - 127, 128):
-        length = struct.unpack_from("<H", sector, start + 64)[0]
-        if 2 <= length <= 64:
-            names.add(sector[start : start + length - 2].decode("utf-16-le", "replace"))
-    return names
 
 
 def _as_text_head(head: bytes) -> bytes | None:

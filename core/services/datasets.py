@@ -19,6 +19,7 @@ from core.db.tables import ExampleSource, Industry, IndustryStatus, Split, Train
 from core.errors import HeronError, Invalid
 from core.evaluation import evaluation_report
 from core.extract import ExtractionLimits, extract
+from core.extract.isolation import Extractor
 from core.services import audit
 from core.services.industries import active_industry_names, normalise_name, require_active_industry
 from core.services.models import ModelCache
@@ -188,6 +189,7 @@ def add_example_files(
     files: list[tuple[str, bytes]],
     limits: ExtractionLimits,
     actor: str | None = None,
+    extractor: Extractor | None = None,
 ) -> dict[str, Any]:
     """Store example documents of one industry (e.g. given when it is created) as training data.
 
@@ -206,7 +208,10 @@ def add_example_files(
     examples, errors = [], []
     for filename, data in files:
         try:
-            text = extract(data, limits=limits, filename=filename).text
+            if extractor is not None:  # a person's upload: read in a child process, like any document
+                text = extractor.extract(data, limits=limits or ExtractionLimits(), filename=filename).text
+            else:
+                text = extract(data, limits=limits, filename=filename).text
         except HeronError as error:
             errors.append({"filename": filename, **error.as_dict()})
             continue

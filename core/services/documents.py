@@ -1,7 +1,8 @@
 """Uploading documents: keep the original first, then create the job(s) that classify it.
 
-A ZIP is a batch: it is unpacked within the extraction limits, and every member Heron can read
-becomes its own document and job, all sharing one ``batch_id``. The ZIP itself is kept too.
+A ZIP is a batch: the upload keeps it and answers at once with the batch id; a worker unpacks it
+within the extraction limits (an ``unpack`` task), and every member Heron can read becomes its own
+document and job, all sharing that ``batch_id``. The ZIP itself is kept too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -18,13 +20,14 @@ from sqlmodel import Session, select
 
 from core.blobs import BlobStore, StoredBlob
 from core.db import session_scope
-from core.db.tables import Document, Job, new_id
-from core.errors import EmptyFile, UnsupportedType
+from core.db.tables import Document, Job, Task, TaskStatus, new_id, utcnow
+from core.errors import EmptyFile, HeronError, NotFound, UnsupportedType
 from core.extract import ExtractionLimits, is_supported, sniff, unsupported_message
 from core.extract.archive import unpack
 from core.extract.sniff import SUPPORTED_DESCRIPTION, ZIP
 from core.extract.types import Source
-from core.services import audit
+from core.services import audit, tasks
+from core.services.jobs import JobView, job_view
 
 MAX_NAME_LENGTH = 255
 
@@ -40,11 +43,29 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Submission:
-    """What an upload became: one job, or for a ZIP one job per readable member."""
+    """What an upload became: one job, or for a ZIP the task that will unpack it into jobs."""
 
     jobs: list[Job]
     batch_id: str | None = None
     skipped: list[Skipped] = field(default_factory=list)
+    unpack_task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """A batch as clients follow it: its jobs so far, and its ZIPs still being unpacked.
+
+    ``status`` is UNPACKING while a ZIP of the batch waits for or is in its worker, else READY
+    (the jobs then carry their own statuses). A ZIP refused as a whole is listed in ``skipped``
+    under its own name, with the code (``limit_exceeded``, ``corrupt``, ``unsupported_type``...).
+    """
+
+    batch_id: str
+    status: str
+    job_ids: list[str]
+    jobs: list[JobView]
+    skipped: list[Skipped]
+    archives: list[dict[str, Any]]
 
 
 def submit_upload(
@@ -58,11 +79,12 @@ def submit_upload(
     submitted_by: str | None = None,
     limits: ExtractionLimits | None = None,
 ) -> Job:
-    """Store an upload and create a PENDING job for it; for a ZIP, the first member's job.
+    """Store an upload and create a PENDING job for it (not for ZIPs: use :func:`submit_batch`).
 
-    Callers that accept ZIPs should use :func:`submit_batch` to get (and send) every job.
+    Raises:
+        UnsupportedType: the upload is a ZIP, whose jobs only exist once a worker unpacked it.
     """
-    return submit_batch(
+    submission = submit_batch(
         engine=engine,
         blobs=blobs,
         chunks=chunks,
@@ -71,7 +93,10 @@ def submit_upload(
         max_bytes=max_bytes,
         submitted_by=submitted_by,
         limits=limits,
-    ).jobs[0]
+    )
+    if not submission.jobs:
+        raise UnsupportedType("A ZIP is unpacked by a worker into a batch of jobs; use submit_batch.")
+    return submission.jobs[0]
 
 
 def submit_batch(
@@ -84,56 +109,132 @@ def submit_batch(
     max_bytes: int,
     submitted_by: str | None = None,
     limits: ExtractionLimits | None = None,
+    batch_id: str | None = None,
 ) -> Submission:
-    """Store an upload and create its PENDING job(s), committed before anyone is told.
+    """Store an upload and create its PENDING job, or for a ZIP its ``unpack`` task, committed
+    before anyone is told.
 
-    Only cheap checks run here (size, emptiness, type from the first bytes, a ZIP's directory);
-    reading the document is the job's work.
+    Only cheap checks run here (size, emptiness, type from the first bytes); reading the document,
+    or unpacking the ZIP, is a worker's job: send the job (or the task) after this returns.
+
+    Args:
+        batch_id: The batch the job (or the ZIP's members) join; a ZIP gets a new one if None.
 
     Raises:
         EmptyFile, TooLarge: nothing is kept.
         UnsupportedType: the original is kept, but no job is created.
-        LimitExceeded, CorruptFile, EncryptedFile: a ZIP that is refused as a whole (a bomb,
-            too many members, nested too deep, names that climb out of it); the ZIP is kept.
     """
+    del limits  # the worker applies them when it reads (or unpacks) the upload
     blob = blobs.put_stream(chunks, max_bytes=max_bytes)
     name = clean_filename(filename)
     content_type = sniff(blobs.path(blob.key), filename=name, content_type=client_content_type)
-    with session_scope(engine) as session:
-        document = _document_for(session, blob, name, content_type)
-    if content_type == ZIP:
-        return _submit_archive(
-            engine=engine,
-            blobs=blobs,
-            archive=blob,
-            name=name,
-            limits=limits or ExtractionLimits(),
-            submitted_by=submitted_by,
-        )
-    if not is_supported(content_type):
+    if content_type != ZIP and not is_supported(content_type):
+        with session_scope(engine) as session:
+            _document_for(session, blob, name, content_type)
         raise UnsupportedType(unsupported_message(name, content_type))
     with session_scope(engine) as session:
-        job = _new_job(session, document, name, (client_content_type or content_type), submitted_by, blob)
-    return Submission(jobs=[job])
+        document = _document_for(session, blob, name, content_type)
+        if content_type == ZIP:
+            batch_id = batch_id or new_id()
+            task = tasks.create_task(
+                session,
+                kind="unpack",
+                params={"batch_id": batch_id, "document_id": document.id, "filename": name},
+                requested_by=submitted_by,
+            )
+            return Submission(jobs=[], batch_id=batch_id, unpack_task_id=task.id)
+        job = _new_job(
+            session, document, name, (client_content_type or content_type), submitted_by, blob, batch_id
+        )
+    return Submission(jobs=[job], batch_id=batch_id)
 
 
-def _submit_archive(
-    *,
-    engine: Engine,
-    blobs: BlobStore,
-    archive: StoredBlob,
-    name: str,
-    limits: ExtractionLimits,
-    submitted_by: str | None,
-) -> Submission:
+def run_unpack_task(*, engine: Engine, blobs: BlobStore, task_id: str, limits: ExtractionLimits) -> list[str]:
+    """Unpack a ZIP upload into one PENDING job per readable member (the worker's side of a ZIP).
+
+    Runs in a worker, not in the upload request. Members are streamed to files named by a counter
+    in a private directory, within the ZIP limits (members, total bytes, ratio, nesting), and
+    moved into the content-addressed store: their names never reach the filesystem. The jobs and
+    the task's ending are committed together, so running it twice creates the jobs once.
+
+    Returns the ids of the jobs created (for the caller to send), or an empty list when the task
+    was not PENDING, or the ZIP was refused as a whole (the task then ends FAILED with the code).
+    """
+    task = tasks.start(engine, task_id)
+    if task is None:
+        return []
+    params = task.params
+    batch_id, name = params["batch_id"], params.get("filename", "upload.zip")
+    try:
+        with session_scope(engine) as session:
+            archive = session.get(Document, params["document_id"])
+            if archive is None:
+                raise NotFound(f"The ZIP of batch {batch_id} is no longer stored.")
+            archive_key, archive_sha256, archive_size = archive.storage_key, archive.sha256, archive.size
+        accepted, skipped = _unpack_members(blobs, archive_key, limits)
+        if not accepted:
+            raise UnsupportedType(
+                f"The ZIP {name!r} contains no document Heron can read ({len(skipped)} members skipped). "
+                f"{SUPPORTED_DESCRIPTION}"
+            )
+    except HeronError as error:
+        tasks.finish(
+            engine,
+            task_id,
+            TaskStatus.FAILED,
+            result={"batch_id": batch_id, "job_ids": [], "skipped": []},
+            error_code=error.code,
+            error_message=error.message,
+        )
+        return []
+    except Exception:
+        # A disk or database hiccup: waiting again, so the queue's retry (or the sweeper) runs it.
+        tasks.put_back(engine, task_id, stage="unpacking failed; waiting to run again")
+        raise
+    with session_scope(engine) as session:
+        current = session.get(Task, task_id)
+        if current is None or current.status != TaskStatus.RUNNING:
+            return []  # another delivery of the same message got here first
+        jobs = []
+        for member_name, blob, member_type in accepted:
+            document = _document_for(session, blob, member_name, member_type)
+            jobs.append(
+                _new_job(session, document, member_name, member_type, task.requested_by, blob, batch_id)
+            )
+        audit.record(
+            session,
+            action="batch.uploaded",
+            subject_type="batch",
+            subject_id=batch_id,
+            actor=task.requested_by,
+            sha256=archive_sha256,
+            size=archive_size,
+            jobs=len(jobs),
+            skipped=len(skipped),
+        )
+        now = utcnow()
+        current.status = TaskStatus.SUCCEEDED
+        current.result = {
+            "batch_id": batch_id,
+            "job_ids": [job.id for job in jobs],
+            "skipped": [{"filename": i.filename, "code": i.code, "message": i.message} for i in skipped],
+        }
+        current.done = current.total = len(jobs)
+        current.stage = "succeeded"
+        current.finished_at = current.updated_at = now
+        session.add(current)
+        return [job.id for job in jobs]
+
+
+def _unpack_members(
+    blobs: BlobStore, archive_key: str, limits: ExtractionLimits
+) -> tuple[list[tuple[str, StoredBlob, str]], list[Skipped]]:
     accepted: list[tuple[str, StoredBlob, str]] = []
     skipped: list[Skipped] = []
     incoming = blobs.root / "incoming"
     incoming.mkdir(parents=True, exist_ok=True)
-    # Members are unpacked to files named by a counter in a private directory, then moved into
-    # the content-addressed store: their names never reach the filesystem.
     with tempfile.TemporaryDirectory(dir=incoming, prefix="zip-") as workdir:
-        members = unpack(Source(path=blobs.path(archive.key)), limits=limits, workdir=Path(workdir))
+        members = unpack(Source(path=blobs.path(archive_key)), limits=limits, workdir=Path(workdir))
         for member in members:
             member_name = clean_filename(member.name)
             if member.size == 0:
@@ -147,29 +248,47 @@ def _submit_archive(
                 continue
             with open(member.path, "rb") as handle:
                 accepted.append((member_name, blobs.put_file(handle), member_type))
-    if not accepted:
-        raise UnsupportedType(
-            f"The ZIP {name!r} contains no document Heron can read ({len(skipped)} members skipped). "
-            f"{SUPPORTED_DESCRIPTION}"
-        )
-    batch_id = new_id()
-    jobs = []
-    with session_scope(engine) as session:
-        for member_name, blob, member_type in accepted:
-            document = _document_for(session, blob, member_name, member_type)
-            jobs.append(_new_job(session, document, member_name, member_type, submitted_by, blob, batch_id))
-        audit.record(
-            session,
-            action="batch.uploaded",
-            subject_type="batch",
-            subject_id=batch_id,
-            actor=submitted_by,
-            sha256=archive.sha256,
-            size=archive.size,
-            jobs=len(jobs),
-            skipped=len(skipped),
-        )
-    return Submission(jobs=jobs, batch_id=batch_id, skipped=skipped)
+    return accepted, skipped
+
+
+def get_batch(*, session: Session, batch_id: str) -> BatchView:
+    """A batch's jobs (oldest first) and the state of its ZIPs.
+
+    Raises:
+        NotFound: no job and no ZIP has this batch id.
+    """
+    archives = session.exec(
+        select(Task)
+        .where(Task.kind == "unpack", Task.params["batch_id"].as_string() == batch_id)
+        .order_by(Task.created_at)
+    ).all()
+    jobs = session.exec(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.id)).all()
+    if not jobs and not archives:
+        raise NotFound(f"Batch {batch_id!r} does not exist.")
+    skipped: list[Skipped] = []
+    for archive in archives:
+        name = archive.params.get("filename", "upload.zip")
+        if archive.status == TaskStatus.FAILED:
+            skipped.append(Skipped(name, archive.error_code or "error", archive.error_message or ""))
+        for item in (archive.result or {}).get("skipped", []):
+            skipped.append(Skipped(item["filename"], item["code"], item["message"]))
+    unpacking = any(archive.status in (TaskStatus.PENDING, TaskStatus.RUNNING) for archive in archives)
+    return BatchView(
+        batch_id=batch_id,
+        status="UNPACKING" if unpacking else "READY",
+        job_ids=[job.id for job in jobs],
+        jobs=[job_view(session, job) for job in jobs],
+        skipped=skipped,
+        archives=[
+            {
+                "filename": archive.params.get("filename"),
+                "task_id": archive.id,
+                "status": archive.status,
+                "error_code": archive.error_code,
+            }
+            for archive in archives
+        ],
+    )
 
 
 def _new_job(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,8 @@ from core.db.tables import (
     utcnow,
 )
 from core.errors import HeronError, NotFound
-from core.extract import ExtractionLimits, extract
+from core.extract import Extraction, ExtractionLimits, extract
+from core.extract.isolation import FAST, SLOW, Extractor, NeedsSlowLane
 from core.services.industries import active_industries
 from core.services.models import ModelCache
 
@@ -60,6 +63,19 @@ class JobView:
     ocr_pages: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """How the fast lane passes work on; the worker layer sends the messages (after the commit).
+
+    Attributes:
+        slow: Read this job (still PROCESSING, its lease renewed) in the slow lane.
+        again: This job was claimed with a batch but not read: it is PENDING again, queue it.
+    """
+
+    slow: Callable[[str], None]
+    again: Callable[[str], None]
+
+
 def process_job(
     *,
     engine: Engine,
@@ -71,12 +87,19 @@ def process_job(
     max_attempts: int,
     limits: ExtractionLimits | None = None,
     batch_size: int = 1,
+    extractor: Extractor | None = None,
+    handoff: Handoff | None = None,
 ) -> str:
     """Extract and classify one job; running it twice, or concurrently, is safe.
 
     With ``batch_size`` > 1 the worker also claims up to that many other waiting jobs and
     classifies them together: the transformer tier is far faster on a batch than on one text at a
     time, and their own messages later find nothing left to do.
+
+    Documents are read by ``extractor``'s child processes (in this process only without one, as
+    in unit tests). With a ``handoff`` this is the fast lane: a document still being read after
+    the fast lane's budget goes to the slow lane, and once the batch has spent that budget the
+    jobs not yet read are queued again, so no document holds this worker for long.
 
     Returns the job's status afterwards. A document Heron cannot read ends the job FAILED with
     the error's code; any other exception puts the jobs back to PENDING (or FAILED after
@@ -87,15 +110,78 @@ def process_job(
             job = session.get(Job, job_id)
             return job.status if job else "MISSING"
     claimed = [job_id, *_claim_waiting(engine, batch_size - 1, exclude=job_id)]
+    lane = FAST if extractor is not None and handoff is not None else None
     try:
-        texts = _document_texts(engine, blobs, claimed, limits)
+        texts, slow, unread = _document_texts(engine, blobs, claimed, limits, extractor, lane)
+        handed = _hand_off(engine, slow, unread)
         if texts:
             _classify_and_store(engine, models, policy, texts)
     except Exception as error:
         _give_back(engine, claimed, error, max_attempts)
         raise
+    if handoff is not None:
+        for slow_id in handed[0]:
+            handoff.slow(slow_id)
+        for again_id in handed[1]:
+            handoff.again(again_id)
     with session_scope(engine) as session:
         return session.get(Job, job_id).status
+
+
+def process_slow_job(
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    models: ModelCache,
+    job_id: str,
+    policy: RoutingPolicy,
+    max_attempts: int,
+    limits: ExtractionLimits | None,
+    extractor: Extractor,
+) -> str:
+    """Read and classify a job the fast lane handed over, with the slow lane and the whole limit.
+
+    The job is still PROCESSING (the fast lane renewed its lease); if this process dies, the
+    lease runs out and the sweeper queues it again.
+    """
+    with session_scope(engine) as session:
+        # Renew the lease as the slow lane starts (the job may have waited for a slow-lane thread);
+        # a job the sweeper has meanwhile put back is left to whoever claims it.
+        renewed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.PROCESSING)
+            .values(updated_at=utcnow())
+        ).rowcount
+        if not renewed:
+            job = session.get(Job, job_id)
+            return job.status if job else "MISSING"
+    try:
+        texts, _, _ = _document_texts(engine, blobs, [job_id], limits, extractor, SLOW)
+        if texts:
+            _classify_and_store(engine, models, policy, texts)
+    except Exception as error:
+        _give_back(engine, [job_id], error, max_attempts)
+        raise
+    with session_scope(engine) as session:
+        return session.get(Job, job_id).status
+
+
+def _hand_off(engine: Engine, slow: list[str], unread: list[str]) -> tuple[list[str], list[str]]:
+    """Renew the lease of jobs going to the slow lane; put jobs not yet read back to PENDING."""
+    if not slow and not unread:
+        return [], []
+    now = utcnow()
+    with session_scope(engine) as session:
+        if slow:
+            session.execute(update(Job).where(Job.id.in_(slow)).values(updated_at=now))
+        if unread:
+            # They were not tried: the attempt the claim counted is given back.
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(unread), Job.status == JobStatus.PROCESSING)
+                .values(status=JobStatus.PENDING, attempts=Job.attempts - 1, updated_at=now)
+            )
+    return slow, unread
 
 
 def _classify_and_store(
@@ -197,12 +283,20 @@ def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
 
 
 def _document_texts(
-    engine: Engine, blobs: BlobStore, job_ids: list[str], limits: ExtractionLimits | None
-) -> dict[str, str]:
+    engine: Engine,
+    blobs: BlobStore,
+    job_ids: list[str],
+    limits: ExtractionLimits | None,
+    extractor: Extractor | None = None,
+    lane: str | None = None,
+) -> tuple[dict[str, str], list[str], list[str]]:
     """The text of each job's document: cached on its row, else extracted from the stored original.
 
     One read and one write for the whole batch (round trips to the database dominate otherwise).
     A document that cannot be read ends its job FAILED with the error's code and is left out.
+
+    Returns the texts, the jobs to read in the slow lane and the jobs not read at all (in the fast
+    lane, once the batch has spent the lane's budget).
     """
     with session_scope(engine) as session:
         rows = session.exec(
@@ -211,7 +305,10 @@ def _document_texts(
     texts: dict[str, str] = {}
     extracted: dict[int, Any] = {}
     failed: dict[str, HeronError] = {}
+    slow: list[str] = []
+    unread: list[str] = []
     order = {job_id: i for i, job_id in enumerate(job_ids)}
+    started = time.monotonic()
     for job, document in sorted(rows, key=lambda row: order[row[0].id]):
         if document.text is not None:
             texts[job.id] = document.text
@@ -219,18 +316,30 @@ def _document_texts(
         if document.id in extracted:  # the same bytes uploaded twice in one batch
             texts[job.id] = extracted[document.id].text
             continue
+        if (
+            lane == FAST
+            and extractor is not None
+            and time.monotonic() - started >= extractor.limits.fast_seconds
+        ):
+            unread.append(job.id)
+            continue
         try:
             original = blobs.path(document.storage_key)
             if not original.exists():
                 raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
             # The path, not the bytes: PDFs and images are read from disk instead of copied into
             # memory. The client's name and MIME type only tell CSV from plain text (core.extract.sniff).
-            result = extract(
+            result = _extract(
+                extractor,
                 original,
                 limits=limits,
                 filename=job.original_filename,
                 content_type=job.file_content_type or None,
+                lane=lane,
             )
+        except NeedsSlowLane:
+            slow.append(job.id)
+            continue
         except HeronError as error:
             failed[job.id] = error
             continue
@@ -248,7 +357,23 @@ def _document_texts(
             session.add(stored)
         for job_id, error in failed.items():
             _finish(session, job_id, JobStatus.FAILED, error.code, error.message)
-    return texts
+    return texts, slow, unread
+
+
+def _extract(
+    extractor: Extractor | None,
+    source: Any,
+    *,
+    limits: ExtractionLimits | None,
+    filename: str | None,
+    content_type: str | None,
+    lane: str | None = None,
+) -> Extraction:
+    if extractor is None:  # unit tests of the use cases; every entry point passes its extractor
+        return extract(source, limits=limits, filename=filename, content_type=content_type)
+    return extractor.extract(
+        source, limits=limits or ExtractionLimits(), filename=filename, content_type=content_type, lane=lane
+    )
 
 
 def _finish(
@@ -413,7 +538,12 @@ def job_document(*, session: Session, job_id: str) -> JobDocument:
 
 
 def job_document_pages(
-    *, engine: Engine, blobs: BlobStore, job_id: str, limits: ExtractionLimits | None = None
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    job_id: str,
+    limits: ExtractionLimits | None = None,
+    extractor: Extractor | None = None,
 ) -> list[DocumentPage]:
     """A job's document page by page, read again from the stored original.
 
@@ -432,8 +562,12 @@ def job_document_pages(
     original = blobs.path(document.storage_key)
     if not original.exists():
         raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
-    result = extract(
-        original, limits=limits, filename=job.original_filename, content_type=job.file_content_type or None
+    result = _extract(
+        extractor,
+        original,
+        limits=limits,
+        filename=job.original_filename,
+        content_type=job.file_content_type or None,
     )
     ocr = set(result.ocr_pages)
     return [DocumentPage(number=page.number, text=page.text, ocr=page.number in ocr) for page in result.pages]

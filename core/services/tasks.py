@@ -1,4 +1,4 @@
-"""Background tasks (training, synthesis): a row people and clients follow, and the worker updates.
+"""Background tasks (training, synthesis, unpacking a ZIP): a row people and clients follow.
 
 The row is the source of truth, as for jobs: a worker claims PENDING → RUNNING, reports progress
 (which doubles as a heartbeat and as the place a cancellation is noticed) and ends the task
@@ -20,7 +20,7 @@ from core.db.tables import Task, TaskStatus, utcnow
 from core.errors import Invalid, NotFound
 from core.services import audit
 
-KINDS = ("training", "synthesis")
+KINDS = ("training", "synthesis", "unpack")
 FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 

@@ -137,6 +137,15 @@ def test_413_comes_before_the_body_is_read(runtime: Runtime, monkeypatch: pytest
 # --- ZIP batches. ---
 
 
+def _unpacked(client, batch_id: str, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        batch = client.get(f"/api/batches/{batch_id}").json()
+        if batch["status"] != "UNPACKING" or time.monotonic() > deadline:
+            return batch
+        time.sleep(0.05)
+
+
 def test_a_zip_becomes_a_batch_of_jobs_one_per_readable_member(client, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
     # Given a ZIP with three documents, an executable, an empty file and macOS litter
     archive = zip_bytes(
@@ -151,17 +160,21 @@ def test_a_zip_becomes_a_batch_of_jobs_one_per_readable_member(client, runtime: 
     )
     # When it is uploaded
     response = _upload(client, "batch.zip", archive, "application/zip")
-    # Then the original keys describe the first member's job, and the batch lists all of them
+    # Then the upload answers at once with the batch to follow (a worker unpacks the ZIP)
     assert response.status_code == 200, response.text
     accepted = response.json()
-    assert accepted["job_id"] == accepted["job_ids"][0] and len(accepted["job_ids"]) == 3
-    assert accepted["original_filename"] == "q3-results.pdf" and accepted["batch_id"]
-    assert {item["filename"]: item["code"] for item in accepted["skipped"]} == {
+    assert accepted["job_id"] is None and accepted["batch_id"] and accepted["status"] == "PENDING"
+    assert accepted["original_filename"] == "batch.zip"
+    assert f"/api/batches/{accepted['batch_id']}" in accepted["message"]
+    # And the batch lists one job per readable member, in the ZIP's order, and what was skipped
+    batch = _unpacked(client, accepted["batch_id"])
+    assert batch["status"] == "READY" and len(batch["job_ids"]) == 3, batch
+    assert {item["filename"]: item["code"] for item in batch["skipped"]} == {
         "tools/setup.exe": "unsupported_type",
         "empty.txt": "empty",
     }
     # And every member is read and classified on its own, in the same batch
-    jobs = [wait_for_job(client, job_id) for job_id in accepted["job_ids"]]
+    jobs = [wait_for_job(client, job_id) for job_id in batch["job_ids"]]
     assert [job["status"] for job in jobs] == ["COMPLETED"] * 3, jobs
     assert all(job["classification_result"] for job in jobs)
     assert [job["document_type"] for job in jobs] == [
@@ -180,35 +193,54 @@ def test_a_zip_becomes_a_batch_of_jobs_one_per_readable_member(client, runtime: 
 
 
 @pytest.mark.parametrize(
-    ("name", "archive", "status", "code", "says"),
+    ("name", "archive", "code", "says"),
     [
-        ("bomb.zip", zip_bomb_bytes(8), 422, "limit_exceeded", "zip bomb"),
-        ("nested.zip", nested_zip_bytes(3, {"a.txt": FINANCE.encode()}), 422, "limit_exceeded", "nested"),
+        ("bomb.zip", zip_bomb_bytes(8), "limit_exceeded", "zip bomb"),
+        ("nested.zip", nested_zip_bytes(3, {"a.txt": FINANCE.encode()}), "limit_exceeded", "nested"),
         (
             "slip.zip",
             zip_bytes({"ok.txt": FINANCE.encode(), "../../../tmp/heron-owned.txt": b"gotcha"}),
-            422,
             "corrupt",
             "outside the archive",
         ),
         (
             "junk.zip",
             zip_bytes({"a.exe": b"MZ" + bytes(100), "b.mp3": b"ID3" + bytes(100)}),
-            415,
             "unsupported_type",
             "no document",
         ),
-        ("broken.zip", zip_bytes({"a.txt": FINANCE.encode() * 20})[:300], 422, "corrupt", "cannot be read"),
+        ("broken.zip", zip_bytes({"a.txt": FINANCE.encode() * 20})[:300], "corrupt", "cannot be read"),
     ],
 )
-def test_hostile_zips_are_refused_whole(client, runtime: Runtime, name, archive, status, code, says) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_zips_are_refused_whole(client, runtime: Runtime, name, archive, code, says) -> None:  # type: ignore[no-untyped-def]
     # When a hostile or useless ZIP is uploaded
     response = _upload(client, name, archive, "application/zip")
-    # Then it is refused as a whole with the stable code, and nothing was written outside the store
-    assert response.status_code == status, response.text
-    assert response.json()["code"] == code and says in response.json()["message"]
+    # Then the upload is accepted (unpacking is the worker's), and the batch refuses the ZIP
+    # as a whole with the stable code, creating no job
+    assert response.status_code == 200, response.text
+    batch = _unpacked(client, response.json()["batch_id"])
+    assert batch["status"] == "READY" and batch["job_ids"] == [], batch
+    assert [(item["filename"], item["code"]) for item in batch["skipped"]] == [(name, code)]
+    assert says in batch["skipped"][0]["message"]
+    assert batch["archives"][0]["status"] == "FAILED"
+    # And nothing was written outside the store, and no unpacking directory is left behind
     assert not Path("/tmp/heron-owned.txt").exists()
     assert not list((runtime.blobs.root / "incoming").glob("zip-*"))
+
+
+def test_a_zip_in_a_multi_file_upload_joins_the_batch(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a text file and a ZIP of two documents, uploaded together
+    files = [
+        ("files", ("note.txt", LEGAL.encode() + b" Multi-file note.")),
+        ("files", ("pair.zip", zip_bytes({"a.txt": EDUCATION.encode(), "b.txt": CLINICAL.encode()}))),
+    ]
+    body = client.post("/api/classify_files/", files=files).json()
+    # Then the batch has the text file's job at once and the ZIP's members once unpacked
+    assert len(body["job_ids"]) == 1 and body["unpacking"] == 1
+    batch = _unpacked(client, body["batch_id"])
+    assert len(batch["job_ids"]) == 3 and body["job_ids"][0] in batch["job_ids"]
+    jobs = [wait_for_job(client, job_id) for job_id in batch["job_ids"]]
+    assert [job["status"] for job in jobs] == ["COMPLETED"] * 3
 
 
 def test_zip_members_with_odd_names_are_harmless(client) -> None:  # type: ignore[no-untyped-def]
@@ -218,11 +250,17 @@ def test_zip_members_with_odd_names_are_harmless(client) -> None:  # type: ignor
     # When the ZIP is uploaded
     accepted = _upload(client, "odd.zip", archive).json()
     # Then both become jobs with bounded, printable display names
-    jobs = [wait_for_job(client, job_id) for job_id in accepted["job_ids"]]
+    batch = _unpacked(client, accepted["batch_id"])
+    jobs = [wait_for_job(client, job_id) for job_id in batch["job_ids"]]
     assert [job["status"] for job in jobs] == ["COMPLETED", "COMPLETED"]
     for job in jobs:
         assert len(job["original_filename"]) <= 255
         assert all(ch.isprintable() for ch in job["original_filename"])
+
+
+def test_a_batch_nobody_created_is_404(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/api/batches/nope")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
 
 
 # --- What a job records about its extraction. ---

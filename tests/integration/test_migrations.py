@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -11,6 +9,7 @@ from sqlmodel import SQLModel
 
 import core.db.tables  # noqa: F401
 from core.db import current_revision, make_engine, migrate
+from tests.conftest import needs_services
 
 TABLES = {
     "documents",
@@ -47,7 +46,7 @@ def test_migrating_an_empty_sqlite_database_creates_every_table(tmp_path: Path) 
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
 
 
-@pytest.mark.skipif(os.environ.get("CI") != "true", reason="PostgreSQL on 127.0.0.1:5432 is used in CI only")
+@needs_services("PostgreSQL")
 def test_the_same_migrations_run_on_postgresql() -> None:
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
     with engine.begin() as connection:

@@ -1,7 +1,8 @@
 """Scale-out on the real services: API and workers in separate processes on Redis or RabbitMQ and
 PostgreSQL, with workers killed, messages duplicated, the broker restarted and the database cut.
 
-They need PostgreSQL, Redis and RabbitMQ on 127.0.0.1 and run in CI (CI=true); elsewhere they skip.
+They need PostgreSQL and Redis (and RabbitMQ for its tests) on 127.0.0.1: they run wherever those
+answer on their ports, CI or not, and skip saying which one does not otherwise.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from core.db.tables import Job, ModelVersion, Prediction
 from core.runtime import Runtime, open_runtime
 from core.services.documents import submit_batch
 from core.settings import load_settings
-from tests.conftest import services_available
+from tests.conftest import needs_services
 from tests.documents import FINANCE, LEGAL, OCR_LINES, scanned_pdf_bytes
 from tests.proxy import TcpProxy
 
-pytestmark = pytest.mark.skipif(
-    not services_available(), reason="needs PostgreSQL, Redis and RabbitMQ on 127.0.0.1; runs in CI (CI=true)"
-)
+pytestmark = needs_services("PostgreSQL", "Redis")
+needs_rabbitmq = needs_services("RabbitMQ")
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -181,6 +181,7 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_another_worker(cluster: Clust
         assert session.get(Job, job_id).attempts >= 2
 
 
+@needs_rabbitmq
 def test_the_same_message_twice_gives_one_result_on_redis_and_rabbitmq(cluster: Cluster) -> None:
     for broker_url in (REDIS, RABBITMQ):
         # Given jobs whose messages are each delivered twice
@@ -231,6 +232,43 @@ def _restart_redis() -> None:
             return
         time.sleep(0.1)
     raise AssertionError("Redis did not come back")
+
+
+@needs_rabbitmq
+def test_a_rabbitmq_restart_loses_no_job_and_the_running_worker_carries_on(cluster: Cluster) -> None:
+    # Given jobs whose messages wait in RabbitMQ while no worker runs
+    waiting = [
+        cluster.submit(f"{text} (rabbit waiting {i})".encode(), f"w{i}.txt")
+        for i, text in enumerate([FINANCE, LEGAL] * 2)
+    ]
+    _send(RABBITMQ, waiting)
+    # When RabbitMQ restarts
+    _restart_rabbitmq()
+    # Then a worker started afterwards completes each once (the durable queue kept the messages;
+    # its sweeper re-sends them too, and a duplicate finds nothing left to do)
+    worker = cluster.worker(RABBITMQ)
+    try:
+        assert set(cluster.wait(waiting, {"COMPLETED", "FAILED"}, 120).values()) == {"COMPLETED"}
+        # When RabbitMQ restarts again under the running worker
+        _restart_rabbitmq()
+        later = [
+            cluster.submit(f"{text} (rabbit later {i})".encode(), f"l{i}.txt")
+            for i, text in enumerate([FINANCE, LEGAL] * 2)
+        ]
+        _send(RABBITMQ, later)
+        # Then the same worker reconnects (or its sweeper re-sends) and completes the new jobs, once
+        assert set(cluster.wait(later, {"COMPLETED", "FAILED"}, 120).values()) == {"COMPLETED"}
+        assert worker.poll() is None, "the worker died with the broker"
+    finally:
+        _stop(worker)
+    assert [cluster.predictions(job_id) for job_id in waiting + later] == [1] * 8
+
+
+def _restart_rabbitmq() -> None:
+    """Stop and start the RabbitMQ application (the node's connections all drop)."""
+    for action in ("stop_app", "start_app"):
+        subprocess.run(["rabbitmqctl", action], check=True, capture_output=True, timeout=120)
+    subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True, timeout=120)
 
 
 def test_while_the_database_is_unreachable_the_api_answers_503_and_nothing_is_lost(cluster: Cluster) -> None:

@@ -98,6 +98,40 @@ def test_password_protected_office_file_is_refused_as_encrypted() -> None:
     assert isinstance(_refusal(ole_bytes("EncryptedPackage")), EncryptedFile)
 
 
+# Real files list their telling stream late: a .doc opens with 1Table, CompObj and the summary
+# streams; an encrypted OOXML with \x06DataSpaces and EncryptionInfo. Four entries fill the first
+# directory sector, so these sit in the second.
+_LATER = ("\x01CompObj", "\x05DocumentSummaryInformation", "\x05SummaryInformation", "1Table", "Data")
+
+
+@pytest.mark.parametrize(
+    ("stream", "kind"),
+    [
+        ("EncryptedPackage", "application/x-encrypted-office"),
+        ("WordDocument", "application/msword"),
+        ("Workbook", "application/vnd.ms-excel"),
+        ("Book", "application/vnd.ms-excel"),
+        ("PowerPoint Document", "application/vnd.ms-powerpoint"),
+        ("__substg1.0_0037001F", "application/vnd.ms-outlook"),
+    ],
+)
+def test_compound_files_are_named_by_any_directory_entry_not_only_the_first_sector(
+    stream: str, kind: str
+) -> None:
+    # Given a compound file whose telling stream is its seventh directory entry
+    data = ole_bytes(stream, before=_LATER)
+    # When it is sniffed, Then it is named for what it is
+    assert sniff(data) == kind
+    # And an encrypted one is refused as encrypted, the others as unsupported with advice
+    error = _refusal(data, filename="upload.bin")
+    assert isinstance(error, EncryptedFile if kind.endswith("encrypted-office") else UnsupportedType)
+
+
+def test_a_damaged_compound_file_is_refused_as_a_legacy_microsoft_file() -> None:
+    assert sniff(ole_bytes("WordDocument", before=_LATER)[:700]) == "application/x-ole-storage"
+    assert isinstance(_refusal(ole_bytes("WordDocument")[:700]), UnsupportedType)
+
+
 @pytest.mark.parametrize(
     ("build", "cut"),
     [

@@ -10,7 +10,7 @@ import streamlit as st
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
 from core.errors import HeronError
-from core.services.documents import submit_batch
+from core.services.documents import BatchView, get_batch, submit_batch
 from core.services.jobs import JobView, get_job
 from ui.state import current_user, runtime
 from ui.widgets import document_text, routing_explanation, score_chart
@@ -19,6 +19,18 @@ from workers import dispatch
 POLL_SECONDS = 0.3
 WAIT_SECONDS = 60
 FINISHED = ("COMPLETED", "FAILED")
+
+
+def _unpacked(batch_id: str) -> BatchView:
+    """The batch once its ZIP is unpacked (seconds), or as it is after WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        with session_scope(rt.engine) as session:
+            batch = get_batch(session=session, batch_id=batch_id)
+        if batch.status != "UNPACKING" or time.monotonic() > deadline:
+            return batch
+        time.sleep(POLL_SECONDS)
+
 
 st.title("Classify documents")
 st.caption(
@@ -52,16 +64,20 @@ if uploads and st.button("Classify", type="primary"):
             for job in submission.jobs:
                 dispatch.send_classify(job.id)
                 job_ids.append(job.id)
-            if submission.batch_id:
-                st.write(f"{upload.name}: {len(submission.jobs)} documents from the ZIP")
-            for skipped in submission.skipped:
-                refused.append(
-                    {
-                        "file": f"{upload.name}: {skipped.filename}",
-                        "code": skipped.code,
-                        "message": skipped.message,
-                    }
-                )
+            if submission.unpack_task_id:
+                # A worker unpacks the ZIP (not this page): wait for its members to become jobs.
+                dispatch.send_task(submission.unpack_task_id, "unpack")
+                batch = _unpacked(submission.batch_id)
+                job_ids.extend(batch.job_ids)
+                st.write(f"{upload.name}: {len(batch.job_ids)} documents from the ZIP")
+                for skipped in batch.skipped:
+                    refused.append(
+                        {
+                            "file": f"{upload.name}: {skipped.filename}",
+                            "code": skipped.code,
+                            "message": skipped.message,
+                        }
+                    )
         sent.progress(1.0, text=f"{len(job_ids)} document(s) queued")
         upload_status.update(
             label=f"{len(job_ids)} document(s) queued, {len(refused)} refused",
