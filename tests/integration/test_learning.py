@@ -15,7 +15,7 @@ from core.db import session_scope
 from core.db.tables import ExampleSource, ModelVersion, Split, TrainingExample
 from core.runtime import open_runtime
 from core.services.industries import create_industry
-from core.services.models import version_report
+from core.services.models import ModelCache, version_report
 from core.services.training import train_incremental
 from tests.conftest import make_settings, wait_for_job, wait_for_task
 
@@ -148,7 +148,8 @@ def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_an
     answers = []
     for runtime in copies:
         # Given the starter model, whose catch-all "other" holds our own sports match reports
-        _, starter = runtime.models.active(runtime.engine)
+        models = ModelCache(runtime.encoder, refresh_seconds=0)  # no 2-second grace: read each time
+        _, starter = models.active(runtime.engine)
         before = starter.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
         # When "sports" is added from a description only and the training its creation queues runs
         create_industry(engine=runtime.engine, name="sports", description=SPORTS, actor="test")
@@ -160,7 +161,7 @@ def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_an
             trained_on = session.get(ModelVersion, outcome.version_id).trained_on
         # Then the starter's sports reports moved from "other" to "sports", and nothing else did
         assert trained_on["by_label"]["sports"] == trained_on["carved"] >= 4
-        _, model = runtime.models.active(runtime.engine)
+        _, model = models.active(runtime.engine)
         verdicts = model.classify(MATCH_REPORTS, runtime.policy, encoder=runtime.encoder)
         assert [v.label for v in verdicts] == ["sports"] * len(MATCH_REPORTS)
         answers.append([(v.label, round(v.confidence, 6)) for v in verdicts])
