@@ -34,17 +34,18 @@ ENV PYTHONUNBUFFERED=1 \
 # embeddings; core/extract/ocr.py already gives each Tesseract process OMP_THREAD_LIMIT=1.
 
 # Dependencies in their own layer, so a code change does not reinstall torch. The list comes from
-# pyproject.toml (the single source of truth). torch goes first, from PyTorch's CPU index, with the
+# pyproject.toml (the single source of truth), the versions from constraints.txt (what CI tested).
+# torch goes first, from PyTorch's CPU index, with the
 # exact pin pyproject.toml has: `torch==X` is then satisfied by the installed `X+cpu` and pip does
 # not pull the CUDA build (and its ~3 GB of nvidia-* wheels) from PyPI.
-COPY pyproject.toml /tmp/pyproject.toml
+COPY pyproject.toml constraints.txt /tmp/
 # hadolint ignore=DL3013
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
  && torch_pin="$(grep -E '^torch[[:space:]]*==' /tmp/requirements.txt)" \
  && pip install --index-url https://download.pytorch.org/whl/cpu "$torch_pin" \
- && pip install -r /tmp/requirements.txt \
+ && pip install -c /tmp/constraints.txt -r /tmp/requirements.txt \
  && python -c "import importlib.metadata as m, torch; cuda = [n for n in (d.metadata['Name'] or '' for d in m.distributions()) if n.lower().startswith('nvidia-')]; assert torch.version.cuda is None and not cuda, ('CUDA build installed', torch.__version__, cuda)" \
- && rm /tmp/pyproject.toml /tmp/requirements.txt
+ && rm /tmp/pyproject.toml /tmp/constraints.txt /tmp/requirements.txt
 
 # Heron itself, not editable. Everything it reads at run time is inside the package except the
 # starter corpus: ui/app.py and ui/pages/*.py (cli/main.py runs `streamlit run <package>/ui/app.py`),
