@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from cli.progress import Progress
 from core.errors import ConfigurationError, HeronError
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
@@ -224,10 +225,14 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
     runtime = _runtime(settings)
     failures = 0
-    for path in _files(args.paths):
+    paths = list(_files(args.paths))
+    progress = Progress("classifying files")
+    for done, path in enumerate(paths, start=1):
         for line in _classify_file(runtime, path):
             failures += "error" in line
             print(json.dumps(line), flush=True)
+        progress(done, len(paths))
+    progress.close()
     runtime.close()
     return 1 if failures else 0
 
@@ -334,6 +339,7 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from core.services.datasets import evaluate_directory
 
     runtime = _runtime(settings)
+    progress = Progress("reading files")
     report = evaluate_directory(
         engine=runtime.engine,
         models=runtime.models,
@@ -341,7 +347,9 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
         root=args.directory,
         policy=runtime.policy,
         limits=runtime.extraction_limits,
+        on_progress=progress,
     )
+    progress.close()
     runtime.close()
     if args.json:
         keys = (
@@ -376,19 +384,28 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from core.services.datasets import import_directory
-    from core.services.training import train_full
+    from core.services.training import TRAINING_STAGES, train_full
 
     runtime = _runtime(settings)
+    progress = Progress("reading files")
     imported = import_directory(
         engine=runtime.engine,
         root=args.directory,
         limits=runtime.extraction_limits,
         replace=args.replace,
         actor="cli",
+        on_progress=progress,
     )
+    progress.close()
+    stages = Progress("training")
     outcome = train_full(
-        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor="cli"
+        engine=runtime.engine,
+        policy=runtime.policy,
+        encoder=runtime.training_encoder,
+        actor="cli",
+        on_progress=lambda done, stage: stages(done, TRAINING_STAGES, stage),
     )
+    stages.close()
     runtime.close()
     print(json.dumps({**imported, **_outcome(outcome)}))
     return 0

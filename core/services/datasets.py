@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,14 +48,21 @@ def labelled_files(root: Path) -> list[LabelledFile]:
     return files
 
 
+# Called with (files read so far, files in all) as a folder is read.
+FileProgress = Callable[[int, int], None]
+
+
 def _texts(
-    files: list[LabelledFile], limits: ExtractionLimits
+    files: list[LabelledFile], limits: ExtractionLimits, on_progress: FileProgress | None = None
 ) -> Iterator[tuple[LabelledFile, str | HeronError]]:
-    for item in files:
+    for done, item in enumerate(files, start=1):
         try:
-            yield item, extract(item.path, limits=limits, filename=item.path.name).text
+            text: str | HeronError = extract(item.path, limits=limits, filename=item.path.name).text
         except HeronError as error:
-            yield item, error
+            text = error
+        if on_progress is not None:
+            on_progress(done, len(files))
+        yield item, text
 
 
 def evaluate_directory(
@@ -66,6 +73,7 @@ def evaluate_directory(
     root: Path,
     policy: RoutingPolicy,
     limits: ExtractionLimits,
+    on_progress: FileProgress | None = None,
 ) -> dict[str, Any]:
     """Classify every file with the active model (never training on them) and score the answers.
 
@@ -81,7 +89,7 @@ def evaluate_directory(
     pending: list[str] = []
     verdicts = []
     errors = []
-    for item, text in _texts(files, limits):
+    for item, text in _texts(files, limits, on_progress):
         if isinstance(text, HeronError):
             errors.append({"path": str(item.path), **text.as_dict()})
             continue
@@ -112,6 +120,7 @@ def import_directory(
     limits: ExtractionLimits,
     replace: bool = False,
     actor: str | None = None,
+    on_progress: FileProgress | None = None,
 ) -> dict[str, Any]:
     """Store a labelled folder as training data (20% of it, by file, as holdout).
 
@@ -157,7 +166,7 @@ def import_directory(
             )
         }
     examples = []
-    for item, text in _texts(files, limits):
+    for item, text in _texts(files, limits, on_progress):
         if isinstance(text, HeronError):
             errors.append({"path": str(item.path), **text.as_dict()})
             continue

@@ -56,6 +56,8 @@ GOLD_DATASET = "gold"
 
 
 Progress = Callable[[int, str], None]
+# A training run reports stages 0 … TRAINING_STAGES - 1 (reading, fitting, evaluating, comparing).
+TRAINING_STAGES = 4
 
 
 def _no_progress(done: int, stage: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,41 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path, prepared_dir:
     labels = {Path(line["path"]).name: line["label"] for line in lines}
     assert labels["listing.txt"] == "property"
     assert labels["contract.txt"] in {"money", "property"}  # retired industries are never predicted
+
+
+def test_a_long_command_shows_progress_on_a_terminal_and_nothing_in_a_pipe(
+    tmp_path: Path, prepared_dir: Path
+) -> None:
+    from tests.documents import OBVIOUS
+
+    folder = _labelled_dir(tmp_path / "eval", {label: [text] for label, text in OBVIOUS.items()})
+    count = len(OBVIOUS)
+    # Given heron eval with its stderr in a pipe: the pipe gets no progress line
+    piped = heron(prepared_dir, "eval", str(folder))
+    assert piped.returncode == 0 and "reading files" not in piped.stderr, piped.stderr
+    # Given the same with its stderr on a terminal
+    env = {**os.environ, "HERON_DATA_DIR": str(prepared_dir), "HERON_DATABASE_URL": ""}
+    env["HERON_BROKER_URL"] = ""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "eval", str(folder)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the command closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=300) == 0
+    # Then the terminal saw the files counted to the end, and stdout is the report alone
+    assert f"reading files: {count}/{count}" in shown.decode(errors="replace"), shown
+    assert b"reading files" not in process.stdout.read()
