@@ -27,7 +27,7 @@ from core.extract.archive import unpack
 from core.extract.sniff import SUPPORTED_DESCRIPTION, ZIP
 from core.extract.types import Source
 from core.services import audit, tasks
-from core.services.jobs import JobView, job_view
+from core.services.jobs import JobView, job_views
 
 MAX_NAME_LENGTH = 255
 
@@ -277,7 +277,7 @@ def get_batch(*, session: Session, batch_id: str) -> BatchView:
         batch_id=batch_id,
         status="UNPACKING" if unpacking else "READY",
         job_ids=[job.id for job in jobs],
-        jobs=[job_view(session, job) for job in jobs],
+        jobs=job_views(session, jobs),
         skipped=skipped,
         archives=[
             {

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from core.db import session_scope
 from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction, ReviewClaim, utcnow
 from core.errors import Conflict, Invalid, NotFound
-from core.services.jobs import JobView, job_view
+from core.services.jobs import JobView, job_views
 
 STRATEGIES = ("least_confidence", "margin", "entropy")
 
@@ -73,7 +73,7 @@ def review_queue(
         if not reason or reason in (prediction.review_reasons or [])
     ]
     rows.sort(key=lambda row: (-uncertainty(row[1].scores, strategy), row[0].created_at))
-    return [job_view(session, job) for job, _ in rows[offset : offset + limit]], len(rows)
+    return job_views(session, [job for job, _ in rows[offset : offset + limit]]), len(rows)
 
 
 @dataclass(frozen=True)

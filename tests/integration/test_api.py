@@ -220,3 +220,41 @@ def test_metrics_report_jobs_latency_and_the_active_model(client) -> None:  # ty
     assert float(values["heron_active_model_version"]) >= 1
     assert 0 <= float(values["heron_escalation_ratio"]) <= 1
     assert "# TYPE heron_job_latency_seconds summary" in response.text
+
+
+def test_a_page_of_jobs_costs_the_same_queries_whatever_its_size(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import event
+
+    # Given a dozen classified jobs (one corrected)
+    ids = [
+        client.post("/api/classify_file", files={"file": (f"n{i}.txt", f"{FINANCE} ({i})".encode())}).json()[
+            "job_id"
+        ]
+        for i in range(12)
+    ]
+    for job_id in ids:
+        wait_for_job(client, job_id)
+    client.post("/api/feedback/", json={"job_id": ids[0], "corrected_classification": "legal"})
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    def queries_for(limit: int) -> tuple[int, list[dict]]:
+        statements.clear()
+        event.listen(runtime.engine, "before_cursor_execute", count)
+        try:
+            items = client.get("/api/jobs", params={"limit": limit}).json()["items"]
+        finally:
+            event.remove(runtime.engine, "before_cursor_execute", count)
+        return len(statements), items
+
+    # When one job is listed, then twelve
+    one, _ = queries_for(1)
+    twelve, items = queries_for(12)
+    # Then the page of twelve took no more queries than the page of one, and is complete
+    assert twelve == one, statements
+    assert len(items) == 12 and all(item["classification_result"] for item in items)
+    assert {item["id"] for item in items} == set(ids)  # the newest twelve are ours
+    corrected = next(item for item in items if item["id"] == ids[0])
+    assert corrected["corrected_classification"] == "legal"
