@@ -7,15 +7,14 @@ then listens on 127.0.0.1 only, and this guard also refuses callers from other a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
+from core.auth import actor_name, allows, role_of
+
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient", "testserver"}
 
 
@@ -30,24 +29,19 @@ def caller(connection: ASGIConnection) -> tuple[str, str]:
     """(role, actor name) of the caller. The name is the ``X-Heron-User`` header (who is at the
     keyboard) and, when keys are configured, a hash prefix of the key — never the key itself."""
     keys: dict[str, str] = connection.app.state.runtime.settings.roles_by_key
-    user = _user_name(connection.headers.get("x-heron-user", ""))
+    user = connection.headers.get("x-heron-user", "")
     if not keys:
         client = connection.client.host if connection.client else ""
         if client not in LOOPBACK and not client.startswith("127."):
             raise PermissionDeniedException("No API keys are configured, so only local callers are served.")
-        return "admin", user or "local"
+        return "admin", actor_name(user) or "local"
     key = presented_key(connection)
     if key is None:
         raise NotAuthorizedException("Send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
-    for known, role in keys.items():
-        if hmac.compare_digest(known.encode(), key.encode()):
-            name = "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
-            return role, f"{user} ({name})" if user else name
-    raise NotAuthorizedException("The API key is not valid.")
-
-
-def _user_name(raw: str) -> str:
-    return "".join(ch for ch in raw if ch.isprintable()).strip()[:60]
+    role = role_of(key, keys)
+    if role is None:
+        raise NotAuthorizedException("The API key is not valid.")
+    return role, actor_name(user, key)
 
 
 def requires(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
@@ -55,7 +49,7 @@ def requires(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
 
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         granted, name = caller(connection)
-        if RANK[granted] < RANK[role]:
+        if not allows(granted, role):
             raise PermissionDeniedException(f"This needs the {role} role; the key has {granted}.")
         connection.state.actor = name
 

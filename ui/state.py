@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 import streamlit as st
 
+from core.auth import actor_name, allows, role_of
 from core.runtime import Runtime, open_runtime
 from core.settings import get_settings
 from workers import dispatch
-
-RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
 
 
 @st.cache_resource(show_spinner="Preparing Heron (first start trains the starter model)…")
@@ -30,7 +27,7 @@ class User:
     role: str
 
     def can(self, role: str) -> bool:
-        return RANK.get(self.role, 0) >= RANK[role]
+        return allows(self.role, role)
 
 
 def current_user() -> User:
@@ -50,15 +47,14 @@ def identity_sidebar() -> User:
             user = User(name=name or "console", role="admin")
         else:
             key = st.text_input("API key", type="password", key="heron_api_key")
-            role = _role_of(key, keys)
+            role = role_of(key, keys)
             if role is None:
                 if key:
                     st.error("That API key is not valid.")
                 st.session_state.pop("heron_user", None)
                 st.info("API keys are configured: enter yours in the sidebar to use the console.")
                 st.stop()
-            tag = "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
-            user = User(name=f"{name} ({tag})" if name else tag, role=role)
+            user = User(name=actor_name(name, key), role=role)
         st.caption(f"Signed in as **{user.name}** · {user.role}")
     st.session_state["heron_user"] = user
     return user
@@ -71,10 +67,3 @@ def require(role: str) -> User:
         st.warning(f"This page needs the {role} role; you are signed in as {user.role}.")
         st.stop()
     return user
-
-
-def _role_of(key: str, keys: dict[str, str]) -> str | None:
-    for known, role in keys.items():
-        if key and hmac.compare_digest(known.encode(), key.encode()):
-            return role
-    return None
