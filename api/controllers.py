@@ -37,7 +37,7 @@ from core.db import session_scope
 from core.db.tables import new_id
 from core.errors import HeronError, Invalid, TooLarge
 from core.runtime import Runtime
-from core.services.documents import BatchView, Submission, clean_filename, get_batch, submit_batch
+from core.services.documents import BatchView, Submission, clean_filename, get_batch
 from core.services.examples import ExampleView, decide_examples, list_examples
 from core.services.export import export_examples
 from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
@@ -254,23 +254,14 @@ MAX_FILES_PER_BATCH = 100
 def _submit(
     request: Request, runtime: Runtime, upload: UploadFile, batch_id: str | None = None
 ) -> Submission:
-    """Store one upload, create its job (or a ZIP's unpack task) and send it (after the commit)."""
-    submission = submit_batch(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
+    return dispatch.submit_upload(
+        runtime,
         chunks=iter(lambda: upload.file.read(CHUNK_SIZE), b""),
         filename=upload.filename,
         client_content_type=upload.content_type,
-        max_bytes=runtime.settings.max_upload_bytes,
         submitted_by=actor(request),
-        limits=runtime.extraction_limits,
         batch_id=batch_id,
     )
-    for job in submission.jobs:
-        dispatch.send_classify(job.id)
-    if submission.unpack_task_id:
-        dispatch.send_task(submission.unpack_task_id, "unpack")
-    return submission
 
 
 def _skipped(submission: Submission) -> list[SkippedMember]:

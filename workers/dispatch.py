@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import dramatiq
 
 from core.runtime import Runtime
-from core.services import datasets, industries, leases, tasks, training
+from core.services import datasets, documents, industries, leases, tasks, training
 from core.services.jobs import requeue_stale_jobs
 from core.services.tasks import TaskView
 from workers import context
@@ -92,6 +92,35 @@ def send_task(task_id: str, kind: str) -> None:
     from workers.actors import TASK_ACTORS
 
     TASK_ACTORS[kind].send(task_id)
+
+
+def submit_upload(
+    runtime: Runtime,
+    *,
+    chunks: Iterable[bytes],
+    filename: str | None,
+    client_content_type: str | None = None,
+    submitted_by: str | None = None,
+    batch_id: str | None = None,
+) -> documents.Submission:
+    """Store one upload and create its job (or, for a ZIP, its unpack task), then send it to a
+    worker once that is committed: what the API's upload routes and the console's Classify page do."""
+    submission = documents.submit_batch(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=chunks,
+        filename=filename,
+        client_content_type=client_content_type,
+        max_bytes=runtime.settings.max_upload_bytes,
+        submitted_by=submitted_by,
+        limits=runtime.extraction_limits,
+        batch_id=batch_id,
+    )
+    for job in submission.jobs:
+        send_classify(job.id)
+    if submission.unpack_task_id:
+        send_task(submission.unpack_task_id, "unpack")
+    return submission
 
 
 def request_training(runtime: Runtime, actor: str | None = None, *, incremental: bool = False) -> TaskView:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.db import session_scope
 from core.services.audit import list_events
 from core.settings import get_settings
+from tests.conftest import wait_for_job
 from tests.documents import FINANCE, LEGAL, pdf_bytes
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
@@ -113,3 +114,32 @@ def test_results_can_be_filtered_by_industry(app: AppTest) -> None:
     app.multiselect[0].set_value(["legal"]).run()
     # Then only the ruling is left
     assert list(app.dataframe[0].value["file"]) == ["ruling.txt"]
+
+
+def test_an_upload_has_the_same_effect_from_the_console_and_the_api(app: AppTest, client, runtime) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from core.db.tables import Document, Job, Prediction
+
+    def stored(filename: str) -> tuple:  # type: ignore[type-arg]
+        with session_scope(runtime.engine) as session:
+            job = session.exec(select(Job).where(Job.original_filename == filename)).one()
+            prediction = session.exec(select(Prediction).where(Prediction.job_id == job.id)).one()
+            document = session.get(Document, job.document_id)
+            return job.status, job.submitted_by, prediction.label, document.content_type
+
+    # Given the same PDF, uploaded once through the console (by Ada) and once through the API
+    sign_in(app, "Ada")
+    app.file_uploader[0].upload("console-q3.pdf", pdf_bytes(FINANCE), "application/pdf")
+    app.run()
+    app.button[0].click()
+    app.run()
+    sent = client.post(
+        "/api/classify_file",
+        files={"file": ("api-q3.pdf", pdf_bytes(FINANCE), "application/pdf")},
+        headers={"X-Heron-User": "Ada"},
+    ).json()
+    wait_for_job(client, sent["job_id"])
+    # Then both are stored alike: a completed job by Ada, the same answer, the same document type
+    expected = ("COMPLETED", "Ada", "finance", "application/pdf")
+    assert stored("console-q3.pdf") == stored("api-q3.pdf") == expected

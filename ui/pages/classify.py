@@ -10,7 +10,7 @@ import streamlit as st
 from core.blobs import CHUNK_SIZE
 from core.db import session_scope
 from core.errors import HeronError
-from core.services.documents import BatchView, get_batch, submit_batch
+from core.services.documents import BatchView, get_batch
 from core.services.jobs import JobView, get_job
 from ui.state import current_user, runtime
 from ui.widgets import document_text, routing_explanation, score_chart
@@ -48,25 +48,19 @@ if uploads and st.button("Classify", type="primary"):
         for number, upload in enumerate(uploads, start=1):
             sent.progress((number - 1) / len(uploads), text=f"Storing {upload.name}")
             try:
-                submission = submit_batch(
-                    engine=rt.engine,
-                    blobs=rt.blobs,
+                submission = dispatch.submit_upload(
+                    rt,
                     chunks=iter(lambda upload=upload: upload.read(CHUNK_SIZE), b""),
                     filename=upload.name,
                     client_content_type=upload.type,
-                    max_bytes=rt.settings.max_upload_bytes,
                     submitted_by=user.name,
-                    limits=rt.extraction_limits,
                 )
             except HeronError as error:
                 refused.append({"file": upload.name, "code": error.code, "message": error.message})
                 continue
-            for job in submission.jobs:
-                dispatch.send_classify(job.id)
-                job_ids.append(job.id)
+            job_ids.extend(job.id for job in submission.jobs)
             if submission.unpack_task_id:
                 # A worker unpacks the ZIP (not this page): wait for its members to become jobs.
-                dispatch.send_task(submission.unpack_task_id, "unpack")
                 batch = _unpacked(submission.batch_id)
                 job_ids.extend(batch.job_ids)
                 st.write(f"{upload.name}: {len(batch.job_ids)} documents from the ZIP")
