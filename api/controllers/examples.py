@@ -1,0 +1,64 @@
+"""Synthetic examples awaiting approval."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from api.auth import actor, requires
+from api.controllers.common import paging
+from api.schemas import (
+    IdList,
+    Page,
+)
+from core.db import session_scope
+from core.runtime import Runtime
+from core.services.examples import ExampleView, decide_examples, list_examples
+from workers import dispatch
+
+
+class ExamplesController(Controller):
+    path = "/api/examples"
+    tags = ["examples"]
+
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(
+        self,
+        runtime: NamedDependency[Runtime],
+        source: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Training examples, newest first; ``?source=synthetic&status=pending`` is the approval queue."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_examples(
+                session=session, source=source, status=status, label=label, **paging(limit, offset)
+            )
+        return Page(items=items, total=total)
+
+    @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def approve(self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]) -> Page:
+        """Approve pending examples (all or none); they train in the run this queues (incremental when
+        the active model has not seen examples that old, else a full retrain)."""
+        items = _decide_examples(runtime, data.ids, approve=True, who=actor(request))
+        return Page(items=items, total=len(items))
+
+    @post("/reject", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def reject(self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]) -> Page:
+        """Reject pending examples (all or none): they never train."""
+        items = _decide_examples(runtime, data.ids, approve=False, who=actor(request))
+        return Page(items=items, total=len(items))
+
+
+def _decide_examples(
+    runtime: Runtime, ids: list[int], *, approve: bool, who: str | None
+) -> list[ExampleView]:
+    decided = decide_examples(engine=runtime.engine, ids=ids, approve=approve, actor=who)
+    if approve:
+        # An incremental run refits on every approved example, however old: no full retrain needed.
+        dispatch.request_training(runtime, who, incremental=True)
+    return decided

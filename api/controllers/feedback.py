@@ -1,0 +1,95 @@
+"""Corrections and their approval."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from api.auth import actor, requires
+from api.controllers.common import RowId, paging
+from api.schemas import (
+    FeedbackCreate,
+    FeedbackCreated,
+    IdList,
+    Page,
+)
+from core.db import session_scope
+from core.runtime import Runtime
+from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
+from workers import dispatch
+
+
+class FeedbackController(Controller):
+    path = "/api/feedback"
+    tags = ["feedback"]
+
+    @post("/", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def create(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackCreate]
+    ) -> FeedbackCreated:
+        """Correct (or confirm) a job's industry; the correction waits for a reviewer."""
+        feedback = submit_feedback(
+            engine=runtime.engine,
+            job_id=data.job_id,
+            label=data.corrected_classification,
+            author=actor(request),
+        )
+        return FeedbackCreated(
+            message="Feedback recorded; it trains the model once a reviewer approves it.",
+            job_id=feedback.job_id,
+            corrected_classification=feedback.label,
+            feedback_id=feedback.id,
+            status=feedback.status,
+        )
+
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(
+        self,
+        runtime: NamedDependency[Runtime],
+        status: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Corrections with who made them, the model's answer and disagreements between annotators."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_feedback(session=session, status=status, **paging(limit, offset))
+        return Page(items=items, total=total)
+
+    @post(
+        "/{feedback_id:int}/approve",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("reviewer")],
+    )
+    def approve(
+        self, request: Request, runtime: NamedDependency[Runtime], feedback_id: RowId
+    ) -> FeedbackView:
+        """Approve one correction: it becomes training (or gold) data and the model updates."""
+        return _decide(runtime, [feedback_id], approve=True, reviewer=actor(request))[0]
+
+    @post(
+        "/{feedback_id:int}/reject",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("reviewer")],
+    )
+    def reject(self, request: Request, runtime: NamedDependency[Runtime], feedback_id: RowId) -> FeedbackView:
+        """Reject one correction: it never trains anything."""
+        return _decide(runtime, [feedback_id], approve=False, reviewer=actor(request))[0]
+
+    @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def approve_many(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]
+    ) -> Page:
+        """Approve several corrections at once (all or none)."""
+        items = _decide(runtime, data.ids, approve=True, reviewer=actor(request))
+        return Page(items=items, total=len(items))
+
+
+def _decide(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | None) -> list[FeedbackView]:
+    decided = decide(engine=runtime.engine, feedback_ids=ids, approve=approve, reviewer=reviewer)
+    if approve:
+        dispatch.request_training(runtime, reviewer, incremental=True)
+    return decided

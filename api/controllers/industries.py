@@ -1,0 +1,149 @@
+"""Industries: add (with example files), rename, redescribe, retire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.concurrency import sync_to_thread
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from pydantic import ValidationError
+
+from api.auth import actor, requires
+from api.openapi import IndustryCreateOperation
+from api.schemas import (
+    IndustryCreate,
+    IndustryCreated,
+    IndustryUpdate,
+    Page,
+)
+from core.db import session_scope
+from core.errors import Invalid, TooLarge
+from core.runtime import Runtime
+from core.services.documents import clean_filename
+from core.services.industries import list_industries
+from workers import dispatch
+
+
+class IndustriesController(Controller):
+    path = "/api/industries"
+    tags = ["industries"]
+
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[requires("reviewer")],
+        operation_class=IndustryCreateOperation,
+    )
+    async def create(self, request: Request, runtime: NamedDependency[Runtime]) -> IndustryCreated:
+        """Add an industry: predictable at once from its description; example files (multipart field
+        ``files``) and synthetic documents (when an LLM is configured) then train it.
+
+        Send JSON (``industry_name``, ``description``, ``num_synthetic_documents``) or the same
+        fields as a multipart form with any number of ``files``.
+        """
+        fields, files = await _industry_form(request, runtime)
+        added = await sync_to_thread(
+            dispatch.add_industry,
+            runtime,
+            name=fields.industry_name,
+            description=fields.description,
+            example_files=files,
+            synthetic=fields.num_synthetic_documents,
+            actor=actor(request),
+        )
+        synthesis = added.synthesis_task
+        return IndustryCreated(
+            message=f"Industry {added.name!r} created; predicted from its description until it has examples.",
+            industry_name=added.name,
+            description=added.description,
+            num_synthetic_documents=fields.num_synthetic_documents,
+            synthesis=("not_requested" if synthesis is None else synthesis.error_code or "queued"),
+            synthesis_task_id=synthesis.id if synthesis else None,
+            training_task_id=added.training_task.id if added.training_task else None,
+            examples_added=added.examples_added,
+            example_errors=added.example_errors,
+        )
+
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(self, runtime: NamedDependency[Runtime]) -> Page:
+        """Every industry with its status and training examples counted by source."""
+        with session_scope(runtime.engine) as session:
+            items = list_industries(session=session)
+        return Page(items=items, total=len(items))
+
+    @patch("/{name:str}", sync_to_thread=True, guards=[requires("reviewer")])
+    def update(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        name: FromPath[str],
+        data: JSONBody[IndustryUpdate],
+    ) -> dict:
+        """Rename or redescribe an industry, or make it the catch-all (its examples follow; training
+        is queued)."""
+        industry, task = dispatch.update_industry(
+            runtime,
+            name=name,
+            new_name=data.name,
+            description=data.description,
+            catch_all=data.catch_all,
+            actor=actor(request),
+        )
+        return {
+            "name": industry.name,
+            "description": industry.description,
+            "status": industry.status,
+            "catch_all": industry.catch_all,
+            "training_task_id": task.id,
+        }
+
+    @delete("/{name:str}", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def retire(self, request: Request, runtime: NamedDependency[Runtime], name: FromPath[str]) -> dict:
+        """Retire an industry: no longer predicted; its data and history stay."""
+        industry = dispatch.retire_industry(runtime, name=name, actor=actor(request))
+        return {"name": industry.name, "status": industry.status}
+
+
+MAX_EXAMPLE_FILES = 200
+
+
+async def _industry_form(
+    request: Request, runtime: Runtime
+) -> tuple[IndustryCreate, list[tuple[str, bytes]]]:
+    """The fields of an industry creation, from a JSON body or a multipart form with ``files``."""
+    content_type = request.headers.get("content-type", "")
+    files: list[tuple[str, bytes]] = []
+    try:
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            raw = {key: form.get(key) for key in ("industry_name", "description", "num_synthetic_documents")}
+            uploads = (
+                [item for item in form.getall("files") if isinstance(item, UploadFile)]
+                if "files" in form
+                else []
+            )
+            if len(uploads) > MAX_EXAMPLE_FILES:
+                raise Invalid(f"At most {MAX_EXAMPLE_FILES} example files (got {len(uploads)}).")
+            for upload in uploads:
+                data = await upload.read()
+                if len(data) > runtime.settings.max_upload_bytes:
+                    raise TooLarge(
+                        f"Example file {upload.filename!r} is over {runtime.settings.max_upload_mb} MB."
+                    )
+                files.append((clean_filename(upload.filename), data))
+            fields = IndustryCreate.model_validate({k: v for k, v in raw.items() if v not in (None, "")})
+        else:
+            body = await request.body()
+            fields = IndustryCreate.model_validate_json(body or b"null")
+    except ValidationError as error:
+        raise Invalid("Invalid industry: " + "; ".join(_describe(e) for e in error.errors())) from error
+    return fields, files
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+    return f"{where}: {error.get('msg', 'invalid')}"

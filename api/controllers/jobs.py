@@ -1,0 +1,254 @@
+"""Uploads, jobs, batches and the review queue."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, MultipartBody
+from litestar.status_codes import HTTP_200_OK
+
+from api.auth import actor, requires
+from api.controllers.common import paging
+from api.schemas import (
+    Accepted,
+    Batch,
+    Page,
+    ReviewClaimed,
+    SkippedMember,
+)
+from core.blobs import CHUNK_SIZE
+from core.db import session_scope
+from core.db.tables import new_id
+from core.errors import HeronError, Invalid
+from core.runtime import Runtime
+from core.services.documents import BatchView, Submission, clean_filename, get_batch
+from core.services.jobs import JobView, get_job, list_jobs
+from core.services.review import claim, claim_next, release_claim, review_queue
+from workers import dispatch
+
+
+class JobsController(Controller):
+    path = "/api"
+    tags = ["jobs"]
+
+    @post(["/classify_file"], status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def classify_file(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        data: MultipartBody[dict[str, UploadFile]],
+        wait: FromQuery[float] = 0.0,
+    ) -> Accepted:
+        """Upload one document (multipart field ``file``); returns the job to poll.
+
+        A ZIP becomes a batch: one job per readable member, all sharing ``batch_id``. With
+        ``?wait=SECONDS`` (up to 60) the answer waits for the first job to finish and includes it.
+        """
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Invalid("Send the document as a multipart form field named 'file'.")
+        if not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise Invalid(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {wait}).")
+        submission = _submit(request, runtime, upload)
+        if not submission.jobs:  # a ZIP: a worker unpacks it into the batch's jobs
+            return Accepted(
+                job_id=None,
+                status="PENDING",
+                original_filename=clean_filename(upload.filename),
+                message=(
+                    "ZIP received; a worker is unpacking it into one job per document: follow "
+                    f"GET /api/batches/{submission.batch_id}."
+                ),
+                batch_id=submission.batch_id,
+            )
+        first = submission.jobs[0]
+        finished = _wait_for(runtime, first.id, wait) if wait else None
+        return Accepted(
+            job_id=first.id,
+            status=finished.status if finished else first.status,
+            original_filename=first.original_filename,
+            message="File received; classification queued.",
+            batch_id=submission.batch_id,
+            job_ids=[job.id for job in submission.jobs],
+            skipped=_skipped(submission),
+            job=finished,
+        )
+
+    @post(["/classify_files"], status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def classify_files(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        data: MultipartBody[dict[str, Any]],
+    ) -> Batch:
+        """Upload several documents (repeated multipart field ``files``) or one ZIP, as one batch."""
+        uploads = data.get("files") or data.get("file") or []
+        uploads = uploads if isinstance(uploads, list) else [uploads]
+        if not uploads or not all(isinstance(u, UploadFile) for u in uploads):
+            raise Invalid("Send the documents as multipart form fields named 'files'.")
+        if len(uploads) > MAX_FILES_PER_BATCH:
+            raise Invalid(f"At most {MAX_FILES_PER_BATCH} files per batch (got {len(uploads)}).")
+        jobs, skipped, refused, unpacking = [], [], [], 0
+        batch_id = new_id()
+        for upload in uploads:
+            try:
+                submission = _submit(request, runtime, upload, batch_id=batch_id)
+            except HeronError as error:
+                refused.append(
+                    SkippedMember(filename=upload.filename or "", code=error.code, message=error.message)
+                )
+                continue
+            jobs.extend(submission.jobs)
+            skipped.extend(_skipped(submission))
+            unpacking += submission.unpack_task_id is not None
+        return Batch(
+            batch_id=batch_id if jobs or unpacking else None,
+            job_ids=[job.id for job in jobs],
+            skipped=skipped + refused,
+            unpacking=unpacking,
+        )
+
+    @get("/jobs", sync_to_thread=True, guards=[requires("annotator")])
+    def jobs(
+        self,
+        runtime: NamedDependency[Runtime],
+        status: FromQuery[str | None] = None,
+        needs_review: FromQuery[bool | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Jobs, newest first, filtered by status and by whether they need review."""
+        with session_scope(runtime.engine) as session:
+            items, total = list_jobs(
+                session=session, status=status, needs_review=needs_review, **paging(limit, offset)
+            )
+        return Page(items=items, total=total)
+
+    @get("/review", sync_to_thread=True, guards=[requires("annotator")])
+    def review(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        strategy: FromQuery[str] = "least_confidence",
+        reason: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+    ) -> Page:
+        """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else."""
+        with session_scope(runtime.engine) as session:
+            items, total = review_queue(
+                session=session,
+                strategy=strategy,
+                reason=reason,
+                label=label,
+                annotator=actor(request),
+                **paging(limit, offset),
+            )
+        return Page(items=items, total=total)
+
+    @post("/review/next", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def review_next(
+        self,
+        request: Request,
+        runtime: NamedDependency[Runtime],
+        strategy: FromQuery[str] = "least_confidence",
+        reason: FromQuery[str | None] = None,
+        label: FromQuery[str | None] = None,
+    ) -> ReviewClaimed:
+        """Claim the most uncertain item nobody else holds (for ``HERON_REVIEW_CLAIM_SECONDS``)."""
+        who = actor(request) or "anonymous"
+        seconds = runtime.settings.review_claim_seconds
+        item = claim_next(
+            engine=runtime.engine,
+            annotator=who,
+            seconds=seconds,
+            strategy=strategy,
+            reason=reason,
+            label=label,
+        )
+        if item is None:
+            return ReviewClaimed(job=None)
+        expires = datetime.now(UTC) + timedelta(seconds=seconds)
+        return ReviewClaimed(job=item, claimed_by=who, expires_at=expires.isoformat())
+
+    @post(
+        "/review/{job_id:str}/claim",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("annotator")],
+    )
+    def claim_item(
+        self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
+    ) -> ReviewClaimed:
+        """Hold one item so other annotators are not shown it; 409 if someone else holds it."""
+        held = claim(
+            engine=runtime.engine,
+            job_id=job_id,
+            annotator=actor(request) or "anonymous",
+            seconds=runtime.settings.review_claim_seconds,
+        )
+        with session_scope(runtime.engine) as session:
+            job = get_job(session=session, job_id=job_id)
+        return ReviewClaimed(job=job, claimed_by=held.claimed_by, expires_at=held.expires_at.isoformat())
+
+    @delete(
+        "/review/{job_id:str}/claim",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("annotator")],
+    )
+    def release_item(
+        self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
+    ) -> dict:
+        """Give a claimed item back to the queue (skip)."""
+        release_claim(engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous")
+        return {"job_id": job_id, "released": True}
+
+    @get("/batches/{batch_id:str}", sync_to_thread=True, guards=[requires("annotator")])
+    def batch(self, runtime: NamedDependency[Runtime], batch_id: FromPath[str]) -> BatchView:
+        """A batch's jobs as they appear (a ZIP is unpacked by a worker) and what was skipped."""
+        with session_scope(runtime.engine) as session:
+            return get_batch(session=session, batch_id=batch_id)
+
+    @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
+    def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
+        """A job with its prediction (or its error) and any correction."""
+        with session_scope(runtime.engine) as session:
+            return get_job(session=session, job_id=job_id)
+
+
+MAX_WAIT_SECONDS = 60
+MAX_FILES_PER_BATCH = 100
+
+
+def _submit(
+    request: Request, runtime: Runtime, upload: UploadFile, batch_id: str | None = None
+) -> Submission:
+    return dispatch.submit_upload(
+        runtime,
+        chunks=iter(lambda: upload.file.read(CHUNK_SIZE), b""),
+        filename=upload.filename,
+        client_content_type=upload.content_type,
+        submitted_by=actor(request),
+        batch_id=batch_id,
+    )
+
+
+def _skipped(submission: Submission) -> list[SkippedMember]:
+    return [SkippedMember(filename=i.filename, code=i.code, message=i.message) for i in submission.skipped]
+
+
+def _wait_for(runtime: Runtime, job_id: str, seconds: float) -> JobView:
+    deadline = time.monotonic() + seconds
+    while True:
+        with session_scope(runtime.engine) as session:
+            view = get_job(session=session, job_id=job_id)
+        if view.status in ("COMPLETED", "FAILED") or time.monotonic() >= deadline:
+            return view
+        time.sleep(0.05)

@@ -1,0 +1,43 @@
+"""Model versions: list, activate, report."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.status_codes import HTTP_200_OK
+
+from api.auth import actor, requires
+from api.controllers.common import RowId
+from api.schemas import (
+    Page,
+)
+from core.db import session_scope
+from core.runtime import Runtime
+from core.services.models import activate, list_versions, version_report
+
+
+class ModelsController(Controller):
+    path = "/api/models"
+    tags = ["models"]
+
+    @get("/", sync_to_thread=True, guards=[requires("annotator")])
+    def list(self, runtime: NamedDependency[Runtime]) -> Page:
+        """Every model version with its status, parent and headline metrics."""
+        with session_scope(runtime.engine) as session:
+            items = list_versions(session)
+        return Page(items=items, total=len(items))
+
+    @post(
+        "/{version_id:int}/activate", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("admin")]
+    )
+    def activate(self, request: Request, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
+        """Make this version the active one (promotion or rollback); every process follows within seconds."""
+        with session_scope(runtime.engine) as session:
+            activate(session, version_id, actor=actor(request))
+        return {"id": version_id, "status": "active"}
+
+    @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
+    def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
+        """The version's evaluation report(s)."""
+        with session_scope(runtime.engine) as session:
+            return version_report(session, version_id)

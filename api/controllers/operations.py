@@ -1,0 +1,70 @@
+"""Export, readiness, metrics and health."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+
+from api.auth import requires
+from api.schemas import (
+    Health,
+)
+from core.db import session_scope
+from core.runtime import Runtime
+from core.services.export import export_examples
+from core.services.metrics import collect as collect_metrics
+from core.services.metrics import render as render_metrics
+from core.services.models import readiness
+from workers import dispatch
+
+
+@get("/api/export", tags=["export"], sync_to_thread=True, guards=[requires("reviewer")])
+def export(
+    runtime: NamedDependency[Runtime],
+    format: FromQuery[str] = "jsonl",
+    source: FromQuery[str | None] = None,
+    label: FromQuery[str | None] = None,
+) -> Response:
+    """Labelled data as JSONL or CSV, filterable by source (feedback, import, …) and label."""
+    with session_scope(runtime.engine) as session:
+        body = "".join(export_examples(session=session, fmt=format, source=source, label=label))
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="heron-export.{format}"'},
+    )
+
+
+@get("/ready", tags=["health"], sync_to_thread=True)
+def ready(runtime: NamedDependency[Runtime]) -> Response:
+    """Readiness: the database answers, the broker is reachable and a model is active."""
+    checks = {**readiness(runtime.engine), "broker": dispatch.broker_status(runtime.settings)}
+    ok = (
+        checks["database"] == "ok"
+        and checks["model"].startswith("version")
+        and not checks["broker"].startswith("unreachable")
+    )
+    body = {"status": "ready" if ok else "not_ready", "checks": checks}
+    if not ok:
+        body.update(
+            code="unavailable",
+            message="Heron is not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
+        )
+    return Response(body, status_code=200 if ok else 503)
+
+
+@get("/metrics", tags=["health"], sync_to_thread=True, guards=[requires("annotator")])
+def metrics(runtime: NamedDependency[Runtime]) -> Response:
+    """Prometheus metrics for the whole deployment (read from the database): jobs by status, queue
+    depth, upload→result latency, escalation and review rates, tasks, the active model version."""
+    with session_scope(runtime.engine) as session:
+        body = render_metrics(collect_metrics(session))
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@get("/health", tags=["health"])
+async def health(request: Request) -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
