@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric as PrometheusMetric
+from prometheus_client.registry import Collector
 from sqlalchemy import case, func
 from sqlmodel import Session, select
 
@@ -124,22 +128,21 @@ def _latency(session: Session, since, window_minutes: int) -> Metric:  # type: i
 
 
 def render(metrics: list[Metric]) -> str:
-    """The Prometheus text exposition format (version 0.0.4)."""
-    lines = []
-    for metric in metrics:
-        lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}"]
-        for sample in metric.samples:
-            labels = ",".join(f'{key}="{_escape(value)}"' for key, value in sample.labels.items())
-            name = f"{sample.name}{{{labels}}}" if labels else sample.name
-            lines.append(f"{name} {_number(sample.value)}")
-    return "\n".join(lines) + "\n"
+    """The Prometheus text exposition format, written by prometheus_client from this snapshot."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(metrics))
+    return generate_latest(registry).decode()
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Snapshot(Collector):
+    """A collector over figures already read from the database (not kept in this process)."""
 
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
 
-def _number(value: float) -> str:
-    if value != value:  # NaN
-        return "NaN"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+    def collect(self) -> Iterator[PrometheusMetric]:
+        for metric in self.metrics:
+            family = PrometheusMetric(metric.name, metric.help, metric.kind)
+            for sample in metric.samples:
+                family.add_sample(sample.name, sample.labels, sample.value)
+            yield family

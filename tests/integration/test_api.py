@@ -220,6 +220,11 @@ def test_metrics_report_jobs_latency_and_the_active_model(client) -> None:  # ty
     assert float(values["heron_active_model_version"]) >= 1
     assert 0 <= float(values["heron_escalation_ratio"]) <= 1
     assert "# TYPE heron_job_latency_seconds summary" in response.text
+    # And Prometheus' own parser reads every family
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {"heron_jobs", "heron_job_latency_seconds", "heron_active_model_version"} <= families
 
 
 def test_a_page_of_jobs_costs_the_same_queries_whatever_its_size(client, runtime) -> None:  # type: ignore[no-untyped-def]
