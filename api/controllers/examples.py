@@ -8,7 +8,7 @@ from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth import actor, requires
-from api.controllers.common import paging
+from api.controllers.common import Limit, Offset
 from api.schemas import (
     IdList,
     Page,
@@ -30,13 +30,13 @@ class ExamplesController(Controller):
         source: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
         label: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
-        offset: FromQuery[int] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page:
         """Training examples, newest first; ``?source=synthetic&status=pending`` is the approval queue."""
         with session_scope(runtime.engine) as session:
             items, total = list_examples(
-                session=session, source=source, status=status, label=label, **paging(limit, offset)
+                session=session, source=source, status=status, label=label, limit=limit, offset=offset
             )
         return Page(items=items, total=total)
 

@@ -8,7 +8,7 @@ from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth import actor, requires
-from api.controllers.common import RowId, paging
+from api.controllers.common import Limit, Offset, RowId
 from api.schemas import (
     FeedbackCreate,
     FeedbackCreated,
@@ -49,12 +49,12 @@ class FeedbackController(Controller):
         self,
         runtime: NamedDependency[Runtime],
         status: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
-        offset: FromQuery[int] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page:
         """Corrections with who made them, the model's answer and disagreements between annotators."""
         with session_scope(runtime.engine) as session:
-            items, total = list_feedback(session=session, status=status, **paging(limit, offset))
+            items, total = list_feedback(session=session, status=status, limit=limit, offset=offset)
         return Page(items=items, total=total)
 
     @post(

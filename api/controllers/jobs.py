@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, MultipartBody
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth import actor, requires
-from api.controllers.common import paging
+from api.controllers.common import Limit, Offset
 from api.schemas import (
     Accepted,
     Batch,
@@ -119,13 +119,13 @@ class JobsController(Controller):
         runtime: NamedDependency[Runtime],
         status: FromQuery[str | None] = None,
         needs_review: FromQuery[bool | None] = None,
-        limit: FromQuery[int] = 50,
-        offset: FromQuery[int] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page:
         """Jobs, newest first, filtered by status and by whether they need review."""
         with session_scope(runtime.engine) as session:
             items, total = list_jobs(
-                session=session, status=status, needs_review=needs_review, **paging(limit, offset)
+                session=session, status=status, needs_review=needs_review, limit=limit, offset=offset
             )
         return Page(items=items, total=total)
 
@@ -137,8 +137,8 @@ class JobsController(Controller):
         strategy: FromQuery[str] = "least_confidence",
         reason: FromQuery[str | None] = None,
         label: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
-        offset: FromQuery[int] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page:
         """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else."""
         with session_scope(runtime.engine) as session:
@@ -148,7 +148,8 @@ class JobsController(Controller):
                 reason=reason,
                 label=label,
                 annotator=actor(request),
-                **paging(limit, offset),
+                limit=limit,
+                offset=offset,
             )
         return Page(items=items, total=total)
 

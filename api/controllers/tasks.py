@@ -8,7 +8,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth import actor, requires
-from api.controllers.common import paging
+from api.controllers.common import Limit, Offset
 from api.schemas import (
     Page,
 )
@@ -28,12 +28,12 @@ class TasksController(Controller):
         runtime: NamedDependency[Runtime],
         kind: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
-        offset: FromQuery[int] = 0,
+        limit: Limit = 50,
+        offset: Offset = 0,
     ) -> Page:
         """Background tasks (training, synthesis), newest first, with status and progress."""
         with session_scope(runtime.engine) as session:
-            items, total = list_tasks(session=session, kind=kind, status=status, **paging(limit, offset))
+            items, total = list_tasks(session=session, kind=kind, status=status, limit=limit, offset=offset)
         return Page(items=items, total=total)
 
     @get("/{task_id:str}", sync_to_thread=True, guards=[requires("annotator")])
