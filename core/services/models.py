@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
@@ -65,7 +65,18 @@ def activate(session: Session, version_id: int, *, actor: str | None = None) -> 
     version.activated_at = utcnow()
     session.add(version)
     audit.record(session, action="model.activated", subject_type="model", subject_id=version_id, actor=actor)
+    # This process's model caches look again as soon as the change is committed (other processes
+    # within their refresh interval).
+    event.listen(session, "after_commit", _activated_here, once=True)
     return version
+
+
+_activations = 0  # activations committed by this process; ModelCache compares it with what it saw
+
+
+def _activated_here(_: Session) -> None:
+    global _activations
+    _activations += 1
 
 
 def industry_prototypes(encoder: Encoder, descriptions: dict[str, str]) -> dict:
@@ -78,7 +89,8 @@ def industry_prototypes(encoder: Encoder, descriptions: dict[str, str]) -> dict:
 
 
 class ModelCache:
-    """The active model for this process, re-checked against the database every few seconds.
+    """The active model for this process, re-checked against the database every few seconds, and
+    at once after this process itself activated a version (the embedded default trains in-process).
 
     Every process (API, console, workers on other machines) asks the database which version is
     active, so a promotion or rollback reaches all of them within ``refresh_seconds`` without a
@@ -94,11 +106,14 @@ class ModelCache:
         self._lock = threading.Lock()
         self._served: tuple[int, HeronModel] | None = None
         self._checked_at = 0.0
+        self._seen_activations = -1
 
     def active(self, engine: Engine) -> tuple[int, HeronModel]:
         with self._lock:
-            if self._served and time.monotonic() - self._checked_at < self.refresh_seconds:
+            fresh = time.monotonic() - self._checked_at < self.refresh_seconds
+            if self._served and fresh and self._seen_activations == _activations:
                 return self._served
+            self._seen_activations = _activations
             with session_scope(engine) as session:
                 version_id = active_version_id(session)
                 if version_id is None:

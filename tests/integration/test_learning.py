@@ -244,3 +244,19 @@ def test_a_model_trained_by_an_older_heron_is_retrained_at_start_up(copies) -> N
         assert model.classify(MATCH_REPORTS[:1], reopened.policy, encoder=reopened.encoder)[0].label
     finally:
         reopened.close()
+
+
+def test_a_version_this_process_activates_is_served_at_once(copies) -> None:  # type: ignore[no-untyped-def]
+    # Given a model cache that would otherwise look at the database only once an hour
+    runtime = copies[0]
+    models = ModelCache(runtime.encoder, refresh_seconds=3600)
+    before, _ = models.active(runtime.engine)
+    # When this process trains and activates a new version
+    create_industry(engine=runtime.engine, name="sports", description=SPORTS, actor="test")
+    outcome = train_incremental(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    )
+    assert outcome.activated, outcome.reason
+    # Then the very next request is served by it
+    served, model = models.active(runtime.engine)
+    assert served == outcome.version_id != before and "sports" in model.labels
