@@ -267,8 +267,8 @@ class HeronModel:
         allowed: Sequence[str] | None = None,
     ) -> list[Verdict]:
         labels = [label for label in self.labels if allowed is None or label in set(allowed)]
-        unknown, young = self._learning(labels) if labels else (np.zeros(0, bool), np.zeros(0, bool))
-        newcomers = {label for label, new in zip(labels, unknown | young, strict=True) if new}
+        known = set(self.fast.labels)
+        newcomers = {label for label in labels if label not in known or label in self.young_labels}
         if self.settled is None or not newcomers or len(newcomers) == len(labels):
             return self._classify(texts, policy, encoder=encoder, labels=labels)
         encoder = _Remembering(encoder)  # both models read the same documents: embed them once

@@ -248,13 +248,14 @@ def fit_settled(
     established neighbours keep answering as they did before it came.
     """
     established = [label for label in industries if label not in set(learning)]
-    rows = np.array([i for i, label in enumerate(data.labels) if label in set(established)], dtype=int)
+    keep = set(established)
+    rows = np.array([i for i, label in enumerate(data.labels) if label in keep], dtype=int)
     if not learning or not established or not len(rows):
         return None
     base = parent.settled if parent is not None and parent.settled is not None else parent
     return fit_hybrid(
         data.subset(rows),
-        {label: vectors for label, vectors in prototypes.items() if label in set(established)},
+        {label: vectors for label, vectors in prototypes.items() if label in keep},
         industries=established,
         parent=base,
         calibrate=calibrate,

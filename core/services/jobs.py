@@ -113,16 +113,16 @@ def process_job(
     lane = FAST if extractor is not None and handoff is not None else None
     try:
         texts, slow, unread = _document_texts(engine, blobs, claimed, limits, extractor, lane)
-        handed = _hand_off(engine, slow, unread)
+        _hand_off(engine, slow, unread)
         if texts:
             _classify_and_store(engine, models, policy, texts)
     except Exception as error:
         _give_back(engine, claimed, error, max_attempts)
         raise
     if handoff is not None:
-        for slow_id in handed[0]:
+        for slow_id in slow:
             handoff.slow(slow_id)
-        for again_id in handed[1]:
+        for again_id in unread:
             handoff.again(again_id)
     with session_scope(engine) as session:
         return session.get(Job, job_id).status
@@ -166,10 +166,10 @@ def process_slow_job(
         return session.get(Job, job_id).status
 
 
-def _hand_off(engine: Engine, slow: list[str], unread: list[str]) -> tuple[list[str], list[str]]:
+def _hand_off(engine: Engine, slow: list[str], unread: list[str]) -> None:
     """Renew the lease of jobs going to the slow lane; put jobs not yet read back to PENDING."""
     if not slow and not unread:
-        return [], []
+        return
     now = utcnow()
     with session_scope(engine) as session:
         if slow:
@@ -181,7 +181,6 @@ def _hand_off(engine: Engine, slow: list[str], unread: list[str]) -> tuple[list[
                 .where(Job.id.in_(unread), Job.status == JobStatus.PROCESSING)
                 .values(status=JobStatus.PENDING, attempts=Job.attempts - 1, updated_at=now)
             )
-    return slow, unread
 
 
 def _classify_and_store(
@@ -324,19 +323,7 @@ def _document_texts(
             unread.append(job.id)
             continue
         try:
-            original = blobs.path(document.storage_key)
-            if not original.exists():
-                raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
-            # The path, not the bytes: PDFs and images are read from disk instead of copied into
-            # memory. The client's name and MIME type only tell CSV from plain text (core.extract.sniff).
-            result = _extract(
-                extractor,
-                original,
-                limits=limits,
-                filename=job.original_filename,
-                content_type=job.file_content_type or None,
-                lane=lane,
-            )
+            result = _read_original(blobs, job, document, extractor, limits, lane)
         except NeedsSlowLane:
             slow.append(job.id)
             continue
@@ -360,19 +347,27 @@ def _document_texts(
     return texts, slow, unread
 
 
-def _extract(
+def _read_original(
+    blobs: BlobStore,
+    job: Job,
+    document: Document,
     extractor: Extractor | None,
-    source: Any,
-    *,
     limits: ExtractionLimits | None,
-    filename: str | None,
-    content_type: str | None,
     lane: str | None = None,
 ) -> Extraction:
+    """Extract the stored original of ``job``'s document (in ``extractor``'s child processes).
+
+    The path, not the bytes: PDFs and images are read from disk instead of copied into memory.
+    The client's name and MIME type only tell CSV from plain text (core.extract.sniff).
+    """
+    original = blobs.path(document.storage_key)
+    if not original.exists():
+        raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
+    filename, content_type = job.original_filename, job.file_content_type or None
     if extractor is None:  # unit tests of the use cases; every entry point passes its extractor
-        return extract(source, limits=limits, filename=filename, content_type=content_type)
+        return extract(original, limits=limits, filename=filename, content_type=content_type)
     return extractor.extract(
-        source, limits=limits or ExtractionLimits(), filename=filename, content_type=content_type, lane=lane
+        original, limits=limits or ExtractionLimits(), filename=filename, content_type=content_type, lane=lane
     )
 
 
@@ -577,15 +572,6 @@ def job_document_pages(
         if job is None:
             raise NotFound(f"Job {job_id!r} does not exist.")
         document = session.get(Document, job.document_id)
-    original = blobs.path(document.storage_key)
-    if not original.exists():
-        raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
-    result = _extract(
-        extractor,
-        original,
-        limits=limits,
-        filename=job.original_filename,
-        content_type=job.file_content_type or None,
-    )
+    result = _read_original(blobs, job, document, extractor, limits)
     ocr = set(result.ocr_pages)
     return [DocumentPage(number=page.number, text=page.text, ocr=page.number in ocr) for page in result.pages]

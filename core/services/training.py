@@ -271,7 +271,8 @@ def _train(
     if kind == "incremental" and parent is None:
         raise Invalid("There is no active model to update; run a full training first.")
     carving = _carving(data, encoder)
-    prototypes = _prototypes(data, encoder, carving)
+    described = industry_prototypes(encoder, data.industries)
+    prototypes = _prototypes(described, carving)
     texts = [e["text"] for e in data.train]
     progress(1, f"embedding and fitting {len(texts)} examples")
     embeddings = encoder.embed(texts)
@@ -299,7 +300,7 @@ def _train(
     )
     settled = fit_settled(
         replace(training_set, labels=[e["label"] for e in data.train]),
-        industry_prototypes(encoder, data.industries),
+        described,
         industries=data.labels,
         learning=newcomers(labels, data.labels),
         parent=parent if kind == "incremental" else None,
@@ -387,12 +388,12 @@ def _carving(data: _Data, encoder: Encoder) -> _Carving | None:
     return _Carving(catch_all=data.catch_all, newcomers=newcomers, sentences=sentences)
 
 
-def _prototypes(data: _Data, encoder: Encoder, carving: _Carving | None) -> dict[str, np.ndarray]:
+def _prototypes(described: dict[str, np.ndarray], carving: _Carving | None) -> dict[str, np.ndarray]:
     """Description prototypes per industry; the catch-all's without its sentences about newcomers
     ("A sports match report …" once "sports" exists), so it does not absorb what they now claim."""
-    prototypes = industry_prototypes(encoder, data.industries)
     if carving is None:
-        return prototypes
+        return described
+    prototypes = dict(described)
     own = carving.sentences[carving.catch_all][0]
     keep = np.ones(len(own), dtype=bool)
     for newcomer in carving.newcomers:
