@@ -535,7 +535,9 @@ def taxonomy(template: Path, workdir: Path, baseline: Baseline) -> None:
             shutil.copy(path, folder / path.parent.name / path.name)
         uploads = [(f"{p.parent.name}/{p.name}", p.read_bytes()) for p in test]
         uploads += [
-            (f"{p.parent.name}/degraded-{p.stem}.jpg", degrade(p.read_bytes(), i)) for i, p in enumerate(test)
+            # The source's photo and its PNG copy are two documents: name both degraded versions apart.
+            (f"{p.parent.name}/degraded-{p.stem}-{p.suffix[1:]}.jpg", degrade(p.read_bytes(), i))
+            for i, p in enumerate(test)
         ]
         with heron(template, workdir, "taxonomy") as runtime:
             imported = import_directory(

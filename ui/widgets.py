@@ -13,7 +13,7 @@ from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
 
-REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree", "little_text")
+REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree", "little_text", "new_industry_unsure")
 TEXT_PREVIEW_CHARS = 20_000
 PAGE_CACHE_DOCUMENTS = 8
 
@@ -77,6 +77,12 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
             )
         elif reason == "little_text":
             sentences.append("Queued for review: the document says too little to file it without a person.")
+        elif reason == "new_industry_unsure":
+            sentences.append(
+                "Queued for review: an industry still being learned was the likeliest answer, but not "
+                f"by {settings.review_threshold:.0%}; the document keeps its earlier answer until a "
+                "person decides."
+            )
         else:
             sentences.append(f"Queued for review: {reason.replace('_', ' ')}.")
     return sentences

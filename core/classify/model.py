@@ -10,7 +10,9 @@ Routing, per document:
    sum of their calibrated logits, calibrated once more), which beats either tier alone.
 3. The answer needs a person's review when it is still unsure (``low_confidence``), when the top two
    industries are close (``small_margin``), when the fast tier's answer was overturned
-   (``tiers_disagree``), or when the document says too little to go on (``little_text``).
+   (``tiers_disagree``), when the document says too little to go on (``little_text``), or when an
+   industry still being learned was its likeliest answer but below the review threshold
+   (``new_industry_unsure``: it keeps the answer it had before that industry came).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ HASHED_FEATURES = 2**18
 # Below this evidence (FastTier.evidence) a document says too little to file without a person: a
 # line of pleasantries, an empty form. Its answer stands but it joins the review queue.
 LITTLE_TEXT = 0.5
+# The review reason of a document an industry being learned leaned towards but did not take.
+NEW_INDUSTRY_UNSURE = "new_industry_unsure"
 
 
 class Encoder(Protocol):
@@ -273,13 +277,27 @@ class HeronModel:
             return self._classify(texts, policy, encoder=encoder, labels=labels)
         encoder = _Remembering(encoder)  # both models read the same documents: embed them once
         verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
-        rest = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers]
+        # A newcomer takes a document only when it is the answer with at least the review
+        # threshold's confidence; a document it only leans towards keeps its answer from before and
+        # goes to a person (that is where the newcomer's first examples come from).
+        unsure = {
+            i
+            for i, verdict in enumerate(verdicts)
+            if verdict.label in newcomers and verdict.confidence < policy.review_threshold
+        }
+        rest = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure]
         if rest:
             established = [label for label in labels if label not in newcomers]
             settled = self.settled.classify(
                 [texts[i] for i in rest], policy, encoder=encoder, allowed=established
             )
             for i, verdict in zip(rest, settled, strict=True):
+                if i in unsure:
+                    verdict = replace(
+                        verdict,
+                        needs_review=True,
+                        review_reasons=(*verdict.review_reasons, NEW_INDUSTRY_UNSURE),
+                    )
                 verdicts[i] = verdict
         return verdicts
 

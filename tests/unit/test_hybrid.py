@@ -129,6 +129,28 @@ def test_a_young_industry_changes_no_answer_but_the_ones_it_takes_even_escalated
     assert [a.label for a in old[:-1]] != [c.label for c in plain[:-1]]
 
 
+def test_a_newcomer_takes_only_documents_it_is_sure_enough_of_the_rest_keep_their_answer_for_review() -> None:
+    # Given a model that knows "property" from its description only, beside the model without it
+    before = fitted()
+    after = replace(fitted(industries=("finance", "healthcare", "property")), settled=before)
+    documents = ["house loan rate", "bank loan rate"]  # the first: property at 0.98, finance next
+    encoder = KeywordEncoder()
+    # When property is the likeliest answer with more than the review threshold's confidence
+    sure = after.classify(documents, RoutingPolicy(review_threshold=0.5), encoder=encoder)
+    # Then it takes the document
+    assert sure[0].label == "property" and 0.5 <= sure[0].confidence < 0.99
+    assert "new_industry_unsure" not in sure[0].review_reasons
+    # When the same answer falls short of a stricter review threshold
+    policy = RoutingPolicy(review_threshold=0.99)
+    unsure = after.classify(documents, policy, encoder=encoder)
+    old = before.classify(documents, policy, encoder=encoder)
+    # Then the document keeps the answer it had before property existed, and a person is asked
+    assert unsure[0].label == old[0].label != "property"
+    assert unsure[0].needs_review and "new_industry_unsure" in unsure[0].review_reasons
+    # ... and a document property never claimed is untouched by the rule
+    assert "new_industry_unsure" not in unsure[1].review_reasons and unsure[1].label == "finance"
+
+
 def test_the_fast_tier_has_no_opinion_on_an_industry_it_does_not_know() -> None:
     # Given calibrated fast logits that are sure of finance and know nothing of property
     m = fitted(industries=("finance", "healthcare", "property"))
