@@ -33,7 +33,7 @@ def uncertainty(scores: dict[str, float], strategy: str) -> float:
 
 def review_queue(
     *,
-    session: Session,
+    engine: Engine,
     strategy: str = "least_confidence",
     reason: str | None = None,
     label: str | None = None,
@@ -47,6 +47,30 @@ def review_queue(
     Items another annotator has claimed (and whose claim has not run out) are left out; the
     caller's own claims stay in. ``exclude`` leaves out job ids the caller has skipped.
     """
+    with session_scope(engine) as session:
+        return _queue(
+            session,
+            strategy=strategy,
+            reason=reason,
+            label=label,
+            limit=limit,
+            offset=offset,
+            annotator=annotator,
+            exclude=exclude,
+        )
+
+
+def _queue(
+    session: Session,
+    *,
+    strategy: str,
+    reason: str | None,
+    label: str | None,
+    limit: int,
+    offset: int,
+    annotator: str | None,
+    exclude: Collection[str],
+) -> tuple[list[JobView], int]:
     if strategy not in STRATEGIES:
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     labelled = select(Feedback.job_id).where(Feedback.status != FeedbackStatus.rejected)
@@ -127,12 +151,13 @@ def claim_next(
     """
     for _ in range(5):  # another annotator may take the same item between the read and the claim
         with session_scope(engine) as session:
-            items, _total = review_queue(
-                session=session,
+            items, _total = _queue(
+                session,
                 strategy=strategy,
                 reason=reason,
                 label=label,
                 limit=1,
+                offset=0,
                 annotator=annotator,
                 exclude=exclude,
             )
