@@ -28,6 +28,7 @@ from core.extract import Extraction, ExtractionLimits, extract
 from core.extract.isolation import FAST, SLOW, Extractor, NeedsSlowLane
 from core.services.industries import active_industries
 from core.services.models import ModelCache
+from core.uncertainty import uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,9 @@ def _classify_and_store(
                         escalated=verdict.escalated,
                         needs_review=verdict.needs_review,
                         review_reasons=list(verdict.review_reasons),
+                        uncertainty_least_confidence=uncertainty(verdict.scores, "least_confidence"),
+                        uncertainty_margin=uncertainty(verdict.scores, "margin"),
+                        uncertainty_entropy=uncertainty(verdict.scores, "entropy"),
                     )
                 )
             _finish(session, job_id, JobStatus.COMPLETED)
