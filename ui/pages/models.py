@@ -7,12 +7,15 @@ import streamlit as st
 
 from core.errors import HeronError
 from core.services.models import VersionView, activate_version, list_versions, version_report
+from core.services.retraining import queue_training
 from core.services.training import HOLDOUT_DATASET
 from ui import charts
 from ui.state import current_user, runtime
+from ui.tasks import follow_tasks
 
 PENDING_KEY = "models_pending_activation"
 FLASH_KEY = "models_flash"
+TRAINING_KEY = "models_training_task"
 
 
 def _trained_on(version: VersionView) -> str:
@@ -137,6 +140,22 @@ else:
         if cancel.button("Cancel", key="models_cancel"):
             st.session_state.pop(PENDING_KEY, None)
             st.rerun()
+
+st.subheader("Retrain")
+if not user.can("admin"):
+    st.caption(f"Only admins can start a full retrain; you are signed in as {user.role}.")
+else:
+    if st.button(
+        "Retrain from all stored data",
+        key="models_retrain",
+        help="Approved corrections train incrementally by themselves; a full retrain refits everything. "
+        "The new version goes live only if it is not worse on the held-out documents.",
+    ):
+        task = queue_training(engine=rt.engine, work=rt.work, actor=user.name, incremental=False)
+        st.session_state[TRAINING_KEY] = task.id
+    following = st.session_state.get(TRAINING_KEY)
+    if following and not follow_tasks(rt, {"training": following}):
+        st.button("Refresh", key="models_refresh")
 
 st.subheader("Evaluation report")
 ids = [version.id for version in versions]
