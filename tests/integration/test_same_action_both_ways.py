@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from core.corpus import content_hash
 from core.db import session_scope
 from core.db.tables import AuditEvent, Feedback, Industry, Task, TrainingExample
-from core.services import examples, feedback, industries, retraining, review, taxonomy
+from core.services import examples, feedback, industries, models, retraining, review, taxonomy
 from core.settings import get_settings
 from tests.conftest import wait_for_job, wait_for_task
 from tests.documents import FINANCE
@@ -36,6 +36,16 @@ def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
     get_settings.cache_clear()
     yield AppTest.from_file(APP, default_timeout=120)
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def same_model_afterwards(runtime, client) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """These tests train new versions of the session's shared model; the one active before comes back
+    after each, so later tests meet the model they would have met without them."""
+    before = models.active_report(engine=runtime.engine)
+    yield
+    if before is not None and models.active_report(engine=runtime.engine).id != before.id:
+        models.activate_version(engine=runtime.engine, version_id=before.id, actor="test")
 
 
 @contextmanager
