@@ -98,6 +98,15 @@ def training_ends(client, task_ids: list[str]) -> list[dict]:  # type: ignore[no
     return ended
 
 
+def api_training_ends(client, calls: list[tuple[dict[str, Any], Any]]) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the training the API's call queued before the console runs: a page's script is
+    compiled while the training runs in a worker thread, and CPython 3.11's ast.parse can fail when
+    two threads run it at once (SystemError: AST constructor recursion depth mismatch)."""
+    ((_, result),) = calls
+    task = getattr(result, "training_task", None)
+    training_ends(client, [task.id] if task is not None else [])
+
+
 def test_a_correction_is_the_same_pending_feedback_from_the_api_or_the_review_page(
     app: AppTest, runtime, client
 ) -> None:  # type: ignore[no-untyped-def]
@@ -157,6 +166,7 @@ def test_approving_a_correction_from_the_api_or_the_approvals_page_trains_the_sa
         # When a reviewer approves one through the API and the other on the Approvals page
         approved = client.post(f"/api/feedback/{corrections[0]}/approve", headers=as_user(reviewer))
         assert approved.status_code == 200, approved.text
+        api_training_ends(client, calls)
         page = console(app, reviewer, "pages/approvals.py")
         page.multiselect(key="approvals_author").set_value([annotator]).run()
         table = page.data_editor[0].value
@@ -209,6 +219,7 @@ def test_adding_an_industry_from_the_api_or_the_industries_page_is_one_use_case(
                 headers=as_user(user),
             )
             assert created.status_code == 202, created.text
+            api_training_ends(client, calls)
             page = console(app, user, "pages/industries.py")
             page.text_input(key="industries_new_name").input(names[1])
             page.text_area(key="industries_new_description").input(ORCHARDS)
@@ -250,6 +261,7 @@ def test_renaming_an_industry_from_the_api_or_the_industries_page_is_one_use_cas
             # When a reviewer renames one through the API and the other on the Industries page
             renamed = client.patch(f"/api/industries/{old[0]}", json={"name": new[0]}, headers=as_user(user))
             assert renamed.status_code == 200, renamed.text
+            api_training_ends(client, calls)
             page = console(app, user, "pages/industries.py")
             page.selectbox(key="industries_edit_target").select(old[1]).run()
             page.text_input(key=f"industries_edit_name_{old[1]}").input(new[1])
@@ -331,6 +343,7 @@ def test_approving_synthetic_examples_from_the_api_or_the_industries_page_is_one
             # When a reviewer approves one through the API and the other on the Industries page
             approved = client.post("/api/examples/approve", json={"ids": [ids[0]]}, headers=as_user(user))
             assert approved.status_code == 200, approved.text
+            api_training_ends(client, calls)
             page = console(app, user, "pages/industries.py")
             page.selectbox(key="industries_synthetic_industry").select(name).run()
             table = page.data_editor[0].value
