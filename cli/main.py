@@ -94,11 +94,9 @@ def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from core.db import current_revision, make_engine, migrate
+    from core.runtime import migrate_database
 
-    engine = make_engine(settings.effective_database_url)
-    migrate(engine)
-    print(f"database at revision {current_revision(engine)}")
+    print(f"database at revision {migrate_database(settings)}")
     return 0
 
 
@@ -239,7 +237,6 @@ def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:
 
 def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untyped-def]
     """One line per document: the file's, or for a ZIP one per member (``path`` names the member)."""
-    from core.db import session_scope
     from core.services.documents import run_unpack_task, submit_batch
     from core.services.jobs import get_job, process_job
     from core.services.tasks import get_task
@@ -268,8 +265,7 @@ def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untype
             task_id=submission.unpack_task_id,
             limits=runtime.extraction_limits,
         )
-        with session_scope(runtime.engine) as session:
-            task = get_task(session=session, task_id=submission.unpack_task_id)
+        task = get_task(engine=runtime.engine, task_id=submission.unpack_task_id)
         if task.error_code:
             return [{"path": str(path), "error": {"code": task.error_code, "message": task.error_message}}]
         skipped = task.result.get("skipped", [])
@@ -286,8 +282,7 @@ def _classify_file(runtime, path: Path) -> list[dict]:  # type: ignore[no-untype
             limits=runtime.extraction_limits,
             extractor=runtime.extractor,
         )
-        with session_scope(runtime.engine) as session:
-            view = get_job(session=session, job_id=job_id)
+        view = get_job(engine=runtime.engine, job_id=job_id)
         where = str(path) if submission.batch_id is None else f"{path}!{view.original_filename}"
         if view.error_code:
             lines.append({"path": where, "error": {"code": view.error_code, "message": view.error_message}})
@@ -412,26 +407,29 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_industries(settings: Settings, args: argparse.Namespace) -> int:
-    from core.db import session_scope
     from core.services.industries import list_industries
+    from core.services.taxonomy import add_industry
     from workers import dispatch
 
     runtime = _runtime(settings)
     try:
         if args.action == "list":
-            with session_scope(runtime.engine) as session:
-                for industry in list_industries(session=session):
-                    print(json.dumps(industry))
+            for industry in list_industries(engine=runtime.engine):
+                print(_json_line(industry))
             return 0
         files = _example_files(args.examples) if args.examples else []
         handle = dispatch.start(runtime)
         earlier = _training_task_ids(runtime)
-        added = dispatch.add_industry(
-            runtime,
+        added = add_industry(
+            engine=runtime.engine,
+            work=runtime.work,
+            settings=runtime.settings,
             name=args.name,
             description=args.description,
             example_files=files,
             synthetic=args.synthetic,
+            limits=runtime.extraction_limits,
+            extractor=runtime.extractor if files else None,
             actor="cli",
         )
         synthesis, training = added.synthesis_task, added.training_task
@@ -443,7 +441,7 @@ def cmd_industries(settings: Settings, args: argparse.Namespace) -> int:
                     "examples_added": added.examples_added,
                     "example_errors": added.example_errors,
                     "synthesis_task": synthesis.id if synthesis else None,
-                    "training_task": training.id if training else None,
+                    "training_task": training.id,
                 }
             ),
             flush=True,
@@ -456,13 +454,21 @@ def cmd_industries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_synth(settings: Settings, args: argparse.Namespace) -> int:
+    from core.services.synthesis import queue_synthesis
     from workers import dispatch
 
     runtime = _runtime(settings)
     try:
         handle = dispatch.start(runtime) if settings.llm_configured else None
         earlier = _training_task_ids(runtime)
-        task = dispatch.request_synthesis(runtime, args.industry, args.count, actor="cli")
+        task = queue_synthesis(
+            engine=runtime.engine,
+            work=runtime.work,
+            settings=runtime.settings,
+            industry=args.industry,
+            count=args.count,
+            actor="cli",
+        )
         if handle is None:
             print(json.dumps(_task_line(task)))
             return 1
@@ -490,11 +496,9 @@ def _example_files(directory: Path) -> list[tuple[str, bytes]]:
 
 
 def _training_task_ids(runtime) -> set[str]:  # type: ignore[no-untyped-def]
-    from core.db import session_scope
     from core.services.tasks import list_tasks
 
-    with session_scope(runtime.engine) as session:
-        return {task.id for task in list_tasks(session=session, kind="training", limit=1000)[0]}
+    return {task.id for task in list_tasks(engine=runtime.engine, kind="training", limit=1000)[0]}
 
 
 def _follow(runtime, handle, task_ids: list[str], earlier_training: set[str]) -> dict:  # type: ignore[no-untyped-def]
@@ -505,7 +509,6 @@ def _follow(runtime, handle, task_ids: list[str], earlier_training: set[str]) ->
     """
     from dramatiq.errors import QueueJoinTimeout
 
-    from core.db import session_scope
     from core.services.tasks import cancel, get_task, list_tasks
 
     if not runtime.settings.in_process_broker:
@@ -517,18 +520,18 @@ def _follow(runtime, handle, task_ids: list[str], earlier_training: set[str]) ->
                     handle.broker.join(queue, timeout=2000, fail_fast=False)
                     break
                 except QueueJoinTimeout:
-                    with session_scope(runtime.engine) as session:
-                        for task_id in task_ids:
-                            view = get_task(session=session, task_id=task_id)
-                            print(f"{view.kind} {view.status.lower()}: {view.stage}", file=sys.stderr)
+                    for task_id in task_ids:
+                        view = get_task(engine=runtime.engine, task_id=task_id)
+                        print(f"{view.kind} {view.status.lower()}: {view.stage}", file=sys.stderr)
     except KeyboardInterrupt:
         for task_id in task_ids:
             cancel(engine=runtime.engine, task_id=task_id, actor="cli")
         raise
-    with session_scope(runtime.engine) as session:
-        training = [t.id for t in list_tasks(session=session, kind="training", limit=1000)[0]]
-        new_training = [task_id for task_id in reversed(training) if task_id not in earlier_training]
-        endings = {task_id: get_task(session=session, task_id=task_id) for task_id in task_ids + new_training}
+    training = [t.id for t in list_tasks(engine=runtime.engine, kind="training", limit=1000)[0]]
+    new_training = [task_id for task_id in reversed(training) if task_id not in earlier_training]
+    endings = {
+        task_id: get_task(engine=runtime.engine, task_id=task_id) for task_id in task_ids + new_training
+    }
     for view in endings.values():
         print(json.dumps(_task_line(view)), flush=True)
     return endings
@@ -542,19 +545,29 @@ def _task_line(view) -> dict:  # type: ignore[no-untyped-def]
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    from core.db import session_scope
-    from core.services.models import activate, list_versions
+    from core.services.models import activate_version, list_versions
 
     runtime = _runtime(settings)
-    with session_scope(runtime.engine) as session:
+    try:
         if args.action == "activate":
-            activate(session, args.version_id, actor="cli")
+            activate_version(engine=runtime.engine, version_id=args.version_id, actor="cli")
             print(json.dumps({"activated": args.version_id}))
         else:
-            for version in list_versions(session):
-                print(json.dumps(version))
-    runtime.close()
+            for version in list_versions(engine=runtime.engine):
+                print(_json_line(version))
+    finally:
+        runtime.close()
     return 0
+
+
+def _json_line(view: object) -> str:
+    """A view dataclass as one JSON line (times in ISO 8601, as the API writes them)."""
+    import dataclasses
+
+    return json.dumps(
+        dataclasses.asdict(view),  # type: ignore[arg-type]
+        default=lambda value: value.isoformat() if hasattr(value, "isoformat") else str(value),
+    )
 
 
 if __name__ == "__main__":

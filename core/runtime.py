@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from core.blobs import BlobStore
 from core.classify.encoder import TextEncoder
 from core.classify.model import RoutingPolicy
-from core.db import make_engine, migrate
+from core.db import current_revision, make_engine, migrate
 from core.embeddings import CachedEncoder
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor, IsolationLimits
 from core.services.models import ModelCache
 from core.services.training import ensure_starter_model
 from core.settings import Settings
+from core.work import NoQueue, WorkSender
 
 log = logging.getLogger(__name__)
 _extractor_lock = threading.Lock()
@@ -33,6 +34,8 @@ class Runtime:
     encoder: TextEncoder
     training_encoder: CachedEncoder
     models: ModelCache
+    # Where use cases send follow-up work; workers.dispatch.start connects it to the queue.
+    work: WorkSender = field(default_factory=NoQueue)
     _extractor: Extractor | None = None
 
     @property
@@ -113,3 +116,13 @@ def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
             encoder=runtime.training_encoder,
         )
     return runtime
+
+
+def migrate_database(settings: Settings) -> str | None:
+    """Bring the configured database's schema up to date; returns the revision it is at."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        migrate(engine)
+        return current_revision(engine)
+    finally:
+        engine.dispose()

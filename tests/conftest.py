@@ -89,6 +89,20 @@ def wait_for_task(client, task_id: str, timeout: float = 120.0) -> dict:  # type
         time.sleep(0.1)
 
 
+class SentWork:
+    """Core's WorkSender for use cases run without a queue: it keeps what it was asked to send."""
+
+    def __init__(self) -> None:
+        self.jobs: list[str] = []
+        self.tasks: list[tuple[str, str]] = []
+
+    def send_classify(self, job_id: str) -> None:
+        self.jobs.append(job_id)
+
+    def send_task(self, task_id: str, kind: str) -> None:
+        self.tasks.append((task_id, kind))
+
+
 SERVICE_PORTS = {"PostgreSQL": 5432, "Redis": 6379, "RabbitMQ": 5672}
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from core.services.models import VersionView
+
 METRICS = ("precision", "recall", "f1")
 UNIT = alt.Scale(domain=[0.0, 1.0])
 
@@ -125,15 +127,15 @@ def coverage_curve(points: Sequence[Mapping[str, float]]) -> alt.Chart:
     )
 
 
-def learning_curve(versions: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
-    """Holdout macro-F1 of every version over time (``list_versions`` rows), coloured by status."""
+def learning_curve(versions: Sequence[VersionView]) -> alt.LayerChart:
+    """Holdout macro-F1 of every version over time (``list_versions``), coloured by status."""
     rows = [
         {
-            "version": int(version["id"]),
-            "trained": pd.Timestamp(version["created_at"]),
-            "macro_f1": (version.get("metrics") or {}).get("macro_f1"),
-            "status": version.get("status", ""),
-            "kind": version.get("kind", ""),
+            "version": version.id,
+            "trained": pd.Timestamp(version.created_at),
+            "macro_f1": version.metrics.get("macro_f1"),
+            "status": version.status,
+            "kind": version.kind,
         }
         for version in versions
     ]

@@ -6,7 +6,6 @@ import time
 
 import streamlit as st
 
-from core.db import session_scope
 from core.runtime import Runtime
 from core.services.tasks import FINISHED, TaskView, get_task
 
@@ -59,8 +58,7 @@ def follow_tasks(rt: Runtime, task_ids: dict[str, str]) -> bool:
     bars = {kind: st.progress(0.0, text=f"{kind.capitalize()}: waiting for a worker…") for kind in task_ids}
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        with session_scope(rt.engine) as session:
-            tasks = {kind: get_task(session=session, task_id=task_id) for kind, task_id in task_ids.items()}
+        tasks = {kind: get_task(engine=rt.engine, task_id=task_id) for kind, task_id in task_ids.items()}
         for kind, task in tasks.items():
             count = f" ({task.done} of {task.total})" if kind == "synthesis" and task.total else ""
             stage = task.stage or "waiting for a worker"

@@ -8,7 +8,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.db import session_scope
 from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
@@ -94,8 +93,7 @@ def document_text(rt: Runtime, job_id: str, *, key: str, height: int = 480) -> N
     The whole text comes from the database; page by page is read again from the stored original
     on request (the stored text does not keep page boundaries).
     """
-    with session_scope(rt.engine) as session:
-        document = job_document(session=session, job_id=job_id)
+    document = job_document(engine=rt.engine, job_id=job_id)
     if document.text is None:
         st.info("The text has not been read yet; it appears once the job has run.")
         return

@@ -8,15 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
-from core.db import session_scope
 from core.errors import Conflict
 from core.services.documents import run_unpack_task
 from core.services.jobs import Handoff, process_job, process_slow_job
-from core.services.synthesis import NOT_PENDING, run_synthesis_task
-from core.services.tasks import get_task
+from core.services.synthesis import run_synthesis_task
 from core.services.training import run_training_task
 from core.settings import get_settings
-from workers import context, dispatch
+from workers import context
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
@@ -116,7 +114,7 @@ def train_model(task_id: str) -> None:
     time_limit=6 * 60 * 60 * 1000,
 )
 def generate_synthetic(task_id: str) -> None:
-    """Run a synthesis task; if it stored examples that may train at once, queue an incremental run."""
+    """Run a synthesis task (which queues the training run that learns what it stored approved)."""
     runtime = context.runtime()
     outcome = run_synthesis_task(
         engine=runtime.engine,
@@ -124,15 +122,9 @@ def generate_synthetic(task_id: str) -> None:
         settings=runtime.settings,
         models=runtime.models,
         policy=runtime.policy,
+        work=runtime.work,
     )
     log.info("synthesis task %s: %s", task_id, outcome, extra={"task_id": task_id})
-    if outcome == NOT_PENDING:
-        return
-    with session_scope(runtime.engine) as session:
-        task = get_task(session=session, task_id=task_id)
-    # Stored approved, so each was in the training set of any run since: incremental learns the rest.
-    if task.result.get("approved"):
-        dispatch.request_training(runtime, task.requested_by, incremental=True)
 
 
 @dramatiq.actor(
@@ -144,19 +136,14 @@ def generate_synthetic(task_id: str) -> None:
     time_limit=15 * 60 * 1000,
 )
 def unpack_archive(task_id: str) -> None:
-    """Unpack a ZIP upload into member jobs (outside the upload request), then send them."""
+    """Unpack a ZIP upload into member jobs (outside the upload request), which it sends on."""
     runtime = context.runtime()
     job_ids = run_unpack_task(
-        engine=runtime.engine, blobs=runtime.blobs, task_id=task_id, limits=runtime.extraction_limits
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        task_id=task_id,
+        limits=runtime.extraction_limits,
+        work=runtime.work,
     )
-    for job_id in job_ids:  # committed by now; a lost message is re-sent by the sweeper
-        classify_job.send(job_id)
     log.info("unpack task %s: %d job(s)", task_id, len(job_ids), extra={"task_id": task_id})
 
-
-# Which actor runs each kind of background task (see core.services.tasks.KINDS).
-TASK_ACTORS: dict[str, dramatiq.Actor] = {
-    "training": train_model,
-    "synthesis": generate_synthetic,
-    "unpack": unpack_archive,
-}

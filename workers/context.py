@@ -6,6 +6,7 @@ import threading
 
 from core.runtime import Runtime, open_runtime
 from core.settings import get_settings
+from workers.sender import QueueSender
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
@@ -21,5 +22,7 @@ def runtime() -> Runtime:
     global _runtime
     with _lock:
         if _runtime is None:
+            # A worker process of an external broker: what its actors send goes to that broker.
             _runtime = open_runtime(get_settings())
+            _runtime.work = QueueSender()
         return _runtime

@@ -1,4 +1,5 @@
-"""The one seam through which the API and the console send work.
+"""Connecting a process to the queue: the sender core's use cases send work through, the worker
+threads (in-process queue) and the sweeper.
 
 With the in-process queue (no ``HERON_BROKER_URL``) the host process also runs the worker
 threads; with Redis or RabbitMQ it only enqueues and ``heron worker`` processes do the work.
@@ -9,17 +10,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dramatiq
 
 from core.runtime import Runtime
-from core.services import datasets, documents, industries, leases, tasks, training
-from core.services.jobs import requeue_stale_jobs
-from core.services.tasks import TaskView
+from core.services import leases, recovery
 from workers import context
 from workers.broker import install_broker
+from workers.sender import QueueSender
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
@@ -48,9 +48,11 @@ _lock = threading.Lock()
 
 
 def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | None = None) -> WorkerHandle:
-    """Connect this process to the queue; run worker threads here when the queue is in-process."""
+    """Connect this process to the queue (``runtime.work`` sends to it from now on); run worker
+    threads here when the queue is in-process. Starting again only connects another runtime."""
     global _handle
     with _lock:
+        runtime.work = QueueSender()
         if _handle is not None:
             return _handle
         context.install(runtime)
@@ -81,167 +83,14 @@ def stop() -> None:
             _handle = None
 
 
-def send_classify(job_id: str) -> None:
-    from workers.actors import classify_job
-
-    classify_job.send(job_id)
-
-
-def send_task(task_id: str, kind: str) -> None:
-    """Send the message that runs a background task (its row is already committed)."""
-    from workers.actors import TASK_ACTORS
-
-    TASK_ACTORS[kind].send(task_id)
-
-
-def submit_upload(
-    runtime: Runtime,
-    *,
-    chunks: Iterable[bytes],
-    filename: str | None,
-    client_content_type: str | None = None,
-    submitted_by: str | None = None,
-    batch_id: str | None = None,
-) -> documents.Submission:
-    """Store one upload and create its job (or, for a ZIP, its unpack task), then send it to a
-    worker once that is committed: what the API's upload routes and the console's Classify page do."""
-    submission = documents.submit_batch(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        chunks=chunks,
-        filename=filename,
-        client_content_type=client_content_type,
-        max_bytes=runtime.settings.max_upload_bytes,
-        submitted_by=submitted_by,
-        limits=runtime.extraction_limits,
-        batch_id=batch_id,
-    )
-    for job in submission.jobs:
-        send_classify(job.id)
-    if submission.unpack_task_id:
-        send_task(submission.unpack_task_id, "unpack")
-    return submission
-
-
-def request_training(runtime: Runtime, actor: str | None = None, *, incremental: bool = False) -> TaskView:
-    """Queue a training run (or join the one already waiting) and send it to a worker."""
-    task, coalesced = training.request_training(
-        engine=runtime.engine, mode="incremental" if incremental else "full", actor=actor
-    )
-    if not coalesced:
-        send_task(task.id, task.kind)
-    return task
-
-
-def request_synthesis(runtime: Runtime, industry: str, count: int, actor: str | None = None) -> TaskView:
-    """Queue the generation of ``count`` synthetic documents of an industry and send it to a worker.
-
-    Without a configured LLM the task is still created and ends at once with ``llm_not_configured``.
-    """
-    from core.services import synthesis
-
-    task = synthesis.request_synthesis(
-        engine=runtime.engine, industry=industry, count=count, actor=actor, settings=runtime.settings
-    )
-    if task.status == "PENDING":
-        send_task(task.id, task.kind)
-    return task
-
-
-@dataclass(frozen=True)
-class IndustryAdded:
-    name: str
-    description: str
-    examples_added: int
-    example_errors: list[dict[str, str]]
-    synthesis_task: TaskView | None
-    training_task: TaskView | None
-
-
-def add_industry(
-    runtime: Runtime,
-    *,
-    name: str,
-    description: str = "",
-    example_files: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
-    synthetic: int = 0,
-    actor: str | None = None,
-) -> IndustryAdded:
-    """Create an industry (predictable at once from its description), store its example files,
-    and queue synthesis and training: the whole "add an industry" flow for the API, console and CLI."""
-    industry = industries.create_industry(
-        engine=runtime.engine, name=name, description=description, actor=actor
-    )
-    added = {"added": 0, "errors": []}
-    if example_files:
-        added = datasets.add_example_files(
-            engine=runtime.engine,
-            industry=industry.name,
-            files=list(example_files),
-            limits=runtime.extraction_limits,
-            actor=actor,
-            extractor=runtime.extractor,
-        )
-    # Always queue training, examples or not: the new industry is served once a version that knows
-    # it is live (seconds), the same way whatever the timing, never by a guess a cache makes.
-    training_task = request_training(runtime, actor, incremental=True)
-    synthesis_task = request_synthesis(runtime, industry.name, synthetic, actor) if synthetic else None
-    return IndustryAdded(
-        name=industry.name,
-        description=industry.description,
-        examples_added=added["added"],
-        example_errors=added["errors"],
-        synthesis_task=synthesis_task,
-        training_task=training_task,
-    )
-
-
-def update_industry(
-    runtime: Runtime,
-    *,
-    name: str,
-    new_name: str | None = None,
-    description: str | None = None,
-    catch_all: bool | None = None,
-    actor: str | None = None,
-) -> tuple[industries.Industry, TaskView]:
-    """Rename, redescribe or re-role an industry and queue the training that makes it live."""
-    industry = industries.update_industry(
-        engine=runtime.engine,
-        name=name,
-        new_name=new_name,
-        description=description,
-        catch_all=catch_all,
-        actor=actor,
-    )
-    return industry, request_training(runtime, actor, incremental=True)
-
-
-def retire_industry(runtime: Runtime, *, name: str, actor: str | None = None) -> industries.Industry:
-    """Retire an industry (no longer predicted at once) and queue training without it."""
-    industry = industries.retire_industry(engine=runtime.engine, name=name, actor=actor)
-    request_training(runtime, actor, incremental=True)
-    return industry
-
-
 def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:
-    job_ids = requeue_stale_jobs(
+    return recovery.resend_lost_work(
         engine=runtime.engine,
+        work=runtime.work,
         pending_older_than=pending_older_than,
         lease_seconds=runtime.settings.job_lease_seconds,
+        silent_for=TASK_SILENCE_SECONDS,
     )
-    for job_id in job_ids:
-        send_classify(job_id)
-    if job_ids:
-        log.info("re-sent %d job(s) whose message was lost", len(job_ids))
-    stale = tasks.stale_tasks(
-        runtime.engine, pending_older_than=pending_older_than, silent_for=TASK_SILENCE_SECONDS
-    )
-    for task_id, kind in stale:
-        send_task(task_id, kind)
-    if stale:
-        log.info("re-sent %d background task(s) whose message or worker was lost", len(stale))
-    return job_ids
 
 
 def _sweep_forever(runtime: Runtime | Callable[[], Runtime], stopping: threading.Event) -> None:

@@ -13,10 +13,8 @@ from api.schemas import (
     IdList,
     Page,
 )
-from core.db import session_scope
 from core.runtime import Runtime
-from core.services.examples import ExampleView, decide_examples, list_examples
-from workers import dispatch
+from core.services import examples
 
 
 class ExamplesController(Controller):
@@ -34,31 +32,24 @@ class ExamplesController(Controller):
         offset: Offset = 0,
     ) -> Page:
         """Training examples, newest first; ``?source=synthetic&status=pending`` is the approval queue."""
-        with session_scope(runtime.engine) as session:
-            items, total = list_examples(
-                session=session, source=source, status=status, label=label, limit=limit, offset=offset
-            )
+        items, total = examples.list_examples(
+            engine=runtime.engine, source=source, status=status, label=label, limit=limit, offset=offset
+        )
         return Page(items=items, total=total)
 
     @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
     def approve(self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]) -> Page:
         """Approve pending examples (all or none); they train in the run this queues (incremental when
         the active model has not seen examples that old, else a full retrain)."""
-        items = _decide_examples(runtime, data.ids, approve=True, who=actor(request))
-        return Page(items=items, total=len(items))
+        decided = examples.decide_examples(
+            engine=runtime.engine, work=runtime.work, ids=data.ids, approve=True, actor=actor(request)
+        )
+        return Page(items=decided.examples, total=len(decided.examples))
 
     @post("/reject", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
     def reject(self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]) -> Page:
         """Reject pending examples (all or none): they never train."""
-        items = _decide_examples(runtime, data.ids, approve=False, who=actor(request))
-        return Page(items=items, total=len(items))
-
-
-def _decide_examples(
-    runtime: Runtime, ids: list[int], *, approve: bool, who: str | None
-) -> list[ExampleView]:
-    decided = decide_examples(engine=runtime.engine, ids=ids, approve=approve, actor=who)
-    if approve:
-        # An incremental run refits on every approved example, however old: no full retrain needed.
-        dispatch.request_training(runtime, who, incremental=True)
-    return decided
+        decided = examples.decide_examples(
+            engine=runtime.engine, work=runtime.work, ids=data.ids, approve=False, actor=actor(request)
+        )
+        return Page(items=decided.examples, total=len(decided.examples))

@@ -15,10 +15,9 @@ from api.schemas import (
     IdList,
     Page,
 )
-from core.db import session_scope
 from core.runtime import Runtime
-from core.services.feedback import FeedbackView, decide, list_feedback, submit_feedback
-from workers import dispatch
+from core.services import feedback
+from core.services.feedback import FeedbackView
 
 
 class FeedbackController(Controller):
@@ -30,7 +29,7 @@ class FeedbackController(Controller):
         self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackCreate]
     ) -> FeedbackCreated:
         """Correct (or confirm) a job's industry; the correction waits for a reviewer."""
-        feedback = submit_feedback(
+        created = feedback.submit_feedback(
             engine=runtime.engine,
             job_id=data.job_id,
             label=data.corrected_classification,
@@ -38,10 +37,10 @@ class FeedbackController(Controller):
         )
         return FeedbackCreated(
             message="Feedback recorded; it trains the model once a reviewer approves it.",
-            job_id=feedback.job_id,
-            corrected_classification=feedback.label,
-            feedback_id=feedback.id,
-            status=feedback.status,
+            job_id=created.job_id,
+            corrected_classification=created.label,
+            feedback_id=created.id,
+            status=created.status,
         )
 
     @get("/", sync_to_thread=True, guards=[requires("annotator")])
@@ -53,8 +52,9 @@ class FeedbackController(Controller):
         offset: Offset = 0,
     ) -> Page:
         """Corrections with who made them, the model's answer and disagreements between annotators."""
-        with session_scope(runtime.engine) as session:
-            items, total = list_feedback(session=session, status=status, limit=limit, offset=offset)
+        items, total = feedback.list_feedback(
+            engine=runtime.engine, status=status, limit=limit, offset=offset
+        )
         return Page(items=items, total=total)
 
     @post(
@@ -89,7 +89,6 @@ class FeedbackController(Controller):
 
 
 def _decide(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | None) -> list[FeedbackView]:
-    decided = decide(engine=runtime.engine, feedback_ids=ids, approve=approve, reviewer=reviewer)
-    if approve:
-        dispatch.request_training(runtime, reviewer, incremental=True)
-    return decided
+    return feedback.decide(
+        engine=runtime.engine, work=runtime.work, feedback_ids=ids, approve=approve, reviewer=reviewer
+    ).feedback

@@ -20,12 +20,10 @@ from api.schemas import (
     IndustryUpdate,
     Page,
 )
-from core.db import session_scope
 from core.errors import Invalid, TooLarge
 from core.runtime import Runtime
+from core.services import industries, taxonomy
 from core.services.documents import clean_filename
-from core.services.industries import list_industries
-from workers import dispatch
 
 
 class IndustriesController(Controller):
@@ -47,12 +45,16 @@ class IndustriesController(Controller):
         """
         fields, files = await _industry_form(request, runtime)
         added = await sync_to_thread(
-            dispatch.add_industry,
-            runtime,
+            taxonomy.add_industry,
+            engine=runtime.engine,
+            work=runtime.work,
+            settings=runtime.settings,
             name=fields.industry_name,
             description=fields.description,
             example_files=files,
             synthetic=fields.num_synthetic_documents,
+            limits=runtime.extraction_limits,
+            extractor=runtime.extractor if files else None,
             actor=actor(request),
         )
         synthesis = added.synthesis_task
@@ -63,7 +65,7 @@ class IndustriesController(Controller):
             num_synthetic_documents=fields.num_synthetic_documents,
             synthesis=("not_requested" if synthesis is None else synthesis.error_code or "queued"),
             synthesis_task_id=synthesis.id if synthesis else None,
-            training_task_id=added.training_task.id if added.training_task else None,
+            training_task_id=added.training_task.id,
             examples_added=added.examples_added,
             example_errors=added.example_errors,
         )
@@ -71,8 +73,7 @@ class IndustriesController(Controller):
     @get("/", sync_to_thread=True, guards=[requires("annotator")])
     def list(self, runtime: NamedDependency[Runtime]) -> Page:
         """Every industry with its status and training examples counted by source."""
-        with session_scope(runtime.engine) as session:
-            items = list_industries(session=session)
+        items = industries.list_industries(engine=runtime.engine)
         return Page(items=items, total=len(items))
 
     @patch("/{name:str}", sync_to_thread=True, guards=[requires("reviewer")])
@@ -85,27 +86,31 @@ class IndustriesController(Controller):
     ) -> dict:
         """Rename or redescribe an industry, or make it the catch-all (its examples follow; training
         is queued)."""
-        industry, task = dispatch.update_industry(
-            runtime,
+        changed = taxonomy.update_industry(
+            engine=runtime.engine,
+            work=runtime.work,
             name=name,
             new_name=data.name,
             description=data.description,
             catch_all=data.catch_all,
             actor=actor(request),
         )
+        industry = changed.industry
         return {
             "name": industry.name,
             "description": industry.description,
             "status": industry.status,
             "catch_all": industry.catch_all,
-            "training_task_id": task.id,
+            "training_task_id": changed.training_task.id,
         }
 
     @delete("/{name:str}", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
     def retire(self, request: Request, runtime: NamedDependency[Runtime], name: FromPath[str]) -> dict:
         """Retire an industry: no longer predicted; its data and history stay."""
-        industry = dispatch.retire_industry(runtime, name=name, actor=actor(request))
-        return {"name": industry.name, "status": industry.status}
+        retired = taxonomy.retire_industry(
+            engine=runtime.engine, work=runtime.work, name=name, actor=actor(request)
+        ).industry
+        return {"name": retired.name, "status": retired.status}
 
 
 MAX_EXAMPLE_FILES = 200

@@ -21,15 +21,11 @@ from api.schemas import (
     ReviewClaimed,
     SkippedMember,
 )
-from core.blobs import CHUNK_SIZE
-from core.db import session_scope
-from core.db.tables import new_id
 from core.errors import HeronError, Invalid
 from core.runtime import Runtime
-from core.services.documents import BatchView, Submission, clean_filename, get_batch
-from core.services.jobs import JobView, get_job, list_jobs
-from core.services.review import claim, claim_next, release_claim, review_queue
-from workers import dispatch
+from core.services import documents, jobs, review
+from core.services.documents import BatchView, Submission, clean_filename
+from core.services.jobs import JobView
 
 
 class JobsController(Controller):
@@ -93,8 +89,8 @@ class JobsController(Controller):
             raise Invalid("Send the documents as multipart form fields named 'files'.")
         if len(uploads) > MAX_FILES_PER_BATCH:
             raise Invalid(f"At most {MAX_FILES_PER_BATCH} files per batch (got {len(uploads)}).")
-        jobs, skipped, refused, unpacking = [], [], [], 0
-        batch_id = new_id()
+        queued, skipped, refused, unpacking = [], [], [], 0
+        batch_id = documents.new_batch_id()
         for upload in uploads:
             try:
                 submission = _submit(request, runtime, upload, batch_id=batch_id)
@@ -103,12 +99,12 @@ class JobsController(Controller):
                     SkippedMember(filename=upload.filename or "", code=error.code, message=error.message)
                 )
                 continue
-            jobs.extend(submission.jobs)
+            queued.extend(submission.jobs)
             skipped.extend(_skipped(submission))
             unpacking += submission.unpack_task_id is not None
         return Batch(
-            batch_id=batch_id if jobs or unpacking else None,
-            job_ids=[job.id for job in jobs],
+            batch_id=batch_id if queued or unpacking else None,
+            job_ids=[job.id for job in queued],
             skipped=skipped + refused,
             unpacking=unpacking,
         )
@@ -123,10 +119,9 @@ class JobsController(Controller):
         offset: Offset = 0,
     ) -> Page:
         """Jobs, newest first, filtered by status and by whether they need review."""
-        with session_scope(runtime.engine) as session:
-            items, total = list_jobs(
-                session=session, status=status, needs_review=needs_review, limit=limit, offset=offset
-            )
+        items, total = jobs.list_jobs(
+            engine=runtime.engine, status=status, needs_review=needs_review, limit=limit, offset=offset
+        )
         return Page(items=items, total=total)
 
     @get("/review", sync_to_thread=True, guards=[requires("annotator")])
@@ -141,16 +136,15 @@ class JobsController(Controller):
         offset: Offset = 0,
     ) -> Page:
         """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else."""
-        with session_scope(runtime.engine) as session:
-            items, total = review_queue(
-                session=session,
-                strategy=strategy,
-                reason=reason,
-                label=label,
-                annotator=actor(request),
-                limit=limit,
-                offset=offset,
-            )
+        items, total = review.review_queue(
+            engine=runtime.engine,
+            strategy=strategy,
+            reason=reason,
+            label=label,
+            annotator=actor(request),
+            limit=limit,
+            offset=offset,
+        )
         return Page(items=items, total=total)
 
     @post("/review/next", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
@@ -165,7 +159,7 @@ class JobsController(Controller):
         """Claim the most uncertain item nobody else holds (for ``HERON_REVIEW_CLAIM_SECONDS``)."""
         who = actor(request) or "anonymous"
         seconds = runtime.settings.review_claim_seconds
-        item = claim_next(
+        item = review.claim_next(
             engine=runtime.engine,
             annotator=who,
             seconds=seconds,
@@ -188,14 +182,13 @@ class JobsController(Controller):
         self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
     ) -> ReviewClaimed:
         """Hold one item so other annotators are not shown it; 409 if someone else holds it."""
-        held = claim(
+        held = review.claim(
             engine=runtime.engine,
             job_id=job_id,
             annotator=actor(request) or "anonymous",
             seconds=runtime.settings.review_claim_seconds,
         )
-        with session_scope(runtime.engine) as session:
-            job = get_job(session=session, job_id=job_id)
+        job = jobs.get_job(engine=runtime.engine, job_id=job_id)
         return ReviewClaimed(job=job, claimed_by=held.claimed_by, expires_at=held.expires_at.isoformat())
 
     @delete(
@@ -208,20 +201,18 @@ class JobsController(Controller):
         self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
     ) -> dict:
         """Give a claimed item back to the queue (skip)."""
-        release_claim(engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous")
+        review.release_claim(engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous")
         return {"job_id": job_id, "released": True}
 
     @get("/batches/{batch_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def batch(self, runtime: NamedDependency[Runtime], batch_id: FromPath[str]) -> BatchView:
         """A batch's jobs as they appear (a ZIP is unpacked by a worker) and what was skipped."""
-        with session_scope(runtime.engine) as session:
-            return get_batch(session=session, batch_id=batch_id)
+        return documents.get_batch(engine=runtime.engine, batch_id=batch_id)
 
     @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
         """A job with its prediction (or its error) and any correction."""
-        with session_scope(runtime.engine) as session:
-            return get_job(session=session, job_id=job_id)
+        return jobs.get_job(engine=runtime.engine, job_id=job_id)
 
 
 MAX_WAIT_SECONDS = 60
@@ -231,11 +222,14 @@ MAX_FILES_PER_BATCH = 100
 def _submit(
     request: Request, runtime: Runtime, upload: UploadFile, batch_id: str | None = None
 ) -> Submission:
-    return dispatch.submit_upload(
-        runtime,
-        chunks=iter(lambda: upload.file.read(CHUNK_SIZE), b""),
+    return documents.upload(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        work=runtime.work,
+        stream=upload.file,
         filename=upload.filename,
         client_content_type=upload.content_type,
+        max_bytes=runtime.settings.max_upload_bytes,
         submitted_by=actor(request),
         batch_id=batch_id,
     )
@@ -248,8 +242,7 @@ def _skipped(submission: Submission) -> list[SkippedMember]:
 def _wait_for(runtime: Runtime, job_id: str, seconds: float) -> JobView:
     deadline = time.monotonic() + seconds
     while True:
-        with session_scope(runtime.engine) as session:
-            view = get_job(session=session, job_id=job_id)
+        view = jobs.get_job(engine=runtime.engine, job_id=job_id)
         if view.status in ("COMPLETED", "FAILED") or time.monotonic() >= deadline:
             return view
         time.sleep(0.05)

@@ -11,9 +11,9 @@ from api.controllers.common import RowId
 from api.schemas import (
     Page,
 )
-from core.db import session_scope
 from core.runtime import Runtime
-from core.services.models import activate, list_versions, version_report
+from core.services import models
+from core.services.models import VersionReport
 
 
 class ModelsController(Controller):
@@ -23,8 +23,7 @@ class ModelsController(Controller):
     @get("/", sync_to_thread=True, guards=[requires("annotator")])
     def list(self, runtime: NamedDependency[Runtime]) -> Page:
         """Every model version with its status, parent and headline metrics."""
-        with session_scope(runtime.engine) as session:
-            items = list_versions(session)
+        items = models.list_versions(engine=runtime.engine)
         return Page(items=items, total=len(items))
 
     @post(
@@ -32,12 +31,10 @@ class ModelsController(Controller):
     )
     def activate(self, request: Request, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
         """Make this version the active one (promotion or rollback); every process follows within seconds."""
-        with session_scope(runtime.engine) as session:
-            activate(session, version_id, actor=actor(request))
+        models.activate_version(engine=runtime.engine, version_id=version_id, actor=actor(request))
         return {"id": version_id, "status": "active"}
 
     @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
-    def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
+    def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> VersionReport:
         """The version's evaluation report(s)."""
-        with session_scope(runtime.engine) as session:
-            return version_report(session, version_id)
+        return models.version_report(engine=runtime.engine, version_id=version_id)

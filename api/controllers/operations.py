@@ -10,11 +10,9 @@ from api.auth import requires
 from api.schemas import (
     Health,
 )
-from core.db import session_scope
 from core.runtime import Runtime
-from core.services.export import export_examples
-from core.services.metrics import collect as collect_metrics
-from core.services.metrics import render as render_metrics
+from core.services import export as exports
+from core.services import metrics as figures
 from core.services.models import readiness
 from workers import dispatch
 
@@ -27,13 +25,11 @@ def export(
     label: FromQuery[str | None] = None,
 ) -> Response:
     """Labelled data as JSONL or CSV, filterable by source (feedback, import, …) and label."""
-    with session_scope(runtime.engine) as session:
-        body = "".join(export_examples(session=session, fmt=format, source=source, label=label))
-    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    exported = exports.export_examples(engine=runtime.engine, fmt=format, source=source, label=label)
     return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="heron-export.{format}"'},
+        exported.body,
+        media_type=exported.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
     )
 
 
@@ -59,8 +55,7 @@ def ready(runtime: NamedDependency[Runtime]) -> Response:
 def metrics(runtime: NamedDependency[Runtime]) -> Response:
     """Prometheus metrics for the whole deployment (read from the database): jobs by status, queue
     depth, upload→result latency, escalation and review rates, tasks, the active model version."""
-    with session_scope(runtime.engine) as session:
-        body = render_metrics(collect_metrics(session))
+    body = figures.prometheus_text(engine=runtime.engine)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

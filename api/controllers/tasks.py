@@ -12,10 +12,9 @@ from api.controllers.common import Limit, Offset
 from api.schemas import (
     Page,
 )
-from core.db import session_scope
 from core.runtime import Runtime
-from core.services.tasks import TaskView, get_task, list_tasks
-from core.services.tasks import cancel as cancel_task
+from core.services import tasks
+from core.services.tasks import TaskView
 
 
 class TasksController(Controller):
@@ -32,19 +31,19 @@ class TasksController(Controller):
         offset: Offset = 0,
     ) -> Page:
         """Background tasks (training, synthesis), newest first, with status and progress."""
-        with session_scope(runtime.engine) as session:
-            items, total = list_tasks(session=session, kind=kind, status=status, limit=limit, offset=offset)
+        items, total = tasks.list_tasks(
+            engine=runtime.engine, kind=kind, status=status, limit=limit, offset=offset
+        )
         return Page(items=items, total=total)
 
     @get("/{task_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def get(self, runtime: NamedDependency[Runtime], task_id: FromPath[str]) -> TaskView:
         """One task: ``status`` (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED), ``progress``, ``result``."""
-        with session_scope(runtime.engine) as session:
-            return get_task(session=session, task_id=task_id)
+        return tasks.get_task(engine=runtime.engine, task_id=task_id)
 
     @post(
         "/{task_id:str}/cancel", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")]
     )
     def cancel(self, request: Request, runtime: NamedDependency[Runtime], task_id: FromPath[str]) -> TaskView:
         """Cancel a task: a waiting one at once, a running one at its next progress step."""
-        return cancel_task(engine=runtime.engine, task_id=task_id, actor=actor(request))
+        return tasks.cancel(engine=runtime.engine, task_id=task_id, actor=actor(request))

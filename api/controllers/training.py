@@ -13,7 +13,7 @@ from api.schemas import (
     RetrainRequest,
 )
 from core.runtime import Runtime
-from workers import dispatch
+from core.services import retraining
 
 
 class TrainingController(Controller):
@@ -32,7 +32,12 @@ class TrainingController(Controller):
         A request arriving while an equivalent one still waits joins it (same ``task_id``).
         """
         body = data or RetrainRequest()
-        task = dispatch.request_training(runtime, actor(request), incremental=body.retrain_on_feedback_only)
+        task = retraining.queue_training(
+            engine=runtime.engine,
+            work=runtime.work,
+            actor=actor(request),
+            incremental=body.retrain_on_feedback_only,
+        )
         return RetrainAccepted(
             message="Retraining queued; follow it at /api/tasks/" + task.id,
             retrain_on_feedback_only=body.retrain_on_feedback_only,

@@ -125,6 +125,11 @@ class Prediction(SQLModel, table=True):
     escalated: bool = False
     needs_review: bool = Field(default=False, index=True)
     review_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # How unsure the scores are, by each of core.uncertainty's strategies (higher: less sure): the
+    # review queue is ordered and paged by one of them in SQL.
+    uncertainty_least_confidence: float = 0.0
+    uncertainty_margin: float = 0.0
+    uncertainty_entropy: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from core.db import session_scope
 from core.db.tables import AuditEvent
 
 
@@ -46,7 +47,7 @@ class AuditEventView:
 
 def list_events(
     *,
-    session: Session,
+    engine: Engine,
     action: str | None = None,
     actor: str | None = None,
     limit: int = 50,
@@ -58,8 +59,9 @@ def list_events(
         query = query.where(AuditEvent.action == action)
     if actor:
         query = query.where(AuditEvent.actor == actor)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)).all()
+    with session_scope(engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(query.order_by(AuditEvent.id.desc()).offset(offset).limit(limit)).all()
     return [
         AuditEventView(
             id=row.id,
@@ -74,6 +76,7 @@ def list_events(
     ], int(total)
 
 
-def list_actions(*, session: Session) -> list[str]:
+def list_actions(*, engine: Engine) -> list[str]:
     """The actions the audit trail holds, alphabetically (to filter :func:`list_events` by)."""
-    return sorted(session.exec(select(AuditEvent.action).distinct()).all())
+    with session_scope(engine) as session:
+        return list(session.exec(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all())

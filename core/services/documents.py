@@ -12,13 +12,13 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.blobs import BlobStore, StoredBlob
+from core.blobs import CHUNK_SIZE, BlobStore, StoredBlob
 from core.db import session_scope
 from core.db.tables import Document, Job, Task, TaskStatus, new_id, utcnow
 from core.errors import EmptyFile, HeronError, NotFound, UnsupportedType
@@ -28,6 +28,7 @@ from core.extract.sniff import SUPPORTED_DESCRIPTION, ZIP
 from core.extract.types import Source
 from core.services import audit, tasks
 from core.services.jobs import JobView, job_views
+from core.work import WorkSender
 
 MAX_NAME_LENGTH = 255
 
@@ -45,7 +46,7 @@ class Skipped:
 class Submission:
     """What an upload became: one job, or for a ZIP the task that will unpack it into jobs."""
 
-    jobs: list[Job]
+    jobs: list[JobView]
     batch_id: str | None = None
     skipped: list[Skipped] = field(default_factory=list)
     unpack_task_id: str | None = None
@@ -68,6 +69,43 @@ class BatchView:
     archives: list[dict[str, Any]]
 
 
+def new_batch_id() -> str:
+    """An id for documents uploaded together (several files in one request)."""
+    return new_id()
+
+
+def upload(
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    work: WorkSender,
+    stream: BinaryIO,
+    filename: str | None,
+    client_content_type: str | None = None,
+    max_bytes: int,
+    submitted_by: str | None = None,
+    batch_id: str | None = None,
+) -> Submission:
+    """Store one upload (read from ``stream``) and create its job, or for a ZIP its unpack task, and
+    send it to a worker once committed: what the API's upload routes and the console's Classify
+    page do. Raises as :func:`submit_batch` does."""
+    submission = submit_batch(
+        engine=engine,
+        blobs=blobs,
+        chunks=iter(lambda: stream.read(CHUNK_SIZE), b""),
+        filename=filename,
+        client_content_type=client_content_type,
+        max_bytes=max_bytes,
+        submitted_by=submitted_by,
+        batch_id=batch_id,
+    )
+    for job in submission.jobs:
+        work.send_classify(job.id)
+    if submission.unpack_task_id:
+        work.send_task(submission.unpack_task_id, "unpack")
+    return submission
+
+
 def submit_upload(
     *,
     engine: Engine,
@@ -78,7 +116,7 @@ def submit_upload(
     max_bytes: int,
     submitted_by: str | None = None,
     limits: ExtractionLimits | None = None,
-) -> Job:
+) -> JobView:
     """Store an upload and create a PENDING job for it (not for ZIPs: use :func:`submit_batch`).
 
     Raises:
@@ -146,18 +184,27 @@ def submit_batch(
         job = _new_job(
             session, document, name, (client_content_type or content_type), submitted_by, blob, batch_id
         )
-    return Submission(jobs=[job], batch_id=batch_id)
+        return Submission(jobs=job_views(session, [job]), batch_id=batch_id)
 
 
-def run_unpack_task(*, engine: Engine, blobs: BlobStore, task_id: str, limits: ExtractionLimits) -> list[str]:
-    """Unpack a ZIP upload into one PENDING job per readable member (the worker's side of a ZIP).
+def run_unpack_task(
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    task_id: str,
+    limits: ExtractionLimits,
+    work: WorkSender | None = None,
+) -> list[str]:
+    """Unpack a ZIP upload into one PENDING job per readable member (the worker's side of a ZIP),
+    and send each to a worker once they are committed (given ``work``; ``heron classify`` runs
+    them itself).
 
     Runs in a worker, not in the upload request. Members are streamed to files named by a counter
     in a private directory, within the ZIP limits (members, total bytes, ratio, nesting), and
     moved into the content-addressed store: their names never reach the filesystem. The jobs and
     the task's ending are committed together, so running it twice creates the jobs once.
 
-    Returns the ids of the jobs created (for the caller to send), or an empty list when the task
+    Returns the ids of the jobs created, or an empty list when the task
     was not PENDING, or the ZIP was refused as a whole (the task then ends FAILED with the code).
     """
     task = tasks.start(engine, task_id)
@@ -223,7 +270,11 @@ def run_unpack_task(*, engine: Engine, blobs: BlobStore, task_id: str, limits: E
         current.stage = "succeeded"
         current.finished_at = current.updated_at = now
         session.add(current)
-        return [job.id for job in jobs]
+        job_ids = [job.id for job in jobs]
+    if work is not None:
+        for job_id in job_ids:  # committed by now; a lost message is re-sent by the sweeper
+            work.send_classify(job_id)
+    return job_ids
 
 
 def _unpack_members(
@@ -251,12 +302,17 @@ def _unpack_members(
     return accepted, skipped
 
 
-def get_batch(*, session: Session, batch_id: str) -> BatchView:
+def get_batch(*, engine: Engine, batch_id: str) -> BatchView:
     """A batch's jobs (oldest first) and the state of its ZIPs.
 
     Raises:
         NotFound: no job and no ZIP has this batch id.
     """
+    with session_scope(engine) as session:
+        return _batch(session, batch_id)
+
+
+def _batch(session: Session, batch_id: str) -> BatchView:
     archives = session.exec(
         select(Task)
         .where(Task.kind == "unpack", Task.params["batch_id"].as_string() == batch_id)

@@ -8,12 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from core.db import session_scope
 from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
 from core.errors import Invalid, NotFound
 from core.services import audit
+from core.services.retraining import queue_training
+from core.services.tasks import TaskView
+from core.work import WorkSender
 
 PREVIEW_CHARS = 300
 
@@ -48,9 +51,17 @@ def example_view(row: TrainingExample) -> ExampleView:
     )
 
 
+@dataclass(frozen=True)
+class ExampleDecision:
+    """Examples as decided, and the training run their approval queued (None for rejections)."""
+
+    examples: list[ExampleView]
+    training_task: TaskView | None
+
+
 def list_examples(
     *,
-    session: Session,
+    engine: Engine,
     source: str | None = None,
     status: str | None = None,
     label: str | None = None,
@@ -71,9 +82,24 @@ def list_examples(
         query = query.where(TrainingExample.status == status)
     if label:
         query = query.where(TrainingExample.label == label)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(TrainingExample.id.desc()).offset(offset).limit(limit)).all()
-    return [example_view(row) for row in rows], int(total)
+    with session_scope(engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(query.order_by(TrainingExample.id.desc()).offset(offset).limit(limit)).all()
+        return [example_view(row) for row in rows], int(total)
+
+
+def pending_synthetic_counts(*, engine: Engine) -> dict[str, int]:
+    """How many synthetic examples of each industry wait for a reviewer (industries with none left out)."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(TrainingExample.label, func.count())
+            .where(
+                TrainingExample.source == ExampleSource.synthetic,
+                TrainingExample.status == ExampleStatus.pending,
+            )
+            .group_by(TrainingExample.label)
+        )
+        return {label: int(n) for label, n in rows}
 
 
 def _require(value: str, kind: type, what: str) -> None:
@@ -83,9 +109,10 @@ def _require(value: str, kind: type, what: str) -> None:
 
 
 def decide_examples(
-    *, engine: Engine, ids: list[int], approve: bool, actor: str | None = None
-) -> list[ExampleView]:
-    """Approve (they train from the next training run on) or reject pending examples, all or none.
+    *, engine: Engine, work: WorkSender, ids: list[int], approve: bool, actor: str | None = None
+) -> ExampleDecision:
+    """Approve or reject pending examples, all or none; an approval queues the incremental training
+    run that learns them (it refits on every approved example, however old).
 
     Raises:
         NotFound: an id does not exist. Invalid: one of them is not pending.
@@ -113,4 +140,6 @@ def decide_examples(
                 source=row.source,
             )
         session.flush()
-        return [example_view(row) for row in rows]
+        decided = [example_view(row) for row in rows]
+    training_task = queue_training(engine=engine, work=work, actor=actor) if approve else None
+    return ExampleDecision(decided, training_task)

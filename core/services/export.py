@@ -5,21 +5,36 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlalchemy import Engine
+from sqlmodel import select
 
+from core.db import session_scope
 from core.db.tables import TrainingExample
 from core.errors import Invalid
 
 FORMATS = ("jsonl", "csv")
 FIELDS = ("id", "label", "source", "split", "origin", "created_at", "text")
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+
+
+@dataclass(frozen=True)
+class Export:
+    body: str
+    media_type: str
+    filename: str
 
 
 def export_examples(
-    *, session: Session, fmt: str = "jsonl", source: str | None = None, label: str | None = None
-) -> Iterator[str]:
-    """Yield the labelled examples (approved feedback, imports, synthetic, starter) as text chunks."""
+    *, engine: Engine, fmt: str = "jsonl", source: str | None = None, label: str | None = None
+) -> Export:
+    """The labelled examples (approved feedback, imports, synthetic, starter) as JSONL or CSV.
+
+    Raises:
+        Invalid: an unknown format.
+    """
     if fmt not in FORMATS:
         raise Invalid(f"Unknown export format {fmt!r}; use jsonl or csv.")
     query = select(TrainingExample).order_by(TrainingExample.id)
@@ -27,7 +42,13 @@ def export_examples(
         query = query.where(TrainingExample.source == source)
     if label:
         query = query.where(TrainingExample.label == label)
-    rows = session.exec(query).all()
+    with session_scope(engine) as session:
+        rows = session.exec(query).all()
+    body = "".join(_chunks(fmt, rows))
+    return Export(body=body, media_type=MEDIA_TYPES[fmt], filename=f"heron-export.{fmt}")
+
+
+def _chunks(fmt: str, rows: Sequence[TrainingExample]) -> Iterator[str]:
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)

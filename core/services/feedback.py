@@ -24,9 +24,12 @@ from core.db.tables import (
 from core.errors import Invalid, NotFound
 from core.services import audit
 from core.services.industries import require_active_industry
+from core.services.retraining import queue_training
+from core.services.tasks import TaskView
+from core.work import WorkSender
 
 
-def submit_feedback(*, engine: Engine, job_id: str, label: str, author: str | None = None) -> Feedback:
+def submit_feedback(*, engine: Engine, job_id: str, label: str, author: str | None = None) -> FeedbackView:
     """Record a person's label for a job; it waits for a reviewer before it trains anything.
 
     Raises:
@@ -48,7 +51,7 @@ def submit_feedback(*, engine: Engine, job_id: str, label: str, author: str | No
             job_id=job_id,
             label=feedback.label,
         )
-    return feedback
+        return _feedback_views(session, [feedback])[0]
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,16 @@ class FeedbackView:
     disagreement: bool
 
 
+@dataclass(frozen=True)
+class FeedbackDecision:
+    """Corrections as decided, and the training run their approval queued (None for rejections)."""
+
+    feedback: list[FeedbackView]
+    training_task: TaskView | None
+
+
 def list_feedback(
-    *, session: Session, status: str | None = None, limit: int = 50, offset: int = 0
+    *, engine: Engine, status: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[FeedbackView], int]:
     """Feedback, oldest first; ``disagreement`` flags jobs whose annotators gave different labels."""
     query = select(Feedback)
@@ -74,32 +85,40 @@ def list_feedback(
         if status not in {s.value for s in FeedbackStatus}:
             raise Invalid(f"Unknown feedback status {status!r}; use pending, approved or rejected.")
         query = query.where(Feedback.status == status)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Feedback.id).offset(offset).limit(limit)).all()
-    return [_feedback_view(session, row) for row in rows], int(total)
+    with session_scope(engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(query.order_by(Feedback.id).offset(offset).limit(limit)).all()
+        return _feedback_views(session, rows), int(total)
 
 
-def _feedback_view(session: Session, row: Feedback) -> FeedbackView:
-    labels = set(
-        session.exec(
-            select(Feedback.label).where(
-                Feedback.job_id == row.job_id, Feedback.status != FeedbackStatus.rejected
-            )
+def _feedback_views(session: Session, rows: list[Feedback]) -> list[FeedbackView]:
+    """Views of ``rows`` in three queries however many there are (a page of the approval queue)."""
+    job_ids = list({row.job_id for row in rows})
+    labels: dict[str, set[str]] = {}
+    for job_id, label in session.exec(
+        select(Feedback.job_id, Feedback.label).where(
+            Feedback.job_id.in_(job_ids), Feedback.status != FeedbackStatus.rejected
         )
+    ):
+        labels.setdefault(job_id, set()).add(label)
+    predicted = dict(
+        session.exec(select(Prediction.job_id, Prediction.label).where(Prediction.job_id.in_(job_ids))).all()
     )
-    predicted = session.exec(select(Prediction.label).where(Prediction.job_id == row.job_id)).first()
-    return FeedbackView(
-        id=row.id,
-        job_id=row.job_id,
-        label=row.label,
-        status=row.status,
-        author=row.author,
-        reviewer=row.reviewer,
-        created_at=row.created_at,
-        reviewed_at=row.reviewed_at,
-        predicted=predicted,
-        disagreement=len(labels) > 1,
-    )
+    return [
+        FeedbackView(
+            id=row.id,
+            job_id=row.job_id,
+            label=row.label,
+            status=row.status,
+            author=row.author,
+            reviewer=row.reviewer,
+            created_at=row.created_at,
+            reviewed_at=row.reviewed_at,
+            predicted=predicted.get(row.job_id),
+            disagreement=len(labels.get(row.job_id, ())) > 1,
+        )
+        for row in rows
+    ]
 
 
 def decide(
@@ -109,11 +128,17 @@ def decide(
     approve: bool,
     reviewer: str | None = None,
     gold_share: float = 0.2,
-) -> list[FeedbackView]:
-    """Approve or reject pending feedback; approved labels become training data.
+    work: WorkSender | None = None,
+) -> FeedbackDecision:
+    """Approve or reject pending feedback; approved labels become training data, and (given
+    ``work``) an approval queues the incremental training run that learns them.
 
     A fixed, deterministic share of approved documents (decided by the document's hash, so the
     same document always lands on the same side) becomes the gold set: judged on, never trained on.
+
+    Args:
+        work: Where the training run is sent. Without it nothing is queued: for callers that train
+            themselves right after (the benchmarks).
 
     Raises:
         NotFound: an id does not exist. Invalid: one of them was already decided.
@@ -144,9 +169,11 @@ def decide(
             if approve:
                 _add_training_example(session, row, gold_share)
         session.flush()
-        ids = [row.id for row in rows]
-    with session_scope(engine) as session:
-        return [_feedback_view(session, session.get(Feedback, feedback_id)) for feedback_id in ids]
+        decided = _feedback_views(session, rows)
+    training_task = None
+    if approve and work is not None:
+        training_task = queue_training(engine=engine, work=work, actor=reviewer)
+    return FeedbackDecision(decided, training_task)
 
 
 def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> None:

@@ -4,17 +4,56 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.db.tables import Industry, IndustryStatus
-from core.errors import Conflict, Invalid
+from core.db.tables import Feedback, Industry, IndustryStatus, TrainingExample, utcnow
+from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class IndustryView:
+    """An industry with its training examples counted by source (starter, import, feedback, synthetic)."""
+
+    name: str
+    description: str
+    status: str
+    catch_all: bool
+    created_at: datetime
+    updated_at: datetime
+    examples: dict[str, int] = field(default_factory=dict)
+
+
+def _view(row: Industry, examples: dict[str, int]) -> IndustryView:
+    return IndustryView(
+        name=row.name,
+        description=row.description,
+        status=row.status,
+        catch_all=row.catch_all,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        examples=examples,
+    )
+
+
+def _example_counts(session: Session, label: str | None = None) -> dict[str, dict[str, int]]:
+    query = select(TrainingExample.label, TrainingExample.source, func.count()).group_by(
+        TrainingExample.label, TrainingExample.source
+    )
+    if label is not None:
+        query = query.where(TrainingExample.label == label)
+    counts: dict[str, dict[str, int]] = {}
+    for name, source, n in session.exec(query):
+        counts.setdefault(name, {})[source] = n
+    return counts
 
 
 def normalise_name(raw: str) -> str:
@@ -49,6 +88,12 @@ def active_industry_names(session: Session) -> list[str]:
     return list(active_industries(session))
 
 
+def active_names(*, engine: Engine) -> list[str]:
+    """The names of the active industries, in display order (what people can label with)."""
+    with session_scope(engine) as session:
+        return active_industry_names(session)
+
+
 def require_active_industry(session: Session, raw: str) -> str:
     name = normalise_name(raw)
     names = active_industry_names(session)
@@ -59,7 +104,7 @@ def require_active_industry(session: Session, raw: str) -> str:
 
 def create_industry(
     *, engine: Engine, name: str, description: str = "", actor: str | None = None
-) -> Industry:
+) -> IndustryView:
     """Add an industry. Raises Conflict if the (normalised) name exists, retired ones included."""
     normalised = normalise_name(name)
     try:
@@ -75,36 +120,19 @@ def create_industry(
                 subject_id=normalised,
                 actor=actor,
             )
+            session.flush()
+            view = _view(industry, {})
     except IntegrityError as exc:
         raise Conflict(f"Industry {normalised!r} already exists.") from exc
-    return industry
+    return view
 
 
-def list_industries(*, session: Session) -> list[dict[str, object]]:
-    """Every industry (retired ones too) with its training examples counted by source."""
-    from sqlalchemy import func
-
-    from core.db.tables import TrainingExample
-
-    counts: dict[str, dict[str, int]] = {}
-    for label, source, n in session.exec(
-        select(TrainingExample.label, TrainingExample.source, func.count()).group_by(
-            TrainingExample.label, TrainingExample.source
-        )
-    ):
-        counts.setdefault(label, {})[source] = n
-    return [
-        {
-            "name": row.name,
-            "description": row.description,
-            "status": row.status,
-            "catch_all": row.catch_all,
-            "examples": counts.get(row.name, {}),
-            "created_at": row.created_at.isoformat(),
-            "updated_at": row.updated_at.isoformat(),
-        }
-        for row in session.exec(select(Industry).order_by(Industry.id))
-    ]
+def list_industries(*, engine: Engine) -> list[IndustryView]:
+    """Every industry (retired ones too), oldest first, with its training examples counted by source."""
+    with session_scope(engine) as session:
+        counts = _example_counts(session)
+        rows = session.exec(select(Industry).order_by(Industry.id)).all()
+        return [_view(row, counts.get(row.name, {})) for row in rows]
 
 
 def update_industry(
@@ -115,17 +143,12 @@ def update_industry(
     description: str | None = None,
     catch_all: bool | None = None,
     actor: str | None = None,
-) -> Industry:
+) -> IndustryView:
     """Rename and/or redescribe an industry (or make it the catch-all, the one that holds what no
     other claims); its training examples and feedback follow the new name.
 
     Predictions keep the label they were made with (history). Raises NotFound or Conflict.
     """
-    from sqlalchemy import update
-
-    from core.db.tables import Feedback, TrainingExample, utcnow
-    from core.errors import NotFound
-
     current = normalise_name(name)
     with session_scope(engine) as session:
         industry = session.exec(select(Industry).where(Industry.name == current)).first()
@@ -173,14 +196,12 @@ def update_industry(
             )
         industry.updated_at = utcnow()
         session.add(industry)
-    return industry
+        session.flush()
+        return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
 
 
-def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> Industry:
+def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
     """Stop predicting an industry; nothing is deleted, and it can be re-activated by importing it."""
-    from core.db.tables import utcnow
-    from core.errors import NotFound
-
     current = normalise_name(name)
     with session_scope(engine) as session:
         industry = session.exec(select(Industry).where(Industry.name == current)).first()
@@ -194,4 +215,5 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
         audit.record(
             session, action="industry.retired", subject_type="industry", subject_id=current, actor=actor
         )
-    return industry
+        session.flush()
+        return _view(industry, _example_counts(session, current).get(current, {}))

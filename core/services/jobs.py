@@ -28,6 +28,7 @@ from core.extract import Extraction, ExtractionLimits, extract
 from core.extract.isolation import FAST, SLOW, Extractor, NeedsSlowLane
 from core.services.industries import active_industries
 from core.services.models import ModelCache
+from core.uncertainty import uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,9 @@ def _classify_and_store(
                         escalated=verdict.escalated,
                         needs_review=verdict.needs_review,
                         review_reasons=list(verdict.review_reasons),
+                        uncertainty_least_confidence=uncertainty(verdict.scores, "least_confidence"),
+                        uncertainty_margin=uncertainty(verdict.scores, "margin"),
+                        uncertainty_entropy=uncertainty(verdict.scores, "entropy"),
                     )
                 )
             _finish(session, job_id, JobStatus.COMPLETED)
@@ -382,11 +386,24 @@ def _finish(
     session.add(job)
 
 
-def get_job(*, session: Session, job_id: str) -> JobView:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"Job {job_id!r} does not exist.")
-    return job_view(session, job)
+def get_job(*, engine: Engine, job_id: str) -> JobView:
+    """A job with its prediction (or its error) and its latest correction.
+
+    Raises:
+        NotFound: no such job.
+    """
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id!r} does not exist.")
+        return job_view(session, job)
+
+
+def get_jobs(*, engine: Engine, job_ids: Sequence[str]) -> list[JobView]:
+    """The jobs named, in that order (those that do not exist left out), in four queries."""
+    with session_scope(engine) as session:
+        rows = {job.id: job for job in session.exec(select(Job).where(Job.id.in_(list(job_ids))))}
+        return job_views(session, [rows[job_id] for job_id in job_ids if job_id in rows])
 
 
 def job_view(session: Session, job: Job) -> JobView:
@@ -482,7 +499,7 @@ def requeue_stale_jobs(*, engine: Engine, pending_older_than: float, lease_secon
 
 def list_jobs(
     *,
-    session: Session,
+    engine: Engine,
     status: str | None = None,
     needs_review: bool | None = None,
     limit: int = 50,
@@ -498,9 +515,10 @@ def list_jobs(
         query = query.join(Prediction, Prediction.job_id == Job.id).where(
             Prediction.needs_review == needs_review
         )
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)).all()
-    return job_views(session, rows), int(total)
+    with session_scope(engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)).all()
+        return job_views(session, rows), int(total)
 
 
 @dataclass(frozen=True)
@@ -526,16 +544,17 @@ class DocumentPage:
     ocr: bool
 
 
-def job_document(*, session: Session, job_id: str) -> JobDocument:
+def job_document(*, engine: Engine, job_id: str) -> JobDocument:
     """The stored text of a job's document (None until a worker has read it).
 
     Raises:
         NotFound: no such job.
     """
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"Job {job_id!r} does not exist.")
-    document = session.get(Document, job.document_id)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"Job {job_id!r} does not exist.")
+        document = session.get(Document, job.document_id)
     return JobDocument(
         job_id=job.id,
         filename=job.original_filename,

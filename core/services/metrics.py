@@ -10,9 +10,10 @@ import numpy as np
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric as PrometheusMetric
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func
+from sqlalchemy import Engine, case, func
 from sqlmodel import Session, select
 
+from core.db import session_scope
 from core.db.tables import Feedback, Job, JobStatus, Prediction, Task, utcnow
 from core.services.models import active_version_id
 
@@ -33,6 +34,12 @@ class Metric:
     kind: str  # gauge | counter | summary
     help: str
     samples: list[Sample]
+
+
+def prometheus_text(*, engine: Engine, window_minutes: int = WINDOW_MINUTES) -> str:
+    """The deployment's metrics (see :func:`collect`) in Prometheus' text format."""
+    with session_scope(engine) as session:
+        return render(collect(session, window_minutes=window_minutes))
 
 
 def collect(session: Session, *, window_minutes: int = WINDOW_MINUTES) -> list[Metric]:

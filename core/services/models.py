@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
 from core.classify.training import prototype_sentences
 from core.db import session_scope
-from core.db.tables import ModelStatus, ModelVersion, utcnow
+from core.db.tables import EvaluationReport, ModelStatus, ModelVersion, utcnow
 from core.errors import Invalid, ModelNotReady, NotFound
 from core.services import audit
 
@@ -127,42 +130,94 @@ class ModelCache:
             return self._served
 
 
-def list_versions(session: Session) -> list[dict[str, Any]]:
-    """Every model version, newest first, without its artifact."""
-    versions = session.exec(select(ModelVersion).order_by(ModelVersion.id.desc())).all()
-    return [
-        {
-            "id": v.id,
-            "status": v.status,
-            "kind": v.kind,
-            "parent_id": v.parent_id,
-            "created_at": v.created_at.isoformat(),
-            "activated_at": v.activated_at.isoformat() if v.activated_at else None,
-            "labels": v.labels,
-            "metrics": v.metrics,
-            "trained_on": v.trained_on,
-        }
-        for v in versions
-    ]
+@dataclass(frozen=True)
+class VersionView:
+    """A model version without its artifact: status, lineage, headline metrics, what it learned from."""
+
+    id: int
+    status: str
+    kind: str
+    parent_id: int | None
+    created_at: datetime
+    activated_at: datetime | None
+    labels: list[str]
+    metrics: dict[str, Any]
+    trained_on: dict[str, Any]
 
 
-def version_report(session: Session, version_id: int) -> dict[str, Any]:
-    """A version's metrics and every evaluation report stored for it."""
-    from core.db.tables import EvaluationReport
+@dataclass(frozen=True)
+class VersionReport:
+    """A version's metrics and every evaluation report stored for it, by dataset."""
 
+    id: int
+    status: str
+    metrics: dict[str, Any]
+    trained_on: dict[str, Any]
+    reports: dict[str, dict[str, Any]]
+
+
+def _version_view(version: ModelVersion) -> VersionView:
+    return VersionView(
+        id=version.id,
+        status=version.status,
+        kind=version.kind,
+        parent_id=version.parent_id,
+        created_at=version.created_at,
+        activated_at=version.activated_at,
+        labels=list(version.labels or []),
+        metrics=version.metrics or {},
+        trained_on=version.trained_on or {},
+    )
+
+
+def list_versions(*, engine: Engine) -> list[VersionView]:
+    """Every model version, newest first, without its artifact (megabytes each, never read here)."""
+    with session_scope(engine) as session:
+        query = select(ModelVersion).options(defer(ModelVersion.artifact)).order_by(ModelVersion.id.desc())
+        return [_version_view(version) for version in session.exec(query)]
+
+
+def activate_version(*, engine: Engine, version_id: int, actor: str | None = None) -> VersionView:
+    """Promote a version or roll back to it; every process serves it within seconds.
+
+    Raises:
+        NotFound: no such version. Invalid: it was trained by an older Heron and cannot be served.
+    """
+    with session_scope(engine) as session:
+        return _version_view(activate(session, version_id, actor=actor))
+
+
+def version_report(*, engine: Engine, version_id: int) -> VersionReport:
+    """A version's metrics and every evaluation report stored for it.
+
+    Raises:
+        NotFound: no such version.
+    """
+    with session_scope(engine) as session:
+        return _report(session, version_id)
+
+
+def active_report(*, engine: Engine) -> VersionReport | None:
+    """The active version's report, or None while no version is active."""
+    with session_scope(engine) as session:
+        version_id = active_version_id(session)
+        return _report(session, version_id) if version_id is not None else None
+
+
+def _report(session: Session, version_id: int) -> VersionReport:
     version = session.get(ModelVersion, version_id)
     if version is None:
         raise NotFound(f"Model version {version_id} does not exist.")
     reports = session.exec(
         select(EvaluationReport).where(EvaluationReport.model_version_id == version_id)
     ).all()
-    return {
-        "id": version.id,
-        "status": version.status,
-        "metrics": version.metrics,
-        "trained_on": version.trained_on,
-        "reports": {report.dataset: report.report for report in reports},
-    }
+    return VersionReport(
+        id=version.id,
+        status=version.status,
+        metrics=version.metrics or {},
+        trained_on=version.trained_on or {},
+        reports={report.dataset: report.report for report in reports},
+    )
 
 
 def readiness(engine: Engine) -> dict[str, str]:

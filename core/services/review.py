@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, Text, cast, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -15,25 +14,21 @@ from core.db import session_scope
 from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction, ReviewClaim, utcnow
 from core.errors import Conflict, Invalid, NotFound
 from core.services.jobs import JobView, job_views
+from core.uncertainty import STRATEGIES, uncertainty
 
-STRATEGIES = ("least_confidence", "margin", "entropy")
+__all__ = ["STRATEGIES", "Claim", "claim", "claim_next", "release_claim", "review_queue", "uncertainty"]
 
-
-def uncertainty(scores: dict[str, float], strategy: str) -> float:
-    """Higher means less sure. least_confidence: 1 − top; margin: 1 − (top − second); entropy."""
-    ranked = sorted(scores.values(), reverse=True) or [0.0]
-    if strategy == "least_confidence":
-        return 1.0 - ranked[0]
-    if strategy == "margin":
-        return 1.0 - (ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0))
-    if strategy == "entropy":
-        return -sum(p * math.log(p) for p in ranked if p > 0)
-    raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
+# The stored uncertainty each strategy orders the queue by (see core.uncertainty).
+UNCERTAINTY_COLUMNS = {
+    "least_confidence": Prediction.uncertainty_least_confidence,
+    "margin": Prediction.uncertainty_margin,
+    "entropy": Prediction.uncertainty_entropy,
+}
 
 
 def review_queue(
     *,
-    session: Session,
+    engine: Engine,
     strategy: str = "least_confidence",
     reason: str | None = None,
     label: str | None = None,
@@ -47,6 +42,30 @@ def review_queue(
     Items another annotator has claimed (and whose claim has not run out) are left out; the
     caller's own claims stay in. ``exclude`` leaves out job ids the caller has skipped.
     """
+    with session_scope(engine) as session:
+        return _queue(
+            session,
+            strategy=strategy,
+            reason=reason,
+            label=label,
+            limit=limit,
+            offset=offset,
+            annotator=annotator,
+            exclude=exclude,
+        )
+
+
+def _queue(
+    session: Session,
+    *,
+    strategy: str,
+    reason: str | None,
+    label: str | None,
+    limit: int,
+    offset: int,
+    annotator: str | None,
+    exclude: Collection[str],
+) -> tuple[list[JobView], int]:
     if strategy not in STRATEGIES:
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     labelled = select(Feedback.job_id).where(Feedback.status != FeedbackStatus.rejected)
@@ -54,7 +73,7 @@ def review_queue(
         ReviewClaim.expires_at > utcnow(), ReviewClaim.claimed_by != (annotator or "")
     )
     query = (
-        select(Job, Prediction)
+        select(Job)
         .join(Prediction, Prediction.job_id == Job.id)
         .where(
             Job.status == JobStatus.COMPLETED,
@@ -65,15 +84,15 @@ def review_queue(
     )
     if label:
         query = query.where(Prediction.label == label)
+    if reason:
+        # The reasons are a JSON list of words from a fixed vocabulary, each quoted in its text.
+        query = query.where(cast(Prediction.review_reasons, Text).contains(f'"{reason}"', autoescape=True))
     if exclude:
         query = query.where(Job.id.not_in(list(exclude)))
-    rows = [
-        (job, prediction)
-        for job, prediction in session.exec(query).all()
-        if not reason or reason in (prediction.review_reasons or [])
-    ]
-    rows.sort(key=lambda row: (-uncertainty(row[1].scores, strategy), row[0].created_at))
-    return job_views(session, [job for job, _ in rows[offset : offset + limit]]), len(rows)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    page = query.order_by(UNCERTAINTY_COLUMNS[strategy].desc(), Job.created_at, Job.id)
+    rows = session.exec(page.offset(offset).limit(limit)).all()
+    return job_views(session, rows), int(total)
 
 
 @dataclass(frozen=True)
@@ -127,12 +146,13 @@ def claim_next(
     """
     for _ in range(5):  # another annotator may take the same item between the read and the claim
         with session_scope(engine) as session:
-            items, _total = review_queue(
-                session=session,
+            items, _total = _queue(
+                session,
                 strategy=strategy,
                 reason=reason,
                 label=label,
                 limit=1,
+                offset=0,
                 annotator=annotator,
                 exclude=exclude,
             )

@@ -42,6 +42,7 @@ from core.errors import HeronError, Invalid, LlmBadReply, LlmUnavailable
 from core.services import tasks
 from core.services.industries import active_industries, require_active_industry
 from core.services.models import ModelCache, industry_prototypes
+from core.services.retraining import queue_training
 from core.settings import Settings
 from core.synthesis.client import Completion, LlmClient
 from core.synthesis.parsing import parse_documents, parse_genres
@@ -57,6 +58,7 @@ from core.synthesis.prompts import (
     plan_briefs,
 )
 from core.synthesis.quality import Candidate, NearDuplicateIndex, screen
+from core.work import WorkSender
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,27 @@ def request_synthesis(
             error_code=LLM_NOT_CONFIGURED,
             error_message=_not_configured(name),
         )
-    with session_scope(engine) as session:
-        return tasks.get_task(session=session, task_id=task_id)
+    return tasks.get_task(engine=engine, task_id=task_id)
+
+
+def queue_synthesis(
+    *,
+    engine: Engine,
+    work: WorkSender,
+    settings: Settings,
+    industry: str,
+    count: int,
+    actor: str | None = None,
+) -> tasks.TaskView:
+    """Ask for ``count`` synthetic documents of ``industry`` and send the task to a worker.
+
+    Without a configured LLM the task is still recorded and ends at once with ``llm_not_configured``
+    (nothing is sent). Raises Invalid as :func:`request_synthesis` does.
+    """
+    task = request_synthesis(engine=engine, industry=industry, count=count, settings=settings, actor=actor)
+    if task.status == TaskStatus.PENDING:
+        work.send_task(task.id, task.kind)
+    return task
 
 
 def _not_configured(industry: str) -> str:
@@ -161,6 +182,29 @@ class _Run:
 
 
 def run_synthesis_task(
+    *,
+    engine: Engine,
+    task_id: str,
+    settings: Settings,
+    models: ModelCache,
+    policy: RoutingPolicy,
+    work: WorkSender | None = None,
+) -> str:
+    """Run a queued synthesis task to its end, then (given ``work``) queue the incremental training
+    run that learns the examples it stored approved; returns what happened (for the log).
+
+    Examples stored approved are in the training set of any run from then on, so an incremental run
+    learns them whatever the task's ending (a cancelled run keeps what it stored).
+    """
+    outcome = _run_synthesis(engine=engine, task_id=task_id, settings=settings, models=models, policy=policy)
+    if work is not None and outcome != NOT_PENDING:
+        task = tasks.get_task(engine=engine, task_id=task_id)
+        if task.result.get("approved"):
+            queue_training(engine=engine, work=work, actor=task.requested_by)
+    return outcome
+
+
+def _run_synthesis(
     *, engine: Engine, task_id: str, settings: Settings, models: ModelCache, policy: RoutingPolicy
 ) -> str:
     """Run a queued synthesis task to its end; returns what happened (for the log).

@@ -212,16 +212,22 @@ def cancel(*, engine: Engine, task_id: str, actor: str | None = None) -> TaskVie
         return task_view(task)
 
 
-def get_task(*, session: Session, task_id: str) -> TaskView:
-    task = session.get(Task, task_id)
-    if task is None:
-        raise NotFound(f"Task {task_id!r} does not exist.")
-    return task_view(task)
+def get_task(*, engine: Engine, task_id: str) -> TaskView:
+    """One task as people follow it.
+
+    Raises:
+        NotFound: no such task.
+    """
+    with session_scope(engine) as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound(f"Task {task_id!r} does not exist.")
+        return task_view(task)
 
 
 def list_tasks(
     *,
-    session: Session,
+    engine: Engine,
     kind: str | None = None,
     status: str | None = None,
     limit: int = 50,
@@ -239,9 +245,10 @@ def list_tasks(
                 f"Unknown task status {status!r}; use one of {', '.join(s.value for s in TaskStatus)}."
             )
         query = query.where(Task.status == status)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()
-    return [task_view(row) for row in rows], int(total)
+    with session_scope(engine) as session:
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        rows = session.exec(query.order_by(Task.created_at.desc()).offset(offset).limit(limit)).all()
+        return [task_view(row) for row in rows], int(total)
 
 
 def stale_tasks(engine: Engine, *, pending_older_than: float, silent_for: float) -> list[tuple[str, str]]:

@@ -339,8 +339,7 @@ def test_extraction_limits_come_from_heron_settings(
     )
     # Then the job fails with limit_exceeded, naming the count and the limit
     assert status == "FAILED"
-    with session_scope(runtime.engine) as session:
-        view = get_job(session=session, job_id=job.id)
+    view = get_job(engine=runtime.engine, job_id=job.id)
     assert view.error_code == "limit_exceeded" and "3 pages; the limit is 2" in view.error_message
 
 

@@ -205,9 +205,8 @@ def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  #
     # Then a new recipe is education for this user, though six documents face the starter's recipes
     new = "Lesson 7: choux buns. Ingredients: flour, butter, eggs, water. Method: bake for 25 minutes."
     assert model.classify([new], runtime.policy, encoder=runtime.encoder)[0].label == "education"
-    with session_scope(runtime.engine) as session:
-        report = version_report(session, outcome.version_id)
-    assert report["trained_on"]["by_source"]["feedback"] == len(recipes)
+    report = version_report(engine=runtime.engine, version_id=outcome.version_id)
+    assert report.trained_on["by_source"]["feedback"] == len(recipes)
 
 
 def test_a_model_trained_by_an_older_heron_is_retrained_at_start_up(copies) -> None:  # type: ignore[no-untyped-def]

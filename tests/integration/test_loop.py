@@ -9,6 +9,7 @@ from sqlmodel import select
 from core.classify.model import HeronModel
 from core.db import session_scope
 from core.db.tables import ModelVersion, TrainingExample
+from core.uncertainty import STRATEGIES, uncertainty
 from tests.conftest import wait_for_job
 from tests.documents import REAL_ESTATE
 
@@ -89,6 +90,36 @@ def test_the_review_queue_puts_the_least_certain_first(client) -> None:  # type:
     assert confidences == sorted(confidences)
     bad = client.get("/api/review", params={"strategy": "coin_flip"})
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid")
+
+
+def test_the_review_queue_is_ordered_filtered_and_paged_by_the_database(client) -> None:  # type: ignore[no-untyped-def]
+    # Given several documents the model is unsure about
+    for i in range(3):
+        _upload(
+            client, f"Notes from meeting {i}. Several items were discussed; a few were agreed.", f"m{i}.txt"
+        )
+    for strategy in STRATEGIES:
+        # When the queue is read whole, and then two items at a time
+        whole = client.get("/api/review", params={"strategy": strategy, "limit": 1000}).json()["items"]
+        pages = [
+            client.get("/api/review", params={"strategy": strategy, "limit": 2, "offset": offset}).json()
+            for offset in range(0, len(whole), 2)
+        ]
+        # Then it is ordered by the strategy's uncertainty, most uncertain first, and the pages are
+        # exactly its slices, each knowing the whole queue's size
+        assert len(whole) >= 3
+        scores = [uncertainty(item["scores"], strategy) for item in whole]
+        assert scores == sorted(scores, reverse=True)
+        assert [item["id"] for page in pages for item in page["items"]] == [item["id"] for item in whole]
+        assert {page["total"] for page in pages} == {len(whole)}
+    # And filtering by reason keeps exactly the items routed for that reason
+    whole = client.get("/api/review", params={"limit": 1000}).json()["items"]
+    for reason in {reason for item in whole for reason in item["review_reasons"]}:
+        page = client.get("/api/review", params={"reason": reason, "limit": 1000}).json()
+        expected = [item["id"] for item in whole if reason in item["review_reasons"]]
+        assert [item["id"] for item in page["items"]] == expected and page["total"] == len(expected)
+    nothing = client.get("/api/review", params={"reason": "low%", "limit": 1000}).json()
+    assert nothing["total"] == 0  # a LIKE wildcard in the filter is taken literally
 
 
 def test_job_list_pages_and_filters(client) -> None:  # type: ignore[no-untyped-def]

@@ -62,8 +62,8 @@ def test_running_a_job_twice_stores_one_prediction(client, runtime) -> None:  # 
         filename="twice.txt",
         max_bytes=runtime.settings.max_upload_bytes,
     )
-    dispatch.send_classify(job.id)
-    dispatch.send_classify(job.id)
+    runtime.work.send_classify(job.id)
+    runtime.work.send_classify(job.id)
     assert wait_for_job(client, job.id)["status"] == "COMPLETED"
     with session_scope(runtime.engine) as session:
         count = session.exec(select(func.count()).where(Prediction.job_id == job.id)).one()

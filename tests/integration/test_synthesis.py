@@ -26,7 +26,7 @@ from core.services.synthesis import request_synthesis, run_synthesis_task
 from core.services.tasks import TaskView, cancel, get_task
 from core.settings import Settings
 from core.synthesis.prompts import PROMPT_VERSION
-from tests.conftest import wait_for_task
+from tests.conftest import SentWork, wait_for_task
 from tests.llm_server import FakeLLM, Reply, serve_documents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,8 +191,7 @@ def synthesise(runtime: Runtime, settings: Settings, industry: str, count: int) 
 
 
 def task_row(runtime: Runtime, task_id: str) -> TaskView:
-    with session_scope(runtime.engine) as session:
-        return get_task(session=session, task_id=task_id)
+    return get_task(engine=runtime.engine, task_id=task_id)
 
 
 def stored(runtime: Runtime, task_id: str) -> list[TrainingExample]:
@@ -516,7 +515,7 @@ def test_an_example_approved_after_a_later_training_run_is_learned_by_an_increme
     runtime: Runtime, industry: str
 ) -> None:
     from core.services.examples import decide_examples
-    from core.services.training import train_full, train_incremental
+    from core.services.training import run_training_task, train_full
 
     # Given a synthetic example waiting for approval while a training run happens
     with session_scope(runtime.engine) as session:
@@ -528,14 +527,21 @@ def test_an_example_approved_after_a_later_training_run_is_learned_by_an_increme
         session.flush()
         waiting_id = waiting.id
     train_full(engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder)
-    # When it is approved and the incremental update runs
-    decide_examples(engine=runtime.engine, ids=[waiting_id], approve=True, actor="reviewer")
-    outcome = train_incremental(
-        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    # When it is approved, and the incremental update the approval queued runs
+    sent = SentWork()
+    decided = decide_examples(
+        engine=runtime.engine, work=sent, ids=[waiting_id], approve=True, actor="reviewer"
+    )
+    queued = decided.training_task
+    assert queued is not None and queued.params == {"mode": "incremental"}
+    assert sent.tasks == [(queued.id, "training")]
+    run_training_task(
+        engine=runtime.engine, task_id=queued.id, policy=runtime.policy, encoder=runtime.training_encoder
     )
     # Then that update learned it, older id or not: no full retrain is needed
+    version_id = get_task(engine=runtime.engine, task_id=queued.id).result["version_id"]
     with session_scope(runtime.engine) as session:
-        learned = session.get(ModelVersion, outcome.version_id).trained_on["learned"]
+        learned = session.get(ModelVersion, version_id).trained_on["learned"]
     assert [item["example_id"] for item in learned] == [waiting_id]
 
 
@@ -601,9 +607,8 @@ def test_the_cli_adds_an_industry_from_example_files_and_synthetic_documents(
         assert synthesis["status"] == "SUCCEEDED" and synthesis["result"]["approved"] == 3, synthesis
         assert by_kind["training"] and all(t["status"] == "SUCCEEDED" for t in by_kind["training"])
         # ... and the industry has its examples by source
-        with session_scope(runtime.engine) as session:
-            industries = {industry["name"]: industry for industry in list_industries(session=session)}
-        assert industries[name]["examples"] == {"import": 2, "synthetic": 3}
+        industries = {industry.name: industry for industry in list_industries(engine=runtime.engine)}
+        assert industries[name].examples == {"import": 2, "synthetic": 3}
         # ... while `heron synth` without an LLM says why it wrote nothing
         refused = heron(runtime, "synth", name, "2")
         assert refused.returncode == 1

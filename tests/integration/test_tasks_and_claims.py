@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from core.db import session_scope
 from core.services.tasks import cancel, get_task
 from core.services.training import request_training
 from tests.conftest import wait_for_job, wait_for_task
@@ -35,8 +34,7 @@ def test_training_requests_wait_in_one_task_until_a_worker_takes_it(runtime) -> 
     fresh, joined_fresh = request_training(engine=runtime.engine, mode="incremental", actor="ada")
     assert not joined_fresh and fresh.id != first.id
     cancel(engine=runtime.engine, task_id=fresh.id)
-    with session_scope(runtime.engine) as session:
-        assert get_task(session=session, task_id=fresh.id).status == "CANCELLED"
+    assert get_task(engine=runtime.engine, task_id=fresh.id).status == "CANCELLED"
 
 
 def test_retrain_answers_with_a_task_that_reports_its_outcome(client) -> None:  # type: ignore[no-untyped-def]

@@ -95,8 +95,7 @@ def test_the_document_view_shows_text_pages_scores_and_why(app: AppTest, runtime
     assert "**Page 1**" in shown and "**Page 2**" in shown
     assert any(text.value.startswith("IN THE HIGH COURT") for text in app.text)
     # And the upload was recorded under the user's name, not "console"
-    with session_scope(runtime.engine) as session:
-        events, _ = list_events(session=session, action="document.uploaded", limit=5)
+    events, _ = list_events(engine=runtime.engine, action="document.uploaded", limit=5)
     assert "Ada" in {event.actor for event in events}
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.db import session_scope
 from core.services.feedback import list_feedback, submit_feedback
 from core.services.models import list_versions
 from core.settings import get_settings
@@ -48,8 +47,7 @@ def _tick(app: AppTest, *rows: int) -> None:
 
 
 def _version_ids(runtime) -> set[int]:  # type: ignore[no-untyped-def]
-    with session_scope(runtime.engine) as session:
-        return {version["id"] for version in list_versions(session)}
+    return {version.id for version in list_versions(engine=runtime.engine)}
 
 
 def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
@@ -91,8 +89,7 @@ def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     # Then it is rejected in the reviewer's name and leaves the queue
     assert not app.exception
     assert app.success[0].value == f"Rejected 1 correction as {grace}."
-    with session_scope(runtime.engine) as session:
-        rejected, _ = list_feedback(session=session, status="rejected", limit=1000)
+    rejected, _ = list_feedback(engine=runtime.engine, status="rejected", limit=1000)
     assert [(item.author, item.reviewer) for item in rejected if item.job_id == jobs[0]] == [(bob, grace)]
     assert sorted(app.data_editor[0].value["author"]) == [ada] * 5
     assert not app.data_editor[0].value["disagreement"].any()
@@ -104,8 +101,7 @@ def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     # to its end and says which version it produced and whether it went live
     assert not app.exception
     assert app.success[0].value.startswith(f"Approved 5 corrections as {grace}.")
-    with session_scope(runtime.engine) as session:
-        approved, _ = list_feedback(session=session, status="approved", limit=1000)
+    approved, _ = list_feedback(engine=runtime.engine, status="approved", limit=1000)
     assert sorted(item.job_id for item in approved if item.reviewer == grace) == sorted(jobs)
     assert [bar.value for bar in app.get("progress")][-1] == 100  # percent
     outcome = " ".join(element.value for element in [*app.success, *app.warning, *app.info, *app.error])

@@ -13,11 +13,11 @@ from core.corpus import content_hash
 from core.db import session_scope
 from core.db.tables import TrainingExample
 from core.services.examples import list_examples
-from core.services.industries import list_industries, retire_industry
+from core.services.industries import IndustryView, list_industries, retire_industry
 from core.services.tasks import list_tasks
+from core.services.taxonomy import add_industry
 from core.settings import get_settings
 from tests.conftest import wait_for_job
-from workers import dispatch
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 
@@ -47,9 +47,8 @@ def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
     get_settings.cache_clear()
 
 
-def _industries(runtime) -> dict[str, dict]:  # type: ignore[no-untyped-def]
-    with session_scope(runtime.engine) as session:
-        return {industry["name"]: industry for industry in list_industries(session=session)}
+def _industries(runtime) -> dict[str, IndustryView]:  # type: ignore[no-untyped-def]
+    return {industry.name: industry for industry in list_industries(engine=runtime.engine)}
 
 
 def _open_industries_page(app: AppTest, name: str) -> AppTest:
@@ -86,9 +85,8 @@ def test_an_industry_added_on_the_page_is_listed_and_predicted(app: AppTest, run
     assert any("Model v" in success.value for success in app.success)
     # ... it is listed, with its examples, in the reviewer's name
     listed = _industries(runtime)[name]
-    assert listed["status"] == "active" and listed["examples"] == {"import": 2}
-    with session_scope(runtime.engine) as session:
-        synthesis = list_tasks(session=session, kind="synthesis", limit=5)[0]
+    assert listed.status == "active" and listed.examples == {"import": 2}
+    synthesis = list_tasks(engine=runtime.engine, kind="synthesis", limit=5)[0]
     assert [(t.params["industry"], t.requested_by) for t in synthesis if t.params["industry"] == name] == [
         (name, f"Grace-{run}")
     ]
@@ -107,7 +105,13 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     # Given an industry
     run = uuid.uuid4().hex[:6]
     old, new = f"orchards_{run}", f"fruit_growing_{run}"
-    dispatch.add_industry(runtime, name=old, description="Apple and pear orchards, pruning, harvests.")
+    add_industry(
+        engine=runtime.engine,
+        work=runtime.work,
+        settings=runtime.settings,
+        name=old,
+        description="Apple and pear orchards, pruning, harvests.",
+    )
     _open_industries_page(app, f"Grace-{run}")
     # When a reviewer renames and redescribes it
     app.selectbox(key="industries_edit_target").select(old).run()
@@ -120,7 +124,7 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     assert not app.exception
     assert app.success[0].value.startswith(f"Saved {new!r}")
     listed = _industries(runtime)
-    assert old not in listed and listed[new]["description"] == "Fruit farms: orchards, soft fruit, harvests."
+    assert old not in listed and listed[new].description == "Fruit farms: orchards, soft fruit, harvests."
     assert app.selectbox(key="industries_edit_target").value == new
     # When the reviewer retires it
     app.selectbox(key="industries_retire_target").select(new).run()
@@ -129,7 +133,7 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     # Then it is retired (still listed, with its data) and no longer offered for retirement
     assert not app.exception
     assert app.success[0].value == f"Retired {new!r}."
-    assert _industries(runtime)[new]["status"] == "retired"
+    assert _industries(runtime)[new].status == "retired"
     assert new not in app.selectbox(key="industries_retire_target").options
     assert app.dataframe[0].value.set_index("industry").loc[new, "status"] == "retired"
 
@@ -139,7 +143,9 @@ def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTes
     # stores them), one of which the active model places in another industry
     run = uuid.uuid4().hex[:6]
     name = f"apiculture_{run}"
-    dispatch.add_industry(runtime, name=name, description=BEEKEEPING)
+    add_industry(
+        engine=runtime.engine, work=runtime.work, settings=runtime.settings, name=name, description=BEEKEEPING
+    )
     texts = [*HIVE_NOTES, "Quarterly results: revenue rose and the board declared a dividend per share."]
     usual = {"genre": "hive inspection notes", "predicted": name, "confidence": 0.8}
     odd = {**usual, "predicted": "finance", "confidence": 0.93, "flag": "looks_like"}
@@ -187,11 +193,9 @@ def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTes
     # and nothing is left waiting
     assert not app.exception
     assert app.success[0].value.startswith(f"Approved 2 synthetic documents as {reviewer}.")
-    with session_scope(runtime.engine) as session:
-        decided, _ = list_examples(session=session, source="synthetic", label=name, limit=10)
+    decided, _ = list_examples(engine=runtime.engine, source="synthetic", label=name, limit=10)
     assert sorted(example.status for example in decided) == ["approved", "approved", "rejected"]
     assert [bar.value for bar in app.get("progress")] == [100]  # percent
     assert any("Model v" in success.value for success in app.success)
-    with session_scope(runtime.engine) as session:
-        assert list_examples(session=session, source="synthetic", status="pending", label=name)[1] == 0
+    assert list_examples(engine=runtime.engine, source="synthetic", status="pending", label=name)[1] == 0
     retire_industry(engine=runtime.engine, name=name, actor="test")

@@ -40,12 +40,11 @@ def _wait_until_no_training_runs(runtime, timeout: float = 60) -> None:  # type:
     # Earlier tests may have queued training; a run finishing mid-test would move the active version.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with session_scope(runtime.engine) as session:
-            busy = [
-                task
-                for status in ("PENDING", "RUNNING")
-                for task in list_tasks(session=session, kind="training", status=status)[0]
-            ]
+        busy = [
+            task
+            for status in ("PENDING", "RUNNING")
+            for task in list_tasks(engine=runtime.engine, kind="training", status=status)[0]
+        ]
         if not busy:
             return
         time.sleep(0.5)
@@ -60,19 +59,18 @@ def _open_models_page(app: AppTest, name: str) -> AppTest:
 
 def test_models_page_lists_versions_and_draws_the_report(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
     # Given the shared Heron and its trained versions
-    with session_scope(runtime.engine) as session:
-        versions = list_versions(session)
+    versions = list_versions(engine=runtime.engine)
     # When the Models page is opened
     _open_models_page(app, "Ada")
     # Then every version is listed with its status, parent and holdout macro-F1 ...
     assert not app.exception
     table = app.dataframe[0].value
-    assert set(table["version"]) == {version["id"] for version in versions}
+    assert set(table["version"]) == {version.id for version in versions}
     assert {"status", "parent", "trained at", "trained on", "macro-F1"} <= set(table.columns)
     # ... and the active version's report is drawn: P/R/F1 bars, confusion matrix, reliability
     # diagram and accuracy at coverage (plus the learning curve once there are two versions)
     assert app.selectbox(key="models_report_version").value == _active(runtime)
-    expected = 4 + (len([v for v in versions if v["metrics"].get("macro_f1") is not None]) >= 2)
+    expected = 4 + (len([v for v in versions if v.metrics.get("macro_f1") is not None]) >= 2)
     assert len(app.get(CHART)) == expected
     assert [metric.label for metric in app.metric][:3] == ["Macro-F1", "Accuracy", "ECE"]
 
@@ -121,8 +119,7 @@ def test_promote_and_roll_back_take_effect_only_after_confirming(app: AppTest, r
     # Then the original is active again
     assert not app.exception
     assert _active(runtime) == original
-    with session_scope(runtime.engine) as session:
-        events, _ = list_events(session=session, action="model.activated", actor=admin)
+    events, _ = list_events(engine=runtime.engine, action="model.activated", actor=admin)
     assert sorted(int(event.subject_id) for event in events) == sorted([candidate, original])
 
 

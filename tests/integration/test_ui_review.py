@@ -66,8 +66,7 @@ def metric(app: AppTest, label: str) -> str:
 
 def test_an_empty_queue_says_what_to_do(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
     # Given every item in the queue is being reviewed by someone else
-    with session_scope(runtime.engine) as session:
-        waiting, _ = review_queue(session=session, limit=1000)
+    waiting, _ = review_queue(engine=runtime.engine, limit=1000)
     for item in waiting:
         claim(engine=runtime.engine, job_id=item.id, annotator="someone else", seconds=60)
     try:
@@ -91,7 +90,7 @@ def test_correcting_records_feedback_and_shows_the_next_document(
     assert left >= len(uncertain_jobs)
     with session_scope(runtime.engine) as session:
         holder = session.get(ReviewClaim, first)
-        queue, _ = review_queue(session=session, limit=1, annotator="Ada")
+    queue, _ = review_queue(engine=runtime.engine, limit=1, annotator="Ada")
     assert holder is not None and holder.claimed_by == "Ada"
     assert queue[0].id == first, "the most uncertain document comes first"
     assert app.subheader[0].value == queue[0].original_filename

@@ -44,3 +44,93 @@ def test_import_linter_contracts_are_kept() -> None:
     result = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return modules
+
+
+def test_entry_points_reach_storage_only_through_use_cases() -> None:
+    # api/, ui/ (its page scripts too) and cli/ translate input and output: no table, session or blob.
+    storage = ("core.db", "core.blobs")
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            module for module in _imported_modules(path) if module.startswith(storage)
+        )
+        + (["session_scope"] if "session_scope" in path.read_text() else [])
+        for layer in ("api", "ui", "cli")
+        for path in (ROOT / layer).rglob("*.py")
+    }
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+# Cycles that remain, both inside the pure logic: nested extraction (a ZIP or an e-mail's attachment
+# is read by the dispatcher that called its parser) and the static embedder's cache helpers.
+KNOWN_CYCLES = [
+    ["core.classify.encoder", "core.classify.static", "core.embeddings"],
+    ["core.extract", "core.extract.archive", "core.extract.email", "core.extract.office"],
+]
+
+
+def test_no_new_import_cycles() -> None:
+    import grimp
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        graph = grimp.build_graph("core", "api", "workers", "ui", "cli")
+    finally:
+        sys.path.remove(str(ROOT))
+    modules = sorted(graph.modules)
+    imports = {
+        module: sorted(set(graph.find_modules_directly_imported_by(module)) & set(modules))
+        for module in modules
+    }
+    assert sorted(_cycles(imports)) == KNOWN_CYCLES
+
+
+def _cycles(imports: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in imports:
+        if root in index:
+            continue
+        work = [(root, iter(imports[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(imports[child])))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found

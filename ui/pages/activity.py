@@ -7,7 +7,6 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.db import session_scope
 from core.services.audit import list_actions, list_events
 from core.services.jobs import list_jobs
 from core.services.tasks import list_tasks
@@ -23,11 +22,10 @@ st.title("Activity")
 st.caption("What Heron has been doing: documents classified, training and synthesis runs, and who did what.")
 st.button("Refresh", icon="🔄")
 
-with session_scope(rt.engine) as session:
-    job_counts = {status: list_jobs(session=session, status=status, limit=0)[1] for status in JOB_STATUSES}
-    failed_jobs, _ = list_jobs(session=session, status="FAILED", limit=RECENT)
-    tasks, task_total = list_tasks(session=session, limit=RECENT)
-    failed_tasks, _ = list_tasks(session=session, status="FAILED", limit=RECENT)
+job_counts = {status: list_jobs(engine=rt.engine, status=status, limit=0)[1] for status in JOB_STATUSES}
+failed_jobs, _ = list_jobs(engine=rt.engine, status="FAILED", limit=RECENT)
+tasks, task_total = list_tasks(engine=rt.engine, limit=RECENT)
+failed_tasks, _ = list_tasks(engine=rt.engine, status="FAILED", limit=RECENT)
 
 counts = st.columns(len(JOB_STATUSES) + 1)
 for column, status in zip(counts, JOB_STATUSES, strict=False):
@@ -43,8 +41,7 @@ with jobs_tab:
         format_func=lambda value: "Any status" if value is None else value,
         key="activity_job_status",
     )
-    with session_scope(rt.engine) as session:
-        jobs, total = list_jobs(session=session, status=status, limit=RECENT)
+    jobs, total = list_jobs(engine=rt.engine, status=status, limit=RECENT)
     if not jobs:
         st.info("No documents yet — upload some on Classify.")
     else:
@@ -124,8 +121,7 @@ with failures_tab:
         st.error(f"**{task.kind}** task {task.id[:8]} — `{task.error_code}`: {task.error_message}")
 
 with audit_tab:
-    with session_scope(rt.engine) as session:
-        actions = list_actions(session=session)
+    actions = list_actions(engine=rt.engine)
     filter_column, page_column = st.columns([3, 1])
     action = filter_column.selectbox(
         "Action",
@@ -135,8 +131,7 @@ with audit_tab:
     )
     page = page_column.number_input("Page", min_value=1, value=1, step=1, key="activity_audit_page")
     offset = (int(page) - 1) * AUDIT_PAGE_SIZE
-    with session_scope(rt.engine) as session:
-        events, total = list_events(session=session, action=action, limit=AUDIT_PAGE_SIZE, offset=offset)
+    events, total = list_events(engine=rt.engine, action=action, limit=AUDIT_PAGE_SIZE, offset=offset)
     if not events:
         st.info("Nothing recorded yet — uploads, corrections, approvals and training runs appear here.")
     else:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.db import session_scope
 from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.feedback import decide, list_feedback
-from core.services.jobs import get_job
+from core.services.jobs import get_jobs
 from core.services.tasks import list_tasks
 from ui import widgets
 from ui.state import User, require, runtime
 from ui.tasks import follow_tasks
-from workers import dispatch
 
 PAGE_SIZE = 500
 INSPECT_AT_MOST = 5
@@ -27,14 +25,15 @@ def decide_and_train(rt: Runtime, user: User, feedback_ids: list[int], *, approv
     """Record the reviewer's decision; approvals queue an incremental training run."""
     verb = "Approved" if approve else "Rejected"
     try:
-        decide(engine=rt.engine, feedback_ids=feedback_ids, approve=approve, reviewer=user.name)
+        decided = decide(
+            engine=rt.engine, work=rt.work, feedback_ids=feedback_ids, approve=approve, reviewer=user.name
+        )
     except HeronError as error:
         st.session_state[FLASH_KEY] = ("error", f"Nothing was decided: {error.message}")
     else:
         message = f"{verb} {len(feedback_ids)} correction{'s' * (len(feedback_ids) != 1)} as {user.name}."
-        if approve:
-            task = dispatch.request_training(rt, user.name, incremental=True)
-            st.session_state[TASK_KEY] = task.id
+        if decided.training_task is not None:
+            st.session_state[TASK_KEY] = decided.training_task.id
             message += " The model is learning them now."
         st.session_state[FLASH_KEY] = ("success", message)
     # A fresh editor key clears the ticks, which pointed at rows that have now left the queue.
@@ -60,8 +59,7 @@ if flash := st.session_state.pop(FLASH_KEY, None):
     (st.success if kind == "success" else st.error)(message)
 training_box = st.container()
 
-with session_scope(rt.engine) as session:
-    pending, total = list_feedback(session=session, status="pending", limit=PAGE_SIZE)
+pending, total = list_feedback(engine=rt.engine, status="pending", limit=PAGE_SIZE)
 
 if not pending:
     st.info(
@@ -147,9 +145,9 @@ else:
     if selected:
         with st.expander(f"Read the selected documents (first {min(len(selected), INSPECT_AT_MOST)})"):
             jobs = shown.set_index("id").loc[selected[:INSPECT_AT_MOST], "job"]
+            views = {view.id: view for view in get_jobs(engine=rt.engine, job_ids=list(jobs))}
             for feedback_id, job_id in jobs.items():
-                with session_scope(rt.engine) as session:
-                    view = get_job(session=session, job_id=job_id)
+                view = views[job_id]
                 confidence = f"{view.confidence:.0%}" if view.confidence is not None else "—"
                 st.markdown(
                     f"**#{feedback_id} · {view.original_filename}** — the model said "
@@ -167,8 +165,7 @@ with training_box:
             st.button("Refresh", key="approvals_refresh")
 
 with st.expander("Recent training runs"):
-    with session_scope(rt.engine) as session:
-        recent, _ = list_tasks(session=session, kind="training", limit=10)
+    recent, _ = list_tasks(engine=rt.engine, kind="training", limit=10)
     if not recent:
         st.caption("No training has run yet.")
     else:

@@ -7,14 +7,11 @@ import time
 import pandas as pd
 import streamlit as st
 
-from core.blobs import CHUNK_SIZE
-from core.db import session_scope
 from core.errors import HeronError
-from core.services.documents import BatchView, get_batch
-from core.services.jobs import JobView, get_job
+from core.services.documents import BatchView, get_batch, upload
+from core.services.jobs import JobView, get_jobs
 from ui.state import current_user, runtime
 from ui.widgets import document_text, routing_explanation, score_chart
-from workers import dispatch
 
 POLL_SECONDS = 0.3
 WAIT_SECONDS = 60
@@ -25,8 +22,7 @@ def _unpacked(batch_id: str) -> BatchView:
     """The batch once its ZIP is unpacked (seconds), or as it is after WAIT_SECONDS."""
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        with session_scope(rt.engine) as session:
-            batch = get_batch(session=session, batch_id=batch_id)
+        batch = get_batch(engine=rt.engine, batch_id=batch_id)
         if batch.status != "UNPACKING" or time.monotonic() > deadline:
             return batch
         time.sleep(POLL_SECONDS)
@@ -45,29 +41,32 @@ if uploads and st.button("Classify", type="primary"):
     job_ids, refused = [], []
     with st.status(f"Uploading {len(uploads)} file(s)…", expanded=len(uploads) > 1) as upload_status:
         sent = st.progress(0.0)
-        for number, upload in enumerate(uploads, start=1):
-            sent.progress((number - 1) / len(uploads), text=f"Storing {upload.name}")
+        for number, uploaded in enumerate(uploads, start=1):
+            sent.progress((number - 1) / len(uploads), text=f"Storing {uploaded.name}")
             try:
-                submission = dispatch.submit_upload(
-                    rt,
-                    chunks=iter(lambda upload=upload: upload.read(CHUNK_SIZE), b""),
-                    filename=upload.name,
-                    client_content_type=upload.type,
+                submission = upload(
+                    engine=rt.engine,
+                    blobs=rt.blobs,
+                    work=rt.work,
+                    stream=uploaded,
+                    filename=uploaded.name,
+                    client_content_type=uploaded.type,
+                    max_bytes=rt.settings.max_upload_bytes,
                     submitted_by=user.name,
                 )
             except HeronError as error:
-                refused.append({"file": upload.name, "code": error.code, "message": error.message})
+                refused.append({"file": uploaded.name, "code": error.code, "message": error.message})
                 continue
             job_ids.extend(job.id for job in submission.jobs)
             if submission.unpack_task_id:
                 # A worker unpacks the ZIP (not this page): wait for its members to become jobs.
                 batch = _unpacked(submission.batch_id)
                 job_ids.extend(batch.job_ids)
-                st.write(f"{upload.name}: {len(batch.job_ids)} documents from the ZIP")
+                st.write(f"{uploaded.name}: {len(batch.job_ids)} documents from the ZIP")
                 for skipped in batch.skipped:
                     refused.append(
                         {
-                            "file": f"{upload.name}: {skipped.filename}",
+                            "file": f"{uploaded.name}: {skipped.filename}",
                             "code": skipped.code,
                             "message": skipped.message,
                         }
@@ -87,8 +86,7 @@ for refusal in st.session_state.get("refused", []):
 
 
 def _read(ids: list[str]) -> list[JobView]:
-    with session_scope(rt.engine) as session:
-        return [get_job(session=session, job_id=job_id) for job_id in ids]
+    return get_jobs(engine=rt.engine, job_ids=ids)
 
 
 if not job_ids:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
-from core.db import session_scope
 from core.errors import HeronError
 from core.runtime import Runtime
-from core.services.examples import decide_examples, list_examples
-from core.services.industries import list_industries
-from core.services.models import active_version_id, version_report
+from core.services.examples import decide_examples, list_examples, pending_synthetic_counts
+from core.services.industries import IndustryView, list_industries
+from core.services.models import active_report
 from core.services.synthesis import MAX_DOCUMENTS
 from core.services.tasks import list_tasks
+from core.services.taxonomy import add_industry, retire_industry, update_industry
 from core.services.training import HOLDOUT_DATASET
 from ui.state import User, require, runtime
 from ui.tasks import follow_tasks
-from workers import dispatch
 
 SOURCES = ("starter", "import", "feedback", "synthetic")
 SYNTHETIC_PAGE = 200
@@ -37,21 +34,20 @@ def flash(kind: str, message: str) -> None:
 
 
 def industry_table(
-    industries: list[dict[str, Any]], per_class: dict[str, dict[str, float]], awaiting: dict[str, int]
+    industries: list[IndustryView], per_class: dict[str, dict[str, float]], awaiting: dict[str, int]
 ) -> pd.DataFrame:
     rows = []
     for industry in industries:
-        counts = industry["examples"]
-        scores = per_class.get(industry["name"], {})
+        scores = per_class.get(industry.name, {})
         rows.append(
             {
-                "industry": industry["name"],
-                "status": industry["status"],
-                **{source: counts.get(source, 0) for source in SOURCES},
-                "awaiting review": awaiting.get(industry["name"], 0),
+                "industry": industry.name,
+                "status": industry.status,
+                **{source: industry.examples.get(source, 0) for source in SOURCES},
+                "awaiting review": awaiting.get(industry.name, 0),
                 "F1": scores.get("f1"),
                 "holdout docs": scores.get("support"),
-                "description": industry["description"],
+                "description": industry.description,
             }
         )
     return pd.DataFrame(rows)
@@ -91,12 +87,16 @@ def add_industry_form(rt: Runtime, user: User) -> None:
         return
     try:
         with st.spinner("Creating the industry and reading its example files…"):
-            added = dispatch.add_industry(
-                rt,
+            added = add_industry(
+                engine=rt.engine,
+                work=rt.work,
+                settings=rt.settings,
                 name=name,
                 description=description,
                 example_files=[(upload.name, upload.getvalue()) for upload in files or []],
                 synthetic=int(synthetic),
+                limits=rt.extraction_limits,
+                extractor=rt.extractor if files else None,
                 actor=user.name,
             )
     except HeronError as error:
@@ -120,7 +120,7 @@ def add_industry_form(rt: Runtime, user: User) -> None:
     st.rerun()
 
 
-def edit_industry(rt: Runtime, user: User, by_name: dict[str, dict[str, Any]]) -> None:
+def edit_industry(rt: Runtime, user: User, by_name: dict[str, IndustryView]) -> None:
     # A widget's value can only be set before it is drawn: a rename leaves the new name for here.
     if renamed := st.session_state.pop(RENAMED_KEY, None):
         st.session_state["industries_edit_target"] = renamed
@@ -128,19 +128,20 @@ def edit_industry(rt: Runtime, user: User, by_name: dict[str, dict[str, Any]]) -
     with st.form("industries_edit"):
         new_name = st.text_input("Name", value=target, key=f"industries_edit_name_{target}")
         new_description = st.text_area(
-            "Description", value=by_name[target]["description"], key=f"industries_edit_description_{target}"
+            "Description", value=by_name[target].description, key=f"industries_edit_description_{target}"
         )
         saved = st.form_submit_button("Save", key="industries_edit_submit")
     if not saved:
         return
     try:
-        updated, _ = dispatch.update_industry(
-            rt,
+        updated = update_industry(
+            engine=rt.engine,
+            work=rt.work,
             name=target,
             new_name=new_name if new_name.strip() != target else None,
-            description=new_description if new_description != by_name[target]["description"] else None,
+            description=new_description if new_description != by_name[target].description else None,
             actor=user.name,
-        )
+        ).industry
     except HeronError as error:
         st.error(error.message)
         return
@@ -167,7 +168,7 @@ def retire(rt: Runtime, user: User, active_names: list[str]) -> None:
     )
     if st.button(f"Retire {retiring}", key="industries_retire"):
         try:
-            dispatch.retire_industry(rt, name=retiring, actor=user.name)
+            retire_industry(engine=rt.engine, work=rt.work, name=retiring, actor=user.name)
         except HeronError as error:
             st.error(error.message)
             return
@@ -191,14 +192,13 @@ def review_synthetic(rt: Runtime, user: User, awaiting: dict[str, int]) -> None:
         format_func=lambda name: name if name == EVERY_INDUSTRY else f"{name} ({awaiting[name]} waiting)",
         key="industries_synthetic_industry",
     )
-    with session_scope(rt.engine) as session:
-        waiting, total = list_examples(
-            session=session,
-            source="synthetic",
-            status="pending",
-            label=None if industry == EVERY_INDUSTRY else industry,
-            limit=SYNTHETIC_PAGE,
-        )
+    waiting, total = list_examples(
+        engine=rt.engine,
+        source="synthetic",
+        status="pending",
+        label=None if industry == EVERY_INDUSTRY else industry,
+        limit=SYNTHETIC_PAGE,
+    )
     frame = pd.DataFrame(
         [
             {
@@ -259,16 +259,15 @@ def decide_synthetic(rt: Runtime, user: User, ids: list[int], *, approve: bool) 
     """Record the reviewer's decision (all or none); approvals queue an incremental training run."""
     verb = "Approved" if approve else "Rejected"
     try:
-        decide_examples(engine=rt.engine, ids=ids, approve=approve, actor=user.name)
+        decided = decide_examples(engine=rt.engine, work=rt.work, ids=ids, approve=approve, actor=user.name)
     except HeronError as error:
         flash("error", f"Nothing was decided: {error.message}")
     else:
         message = f"{verb} {len(ids)} synthetic document{'s' * (len(ids) != 1)} as {user.name}."
-        if approve:
-            task = dispatch.request_training(rt, user.name, incremental=True)
+        if decided.training_task is not None:
             st.session_state[TASKS_KEY] = {
                 "title": "Learning the approved synthetic documents",
-                "tasks": {"training": task.id},
+                "tasks": {"training": decided.training_task.id},
             }
             message += " The model is learning them now."
         flash("success", message)
@@ -278,8 +277,7 @@ def decide_synthetic(rt: Runtime, user: User, ids: list[int], *, approve: bool) 
 
 
 def recent_synthesis(rt: Runtime) -> None:
-    with session_scope(rt.engine) as session:
-        runs, _ = list_tasks(session=session, kind="synthesis", limit=10)
+    runs, _ = list_tasks(engine=rt.engine, kind="synthesis", limit=10)
     if not runs:
         st.caption("No synthetic documents have been requested yet.")
         return
@@ -318,21 +316,14 @@ if message := st.session_state.pop(FLASH_KEY, None):
 # Filled in last, so the rest of the page is usable while the tasks' progress is followed here.
 progress_box = st.container()
 
-with session_scope(rt.engine) as session:
-    industries = list_industries(session=session)
-    active_id = active_version_id(session)
-    reports = version_report(session, active_id)["reports"] if active_id else {}
-    awaiting: dict[str, int] = {}
-    for industry in industries:
-        if industry["examples"].get("synthetic"):
-            _, waiting = list_examples(
-                session=session, source="synthetic", status="pending", label=industry["name"], limit=1
-            )
-            if waiting:
-                awaiting[industry["name"]] = waiting
+industries = list_industries(engine=rt.engine)
+active = active_report(engine=rt.engine)
+active_id = active.id if active else None
+reports = active.reports if active else {}
+awaiting = pending_synthetic_counts(engine=rt.engine)
 report = reports.get(HOLDOUT_DATASET) or next(iter(reports.values()), {})
-by_name = {industry["name"]: industry for industry in industries}
-active_names = [industry["name"] for industry in industries if industry["status"] == "active"]
+by_name = {industry.name: industry for industry in industries}
+active_names = [industry.name for industry in industries if industry.status == "active"]
 
 if not industries:
     st.info("There are no industries yet: add the first one below (or run `heron import DIR`).")

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
-from core.db import session_scope
 from core.errors import HeronError
-from core.services.models import activate, list_versions, version_report
+from core.services.models import VersionView, activate_version, list_versions, version_report
+from core.services.retraining import queue_training
 from core.services.training import HOLDOUT_DATASET
 from ui import charts
 from ui.state import current_user, runtime
+from ui.tasks import follow_tasks
 
 PENDING_KEY = "models_pending_activation"
 FLASH_KEY = "models_flash"
+TRAINING_KEY = "models_training_task"
 
 
-def _trained_on(version: dict[str, Any]) -> str:
-    trained_on = version.get("trained_on") or {}
+def _trained_on(version: VersionView) -> str:
+    trained_on = version.trained_on
     examples = trained_on.get("examples")
     if examples is None:
         return ""
@@ -29,10 +29,10 @@ def _trained_on(version: dict[str, Any]) -> str:
     return text
 
 
-def _version_label(version: dict[str, Any]) -> str:
-    macro_f1 = (version.get("metrics") or {}).get("macro_f1")
+def _version_label(version: VersionView) -> str:
+    macro_f1 = version.metrics.get("macro_f1")
     score = f", macro-F1 {macro_f1:.3f}" if macro_f1 is not None else ""
-    return f"v{version['id']} · {version['status']} · {version['kind']}{score}"
+    return f"v{version.id} · {version.status} · {version.kind}{score}"
 
 
 st.title("Models")
@@ -47,8 +47,7 @@ user = current_user()
 if flash := st.session_state.pop(FLASH_KEY, None):
     st.success(flash)
 
-with session_scope(rt.engine) as session:
-    versions = list_versions(session)
+versions = list_versions(engine=rt.engine)
 if not versions:
     st.info(
         "No model has been trained yet. Heron trains the starter model when it first starts; "
@@ -56,26 +55,26 @@ if not versions:
     )
     st.stop()
 
-by_id = {version["id"]: version for version in versions}
-active = next((version for version in versions if version["status"] == "active"), None)
+by_id = {version.id: version for version in versions}
+active = next((version for version in versions if version.status == "active"), None)
 if active is None:
     st.warning("No version is active: documents cannot be classified until an admin activates one below.")
 
 table = pd.DataFrame(
     [
         {
-            "version": version["id"],
-            "status": version["status"],
-            "kind": version["kind"],
-            "parent": version["parent_id"],
-            "trained at": pd.Timestamp(version["created_at"]),
-            "activated at": pd.Timestamp(version["activated_at"]) if version["activated_at"] else None,
+            "version": version.id,
+            "status": version.status,
+            "kind": version.kind,
+            "parent": version.parent_id,
+            "trained at": pd.Timestamp(version.created_at),
+            "activated at": pd.Timestamp(version.activated_at) if version.activated_at else None,
             "trained on": _trained_on(version),
-            "industries": len(version["labels"] or []),
-            "holdout docs": (version["metrics"] or {}).get("n"),
-            "macro-F1": (version["metrics"] or {}).get("macro_f1"),
-            "accuracy": (version["metrics"] or {}).get("accuracy"),
-            "ECE": (version["metrics"] or {}).get("ece"),
+            "industries": len(version.labels),
+            "holdout docs": version.metrics.get("n"),
+            "macro-F1": version.metrics.get("macro_f1"),
+            "accuracy": version.metrics.get("accuracy"),
+            "ECE": version.metrics.get("ece"),
         }
         for version in versions
     ]
@@ -95,7 +94,7 @@ st.dataframe(
         "ECE": st.column_config.NumberColumn(format="%.3f"),
     },
 )
-if sum((version["metrics"] or {}).get("macro_f1") is not None for version in versions) >= 2:
+if sum(version.metrics.get("macro_f1") is not None for version in versions) >= 2:
     st.altair_chart(charts.learning_curve(versions), width="stretch")
 else:
     st.caption(
@@ -106,7 +105,7 @@ st.subheader("Promote or roll back")
 if not user.can("admin"):
     st.caption(f"Only admins can change the active version; you are signed in as {user.role}.")
 else:
-    others = [version["id"] for version in versions if version["status"] != "active"]
+    others = [version.id for version in versions if version.status != "active"]
     if not others:
         st.caption("There is only one version, and it is active. Training runs add more.")
     else:
@@ -116,13 +115,13 @@ else:
             format_func=lambda version_id: _version_label(by_id[version_id]),
             key="models_target",
         )
-        rollback = active is not None and target < active["id"]
+        rollback = active is not None and target < active.id
         verb = "Roll back to" if rollback else "Promote"
         if st.button(f"{verb} v{target}…", key="models_activate"):
             st.session_state[PENDING_KEY] = target
     pending = st.session_state.get(PENDING_KEY)
-    if pending is not None and pending in by_id and by_id[pending]["status"] != "active":
-        current = f"v{active['id']}" if active else "no version"
+    if pending is not None and pending in by_id and by_id[pending].status != "active":
+        current = f"v{active.id}" if active else "no version"
         st.warning(
             f"Make **{_version_label(by_id[pending])}** the active model in place of {current}? "
             "The API, the workers and this console switch to it within a few seconds; "
@@ -131,8 +130,7 @@ else:
         confirm, cancel = st.columns(2)
         if confirm.button("Yes, activate it", type="primary", key="models_confirm"):
             try:
-                with session_scope(rt.engine) as session:
-                    activate(session, pending, actor=user.name)
+                activate_version(engine=rt.engine, version_id=pending, actor=user.name)
             except HeronError as error:
                 st.error(error.message)
             else:
@@ -143,17 +141,32 @@ else:
             st.session_state.pop(PENDING_KEY, None)
             st.rerun()
 
+st.subheader("Retrain")
+if not user.can("admin"):
+    st.caption(f"Only admins can start a full retrain; you are signed in as {user.role}.")
+else:
+    if st.button(
+        "Retrain from all stored data",
+        key="models_retrain",
+        help="Approved corrections train incrementally by themselves; a full retrain refits everything. "
+        "The new version goes live only if it is not worse on the held-out documents.",
+    ):
+        task = queue_training(engine=rt.engine, work=rt.work, actor=user.name, incremental=False)
+        st.session_state[TRAINING_KEY] = task.id
+    following = st.session_state.get(TRAINING_KEY)
+    if following and not follow_tasks(rt, {"training": following}):
+        st.button("Refresh", key="models_refresh")
+
 st.subheader("Evaluation report")
-ids = [version["id"] for version in versions]
+ids = [version.id for version in versions]
 chosen = st.selectbox(
     "Version",
     ids,
-    index=ids.index(active["id"]) if active else 0,
+    index=ids.index(active.id) if active else 0,
     format_func=lambda version_id: _version_label(by_id[version_id]),
     key="models_report_version",
 )
-with session_scope(rt.engine) as session:
-    reports = version_report(session, chosen)["reports"]
+reports = version_report(engine=rt.engine, version_id=chosen).reports
 if not reports:
     st.info(
         f"v{chosen} has no stored evaluation report (it was not trained by Heron's training run). "
@@ -206,7 +219,7 @@ with st.expander("Per-industry numbers"):
         },
     )
 with st.expander("What it was trained on"):
-    trained_on = by_id[chosen].get("trained_on") or {}
+    trained_on = by_id[chosen].trained_on
     st.write(_trained_on(by_id[chosen]) or "Not recorded.")
     if trained_on.get("by_label"):
         st.dataframe(

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.db import session_scope
 from core.errors import Conflict, HeronError, NotFound
 from core.services.feedback import submit_feedback
-from core.services.industries import active_industry_names
+from core.services.industries import active_names
 from core.services.jobs import JobView, get_job
 from core.services.review import STRATEGIES, claim, claim_next, release_claim, review_queue
 from ui.state import current_user, runtime
@@ -37,8 +36,7 @@ st.caption(
     f"**2–9** pick another industry, **{SKIP_KEY}** skips. Corrections wait for a reviewer's approval."
 )
 
-with session_scope(rt.engine) as session:
-    industries = active_industry_names(session)
+industries = active_names(engine=rt.engine)
 
 left, middle, right = st.columns(3)
 strategy = left.selectbox("Order", STRATEGIES, format_func=STRATEGY_NAMES.get, key="review_strategy")
@@ -93,8 +91,7 @@ def _held_item() -> JobView | None:
         return None
     try:
         claim(engine=rt.engine, job_id=held[0], annotator=user.name, seconds=rt.settings.review_claim_seconds)
-        with session_scope(rt.engine) as session:
-            view = get_job(session=session, job_id=held[0])
+        view = get_job(engine=rt.engine, job_id=held[0])
     except (Conflict, NotFound) as error:
         st.info(f"The previous document is no longer yours to review: {error.message}")
         state["review_claim"] = None
@@ -125,16 +122,15 @@ if item is None:
     )
     state["review_claim"] = (item.id, user.name) if item else None
 
-with session_scope(rt.engine) as session:
-    _, left_in_queue = review_queue(
-        session=session,
-        strategy=strategy,
-        reason=reason,
-        label=label_filter,
-        limit=0,
-        annotator=user.name,
-        exclude=state["review_skipped"],
-    )
+_, left_in_queue = review_queue(
+    engine=rt.engine,
+    strategy=strategy,
+    reason=reason,
+    label=label_filter,
+    limit=0,
+    annotator=user.name,
+    exclude=state["review_skipped"],
+)
 counters = st.columns(3)
 counters[0].metric("Left in the queue", left_in_queue)
 counters[1].metric("Labelled this session", state["review_labelled"])

@@ -1,0 +1,37 @@
+"""Re-sending work whose message was lost: the database is the source of truth, the queue is not."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+
+from core.services import tasks
+from core.services.jobs import requeue_stale_jobs
+from core.work import WorkSender
+
+log = logging.getLogger(__name__)
+
+
+def resend_lost_work(
+    *, engine: Engine, work: WorkSender, pending_older_than: float, lease_seconds: int, silent_for: float
+) -> list[str]:
+    """Send again the jobs and tasks whose message was lost or whose worker died; returns the job ids.
+
+    A job (or task) still PENDING ``pending_older_than`` seconds after it was queued lost its
+    message; a PROCESSING job past its lease, or a RUNNING task silent for ``silent_for`` seconds,
+    lost its worker and goes back to PENDING first. Sending twice is safe: claiming is atomic.
+    """
+    job_ids = requeue_stale_jobs(
+        engine=engine, pending_older_than=pending_older_than, lease_seconds=lease_seconds
+    )
+    for job_id in job_ids:
+        work.send_classify(job_id)
+    if job_ids:
+        log.info("re-sent %d job(s) whose message was lost", len(job_ids))
+    stale = tasks.stale_tasks(engine, pending_older_than=pending_older_than, silent_for=silent_for)
+    for task_id, kind in stale:
+        work.send_task(task_id, kind)
+    if stale:
+        log.info("re-sent %d background task(s) whose message or worker was lost", len(stale))
+    return job_ids
