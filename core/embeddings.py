@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from core.arrays import save_array
 from core.classify.encoder import EMBEDDING_DIM, TextEncoder
 
 
@@ -59,13 +58,3 @@ class CachedEncoder:
 
     def _save(self, key: str, vector: np.ndarray) -> None:
         save_array(self._path(key), vector.astype(np.float32))
-
-
-def save_array(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` (.npy) atomically: a concurrent reader, or another process
-    writing the same file, sees the old file or a whole new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "wb") as out:
-        np.save(out, array)
-    os.replace(temp, path)

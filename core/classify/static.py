@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from core.embeddings import save_array
+from core.arrays import save_array
+from core.classify.weights import packaged_model_path
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,6 @@ class StaticEmbedder:
         self._tokenizer = None
 
     def _path(self) -> Path:
-        from core.classify.encoder import packaged_model_path
-
         return (self.model_path or packaged_model_path()).resolve()
 
     @property

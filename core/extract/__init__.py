@@ -110,7 +110,7 @@ def extract(
         document cannot be read; each carries a stable ``code`` and a sentence.
     """
     limits = limits or ExtractionLimits()
-    context = Context(limits=limits, deadline=Deadline(limits.max_seconds))
+    context = Context(limits=limits, deadline=Deadline(limits.max_seconds), nested=extract_nested)
     return extract_nested(Source.of(source), context, filename=filename, content_type=content_type)
 
 

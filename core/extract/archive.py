@@ -171,8 +171,6 @@ def unpack(
 
 def extract_archive(source: Source, context: Context) -> Parsed:
     """The text of every readable member, in archive order (used for ZIPs attached to e-mails)."""
-    from core.extract import extract_nested  # the dispatcher; imported here to avoid a cycle
-
     parsed = Parsed()
     with tempfile.TemporaryDirectory(prefix="heron-zip-") as workdir:
         members = unpack(
@@ -182,10 +180,10 @@ def extract_archive(source: Source, context: Context) -> Parsed:
             deadline=context.deadline,
             depth=context.depth + 1,
         )
-        inner = Context(limits=context.limits, deadline=context.deadline, depth=context.depth + 1)
+        inner = context.inner()
         for member in members:
             try:
-                result = extract_nested(Source(path=member.path), inner, filename=member.name)
+                result = inner.read_nested(Source(path=member.path), filename=member.name)
             except HeronError as error:
                 if context.deadline.remaining() <= 0:
                     raise

@@ -22,8 +22,6 @@ _MAX_ATTACHMENTS = 100
 
 def extract_email(source: Source, context: Context) -> Parsed:
     """Page 1 is the envelope and body; each attachment's pages follow, headed by its name."""
-    from core.extract import extract_nested  # the dispatcher; imported here to avoid a cycle
-
     if context.depth + 1 > context.limits.max_depth:
         raise LimitExceeded(
             f"The e-mail is nested {context.depth + 1} containers deep; "
@@ -39,13 +37,13 @@ def extract_email(source: Source, context: Context) -> Parsed:
     except (LookupError, ValueError, TypeError, AttributeError, IndexError, AssertionError) as exc:
         raise CorruptFile(f"The e-mail cannot be read: {exc}") from exc
     parsed = Parsed(pages=[("\n".join([*envelope, "", body]).strip(), "email")])
-    inner = Context(limits=context.limits, deadline=context.deadline, depth=context.depth + 1)
+    inner = context.inner()
     for part in attachments[:_MAX_ATTACHMENTS]:
         name = part.get_filename() or f"attachment.{part.get_content_subtype()}"
         context.deadline.check(f"reading attachment {name!r}")
         try:
             payload = _payload(part)
-            result = extract_nested(payload, inner, filename=name, content_type=part.get_content_type())
+            result = inner.read_nested(payload, filename=name, content_type=part.get_content_type())
         except HeronError as error:
             if context.deadline.remaining() <= 0:
                 raise

@@ -6,9 +6,9 @@ import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from core.errors import LimitExceeded
 
@@ -155,10 +155,36 @@ class Source:
                 yield handle
 
 
+class NestedReader(Protocol):
+    def __call__(
+        self,
+        source: Source | bytes,
+        context: Context,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> Extraction: ...
+
+
 @dataclass(frozen=True)
 class Context:
-    """What every format module gets besides the bytes: the limits, the clock and the nesting."""
+    """What every format module gets besides the bytes: the limits, the clock, the nesting, and
+    the reader of a document inside this one (an e-mail's attachment, a ZIP member): the
+    dispatcher in ``core.extract``, handed down so that containers need not import it."""
 
     limits: ExtractionLimits
     deadline: Deadline
     depth: int = 0
+    nested: NestedReader | None = field(default=None, compare=False)
+
+    def inner(self) -> Context:
+        """The context of a document one level deeper: same limits, same clock."""
+        return replace(self, depth=self.depth + 1)
+
+    def read_nested(
+        self, source: Source | bytes, *, filename: str | None = None, content_type: str | None = None
+    ) -> Extraction:
+        """Read a document inside this one with the dispatcher (at this context's depth)."""
+        if self.nested is None:
+            raise RuntimeError("This extraction context has no reader for nested documents.")
+        return self.nested(source, self, filename=filename, content_type=content_type)

@@ -71,15 +71,7 @@ def test_entry_points_reach_storage_only_through_use_cases() -> None:
     assert {path: found for path, found in offenders.items() if found} == {}
 
 
-# Cycles that remain, both inside the pure logic: nested extraction (a ZIP or an e-mail's attachment
-# is read by the dispatcher that called its parser) and the static embedder's cache helpers.
-KNOWN_CYCLES = [
-    ["core.classify.encoder", "core.classify.static", "core.embeddings"],
-    ["core.extract", "core.extract.archive", "core.extract.email", "core.extract.office"],
-]
-
-
-def test_no_new_import_cycles() -> None:
+def test_no_import_cycles() -> None:
     import grimp
 
     sys.path.insert(0, str(ROOT))
@@ -92,7 +84,7 @@ def test_no_new_import_cycles() -> None:
         module: sorted(set(graph.find_modules_directly_imported_by(module)) & set(modules))
         for module in modules
     }
-    assert sorted(_cycles(imports)) == KNOWN_CYCLES
+    assert _cycles(imports) == []
 
 
 def _cycles(imports: dict[str, list[str]]) -> list[list[str]]:
