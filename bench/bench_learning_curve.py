@@ -65,9 +65,9 @@ from core.services.feedback import decide, submit_feedback  # noqa: E402
 from core.services.industries import active_industry_names  # noqa: E402
 from core.services.jobs import process_job  # noqa: E402
 from core.services.models import ModelCache  # noqa: E402
-from core.services.review import uncertainty  # noqa: E402
 from core.services.training import TrainingOutcome, train_full, train_incremental  # noqa: E402
 from core.settings import Settings, load_settings  # noqa: E402
+from core.uncertainty import uncertainty  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "corpora" / "industry-dev"
 SCHEDULE = (1, 2, 3, 4)

@@ -146,4 +146,3 @@ def unpack_archive(task_id: str) -> None:
         work=runtime.work,
     )
     log.info("unpack task %s: %d job(s)", task_id, len(job_ids), extra={"task_id": task_id})
-
