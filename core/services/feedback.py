@@ -24,6 +24,7 @@ from core.db.tables import (
 from core.errors import Invalid, NotFound
 from core.services import audit
 from core.services.industries import require_active_industry
+from core.services.jobs import existing_job
 from core.services.retraining import queue_training
 from core.services.tasks import TaskView
 from core.work import WorkSender
@@ -37,8 +38,7 @@ def submit_feedback(*, engine: Engine, job_id: str, label: str, author: str | No
         Invalid: the label is not an active industry.
     """
     with session_scope(engine) as session:
-        if session.get(Job, job_id) is None:
-            raise NotFound(f"Job {job_id!r} does not exist.")
+        existing_job(session, job_id)
         feedback = Feedback(job_id=job_id, label=require_active_industry(session, label), author=author)
         session.add(feedback)
         session.flush()

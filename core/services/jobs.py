@@ -386,6 +386,14 @@ def _finish(
     session.add(job)
 
 
+def existing_job(session: Session, job_id: str) -> Job:
+    """The job row; NotFound if there is none."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"Job {job_id!r} does not exist.")
+    return job
+
+
 def get_job(*, engine: Engine, job_id: str) -> JobView:
     """A job with its prediction (or its error) and its latest correction.
 
@@ -393,9 +401,7 @@ def get_job(*, engine: Engine, job_id: str) -> JobView:
         NotFound: no such job.
     """
     with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"Job {job_id!r} does not exist.")
+        job = existing_job(session, job_id)
         return job_view(session, job)
 
 
@@ -551,9 +557,7 @@ def job_document(*, engine: Engine, job_id: str) -> JobDocument:
         NotFound: no such job.
     """
     with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"Job {job_id!r} does not exist.")
+        job = existing_job(session, job_id)
         document = session.get(Document, job.document_id)
     return JobDocument(
         job_id=job.id,
@@ -587,9 +591,7 @@ def job_document_pages(
         NotFound: no such job, or its original is missing. HeronError: the document cannot be read.
     """
     with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise NotFound(f"Job {job_id!r} does not exist.")
+        job = existing_job(session, job_id)
         document = session.get(Document, job.document_id)
     result = _read_original(blobs, job, document, extractor, limits)
     ocr = set(result.ocr_pages)

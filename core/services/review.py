@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from core.db import session_scope
 from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction, ReviewClaim, utcnow
-from core.errors import Conflict, Invalid, NotFound
-from core.services.jobs import JobView, job_views
+from core.errors import Conflict, Invalid
+from core.services.jobs import JobView, existing_job, job_views
 from core.uncertainty import STRATEGIES, uncertainty
 
 __all__ = ["STRATEGIES", "Claim", "claim", "claim_next", "release_claim", "review_queue", "uncertainty"]
@@ -112,8 +112,7 @@ def claim(*, engine: Engine, job_id: str, annotator: str, seconds: int) -> Claim
     expires = now + timedelta(seconds=seconds)
     try:
         with session_scope(engine) as session:
-            if session.get(Job, job_id) is None:
-                raise NotFound(f"Job {job_id!r} does not exist.")
+            existing_job(session, job_id)
             held = session.get(ReviewClaim, job_id)
             if held is None:
                 held = ReviewClaim(job_id=job_id, claimed_by=annotator, expires_at=expires)

@@ -73,6 +73,20 @@ def console(app: AppTest, user: str, page: str) -> AppTest:
     return app
 
 
+def select_only_row_and_press(page: AppTest, ids: list[int], button: str) -> None:
+    """Check that the page's table lists exactly ``ids``, tick its first row and press ``button``."""
+    editor = page.data_editor[0]
+    assert list(editor.value["id"]) == ids
+    page.session_state[editor.key] = {
+        "edited_rows": {0: {"select": True}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    page.run()
+    page.button(key=button).click().run(timeout=180)
+    assert not page.exception
+
+
 def as_user(user: str) -> dict[str, str]:
     return {"X-Heron-User": user}
 
@@ -169,17 +183,7 @@ def test_approving_a_correction_from_the_api_or_the_approvals_page_trains_the_sa
         api_training_ends(client, calls)
         page = console(app, reviewer, "pages/approvals.py")
         page.multiselect(key="approvals_author").set_value([annotator]).run()
-        table = page.data_editor[0].value
-        assert list(table["id"]) == [corrections[1]]
-        editor = page.data_editor[0]
-        page.session_state[editor.key] = {
-            "edited_rows": {0: {"select": True}},
-            "added_rows": [],
-            "deleted_rows": [],
-        }
-        page.run()
-        page.button(key="approve_selected").click().run(timeout=180)
-        assert not page.exception
+        select_only_row_and_press(page, [corrections[1]], "approve_selected")
     # Then both went through the one use case, which queued an incremental training run each time
     assert [(kwargs["feedback_ids"], kwargs["approve"], kwargs["reviewer"]) for kwargs, _ in calls] == [
         ([corrections[0]], True, reviewer),
@@ -346,17 +350,7 @@ def test_approving_synthetic_examples_from_the_api_or_the_industries_page_is_one
             api_training_ends(client, calls)
             page = console(app, user, "pages/industries.py")
             page.selectbox(key="industries_synthetic_industry").select(name).run()
-            table = page.data_editor[0].value
-            assert list(table["id"]) == [ids[1]]
-            editor = page.data_editor[0]
-            page.session_state[editor.key] = {
-                "edited_rows": {0: {"select": True}},
-                "added_rows": [],
-                "deleted_rows": [],
-            }
-            page.run()
-            page.button(key="synthetic_approve").click().run(timeout=180)
-            assert not page.exception
+            select_only_row_and_press(page, [ids[1]], "synthetic_approve")
         # Then both went through the one use case, which queued an incremental training run each time
         assert [(kwargs["ids"], kwargs["approve"], kwargs["actor"]) for kwargs, _ in calls] == [
             ([ids[0]], True, user),
