@@ -143,15 +143,13 @@ class Baseline:
                 out[i] = np.load(path)
                 continue
             windows = self.windows(text)
-            vector = self.encoder._encode(self.encoder.model, windows).mean(axis=0)
+            vector = self.encoder.encode_windows(windows).mean(axis=0)
             out[i] = vector / np.linalg.norm(vector)
             np.save(path, out[i])
         return out
 
     def windows(self, text: str, size: int = 254) -> list[str]:
-        offsets = self.encoder.model.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-        )["offset_mapping"]
+        offsets = self.encoder.token_offsets(text)
         if not offsets:
             return [text or " "]
         return [

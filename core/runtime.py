@@ -92,12 +92,12 @@ class Runtime:
 def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
     """Connect to the database and blob store; with ``prepare``, migrate and make sure a model is active."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.torch_threads:
-        # Several worker processes on one machine: each gets its share of the cores, not all of them.
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
-    text_encoder = TextEncoder(cache_dir=settings.static_cache_dir)
+    # Several worker processes on one machine: each gets its share of the cores, not all of them.
+    text_encoder = TextEncoder(
+        cache_dir=settings.static_cache_dir,
+        threads=settings.torch_threads,
+        backend=settings.encoder_backend,
+    )
     encoder = CachedEncoder(text_encoder, settings.embedding_cache_dir / text_encoder.identity)
     runtime = Runtime(
         settings=settings,

@@ -77,7 +77,10 @@ class Settings(BaseSettings):
     )
     worker_threads: int = Field(2, ge=1, le=64)
     torch_threads: int = Field(
-        0, ge=0, le=256, description="Transformer threads per process (0: torch's default, all cores)."
+        0, ge=0, le=256, description="Transformer threads per process (0: every core)."
+    )
+    encoder_backend: Literal["auto", "openvino", "torch"] = Field(
+        "auto", description="What runs MiniLM: OpenVINO (auto, when installed) or torch."
     )
     worker_batch_size: int = Field(
         16, ge=1, le=256, description="Waiting jobs a worker classifies together (one transformer batch)."

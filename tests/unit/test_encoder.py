@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.classify.encoder import TextEncoder
+from core.classify.encoder import TextEncoder, native_bf16
 from tests.documents import OBVIOUS
 
 LONG_OPENING = "Minutes of the committee meeting. " + "The members discussed the agenda at length. " * 120
@@ -16,15 +16,32 @@ def encoder() -> TextEncoder:
     return TextEncoder()
 
 
-def test_bf16_embeddings_match_fp32(encoder: TextEncoder) -> None:
-    # bf16 is only worth its speed if the vectors stay the same. With OMP_THREAD_LIMIT=1 set for
-    # the whole process, torch's bf16 kernels return wrong vectors; the encoder then checks itself
-    # at load time and falls back to fp32, so the answer must hold either way.
+def test_the_backends_give_the_same_vectors(encoder: TextEncoder, tmp_path, monkeypatch) -> None:
+    # OpenVINO is only worth its speed if the vectors stay torch's: the model's training cache is
+    # shared between them. bf16 only runs where the CPU has it natively (elsewhere it is slower),
+    # and falls back to fp32 when it disagrees (OMP_THREAD_LIMIT=1 set for the whole process).
     texts = list(OBVIOUS.values())
-    fast = encoder.embed(texts)
-    exact = TextEncoder(precision="fp32").embed(texts)
-    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-3)
-    assert np.sum(fast * exact, axis=1).min() > 0.99
+    served = encoder.embed(texts)
+    exact = TextEncoder(backend="torch", precision="fp32").embed(texts)
+    assert encoder.backend == "openvino"
+    assert np.allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-3)
+    assert np.sum(served * exact, axis=1).min() > 0.999
+    if not native_bf16():
+        assert encoder.precision == "fp32"
+    # Converted once, without reporting to OpenVINO's telemetry: a second encoder on the same
+    # cache reads the saved network
+    import openvino_telemetry
+
+    def no_reporting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("OpenVINO telemetry was started")
+
+    monkeypatch.setattr(openvino_telemetry.Telemetry, "__init__", no_reporting)
+    monkeypatch.setattr(openvino_telemetry.Telemetry, "send_event", no_reporting)
+    first = TextEncoder(cache_dir=tmp_path)
+    vectors = first.embed(texts[:2])
+    saved = list(tmp_path.glob("minilm-ir-*/minilm.xml"))
+    assert len(saved) == 1
+    assert np.allclose(TextEncoder(cache_dir=tmp_path).embed(texts[:2]), vectors, atol=1e-5)
 
 
 def test_the_digest_sees_the_end_of_a_long_document(encoder: TextEncoder) -> None:
@@ -33,7 +50,7 @@ def test_the_digest_sees_the_end_of_a_long_document(encoder: TextEncoder) -> Non
     digest = encoder.digest(LONG_OPENING + ending)
     # Then the single window MiniLM reads includes text from the end, and fits in the window
     assert "appeal" in digest
-    assert len(encoder.model.tokenizer(digest)["input_ids"]) <= 256
+    assert len(encoder.token_offsets(digest)) <= 256
 
 
 def test_short_documents_are_read_whole(encoder: TextEncoder) -> None:
