@@ -1,17 +1,24 @@
-"""Load: many HTTP clients uploading text documents to a real `heron api`, end to end.
+"""Load on real documents: HTTP clients against a real `heron api`, end to end, and the memory of
+everything `make run` starts.
 
-Two deployments, each started fresh:
-  * embedded — `heron api` on SQLite with the in-process queue (what `make run` starts);
-  * scaled   — `heron api` only enqueueing, plus `heron worker --processes 2`, on Redis and PostgreSQL.
-Two loads on each:
-  * throughput — N uploads from C clients as fast as they go; documents/s from the first upload
-    to the last COMPLETED, and upload→COMPLETED latency (server timestamps: created → finished);
-  * paced — uploads at a fixed rate (default 20/s), for the latency a steady stream sees.
-Afterwards it checks, in the database, that every job COMPLETED with exactly one prediction.
-The baseline printed beside it is the routed model alone, in-process, on the same texts in one batch.
+Documents: `../shared/corpora/industry-real-dev` (346 human-written texts, 120-3,000 words), each
+upload made unique with a reference line so that no cache helps. Sections:
 
-    .venv/bin/python bench/bench_load.py [--docs 1000] [--clients 16] [--rate 20] [--paced-docs 400]
-                                         [--only embedded|scaled]
+  * in one process — plain MiniLM `SentenceTransformer.encode` on the documents (the baseline:
+    docs/s), the routed model as a worker runs it (docs/s, share escalated, ratio to the baseline),
+    and the transformer tier's macro-F1 with the served backend beside torch's;
+  * per deployment — embedded (`heron api`: SQLite, in-process queue) and scaled (`heron api`
+    enqueueing, `heron worker --processes 2`, Redis + PostgreSQL):
+      - closed loop: 8 clients, each uploading a document then polling its job every 50 ms (and
+        again, waiting on the job with `?wait=`) until it is done, for a fixed time;
+      - burst: 600 uploads from 16 clients as fast as they go; docs/s from the first upload to the
+        last job finished (server timestamps);
+    afterwards it checks, in the database, that every job COMPLETED with exactly one prediction;
+  * memory — `heron up` (API + console) on a fresh data directory, the console opened once in
+    headless Chromium, 1,000 documents through the API; PSS of the whole process tree.
+
+    .venv/bin/python bench/bench_load.py [--only inprocess|embedded|scaled|memory]
+                                         [--loop-seconds 30] [--burst 600] [--memory-docs 1000]
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,68 +53,211 @@ from core.corpus import read_text_corpus  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 
+REAL = ROOT.parent / "shared" / "corpora" / "industry-real-dev"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/9"
+DONE = ("COMPLETED", "FAILED")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--docs", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--paced-docs", type=int, default=400)
-    parser.add_argument("--only", choices=("embedded", "scaled"))
+    parser.add_argument("--only", choices=("inprocess", "embedded", "scaled", "memory"))
+    parser.add_argument("--loop-clients", type=int, default=8)
+    parser.add_argument("--loop-seconds", type=float, default=30.0)
+    parser.add_argument("--poll-ms", type=float, default=50.0)
+    parser.add_argument("--burst", type=int, default=600)
+    parser.add_argument("--burst-clients", type=int, default=16)
+    parser.add_argument("--memory-docs", type=int, default=1000)
+    parser.add_argument("--modes", default="poll,wait", help="closed-loop clients: poll, wait or both")
     args = parser.parse_args()
-    corpus = read_text_corpus(ROOT / "data" / "starter")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    baseline = _baseline([item.text for item in corpus])
+    if not REAL.is_dir():
+        sys.exit(f"{REAL} is missing: this benchmark runs on its real documents.")
+    corpus = read_text_corpus(REAL)
+    texts = [item.text for item in corpus]
+    words = sorted(len(text.split()) for text in texts)
     print(
-        f"baseline  routed model alone, in-process, {len(corpus)} starter texts in one batch: "
-        f"{baseline:,.0f} docs/s"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{len(texts)} documents from {REAL.name}, {words[0]}-{words[-1]} words "
+        f"(median {words[len(words) // 2]})",
+        flush=True,
     )
+    if args.only in (None, "inprocess"):
+        in_one_process(corpus)
     for name in ("embedded", "scaled"):
-        if args.only and args.only != name:
-            continue
-        with _deployment(name) as (base, database_url):
-            run = uuid.uuid4().hex[:6]
-            texts = [f"{corpus[i % len(corpus)].text}\n\nRef {run}-{i}" for i in range(args.docs)]
-            _report(name, "throughput", base, database_url, _upload_all(base, texts, args.clients, rate=None))
-            _settle(name)
-            texts = [f"{corpus[i % len(corpus)].text}\n\nPaced {run}-{i}" for i in range(args.paced_docs)]
-            _report(
-                name,
-                f"paced {args.rate:g}/s",
-                base,
-                database_url,
-                _upload_all(base, texts, args.clients, args.rate),
-            )
+        if args.only in (None, name):
+            with _deployment(name) as (base, database_url):
+                run = uuid.uuid4().hex[:6]
+                for mode in args.modes.split(","):
+                    closed_loop(name, base, database_url, texts, args, mode=mode, tag=f"{run}{mode}")
+                    _settle(name)
+                burst(name, base, database_url, texts, args, tag=f"{run}burst")
+    if args.only in (None, "memory"):
+        memory(texts, args.memory_docs)
 
 
-def _settle(deployment: str) -> None:
-    """Let the burst's leftover messages drain (their jobs were done in other jobs' batches), so the
-    paced stream measures a steady state rather than the tail of the burst."""
-    if deployment == "scaled":
-        import redis
+# -- in one process -----------------------------------------------------------------------------
+def in_one_process(corpus) -> None:  # type: ignore[no-untyped-def]
+    from sentence_transformers import SentenceTransformer
+    from sklearn.metrics import f1_score
 
-        queue = redis.Redis.from_url(REDIS)
-        deadline = time.monotonic() + 120
-        while queue.llen("dramatiq:documents") and time.monotonic() < deadline:
-            time.sleep(0.2)
-    time.sleep(2)
+    from core.classify.encoder import TextEncoder
+    from core.classify.weights import packaged_model_path
 
-
-def _baseline(texts: list[str]) -> float:
+    texts = [item.text for item in corpus]
+    truth = [item.label for item in corpus]
+    plain = SentenceTransformer(str(packaged_model_path()), device="cpu", local_files_only=True)
+    plain.encode(texts[:8], show_progress_bar=False)
+    started = time.perf_counter()
+    plain.encode(texts, batch_size=32, show_progress_bar=False)
+    plain_rate = len(texts) / (time.perf_counter() - started)
+    print(
+        f"baseline  plain SentenceTransformer.encode (torch, first 256 tokens) on the {len(texts)} "
+        f"documents: {plain_rate:.1f} docs/s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as data_dir:
         runtime = open_runtime(load_settings(data_dir=data_dir, database_url="", broker_url=""))
         model = runtime.models.active(runtime.engine)[1]
-        model.classify(texts[:8], runtime.policy, encoder=runtime.encoder)
+        encoder = runtime.encoder
+        model.classify(texts[:8], runtime.policy, encoder=encoder)
         started = time.perf_counter()
-        model.classify(texts, runtime.policy, encoder=runtime.encoder)
-        seconds = time.perf_counter() - started
+        verdicts = []
+        for start in range(0, len(texts), 16):  # as a worker claims them (HERON_WORKER_BATCH_SIZE)
+            verdicts += model.classify(texts[start : start + 16], runtime.policy, encoder=encoder)
+        routed = len(texts) / (time.perf_counter() - started)
+        escalated = np.mean([v.escalated for v in verdicts])
+        routed_f1 = f1_score(truth, [v.label for v in verdicts], average="macro")
+        print(
+            f"heron     routed model in one process ({encoder.backend} {encoder.precision}, batches of 16): "
+            f"{routed:.1f} docs/s = {routed / plain_rate:.1f}x the baseline; {escalated:.0%} escalated; "
+            f"macro-F1 {routed_f1:.3f}",
+            flush=True,
+        )
+        labels = model.semantic.labels
+        scores = {}
+        for backend in ("torch", encoder.backend):
+            tier = TextEncoder(backend=backend, cache_dir=runtime.settings.static_cache_dir)
+            tier.embed(texts[:8])
+            started = time.perf_counter()
+            vectors = tier.embed(texts)
+            seconds = time.perf_counter() - started
+            answers = model.semantic_logits(vectors, labels).argmax(axis=1)
+            scores[backend] = f1_score(truth, [labels[i] for i in answers], average="macro")
+            print(
+                f"          transformer tier alone on {backend} {tier.precision}: "
+                f"{len(texts) / seconds:.1f} docs/s, macro-F1 {scores[backend]:.3f}",
+                flush=True,
+            )
         runtime.close()
-    return len(texts) / seconds
 
 
+# -- against a running API ------------------------------------------------------------------------
+def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -> None:  # type: ignore[no-untyped-def]
+    """Each client uploads one document, follows its job until it is done, and starts again."""
+    deadline = time.monotonic() + args.loop_seconds
+    latencies: list[float] = []
+    job_ids: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+
+    def client() -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            while time.monotonic() < deadline:
+                with lock:
+                    i = next(counter)
+                body = f"{texts[i % len(texts)]}\n\nRef {tag}-{i}".encode()
+                started = time.perf_counter()
+                job_id = http.post("/api/classify_file", files={"file": (f"d{i}.txt", body)}).json()["job_id"]
+                while True:
+                    if mode == "wait":
+                        job = http.get(f"/api/jobs/{job_id}", params={"wait": 30}).json()
+                    else:
+                        time.sleep(args.poll_ms / 1000)
+                        job = http.get(f"/api/jobs/{job_id}").json()
+                    if job["status"] in DONE:
+                        break
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    job_ids.append(job_id)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.loop_clients) as pool:
+        for future in [pool.submit(client) for _ in range(args.loop_clients)]:
+            future.result()
+    seconds = time.perf_counter() - started
+    how = f"polling every {args.poll_ms:g} ms" if mode == "poll" else "waiting with ?wait="
+    print(
+        f"{name:8s} closed loop, {args.loop_clients} clients {how}: {len(job_ids) / seconds:.1f} docs/s; "
+        f"upload->done p50 {_pct(latencies, 0.5):.0f} ms, p95 {_pct(latencies, 0.95):.0f} ms; "
+        f"{_check(database_url, job_ids)}",
+        flush=True,
+    )
+
+
+def burst(name, base, database_url, texts, args, *, tag: str) -> None:  # type: ignore[no-untyped-def]
+    job_ids, started = _upload_all(
+        base, [f"{texts[i % len(texts)]}\n\nRef {tag}-{i}" for i in range(args.burst)], args.burst_clients
+    )
+    upload_seconds = time.perf_counter() - started
+    _wait_until_done(base)
+    jobs = _jobs(database_url, job_ids)
+    completed = [job for job in jobs if job["status"] == "COMPLETED"]
+    latencies = sorted(job["finished"] - job["created"] for job in completed)
+    first = min(job["created"] for job in jobs)
+    last = max(job["finished"] for job in completed)
+    print(
+        f"{name:8s} burst, {len(job_ids)} uploads from {args.burst_clients} clients: "
+        f"{len(completed) / (last - first):.1f} docs/s end to end (uploads took {upload_seconds:.1f} s); "
+        f"upload->done p50 {_pct(latencies, 0.5):.0f} ms, p95 {_pct(latencies, 0.95):.0f} ms; "
+        f"{_check(database_url, job_ids)}",
+        flush=True,
+    )
+
+
+def memory(texts: list[str], documents: int) -> None:
+    """PSS of everything `heron up` starts, after ``documents`` real documents and one console visit."""
+    data_dir = Path(tempfile.mkdtemp(prefix="heron-load-memory-"))
+    api_port, ui_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "HERON_DATA_DIR": str(data_dir),
+        "HERON_API_PORT": str(api_port),
+        "HERON_UI_PORT": str(ui_port),
+        "HERON_LOG_LEVEL": "WARNING",
+    }
+    up = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], env=env, cwd=ROOT, start_new_session=True)
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        _wait_for(f"{base}/health")
+        _wait_for(f"http://127.0.0.1:{ui_port}/_stcore/health")
+        visited = _open_console(f"http://127.0.0.1:{ui_port}/")
+        job_ids, _ = _upload_all(base, [f"{texts[i % len(texts)]}\n\nMem {i}" for i in range(documents)], 16)
+        _wait_until_done(base)
+        if visited:
+            _open_console(f"http://127.0.0.1:{ui_port}/")
+        time.sleep(2)
+        processes = _tree(up.pid)
+        pss = {pid: _pss_mib(pid) for pid in processes}
+        total = sum(pss.values())
+        parts = ", ".join(
+            f"{_name(pid)} {mib:.0f}" for pid, mib in sorted(pss.items(), key=lambda kv: -kv[1])
+        )
+        console = "console opened in Chromium" if visited else "console not opened: no chromium"
+        print(
+            f"memory    `heron up` (API + {console}) "
+            f"after {len(job_ids)} documents: {total:.0f} MiB PSS in all ({parts})",
+            flush=True,
+        )
+    finally:
+        os.killpg(up.pid, signal.SIGTERM)
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# -- helpers --------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _deployment(name: str) -> Iterator[tuple[str, str]]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"heron-load-{name}-"))
@@ -147,22 +301,31 @@ def _deployment(name: str) -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-def _upload_all(base: str, texts: list[str], clients: int, rate: float | None) -> tuple[list[str], float]:
-    """Upload every text (paced at ``rate``/s when given); returns the job ids and the start time."""
+def _settle(deployment: str) -> None:
+    """Let leftover messages drain, so the next load starts from a quiet queue."""
+    if deployment == "scaled":
+        import redis
+
+        queue = redis.Redis.from_url(REDIS)
+        deadline = time.monotonic() + 120
+        while queue.llen("dramatiq:documents") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    time.sleep(2)
+
+
+def _upload_all(base: str, texts: list[str], clients: int) -> tuple[list[str], float]:
     started = time.perf_counter()
     ticket = iter(range(len(texts)))
     lock = threading.Lock()
     job_ids: list[str] = [""] * len(texts)
 
     def client() -> None:
-        with httpx.Client(base_url=base, timeout=60) as http:
+        with httpx.Client(base_url=base, timeout=120) as http:
             while True:
                 with lock:
                     i = next(ticket, None)
                 if i is None:
                     return
-                if rate:
-                    time.sleep(max(0.0, started + i / rate - time.perf_counter()))
                 response = http.post("/api/classify_file", files={"file": (f"d{i}.txt", texts[i].encode())})
                 response.raise_for_status()
                 job_ids[i] = response.json()["job_id"]
@@ -173,38 +336,24 @@ def _upload_all(base: str, texts: list[str], clients: int, rate: float | None) -
     return job_ids, started
 
 
-def _report(
-    deployment: str, load: str, base: str, database_url: str, uploaded: tuple[list[str], float]
-) -> None:
-    job_ids, started = uploaded
-    upload_seconds = time.perf_counter() - started
+def _wait_until_done(base: str) -> None:
     with httpx.Client(base_url=base, timeout=60) as http:
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             waiting = sum(
                 http.get("/api/jobs", params={"status": status, "limit": 1}).json()["total"]
                 for status in ("PENDING", "PROCESSING")
             )
             if not waiting:
-                break
-            time.sleep(0.2)
+                return
+            time.sleep(0.5)
+
+
+def _check(database_url: str, job_ids: list[str]) -> str:
     jobs = _jobs(database_url, job_ids)
-    completed = [job for job in jobs if job["status"] == "COMPLETED"]
-    latencies = sorted(job["finished"] - job["created"] for job in completed)
-    first = min(job["created"] for job in jobs)
-    last = max(job["finished"] for job in completed)
-    once = sum(1 for job in jobs if job["predictions"] == 1)
-
-    def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
-
-    print(
-        f"{deployment:8s} {load:11s} {len(job_ids)} uploads: {len(completed)} COMPLETED, {once} with exactly "
-        f"one prediction; {len(completed) / (last - first):,.1f} docs/s end to end "
-        f"(uploads took {upload_seconds:.1f} s); "
-        f"upload->COMPLETED p50 {pct(0.5):.0f} ms, p95 {pct(0.95):.0f} ms, p99 {pct(0.99):.0f} ms",
-        flush=True,
-    )
+    completed = sum(job["status"] == "COMPLETED" for job in jobs)
+    once = sum(job["predictions"] == 1 for job in jobs)
+    return f"{completed}/{len(job_ids)} COMPLETED, {once} with exactly one prediction"
 
 
 def _jobs(database_url: str, job_ids: list[str]) -> list[dict]:
@@ -240,6 +389,91 @@ def _jobs(database_url: str, job_ids: list[str]) -> list[dict]:
 def _seconds(moment: datetime) -> float:
     # SQLite hands back naive datetimes; they were stored in UTC.
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def _open_console(url: str) -> bool:
+    """Load the console once in headless Chromium (its script runs for a real session)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return False
+    profile = tempfile.mkdtemp(prefix="heron-load-chromium-")
+    try:
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=30000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return True
+
+
+def _tree(root: int) -> list[int]:
+    """The process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def _pss_mib(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _name(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [part.decode(errors="replace") for part in command if part]
+        if "streamlit" in words:
+            return "console"
+        if "up" in words:
+            return "API+workers"
+        return Path(words[0]).name if words else str(pid)
+    return str(pid)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import dramatiq
 
+from core.events import JOB_EVENTS
 from core.runtime import Runtime
 from core.services import leases, recovery
 from workers import context
@@ -66,6 +67,7 @@ def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | Non
             runtime.encoder.embed(["warm-up"])
             handle.worker = dramatiq.Worker(broker, worker_threads=runtime.settings.worker_threads)
             handle.worker.start()
+            JOB_EVENTS.local_workers = True  # jobs end in this process: waiters here are woken
         if sweep if sweep is not None else in_process:
             handle.sweeper = threading.Thread(
                 target=_sweep_forever, args=(runtime, handle.stopping), name="heron-sweeper", daemon=True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +62,7 @@ class JobsController(Controller):
                 batch_id=submission.batch_id,
             )
         first = submission.jobs[0]
-        finished = _wait_for(runtime, first.id, wait) if wait else None
+        finished = jobs.wait_for_job(engine=runtime.engine, job_id=first.id, seconds=wait) if wait else None
         return Accepted(
             job_id=first.id,
             status=finished.status if finished else first.status,
@@ -210,8 +209,18 @@ class JobsController(Controller):
         return documents.get_batch(engine=runtime.engine, batch_id=batch_id)
 
     @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
-    def job(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobView:
-        """A job with its prediction (or its error) and any correction."""
+    def job(
+        self, runtime: NamedDependency[Runtime], job_id: FromPath[str], wait: FromQuery[float] = 0.0
+    ) -> JobView:
+        """A job with its prediction (or its error) and any correction.
+
+        With ``?wait=SECONDS`` (up to 60) the answer comes as soon as the job has ended (COMPLETED or
+        FAILED), or after that long with the job as it is: one request instead of polling.
+        """
+        if not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise Invalid(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {wait}).")
+        if wait:
+            return jobs.wait_for_job(engine=runtime.engine, job_id=job_id, seconds=wait)
         return jobs.get_job(engine=runtime.engine, job_id=job_id)
 
 
@@ -237,12 +246,3 @@ def _submit(
 
 def _skipped(submission: Submission) -> list[SkippedMember]:
     return [SkippedMember(filename=i.filename, code=i.code, message=i.message) for i in submission.skipped]
-
-
-def _wait_for(runtime: Runtime, job_id: str, seconds: float) -> JobView:
-    deadline = time.monotonic() + seconds
-    while True:
-        view = jobs.get_job(engine=runtime.engine, job_id=job_id)
-        if view.status in ("COMPLETED", "FAILED") or time.monotonic() >= deadline:
-            return view
-        time.sleep(0.05)

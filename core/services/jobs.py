@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, func, or_, update
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
@@ -24,6 +24,7 @@ from core.db.tables import (
     utcnow,
 )
 from core.errors import HeronError, NotFound
+from core.events import JOB_EVENTS, job_ended
 from core.extract import Extraction, ExtractionLimits, extract
 from core.extract.isolation import FAST, SLOW, Extractor, NeedsSlowLane
 from core.services.industries import active_industries
@@ -384,6 +385,7 @@ def _finish(
     job.error_message = message
     job.updated_at = job.finished_at = utcnow()
     session.add(job)
+    job_ended(session, job_id)  # whoever waits for it is woken when this commits
 
 
 def existing_job(session: Session, job_id: str) -> Job:
@@ -401,36 +403,60 @@ def get_job(*, engine: Engine, job_id: str) -> JobView:
         NotFound: no such job.
     """
     with session_scope(engine) as session:
-        job = existing_job(session, job_id)
-        return job_view(session, job)
+        row = session.exec(_view_query([job_id])).first()
+        if row is None:
+            raise NotFound(f"Job {job_id!r} does not exist.")
+        return _view(*row)
+
+
+def wait_for_job(*, engine: Engine, job_id: str, seconds: float) -> JobView:
+    """The job once it has ended (COMPLETED or FAILED), or as it is after ``seconds``.
+
+    The waiting thread sleeps until the job's end wakes it (:mod:`core.events`); it re-reads the
+    row at least every second regardless, and every 50 ms where no wake-up can reach this process.
+
+    Raises:
+        NotFound: no such job.
+    """
+    deadline = time.monotonic() + seconds
+    if engine.dialect.name == "postgresql":
+        JOB_EVENTS.listen(engine.url.render_as_string(hide_password=False))
+    while True:
+        view = get_job(engine=engine, job_id=job_id)
+        remaining = deadline - time.monotonic()
+        if view.status in ENDED or remaining <= 0:
+            return view
+        JOB_EVENTS.wait(job_id, min(remaining, 1.0 if JOB_EVENTS.covered else 0.05))
+
+
+ENDED = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 
 def get_jobs(*, engine: Engine, job_ids: Sequence[str]) -> list[JobView]:
-    """The jobs named, in that order (those that do not exist left out), in four queries."""
+    """The jobs named, in that order (those that do not exist left out), in one query."""
     with session_scope(engine) as session:
-        rows = {job.id: job for job in session.exec(select(Job).where(Job.id.in_(list(job_ids))))}
-        return job_views(session, [rows[job_id] for job_id in job_ids if job_id in rows])
-
-
-def job_view(session: Session, job: Job) -> JobView:
-    return job_views(session, [job])[0]
+        rows = {row[0].id: row for row in session.exec(_view_query(job_ids))}
+        return [_view(*rows[job_id]) for job_id in job_ids if job_id in rows]
 
 
 def job_views(session: Session, jobs: Sequence[Job]) -> list[JobView]:
-    """Views of ``jobs``, in order, in three queries however many there are (a page of a list)."""
+    """Views of ``jobs``, in order, in one query however many there are (a page of a list)."""
     if not jobs:
         return []
-    ids = [job.id for job in jobs]
-    predictions = {p.job_id: p for p in session.exec(select(Prediction).where(Prediction.job_id.in_(ids)))}
-    feedback: dict[str, Feedback] = {}
-    for row in session.exec(select(Feedback).where(Feedback.job_id.in_(ids)).order_by(Feedback.id.desc())):
-        feedback.setdefault(row.job_id, row)  # the latest correction of each job
-    document_ids = {job.document_id for job in jobs}
-    documents = {d.id: d for d in session.exec(select(Document).where(Document.id.in_(document_ids)))}
-    return [
-        _view(job, predictions.get(job.id), feedback.get(job.id), documents.get(job.document_id))
-        for job in jobs
-    ]
+    rows = {job.id: rest for job, *rest in session.exec(_view_query([job.id for job in jobs]))}
+    return [_view(job, *rows.get(job.id, (None, None, None))) for job in jobs]
+
+
+def _view_query(job_ids: Sequence[str]):  # type: ignore[no-untyped-def]
+    """Each job with its prediction, its latest correction and its document: one statement."""
+    latest = select(func.max(Feedback.id)).where(Feedback.job_id == Job.id).correlate(Job).scalar_subquery()
+    return (
+        select(Job, Prediction, Feedback, Document)
+        .outerjoin(Prediction, Prediction.job_id == Job.id)
+        .outerjoin(Feedback, Feedback.id == latest)
+        .outerjoin(Document, Document.id == Job.document_id)
+        .where(Job.id.in_(list(job_ids)))
+    )
 
 
 def _view(

@@ -181,6 +181,21 @@ def test_wait_returns_the_finished_job_inline(client) -> None:  # type: ignore[n
     assert (too_long.status_code, too_long.json()["code"]) == (422, "invalid")
 
 
+def test_a_job_read_can_wait_for_the_end_instead_of_polling(client) -> None:  # type: ignore[no-untyped-def]
+    job_id = client.post("/api/classify_file", files={"file": ("w.txt", LEGAL.encode() + b" Wait.")}).json()[
+        "job_id"
+    ]
+    # One request, answered once the job has ended (the worker's commit wakes it)
+    job = client.get(f"/api/jobs/{job_id}", params={"wait": 30}).json()
+    assert job["status"] == "COMPLETED" and job["classification_result"] == "legal"
+    # An ended job is answered at once, and the wait is bounded like the upload's
+    assert client.get(f"/api/jobs/{job_id}", params={"wait": 30}).json() == job
+    too_long = client.get(f"/api/jobs/{job_id}", params={"wait": 61})
+    assert (too_long.status_code, too_long.json()["code"]) == (422, "invalid")
+    missing = client.get("/api/jobs/nope", params={"wait": 1})
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+
+
 def test_several_files_become_one_batch(client) -> None:  # type: ignore[no-untyped-def]
     files = [
         ("files", ("a.txt", LEGAL.encode() + b" Batch A.")),

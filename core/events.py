@@ -1,0 +1,137 @@
+"""Waking whoever waits for a job, instead of having them poll the database.
+
+A job ends (COMPLETED or FAILED) in exactly one place, ``core.services.jobs._finish``, which names it
+in its session (:func:`job_ended`). When that session commits, every waiter in this process is woken
+(:data:`JOB_EVENTS`); on PostgreSQL the same commit also sends ``NOTIFY heron_job_ended``, which a
+listener thread in each process that waits (the API's) turns into the same wake-up. So:
+
+* embedded (SQLite, worker threads in the API's process): the worker's commit wakes the API's
+  waiter directly;
+* scaled on PostgreSQL (workers in other processes or machines): LISTEN/NOTIFY carries it;
+* anything else (SQLite with workers in other processes): waiters read the database every 50 ms,
+  as before.
+
+Notifications only shorten a wait: a waiter always re-reads the job from the database, and without
+a wake-up it re-reads at least every second anyway, so a lost notification costs latency, never an
+answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+CHANNEL = "heron_job_ended"
+_REMEMBERED = 10_000  # recently ended jobs kept, for a waiter that arrives just after the end
+_PAYLOAD_IDS = 200  # ids per NOTIFY (a payload must stay under 8,000 bytes)
+
+
+class JobEvents:
+    """Which jobs ended recently in this process's view, and the condition waiters sleep on."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._listener: threading.Thread | None = None
+        self._listen_url: str | None = None
+        self.listening = threading.Event()  # set while LISTEN is active on PostgreSQL
+        self.local_workers = False
+
+    def ended(self, job_ids: Iterable[str]) -> None:
+        """Wake everyone waiting for any of ``job_ids`` (their rows are committed)."""
+        with self._condition:
+            for job_id in job_ids:
+                self._ended[job_id] = None
+                self._ended.move_to_end(job_id)
+            while len(self._ended) > _REMEMBERED:
+                self._ended.popitem(last=False)
+            self._condition.notify_all()
+
+    def wait(self, job_id: str, timeout: float) -> bool:
+        """Sleep until ``job_id`` ends or ``timeout`` passes; True if it was seen to end."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while job_id not in self._ended:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+    @property
+    def covered(self) -> bool:
+        """Whether the end of any job reaches this process as a wake-up (see the module's doc)."""
+        return self.local_workers or self.listening.is_set()
+
+    def listen(self, database_url: str) -> None:
+        """Follow ``NOTIFY heron_job_ended`` on this PostgreSQL database (one thread per process)."""
+        with self._condition:
+            if self._listener is not None and self._listener.is_alive():
+                return
+            self._listen_url = database_url
+            self._listener = threading.Thread(
+                target=self._listen_forever, name="heron-job-events", daemon=True
+            )
+            self._listener.start()
+
+    def _listen_forever(self) -> None:
+        import psycopg
+
+        url = _libpq_url(self._listen_url or "")
+        while True:
+            try:
+                with psycopg.connect(url, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    for notice in connection.notifies():
+                        self.ended(notice.payload.split(","))
+            except Exception:
+                self.listening.clear()
+                log.warning(
+                    "lost the job-events connection to PostgreSQL; reconnecting in 1 s", exc_info=True
+                )
+                time.sleep(1.0)
+
+
+JOB_EVENTS = JobEvents()
+
+
+def job_ended(session: Session, job_id: str) -> None:
+    """Record in ``session`` that ``job_id`` ended: waiters are woken once it commits."""
+    session.info.setdefault("heron_ended_jobs", []).append(job_id)
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_postgres(session: Session) -> None:
+    ended = session.info.get("heron_ended_jobs")
+    if not ended or session.get_bind().dialect.name != "postgresql":
+        return
+    for start in range(0, len(ended), _PAYLOAD_IDS):
+        payload = ",".join(ended[start : start + _PAYLOAD_IDS])
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        )
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_waiters(session: Session) -> None:
+    ended = session.info.pop("heron_ended_jobs", None)
+    if ended:
+        JOB_EVENTS.ended(ended)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop("heron_ended_jobs", None)
+
+
+def _libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://…``) as libpq takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)

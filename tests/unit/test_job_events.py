@@ -1,0 +1,63 @@
+"""Waiters for a job are woken by its end: in this process on commit, across processes by NOTIFY."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from core.db import make_engine, session_scope
+from core.events import JOB_EVENTS, JobEvents, job_ended
+from tests.conftest import needs_services
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def test_a_waiter_is_woken_by_the_end_and_not_before() -> None:
+    events = JobEvents()
+    assert events.wait("a", 0.01) is False  # nothing ended: the wait runs out
+    woken: list[bool] = []
+    waiter = threading.Thread(target=lambda: woken.append(events.wait("a", 30)))
+    waiter.start()
+    events.ended(["b"])  # another job's end does not release it
+    waiter.join(0.2)
+    assert waiter.is_alive() and not woken
+    events.ended(["a"])
+    waiter.join(5)
+    assert woken == [True]
+    assert events.wait("a", 0) is True  # a waiter arriving after the end is not left waiting
+
+
+def test_a_commit_wakes_waiters_and_a_rollback_does_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'events.db'}")
+    rolled_back, committed = uuid.uuid4().hex, uuid.uuid4().hex
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        job_ended(session, rolled_back)
+        raise RuntimeError("the transaction fails")
+    with session_scope(engine) as session:
+        job_ended(session, committed)
+        assert JOB_EVENTS.wait(committed, 0) is False  # not before the commit
+    assert JOB_EVENTS.wait(committed, 0) is True
+    assert JOB_EVENTS.wait(rolled_back, 0) is False
+    engine.dispose()
+
+
+@needs_services("PostgreSQL")
+def test_postgres_notifies_other_processes_on_commit() -> None:
+    # A listener that only hears PostgreSQL (not this process's own commits) stands in for the API
+    # process while a worker elsewhere finishes the job.
+    elsewhere = JobEvents()
+    elsewhere.listen(POSTGRES)
+    assert elsewhere.listening.wait(30)
+    engine = make_engine(POSTGRES)
+    ended = [uuid.uuid4().hex for _ in range(250)]  # more than one NOTIFY's worth
+    with session_scope(engine) as session:
+        session.execute(text("SELECT 1"))
+        for job_id in ended:
+            job_ended(session, job_id)
+        assert elsewhere.wait(ended[0], 0.3) is False  # nothing is sent before the commit
+    assert elsewhere.wait(ended[0], 30) and elsewhere.wait(ended[-1], 30)
+    assert elsewhere.covered
+    engine.dispose()
