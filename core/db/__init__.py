@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,14 @@ def make_engine(url: str) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        # The API's request threads and its worker threads share the engine: enough connections
+        # that none is opened (and set up) per request.
+        pool_size=16,
+        max_overflow=32,
     )
+    _one_writer_at_a_time(engine)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -39,6 +46,35 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
+
+
+def _one_writer_at_a_time(engine: Engine) -> None:
+    """Threads of this process take turns to write, on a lock that wakes the next one at once.
+
+    SQLite allows one writer; a second one waits in SQLite's busy handler, which sleeps in growing
+    steps (up to 100 ms) whatever the first is doing. With the API and its worker threads in one
+    process (the embedded default) that sleep was most of a document's latency under load. So a
+    transaction takes this lock at its first write and gives it back when its connection returns to
+    the pool (after its commit or rollback); other processes still meet SQLite's own lock.
+    """
+    writer = threading.Lock()
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(connection, _cursor, statement, _parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        info = connection.connection.info  # the pooled connection's, as the pool events see it
+        if not info.get("writing") and statement.lstrip()[:9].upper().startswith(_WRITES):
+            # Bounded like SQLite's own wait; past it the write proceeds and SQLite decides.
+            info["writing"] = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    def _give_back(_dbapi_connection, record, *_) -> None:  # type: ignore[no-untyped-def]
+        if record is not None and record.info.pop("writing", False):
+            writer.release()
+
+    for returned in ("checkin", "invalidate", "close"):  # back in the pool, or gone
+        event.listen(engine, returned, _give_back)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,17 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+# Python functions rather than the builtins list and dict: pydantic inspects a default factory's
+# signature on every construction, and for a builtin that means parsing its text signature
+# (~0.2 ms each: a third of the cost of storing an upload).
+def empty_list() -> list:
+    return []
+
+
+def empty_dict() -> dict:
+    return {}
+
+
 class JobStatus(StrEnum):
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
@@ -84,9 +95,9 @@ class Document(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     page_count: int | None = None
     extraction_method: str | None = Field(default=None, max_length=40)
-    extraction_warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    extraction_warnings: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON))
     ocr_pages: list[int] = Field(
-        default_factory=list, sa_column=Column(JSON), description="Numbers of the pages read by OCR."
+        default_factory=empty_list, sa_column=Column(JSON), description="Numbers of the pages read by OCR."
     )
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -120,11 +131,11 @@ class Prediction(SQLModel, table=True):
     model_version_id: int = Field(foreign_key="model_versions.id", index=True)
     label: str = Field(max_length=100, index=True)
     confidence: float
-    scores: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+    scores: dict[str, float] = Field(default_factory=empty_dict, sa_column=Column(JSON))
     tier: str = Field(max_length=20)
     escalated: bool = False
     needs_review: bool = Field(default=False, index=True)
-    review_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    review_reasons: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON))
     # How unsure the scores are, by each of core.uncertainty's strategies (higher: less sure): the
     # review queue is ordered and paged by one of them in SQL.
     uncertainty_least_confidence: float = 0.0
@@ -195,9 +206,9 @@ class ModelVersion(SQLModel, table=True):
     kind: str = Field(default="full", max_length=16, description="full or incremental.")
     artifact: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     artifact_sha256: str = Field(max_length=64)
-    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
-    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    trained_on: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    labels: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON))
+    metrics: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
+    trained_on: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
     activated_at: datetime | None = None
 
@@ -209,7 +220,7 @@ class EvaluationReport(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     model_version_id: int = Field(foreign_key="model_versions.id", index=True)
     dataset: str = Field(max_length=64)
-    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    report: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -223,7 +234,7 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=64, index=True)
     subject_type: str = Field(max_length=32)
     subject_id: str = Field(max_length=64)
-    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    details: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
 
 
 class Lease(SQLModel, table=True):
@@ -245,8 +256,8 @@ class Task(SQLModel, table=True):
     done: int = 0
     total: int = 0
     stage: str = Field(default="", max_length=100)
-    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    params: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
+    result: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
     error_code: str | None = Field(default=None, max_length=40)
     error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     requested_by: str | None = Field(default=None, max_length=100)
