@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = command("worker", cmd_worker, "Run background workers.")
     worker.add_argument("--processes", type=int, default=1)
     command("migrate", cmd_migrate, "Bring the database schema up to date.")
+    command("prepare", cmd_prepare, "Migrate, train the starter model if none is active, build the caches.")
     classify = command("classify", cmd_classify, "Classify files (one JSON object per line).")
     classify.add_argument("paths", nargs="+", type=Path)
     train = command("train", cmd_train, "Update the model with new training data (incrementally).")
@@ -100,12 +101,31 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_prepare(settings: Settings, _: argparse.Namespace) -> int:
+    runtime = _runtime(settings)
+    # MiniLM's distilled word vectors and its OpenVINO network are built here, once per data
+    # directory: the only steps that need torch, which then never loads in a serving process.
+    runtime.encoder.static(["warm-up"])
+    runtime.encoder.embed(["warm-up"])
+    runtime.close()
+    return 0
+
+
+def _prepare() -> None:
+    """Run `heron prepare` in a child process, so that what it loads (torch above all: ~400 MB)
+    leaves with it instead of staying in the process that then serves for days."""
+    done = subprocess.run([sys.executable, "-m", "cli.main", "prepare"], cwd=REPO_ROOT, check=False)
+    if done.returncode:
+        raise SystemExit(done.returncode)
+
+
+def cmd_api(settings: Settings, _: argparse.Namespace, *, prepared: bool = False) -> int:
     import uvicorn
 
     from api.app import create_app
 
-    _runtime(settings).close()  # migrate and train the starter model before binding the port
+    if not prepared:
+        _prepare()  # migrate and train the starter model before binding the port
     host = settings.api_host
     if not settings.roles_by_key and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
@@ -128,7 +148,7 @@ def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_ui(settings: Settings, _: argparse.Namespace) -> int:
-    _runtime(settings).close()
+    _prepare()
     command = _streamlit_command(settings)
     # Become Streamlit (exec), so a stop signal (docker stop, systemd, Ctrl-C) reaches it directly.
     os.execv(command[0], command)
@@ -163,7 +183,7 @@ def _streamlit_command(settings: Settings) -> list[str]:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    _runtime(settings).close()
+    _prepare()
     if settings.in_process_broker:
         from workers import dispatch
 
@@ -199,7 +219,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    _runtime(settings).close()
+    _prepare()
     children = [subprocess.Popen(_streamlit_command(settings))]
     if not settings.in_process_broker:
         children.append(subprocess.Popen([sys.executable, "-m", "cli.main", "worker"]))
@@ -209,7 +229,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        return cmd_api(settings, args)
+        return cmd_api(settings, args, prepared=True)
     finally:
         for child in children:
             child.terminate()

@@ -15,7 +15,8 @@ from workers import dispatch
 @st.cache_resource(show_spinner="Preparing Heron (first start trains the starter model)…")
 def runtime() -> Runtime:
     opened = open_runtime(get_settings())
-    dispatch.start(opened)
+    # Beside `heron api` (as `heron up` starts it) the console uses the API's workers and model.
+    dispatch.connect_beside_workers(opened)
     return opened
 
 

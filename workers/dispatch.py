@@ -18,8 +18,10 @@ import dramatiq
 from core.events import JOB_EVENTS
 from core.runtime import Runtime
 from core.services import leases, recovery
+from core.work import WorkSender
 from workers import context
 from workers.broker import install_broker
+from workers.doorbell import Doorbell, DoorbellSender, answers, socket_path
 from workers.sender import QueueSender
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,13 @@ class WorkerHandle:
     broker: dramatiq.Broker
     worker: dramatiq.Worker | None = None
     sweeper: threading.Thread | None = None
+    doorbell: Doorbell | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.doorbell is not None:
+            self.doorbell.close()
         if self.worker is not None:
             self.worker.stop(timeout=10_000)
         if self.sweeper is not None:
@@ -68,6 +73,10 @@ def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | Non
             handle.worker = dramatiq.Worker(broker, worker_threads=runtime.settings.worker_threads)
             handle.worker.start()
             JOB_EVENTS.local_workers = True  # jobs end in this process: waiters here are woken
+            if in_process:  # processes started beside this one (the console) send their work here
+                handle.doorbell = Doorbell(socket_path(runtime.settings.data_dir))
+                if not handle.doorbell.open():
+                    handle.doorbell = None
         if sweep if sweep is not None else in_process:
             handle.sweeper = threading.Thread(
                 target=_sweep_forever, args=(runtime, handle.stopping), name="heron-sweeper", daemon=True
@@ -75,6 +84,22 @@ def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | Non
             handle.sweeper.start()
         _handle = handle
         return handle
+
+
+def connect_beside_workers(runtime: Runtime) -> None:
+    """Connect a process that serves people, not the queue (the console): with the in-process
+    queue, hand work to the worker process on this data directory when one answers (no second
+    set of workers, no second MiniLM); otherwise, or when it stops answering, run workers here."""
+    bell = socket_path(runtime.settings.data_dir)
+    if not runtime.settings.in_process_broker or not answers(bell):
+        start(runtime)
+        return
+
+    def start_own() -> WorkSender:
+        start(runtime)
+        return runtime.work
+
+    runtime.work = DoorbellSender(bell, start_own)
 
 
 def stop() -> None:

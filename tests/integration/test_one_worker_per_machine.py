@@ -1,0 +1,97 @@
+"""With the in-process queue, a console started beside `heron api` uses the API's workers and model
+(one set per machine) and starts its own only when no worker process answers."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from core.runtime import open_runtime
+from core.services import documents, jobs
+from tests.conftest import SentWork, make_settings
+from tests.documents import FINANCE
+from workers import dispatch
+from workers.doorbell import DoorbellSender, answers, socket_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_console_hands_its_work_to_the_api_process(prepared_dir: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "api"],
+        # A long lease: its sweeper re-sends a waiting job only after 300 s, so within this test
+        # only the doorbell can have brought the console's job to the API's workers.
+        env={
+            **os.environ,
+            "HERON_DATA_DIR": str(prepared_dir),
+            "HERON_API_PORT": str(port),
+            "HERON_JOB_LEASE_SECONDS": "600",
+        },
+        cwd=ROOT,
+    )
+    console = open_runtime(make_settings(prepared_dir))
+    try:
+        deadline = time.monotonic() + 180
+        while not answers(socket_path(prepared_dir)) and time.monotonic() < deadline:
+            assert api.poll() is None, "heron api exited"
+            time.sleep(0.2)
+        # Given `heron api` running on the data directory, the console connects beside it
+        dispatch.connect_beside_workers(console)
+        assert isinstance(console.work, DoorbellSender)
+        # When the console stores an upload, the API's workers classify it
+        stored = documents.upload(
+            engine=console.engine,
+            blobs=console.blobs,
+            work=console.work,
+            stream=io.BytesIO(FINANCE.encode() + b" Rung."),
+            filename="rung.txt",
+            max_bytes=10**6,
+        )
+        job = jobs.wait_for_job(engine=console.engine, job_id=stored.jobs[0].id, seconds=60)
+        assert (job.status, job.classification_result) == ("COMPLETED", "finance")
+        # ... and the API answers for it as for its own
+        seen = httpx.get(f"http://127.0.0.1:{port}/api/jobs/{job.id}", params={"wait": 5}).json()
+        assert seen["classification_result"] == "finance"
+        # And the console never loaded MiniLM
+        assert console.encoder._model is None
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+        console.close()
+    # Once the API is gone nobody answers: the socket it listened on is removed
+    assert not answers(socket_path(prepared_dir))
+
+
+def test_work_goes_to_this_process_when_no_worker_process_answers(tmp_path: Path) -> None:
+    started: list[SentWork] = []
+
+    def start_own() -> SentWork:
+        started.append(SentWork())
+        return started[-1]
+
+    sender = DoorbellSender(socket_path(tmp_path), start_own)
+    sender.send_classify("job-1")
+    sender.send_task("task-1", "training")
+    sender.send_classify("job-2")
+    # The workers start once, and every message reaches them
+    assert len(started) == 1
+    assert started[0].jobs == ["job-1", "job-2"] and started[0].tasks == [("task-1", "training")]
+
+
+def test_a_stale_socket_file_does_not_answer(tmp_path: Path) -> None:
+    path = socket_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    gone = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    gone.bind(str(path))
+    gone.close()  # a worker process that died without removing its socket
+    assert path.exists() and not answers(path)
