@@ -111,9 +111,14 @@ def cmd_prepare(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare() -> None:
+def _prepare(settings: Settings) -> None:
     """Run `heron prepare` in a child process, so that what it loads (torch above all: ~400 MB)
-    leaves with it instead of staying in the process that then serves for days."""
+    leaves with it instead of staying in the process that then serves for days; skipped when there
+    is nothing to prepare (every start after the first)."""
+    from core.runtime import is_prepared
+
+    if is_prepared(settings):
+        return
     done = subprocess.run([sys.executable, "-m", "cli.main", "prepare"], cwd=REPO_ROOT, check=False)
     if done.returncode:
         raise SystemExit(done.returncode)
@@ -125,7 +130,7 @@ def cmd_api(settings: Settings, _: argparse.Namespace, *, prepared: bool = False
     from api.app import create_app
 
     if not prepared:
-        _prepare()  # migrate and train the starter model before binding the port
+        _prepare(settings)  # migrate and train the starter model before binding the port
     host = settings.api_host
     if not settings.roles_by_key and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
@@ -148,7 +153,7 @@ def cmd_api(settings: Settings, _: argparse.Namespace, *, prepared: bool = False
 
 
 def cmd_ui(settings: Settings, _: argparse.Namespace) -> int:
-    _prepare()
+    _prepare(settings)
     command = _streamlit_command(settings)
     # Become Streamlit (exec), so a stop signal (docker stop, systemd, Ctrl-C) reaches it directly.
     os.execv(command[0], command)
@@ -183,7 +188,7 @@ def _streamlit_command(settings: Settings) -> list[str]:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    _prepare()
+    _prepare(settings)
     if settings.in_process_broker:
         from workers import dispatch
 
@@ -219,7 +224,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    _prepare()
+    _prepare(settings)
     children = [subprocess.Popen(_streamlit_command(settings))]
     if not settings.in_process_broker:
         children.append(subprocess.Popen([sys.executable, "-m", "cli.main", "worker"]))

@@ -11,12 +11,12 @@ from sqlalchemy import Engine
 from core.blobs import BlobStore
 from core.classify.encoder import TextEncoder
 from core.classify.model import RoutingPolicy
-from core.db import current_revision, make_engine, migrate
+from core.db import current_revision, head_revision, make_engine, migrate
 from core.embeddings import CachedEncoder
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor, IsolationLimits
 from core.services.models import ModelCache
-from core.services.training import ensure_starter_model
+from core.services.training import active_model_is_current, ensure_starter_model
 from core.settings import Settings
 from core.work import NoQueue, WorkSender
 
@@ -116,6 +116,21 @@ def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
             encoder=runtime.training_encoder,
         )
     return runtime
+
+
+def is_prepared(settings: Settings) -> bool:
+    """Whether opening a runtime would have nothing to build: the schema is current, a model this
+    Heron can read is active, and MiniLM's caches exist (what `heron prepare` makes sure of)."""
+    encoder = TextEncoder(cache_dir=settings.static_cache_dir, backend=settings.encoder_backend)
+    if not encoder.caches_built():
+        return False
+    engine = make_engine(settings.effective_database_url)
+    try:
+        return current_revision(engine) == head_revision() and active_model_is_current(engine)
+    except Exception:  # a database that cannot be read yet: let prepare say why
+        return False
+    finally:
+        engine.dispose()
 
 
 def migrate_database(settings: Settings) -> str | None:

@@ -220,11 +220,9 @@ class TextEncoder:
 
     def _openvino_network(self, core):  # type: ignore[no-untyped-def]
         """The converted network: read from the cache, or converted from the weights (~5 s, once)."""
-        if self.cache_dir is None:
+        xml = self._ir_path()
+        if xml is None:
             return _convert_to_openvino(self._path())
-        weights = self._path() / "model.safetensors"
-        key = f"{IR_FORMAT}-{weights.stat().st_size}-{int(weights.stat().st_mtime)}"
-        xml = self.cache_dir / key / "minilm.xml"
         if not xml.exists():
             import openvino as ov
 
@@ -240,6 +238,22 @@ class TextEncoder:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return core.read_model(xml)
+
+    def _ir_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        weights = self._path() / "model.safetensors"
+        key = f"{IR_FORMAT}-{weights.stat().st_size}-{int(weights.stat().st_mtime)}"
+        return self.cache_dir / key / "minilm.xml"
+
+    def caches_built(self) -> bool:
+        """Whether everything built once per model (the distilled word vectors, the converted
+        network) is already in the cache directory."""
+        static = self.statics._cache_file()
+        if static is None or not static.exists():
+            return False
+        ir = self._ir_path()
+        return self.backend != "openvino" or (ir is not None and ir.exists())
 
     # -- torch ------------------------------------------------------------------------------------
     def _load_torch(self):  # type: ignore[no-untyped-def]

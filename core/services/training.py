@@ -81,13 +81,13 @@ def ensure_starter_model(
 
     Safe when several processes start together: one trains, the others wait for its result.
     """
-    if _active_model_is_current(engine):
+    if active_model_is_current(engine):
         with session_scope(engine) as session:
             return active_version_id(session)  # type: ignore[return-value]
     with leases.held(
         engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS, wait_seconds=wait_seconds
     ) as acquired:
-        if _active_model_is_current(engine):
+        if active_model_is_current(engine):
             with session_scope(engine) as session:
                 return active_version_id(session)  # type: ignore[return-value]
         if not acquired:
@@ -98,7 +98,7 @@ def ensure_starter_model(
         return outcome.version_id
 
 
-def _active_model_is_current(engine: Engine) -> bool:
+def active_model_is_current(engine: Engine) -> bool:
     """Whether a model is active and this Heron can read it (an older Heron's artifact format is
     retrained from the stored examples at start-up, keeping the old version for the record)."""
     with session_scope(engine) as session:
