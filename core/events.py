@@ -18,6 +18,8 @@ answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -39,6 +41,8 @@ class JobEvents:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._ended: OrderedDict[str, None] = OrderedDict()
+        # Waiters on an event loop (the API's async handlers): woken without holding a thread.
+        self._futures: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
         self._listener: threading.Thread | None = None
         self._listen_url: str | None = None
         self.listening = threading.Event()  # set while LISTEN is active on PostgreSQL
@@ -53,6 +57,10 @@ class JobEvents:
             while len(self._ended) > _REMEMBERED:
                 self._ended.popitem(last=False)
             self._condition.notify_all()
+            woken = [waiter for job_id in job_ids for waiter in self._futures.pop(job_id, ())]
+        for loop, future in woken:
+            with contextlib.suppress(RuntimeError):  # its loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, future)
 
     def wait(self, job_id: str, timeout: float) -> bool:
         """Sleep until ``job_id`` ends or ``timeout`` passes; True if it was seen to end."""
@@ -64,6 +72,27 @@ class JobEvents:
                     return False
                 self._condition.wait(remaining)
             return True
+
+    async def wait_async(self, job_id: str, timeout: float) -> bool:
+        """:meth:`wait` for a coroutine: no thread is held while it sleeps."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._condition:
+            if job_id in self._ended:
+                return True
+            self._futures.setdefault(job_id, []).append((loop, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._condition:
+                waiters = self._futures.get(job_id, [])
+                if (loop, future) in waiters:
+                    waiters.remove((loop, future))
+                    if not waiters:
+                        del self._futures[job_id]
 
     @property
     def covered(self) -> bool:
@@ -101,6 +130,11 @@ class JobEvents:
 
 
 JOB_EVENTS = JobEvents()
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def job_ended(session: Session, job_id: str) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
+from litestar.concurrency import sync_to_thread
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, MultipartBody
@@ -208,8 +209,8 @@ class JobsController(Controller):
         """A batch's jobs as they appear (a ZIP is unpacked by a worker) and what was skipped."""
         return documents.get_batch(engine=runtime.engine, batch_id=batch_id)
 
-    @get("/jobs/{job_id:str}", sync_to_thread=True, guards=[requires("annotator")])
-    def job(
+    @get("/jobs/{job_id:str}", guards=[requires("annotator")])
+    async def job(
         self, runtime: NamedDependency[Runtime], job_id: FromPath[str], wait: FromQuery[float] = 0.0
     ) -> JobView:
         """A job with its prediction (or its error) and any correction.
@@ -219,9 +220,9 @@ class JobsController(Controller):
         """
         if not 0 <= wait <= MAX_WAIT_SECONDS:
             raise Invalid(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {wait}).")
-        if wait:
-            return jobs.wait_for_job(engine=runtime.engine, job_id=job_id, seconds=wait)
-        return jobs.get_job(engine=runtime.engine, job_id=job_id)
+        if wait:  # on the event loop: a waiting client holds no thread
+            return await jobs.wait_for_job_async(engine=runtime.engine, job_id=job_id, seconds=wait)
+        return await sync_to_thread(jobs.get_job, engine=runtime.engine, job_id=job_id)
 
 
 MAX_WAIT_SECONDS = 60

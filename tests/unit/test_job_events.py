@@ -61,3 +61,20 @@ def test_postgres_notifies_other_processes_on_commit() -> None:
     assert elsewhere.wait(ended[0], 30) and elsewhere.wait(ended[-1], 30)
     assert elsewhere.covered
     engine.dispose()
+
+
+def test_a_coroutine_waits_without_a_thread_and_is_woken_from_another() -> None:
+    import asyncio
+
+    events = JobEvents()
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        early = await events.wait_async("x", 0.01)  # runs out
+        waiting = asyncio.ensure_future(events.wait_async("x", 30))
+        await asyncio.sleep(0.05)
+        threading.Thread(target=events.ended, args=(["x"],)).start()  # a worker thread's commit
+        woken = await waiting
+        return early, woken, await events.wait_async("x", 0)
+
+    assert asyncio.run(scenario()) == (False, True, True)
+    assert events._futures == {}  # nothing left registered
