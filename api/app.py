@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = runtime is None
         app.state.runtime = runtime or open_runtime(settings)
-        dispatch.start(app.state.runtime)
+        # Beside a worker process (`heron up`), send it the work; otherwise run workers here.
+        dispatch.connect_beside_workers(app.state.runtime)
         try:
             yield
         finally:

@@ -7,8 +7,9 @@ upload made unique with a reference line so that no cache helps. Sections:
   * in one process — plain MiniLM `SentenceTransformer.encode` on the documents (the baseline:
     docs/s), the routed model as a worker runs it (docs/s, share escalated, ratio to the baseline),
     and the transformer tier's macro-F1 with the served backend beside torch's;
-  * per deployment — embedded (`heron api`: SQLite, in-process queue) and scaled (`heron api`
-    enqueueing, `heron worker --processes 2`, Redis + PostgreSQL):
+  * per deployment — embedded (`heron up`, what `make run` starts: SQLite, in-process queue, the
+    API and the console beside one worker process) and scaled (`heron api` enqueueing,
+    `heron worker --processes 2`, Redis + PostgreSQL):
       - closed loop: 8 clients, each uploading a document then polling its job every 50 ms (and
         again, waiting on the job with `?wait=`) until it is done, for a fixed time;
       - burst: 600 uploads from 16 clients as fast as they go; docs/s from the first upload to the
@@ -263,7 +264,7 @@ def _deployment(name: str) -> Iterator[tuple[str, str]]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"heron-load-{name}-"))
     if name == "embedded":
         database_url = f"sqlite:///{data_dir / 'heron.db'}"
-        with heron_api(HERON_DATA_DIR=str(data_dir)) as base:
+        with heron_api("up", HERON_DATA_DIR=str(data_dir)) as base:
             yield base, database_url
         return
     import redis

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,13 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def heron_api(**environment: str) -> Iterator[str]:
-    """Run `heron api` on a free loopback port with ``HERON_*`` overrides; yields its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "HERON_API_PORT": str(port), "HERON_LOG_LEVEL": "WARNING", **environment}
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "api"], env=env, cwd=ROOT)
+def heron_api(command: str = "api", **environment: str) -> Iterator[str]:
+    """Run `heron api` (or `heron up`: API, console and worker process) on free loopback ports with
+    ``HERON_*`` overrides; yields the API's base URL."""
+    port, ui_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "HERON_API_PORT": str(port),
+        "HERON_UI_PORT": str(ui_port),
+        "HERON_LOG_LEVEL": "WARNING",
+        **environment,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", command], env=env, cwd=ROOT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=5) as client:
@@ -35,5 +43,11 @@ def heron_api(**environment: str) -> Iterator[str]:
                     time.sleep(0.1)
         yield base
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

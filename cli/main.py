@@ -192,10 +192,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if settings.in_process_broker:
         from workers import dispatch
 
-        log.warning(
-            "HERON_BROKER_URL is empty: `heron api` and `heron ui` run their own workers. This "
-            "worker only picks up jobs whose process died (set redis:// or amqp:// to scale out)."
+        log.info(
+            "in-process queue: this process runs the machine's workers and its MiniLM; `heron api` "
+            "and `heron ui` started beside it send their work here (set HERON_BROKER_URL to "
+            "redis:// or amqp:// to scale out to other machines)"
         )
+        # Blocked before any thread starts (threads inherit it), so sigwait below receives them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         runtime = _runtime(settings)
         dispatch.start(runtime, run_worker=True, sweep=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
@@ -225,9 +228,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     _prepare(settings)
-    children = [subprocess.Popen(_streamlit_command(settings))]
-    if not settings.in_process_broker:
-        children.append(subprocess.Popen([sys.executable, "-m", "cli.main", "worker"]))
+    # One worker process (with the machine's one MiniLM): with the in-process queue the API and the
+    # console send it their work (workers.doorbell), so it starts first.
+    children = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker"])]
+    if settings.in_process_broker:
+        _wait_for_workers(settings, children[0])
+    children.append(subprocess.Popen(_streamlit_command(settings)))
     print(
         f"Heron is up: API http://{settings.api_host}:{settings.api_port} "
         f"(docs at /docs), console http://{settings.api_host}:{settings.ui_port}. Ctrl-C stops.",
@@ -243,6 +249,18 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _wait_for_workers(settings: Settings, worker: subprocess.Popen, seconds: float = 600) -> None:
+    from workers.doorbell import answers, socket_path
+
+    deadline = time.monotonic() + seconds
+    while not answers(socket_path(settings.data_dir)):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            # The API then runs workers of its own: Heron still works, with two MiniLMs.
+            log.warning("the worker process did not start listening; the API runs its own workers")
+            return
+        time.sleep(0.1)
 
 
 def cmd_classify(settings: Settings, args: argparse.Namespace) -> int:

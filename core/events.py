@@ -8,8 +8,11 @@ listener thread in each process that waits (the API's) turns into the same wake-
 * embedded (SQLite, worker threads in the API's process): the worker's commit wakes the API's
   waiter directly;
 * scaled on PostgreSQL (workers in other processes or machines): LISTEN/NOTIFY carries it;
-* anything else (SQLite with workers in other processes): waiters read the database every 50 ms,
-  as before.
+* SQLite with workers in other processes of the machine (`heron up` runs one worker process beside
+  the API and the console): each process that waits binds a Unix datagram socket in the data
+  directory (``run/events-<pid>.sock``), and a process that ends jobs sends their ids to every such
+  socket after its commit;
+* anything else (a process that cannot bind its socket): waiters read the database every 50 ms.
 
 Notifications only shorten a wait: a waiter always re-reads the job from the database, and without
 a wake-up it re-reads at least every second anyway, so a lost notification costs latency, never an
@@ -21,16 +24,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 CHANNEL = "heron_job_ended"
+EVENTS_PREFIX = "events-"
 _REMEMBERED = 10_000  # recently ended jobs kept, for a waiter that arrives just after the end
 _PAYLOAD_IDS = 200  # ids per NOTIFY (a payload must stay under 8,000 bytes)
 
@@ -45,11 +52,15 @@ class JobEvents:
         self._futures: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
         self._listener: threading.Thread | None = None
         self._listen_url: str | None = None
-        self.listening = threading.Event()  # set while LISTEN is active on PostgreSQL
+        self.listening = threading.Event()  # set while other processes' job ends reach this one
         self.local_workers = False
+        # SQLite: the machine's processes tell each other through sockets in this directory.
+        self.run_dir: Path | None = None
+        self._socket: socket.socket | None = None
 
     def ended(self, job_ids: Iterable[str]) -> None:
         """Wake everyone waiting for any of ``job_ids`` (their rows are committed)."""
+        job_ids = list(job_ids)
         with self._condition:
             for job_id in job_ids:
                 self._ended[job_id] = None
@@ -98,6 +109,65 @@ class JobEvents:
     def covered(self) -> bool:
         """Whether the end of any job reaches this process as a wake-up (see the module's doc)."""
         return self.local_workers or self.listening.is_set()
+
+    def follow(self, engine: Engine) -> None:
+        """Make sure the ends of jobs on ``engine``'s database reach this process, whoever ends
+        them: PostgreSQL's NOTIFY, or on SQLite the machine's event sockets."""
+        if engine.dialect.name == "postgresql":
+            self.listen(engine.url.render_as_string(hide_password=False))
+        elif self.run_dir is not None:
+            self.listen_here(self.run_dir)
+
+    def listen_here(self, run_dir: Path, name: str | None = None) -> bool:
+        """Hear the ends of jobs that other processes on this machine finish (SQLite: one data
+        directory, one machine): bind ``run_dir/events-<pid>.sock``; False if it cannot."""
+        with self._condition:
+            if self._socket is not None:
+                return True
+            path = run_dir / f"{EVENTS_PREFIX}{name or os.getpid()}.sock"
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                hearing = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                hearing.bind(str(path))
+            except OSError as error:
+                log.warning("cannot hear job events at %s (%s): waiters poll the database", path, error)
+                return False
+            self._socket = hearing
+            self._own_path = path
+            threading.Thread(
+                target=self._hear_forever, args=(hearing,), name="heron-job-events", daemon=True
+            ).start()
+            self.listening.set()
+            return True
+
+    def _hear_forever(self, hearing: socket.socket) -> None:
+        while True:
+            try:
+                data = hearing.recv(65536)
+            except OSError:
+                return
+            self.ended(data.decode(errors="replace").split(","))
+
+    def tell_others(self, job_ids: list[str]) -> None:
+        """Send the ends of ``job_ids`` to every other process on this machine that listens."""
+        if self.run_dir is None:
+            return
+        own = getattr(self, "_own_path", None)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            for path in self.run_dir.glob(f"{EVENTS_PREFIX}*.sock"):
+                if path == own:
+                    continue
+                for start in range(0, len(job_ids), _PAYLOAD_IDS):
+                    try:
+                        sender.sendto(",".join(job_ids[start : start + _PAYLOAD_IDS]).encode(), str(path))
+                    except (ConnectionRefusedError, FileNotFoundError):  # its process is gone
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                        break
+                    except OSError:  # its buffer is full: that waiter re-reads the database anyway
+                        break
 
     def listen(self, database_url: str) -> None:
         """Follow ``NOTIFY heron_job_ended`` on this PostgreSQL database (one thread per process)."""
@@ -159,6 +229,7 @@ def _wake_waiters(session: Session) -> None:
     ended = session.info.pop("heron_ended_jobs", None)
     if ended:
         JOB_EVENTS.ended(ended)
+        JOB_EVENTS.tell_others(ended)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -7,12 +7,14 @@ import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from core.blobs import BlobStore
 from core.classify.encoder import TextEncoder
 from core.classify.model import RoutingPolicy
 from core.db import current_revision, head_revision, make_engine, migrate
 from core.embeddings import CachedEncoder
+from core.events import JOB_EVENTS
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor, IsolationLimits
 from core.services.models import ModelCache
@@ -99,6 +101,8 @@ def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
         backend=settings.encoder_backend,
     )
     encoder = CachedEncoder(text_encoder, settings.embedding_cache_dir / text_encoder.identity)
+    if make_url(settings.effective_database_url).get_backend_name() == "sqlite":
+        JOB_EVENTS.run_dir = settings.data_dir / "run"  # where this machine's processes hear job ends
     runtime = Runtime(
         settings=settings,
         engine=make_engine(settings.effective_database_url),

@@ -420,8 +420,7 @@ def wait_for_job(*, engine: Engine, job_id: str, seconds: float) -> JobView:
         NotFound: no such job.
     """
     deadline = time.monotonic() + seconds
-    if engine.dialect.name == "postgresql":
-        JOB_EVENTS.listen(engine.url.render_as_string(hide_password=False))
+    JOB_EVENTS.follow(engine)
     while True:
         view = get_job(engine=engine, job_id=job_id)
         remaining = deadline - time.monotonic()
@@ -434,8 +433,7 @@ async def wait_for_job_async(*, engine: Engine, job_id: str, seconds: float) -> 
     """:func:`wait_for_job` for a coroutine (the API): it holds no thread while it waits, so a
     thousand waiting clients cost no more than a thousand idle connections."""
     deadline = time.monotonic() + seconds
-    if engine.dialect.name == "postgresql":
-        JOB_EVENTS.listen(engine.url.render_as_string(hide_password=False))
+    JOB_EVENTS.follow(engine)
     while True:
         view = await asyncio.to_thread(get_job, engine=engine, job_id=job_id)
         remaining = deadline - time.monotonic()

@@ -72,6 +72,70 @@ def test_the_console_hands_its_work_to_the_api_process(prepared_dir: Path) -> No
     assert not answers(socket_path(prepared_dir))
 
 
+def test_heron_up_runs_one_worker_process_with_the_only_minilm(prepared_dir: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        api_port = probe.getsockname()[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ui_port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "HERON_DATA_DIR": str(prepared_dir),
+        "HERON_API_PORT": str(api_port),
+        "HERON_UI_PORT": str(ui_port),
+    }
+    up = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], env=env, cwd=ROOT, start_new_session=True)
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert up.poll() is None, "heron up exited"
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        # A document sent to the API is classified, and the waiting request is answered when it ends
+        upload = httpx.post(
+            f"{base}/api/classify_file", files={"file": ("up.txt", FINANCE.encode() + b" Up.")}
+        )
+        job = httpx.get(f"{base}/api/jobs/{upload.json()['job_id']}", params={"wait": 60}, timeout=90).json()
+        assert (job["status"], job["classification_result"]) == ("COMPLETED", "finance")
+        # The network runs in the worker process only: neither the API nor the console loaded it
+        loaded = {name: _runs_minilm(pid) for pid, name in _children(up.pid)}
+        assert loaded.get("worker") is True, loaded
+        assert loaded.get("api") is False and loaded.get("console") is False, loaded
+    finally:
+        os.killpg(up.pid, 15)
+        up.wait(timeout=60)
+
+
+def _children(root: int) -> list[tuple[int, str]]:
+    """The processes `heron up` started (and itself), named by role."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if int(entry.name) != root and int(stat[1]) != root:
+            continue
+        for role, word in (("console", "streamlit"), ("worker", "worker"), ("api", "up")):
+            if word in words:
+                found.append((int(entry.name), role))
+                break
+    return found
+
+
+def _runs_minilm(pid: int) -> bool:
+    """Whether the process has compiled a network for the CPU (OpenVINO's CPU plugin is mapped)."""
+    return "openvino_intel_cpu_plugin" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def test_work_goes_to_this_process_when_no_worker_process_answers(tmp_path: Path) -> None:
     started: list[SentWork] = []
 

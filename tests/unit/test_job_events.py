@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 
@@ -78,3 +79,19 @@ def test_a_coroutine_waits_without_a_thread_and_is_woken_from_another() -> None:
 
     assert asyncio.run(scenario()) == (False, True, True)
     assert events._futures == {}  # nothing left registered
+
+
+def test_on_sqlite_a_process_hears_the_jobs_another_process_ends(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Two JobEvents stand in for two processes of one machine (the API waiting, a worker ending)
+    api, worker = JobEvents(), JobEvents()
+    run_dir = tmp_path / "run"
+    api.run_dir = worker.run_dir = run_dir
+    assert api.listen_here(run_dir, name="api") and api.covered
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(run_dir / "events-gone.sock"))
+    dead.close()  # a process that died without removing its socket
+    ended = [uuid.uuid4().hex for _ in range(450)]
+    worker.tell_others(ended)
+    assert api.wait(ended[0], 30) and api.wait(ended[-1], 30)
+    assert not (run_dir / "events-gone.sock").exists()  # the dead one is cleared away
+    assert worker.wait(ended[0], 0) is False  # the sender is not told its own news
