@@ -46,10 +46,14 @@ def starter_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtim
 def prepared_dir(starter_runtime: Runtime, tmp_path: Path) -> Path:
     """A data directory whose database already holds the migrated schema and the starter model
     (a copy of ``starter_runtime``'s): a fresh Heron without training the starter model again."""
+    return copy_prepared(starter_runtime, tmp_path / "prepared")
+
+
+def copy_prepared(starter_runtime: Runtime, data_dir: Path) -> Path:
+    """Make ``data_dir`` a prepared Heron: a copy of ``starter_runtime``'s database."""
     import sqlite3
 
-    data_dir = tmp_path / "prepared"
-    data_dir.mkdir()
+    data_dir.mkdir(parents=True)
     source = sqlite3.connect(starter_runtime.settings.data_dir / "heron.db")
     target = sqlite3.connect(data_dir / "heron.db")
     with source, target:

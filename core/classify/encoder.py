@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 EMBEDDING_DIM = 384
 MAX_TOKENS = 256  # MiniLM's window (sentence_bert_config.json: max_seq_length)
 BACKENDS = ("auto", "openvino", "torch")
+# Networks compiled in this process, by (IR file, threads, precision): compiling takes ~0.5 s and
+# every runtime of a process (tests open dozens) would otherwise compile its own.
+_COMPILED: dict[tuple, tuple] = {}
+_COMPILED_LOCK = threading.Lock()
 # Bump when the exported network changes (inputs, pooling): the cached IR is then rebuilt.
 IR_FORMAT = "minilm-ir-v1"
 
@@ -148,6 +152,20 @@ class TextEncoder:
                 self._model = self._load_openvino() if self.backend == "openvino" else self._load_torch()
             return self._model
 
+    def _load_openvino(self):  # type: ignore[no-untyped-def]
+        """This encoder's own inference request on a network compiled once per process and
+        configuration (every runtime of a process shares it; a request is not shared)."""
+        ir = self._ir_path()
+        key = (str(ir), self.threads, self.precision) if ir is not None else None
+        with _COMPILED_LOCK:
+            found = _COMPILED.get(key) if key is not None else None
+            if found is None:
+                found = (self._compile_openvino(), self.precision)
+                if key is not None:
+                    _COMPILED[key] = found
+        compiled, self.precision = found
+        return compiled.create_infer_request()
+
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span of each of the text's tokens (no special tokens, no truncation)."""
         return self.statics.tokenizer.encode(text, add_special_tokens=False).offsets
@@ -185,7 +203,7 @@ class TextEncoder:
             return self._encode_torch(model, list(windows))
 
     # -- OpenVINO ---------------------------------------------------------------------------------
-    def _encode_openvino(self, compiled, windows: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _encode_openvino(self, request, windows: list[str]) -> np.ndarray:  # type: ignore[no-untyped-def]
         out = np.zeros((len(windows), EMBEDDING_DIM), dtype=np.float32)
         order = np.argsort([len(window) for window in windows], kind="stable")  # less padding
         for start in range(0, len(windows), self.batch_size):
@@ -196,10 +214,10 @@ class TextEncoder:
                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
             }
-            out[rows] = compiled(inputs)[0]
+            out[rows] = request.infer(inputs)[0]
         return out
 
-    def _load_openvino(self):  # type: ignore[no-untyped-def]
+    def _compile_openvino(self):  # type: ignore[no-untyped-def]
         import openvino as ov
 
         core = ov.Core()
@@ -210,12 +228,13 @@ class TextEncoder:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         network = self._openvino_network(core)
         compiled = core.compile_model(network, "CPU", config)
-        if self.precision != "fp32" and not _agrees(
-            compiled, core.compile_model(network, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"}), self
-        ):
+        if self.precision == "fp32":
+            return compiled
+        exact = core.compile_model(network, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+        if not _agrees(compiled.create_infer_request(), exact.create_infer_request(), self):
             log.warning("OpenVINO's bf16 embeddings disagree with fp32 on this machine; using fp32")
             self.precision = "fp32"
-            compiled = core.compile_model(network, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"})
+            return exact
         return compiled
 
     def _openvino_network(self, core):  # type: ignore[no-untyped-def]

@@ -13,14 +13,19 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from bench.server import heron_api
+from core.runtime import Runtime
+from tests.conftest import copy_prepared
 
-EXAMPLES_PER_OPERATION = 25
+# Valid and invalid requests per operation and mode: over 600 requests in all across the schema.
+EXAMPLES_PER_OPERATION = 12
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    # Its own data directory: the fuzzer may activate model versions and retire industries.
-    with heron_api(HERON_DATA_DIR=str(tmp_path_factory.mktemp("fuzz")), HERON_MAX_UPLOAD_MB="2") as base:
+def server(tmp_path_factory: pytest.TempPathFactory, starter_runtime: Runtime):  # type: ignore[no-untyped-def]
+    # Its own data directory (the fuzzer may activate model versions and retire industries), on a
+    # copy of a prepared database: the starter model is not trained again.
+    data_dir = copy_prepared(starter_runtime, tmp_path_factory.mktemp("fuzz") / "data")
+    with heron_api(HERON_DATA_DIR=str(data_dir), HERON_MAX_UPLOAD_MB="2") as base:
         yield base
 
 
