@@ -16,8 +16,8 @@ from bench.server import heron_api
 from core.runtime import Runtime
 from tests.conftest import copy_prepared
 
-# Valid and invalid requests per operation and mode: over 600 requests in all across the schema.
-EXAMPLES_PER_OPERATION = 12
+# Valid and invalid requests per operation and mode: over 500 requests in all across the schema.
+EXAMPLES_PER_OPERATION = 10
 
 
 @pytest.fixture(scope="module")
