@@ -22,8 +22,7 @@ $(PY):
 
 $(DEPS_STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	# --no-compile: Python compiles what it imports on first use; compiling all of torch up front is slow
-	$(PY) -m pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.deps-* && touch $@
 
 lock: ## Refresh constraints.txt: the newest versions pyproject.toml allows, installed in a throw-away venv
