@@ -30,7 +30,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.server import heron_api  # noqa: E402
+from bench.server import free_port, heron_api  # noqa: E402
 from core.corpus import read_text_corpus  # noqa: E402
 from core.runtime import open_runtime  # noqa: E402
 from core.settings import load_settings  # noqa: E402
@@ -218,7 +217,7 @@ def burst(name, base, database_url, texts, args, *, tag: str) -> None:  # type: 
 def memory(texts: list[str], documents: int) -> None:
     """PSS of everything `heron up` starts, after ``documents`` real documents and one console visit."""
     data_dir = Path(tempfile.mkdtemp(prefix="heron-load-memory-"))
-    api_port, ui_port = _free_port(), _free_port()
+    api_port, ui_port = free_port(), free_port()
     env = {
         **os.environ,
         "HERON_DATA_DIR": str(data_dir),
@@ -395,12 +394,6 @@ def _seconds(moment: datetime) -> float:
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for(url: str, seconds: float = 300) -> None:

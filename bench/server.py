@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def heron_api(command: str = "api", **environment: str) -> Iterator[str]:
     """Run `heron api` (or `heron up`: API, console and worker process) on free loopback ports with
     ``HERON_*`` overrides; yields the API's base URL."""
-    port, ui_port = _free_port(), _free_port()
+    port, ui_port = free_port(), free_port()
     env = {
         **os.environ,
         "HERON_API_PORT": str(port),
@@ -47,7 +47,8 @@ def heron_api(command: str = "api", **environment: str) -> Iterator[str]:
         server.wait(timeout=60)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.server import free_port
 from core.runtime import open_runtime
 from core.services import documents, jobs
 from tests.conftest import SentWork, make_settings
@@ -24,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_console_hands_its_work_to_the_api_process(prepared_dir: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     api = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "api"],
         # A long lease: its sweeper re-sends a waiting job only after 300 s, so within this test
@@ -73,12 +72,7 @@ def test_the_console_hands_its_work_to_the_api_process(prepared_dir: Path) -> No
 
 
 def test_heron_up_runs_one_worker_process_with_the_only_minilm(prepared_dir: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        api_port = probe.getsockname()[1]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        ui_port = probe.getsockname()[1]
+    api_port, ui_port = free_port(), free_port()
     env = {
         **os.environ,
         "HERON_DATA_DIR": str(prepared_dir),
