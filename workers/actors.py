@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import dramatiq
 
 from core.errors import Conflict
+from core.runtime import Runtime
 from core.services.documents import run_unpack_task
-from core.services.jobs import Handoff, process_job, process_slow_job
+from core.services.jobs import Handoff, process_job, process_slow_job, process_waiting
 from core.services.synthesis import run_synthesis_task
 from core.services.training import run_training_task
 from core.settings import get_settings
 from workers import context
+from workers.sender import DRAINS
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
+# How long one classify message drains before handing over to a fresh one.
+DRAIN_SECONDS = 2.0
 
 
 @dramatiq.actor(
@@ -28,22 +33,52 @@ _settings = get_settings()
     max_backoff=30_000,
     time_limit=15 * 60 * 1000,
 )
-def classify_job(job_id: str) -> None:
+def classify_job(job_id: str | None = None) -> None:
+    """Classify ``job_id`` (with a batch of other waiting jobs), then drain: keep claiming batches
+    until nothing waits. After DRAIN_SECONDS the drain hands over to a fresh message at the back of
+    the queue, so training and other work get a thread between batches."""
     runtime = context.runtime()
-    status = process_job(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        models=runtime.models,
-        job_id=job_id,
-        policy=runtime.policy,
-        lease_seconds=runtime.settings.job_lease_seconds,
-        max_attempts=runtime.settings.max_attempts,
-        limits=runtime.extraction_limits,
-        batch_size=runtime.settings.worker_batch_size,
-        extractor=runtime.extractor,
-        handoff=Handoff(slow=_to_slow_lane, again=classify_job.send),
-    )
-    log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+    counted = True  # this message counts as one of DRAINS until it leaves
+    DRAINS.beat()
+    try:
+        if job_id is not None:
+            lease = runtime.settings.job_lease_seconds
+            status = process_job(job_id=job_id, lease_seconds=lease, **_work(runtime))
+            log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while True:
+            DRAINS.beat()
+            if process_waiting(**_work(runtime)):
+                if time.monotonic() > deadline:
+                    classify_job.send()  # the count passes to the next message
+                    counted = False
+                    return
+                continue
+            DRAINS.leave()
+            counted = False
+            # Claim once more after leaving: a sender that counted on this drain committed its job
+            # before this drain left, so the job is seen now (see workers.sender.Drains).
+            if not process_waiting(**_work(runtime)):
+                return
+            DRAINS.rejoin()
+            counted = True
+    finally:
+        if counted:
+            DRAINS.leave()
+
+
+def _work(runtime: Runtime) -> dict:
+    return {
+        "engine": runtime.engine,
+        "blobs": runtime.blobs,
+        "models": runtime.models,
+        "policy": runtime.policy,
+        "max_attempts": runtime.settings.max_attempts,
+        "limits": runtime.extraction_limits,
+        "batch_size": runtime.settings.worker_batch_size,
+        "extractor": runtime.extractor,
+        "handoff": Handoff(slow=_to_slow_lane, again=lambda again_id: runtime.work.send_classify(again_id)),
+    }
 
 
 # The slow lane: its own threads (as many as its extraction processes), so a document that

@@ -22,7 +22,7 @@ from core.work import WorkSender
 from workers import context
 from workers.broker import install_broker
 from workers.doorbell import Doorbell, DoorbellSender, answers, socket_path
-from workers.sender import QueueSender
+from workers.sender import DRAINS, QueueSender
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
@@ -34,6 +34,7 @@ TASK_SILENCE_SECONDS = 30 * 60
 @dataclass
 class WorkerHandle:
     broker: dramatiq.Broker
+    in_process: bool = False
     worker: dramatiq.Worker | None = None
     sweeper: threading.Thread | None = None
     doorbell: Doorbell | None = None
@@ -58,20 +59,25 @@ def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | Non
     threads here when the queue is in-process. Starting again only connects another runtime."""
     global _handle
     with _lock:
-        runtime.work = QueueSender()
         if _handle is not None:
+            runtime.work = QueueSender(coalesce=_handle.worker is not None and _handle.in_process)
             return _handle
+        runtime.work = QueueSender()
         context.install(runtime)
         broker = install_broker(runtime.settings)
         import workers.actors  # noqa: F401  (registers the actors on the broker just installed)
 
         in_process = runtime.settings.in_process_broker
-        handle = WorkerHandle(broker=broker)
+        handle = WorkerHandle(broker=broker, in_process=in_process)
         if run_worker if run_worker is not None else in_process:
             # Load MiniLM now rather than inside the first escalated job (a second of latency).
             runtime.encoder.embed(["warm-up"])
             handle.worker = dramatiq.Worker(broker, worker_threads=runtime.settings.worker_threads)
             handle.worker.start()
+            if in_process:
+                # The drains run in this process: as many as it has threads, one message each.
+                DRAINS.limit = runtime.settings.worker_threads
+                runtime.work = QueueSender(coalesce=True)
             JOB_EVENTS.local_workers = True  # jobs end in this process: waiters here are woken
             if in_process:  # processes started beside this one (the console) send their work here
                 handle.doorbell = Doorbell(socket_path(runtime.settings.data_dir))

@@ -104,7 +104,7 @@ class Doorbell:
         return True
 
     def _serve(self) -> None:
-        sender = QueueSender()
+        sender = QueueSender(coalesce=True)  # the drains run in this process
         while self._socket is not None:
             try:
                 data = self._socket.recv(_MAX_DATAGRAM)

@@ -113,6 +113,45 @@ def process_job(
             job = session.get(Job, job_id)
             return job.status if job else "MISSING"
     claimed = [job_id, *_claim_waiting(engine, batch_size - 1, exclude=job_id)]
+    _process_claimed(engine, blobs, models, claimed, policy, max_attempts, limits, extractor, handoff)
+    with session_scope(engine) as session:
+        return session.get(Job, job_id).status
+
+
+def process_waiting(
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    models: ModelCache,
+    policy: RoutingPolicy,
+    max_attempts: int,
+    limits: ExtractionLimits | None = None,
+    batch_size: int = 1,
+    extractor: Extractor | None = None,
+    handoff: Handoff | None = None,
+) -> int:
+    """Claim up to ``batch_size`` waiting jobs, oldest first, and process them as
+    :func:`process_job` does; returns how many were claimed (0: nothing was waiting).
+
+    A worker that keeps calling this until it returns 0 drains the queue with one message.
+    """
+    claimed = _claim_waiting(engine, batch_size, exclude=None)
+    if claimed:
+        _process_claimed(engine, blobs, models, claimed, policy, max_attempts, limits, extractor, handoff)
+    return len(claimed)
+
+
+def _process_claimed(
+    engine: Engine,
+    blobs: BlobStore,
+    models: ModelCache,
+    claimed: list[str],
+    policy: RoutingPolicy,
+    max_attempts: int,
+    limits: ExtractionLimits | None,
+    extractor: Extractor | None,
+    handoff: Handoff | None,
+) -> None:
     lane = FAST if extractor is not None and handoff is not None else None
     try:
         texts, slow, unread = _document_texts(engine, blobs, claimed, limits, extractor, lane)
@@ -127,8 +166,6 @@ def process_job(
             handoff.slow(slow_id)
         for again_id in unread:
             handoff.again(again_id)
-    with session_scope(engine) as session:
-        return session.get(Job, job_id).status
 
 
 def process_slow_job(
@@ -238,7 +275,7 @@ def _give_back(engine: Engine, job_ids: list[str], error: Exception, max_attempt
                 session.add(job)
 
 
-def _claim_waiting(engine: Engine, limit: int, *, exclude: str) -> list[str]:
+def _claim_waiting(engine: Engine, limit: int, *, exclude: str | None) -> list[str]:
     """Claim up to ``limit`` other PENDING jobs, oldest first, in one statement.
 
     On PostgreSQL the pick skips rows another worker is claiming at that moment (SKIP LOCKED)
@@ -248,12 +285,9 @@ def _claim_waiting(engine: Engine, limit: int, *, exclude: str) -> list[str]:
         return []
     now = utcnow()
     with session_scope(engine) as session:
-        pick = (
-            select(Job.id)
-            .where(Job.status == JobStatus.PENDING, Job.id != exclude)
-            .order_by(Job.created_at)
-            .limit(limit)
-        )
+        pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at).limit(limit)
+        if exclude is not None:
+            pick = pick.where(Job.id != exclude)
         if engine.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         candidates = list(session.exec(pick))
