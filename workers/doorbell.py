@@ -55,6 +55,8 @@ class DoorbellSender:
         self.start_own = start_own
         self._own: WorkSender | None = None
         self._lock = threading.Lock()
+        # One socket for every ring (making one per message cost more than sending it).
+        self._bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 
     def send_classify(self, job_id: str) -> None:
         self._send({"job": job_id}, lambda sender: sender.send_classify(job_id))
@@ -65,7 +67,7 @@ class DoorbellSender:
     def _send(self, message: dict, locally: Callable[[WorkSender], None]) -> None:
         if self._own is None:
             try:
-                ring(self.path, message)
+                self._bell.sendto(json.dumps(message).encode(), str(self.path))
                 return
             except OSError as error:
                 with self._lock:

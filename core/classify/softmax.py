@@ -130,8 +130,17 @@ class SoftmaxRegression:
     def decision_function(self, features: Features, *, offsets: np.ndarray | None = None) -> np.ndarray:
         if not getattr(self, "classes_", None):
             raise NotFittedError("This SoftmaxRegression has no classes yet; call fit first.")
-        scores = np.asarray(features @ self.coef_.T) + self.intercept_
+        scores = np.asarray(features @ self._coef_by_feature()) + self.intercept_
         return scores + self._offsets(offsets, features.shape[0])
+
+    def _coef_by_feature(self) -> np.ndarray:
+        """``coef_.T`` laid out row by row: a sparse batch times the transposed *view* made scipy
+        copy the whole (features x classes) matrix on every call, 3 ms per batch of 16."""
+        cached = self.__dict__.get("_coef_t")
+        if cached is None or cached[0] is not self.coef_:  # coef_ is only ever replaced, not edited
+            cached = (self.coef_, np.ascontiguousarray(self.coef_.T))
+            self.__dict__["_coef_t"] = cached
+        return cached[1]
 
     def _offsets(self, offsets: np.ndarray | None, n: int) -> np.ndarray:
         k = len(self.classes_)
