@@ -156,6 +156,8 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
     """Each client uploads one document, follows its job until it is done, and starts again."""
     deadline = time.monotonic() + args.loop_seconds
     latencies: list[float] = []
+    uploads: list[float] = []  # the upload request alone
+    escalated: list[float] = []  # upload->done of the documents the transformer tier decided
     job_ids: list[str] = []
     lock = threading.Lock()
     counter = iter(range(10**9))
@@ -168,6 +170,7 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
                 body = f"{texts[i % len(texts)]}\n\nRef {tag}-{i}".encode()
                 started = time.perf_counter()
                 job_id = http.post("/api/classify_file", files={"file": (f"d{i}.txt", body)}).json()["job_id"]
+                uploaded = time.perf_counter() - started
                 while True:
                     if mode == "wait":
                         job = http.get(f"/api/jobs/{job_id}", params={"wait": 30}).json()
@@ -178,6 +181,9 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
                         break
                 with lock:
                     latencies.append(time.perf_counter() - started)
+                    uploads.append(uploaded)
+                    if job.get("escalated"):
+                        escalated.append(latencies[-1])
                     job_ids.append(job_id)
 
     started = time.perf_counter()
@@ -189,7 +195,11 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
     print(
         f"{name:8s} closed loop, {args.loop_clients} clients {how}: {len(job_ids) / seconds:.1f} docs/s; "
         f"upload->done p50 {_pct(latencies, 0.5):.0f} ms, p95 {_pct(latencies, 0.95):.0f} ms; "
-        f"{_check(database_url, job_ids)}",
+        f"{_check(database_url, job_ids)}\n"
+        f"         (the upload request alone p50 {_pct(uploads, 0.5):.0f} ms, "
+        f"p95 {_pct(uploads, 0.95):.0f} ms; "
+        f"{len(escalated) / max(1, len(latencies)):.0%} escalated, their upload->done p50 "
+        f"{_pct(escalated, 0.5):.0f} ms, p95 {_pct(escalated, 0.95):.0f} ms)",
         flush=True,
     )
 
