@@ -15,7 +15,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from core.blobs import CHUNK_SIZE, BlobStore, StoredBlob
@@ -27,7 +28,7 @@ from core.extract.archive import unpack
 from core.extract.sniff import SUPPORTED_DESCRIPTION, ZIP
 from core.extract.types import Source
 from core.services import audit, tasks
-from core.services.jobs import JobView, job_views
+from core.services.jobs import JobView, job_views, new_job_view
 from core.work import WorkSender
 
 MAX_NAME_LENGTH = 255
@@ -184,7 +185,8 @@ def submit_batch(
         job = _new_job(
             session, document, name, (client_content_type or content_type), submitted_by, blob, batch_id
         )
-        return Submission(jobs=job_views(session, [job]), batch_id=batch_id)
+        # A new job has no prediction nor correction yet: its view needs no query.
+        return Submission(jobs=[new_job_view(job, document)], batch_id=batch_id)
 
 
 def run_unpack_task(
@@ -363,8 +365,7 @@ def _new_job(
         submitted_by=submitted_by,
         batch_id=batch_id,
     )
-    session.add(job)
-    session.flush()
+    session.add(job)  # its id is made here, so it and its audit event are flushed together
     audit.record(
         session,
         action="document.uploaded",
@@ -378,22 +379,29 @@ def _new_job(
 
 
 def _document_for(session: Session, blob: StoredBlob, name: str, content_type: str) -> Document:
-    existing = session.exec(select(Document).where(Document.sha256 == blob.sha256)).first()
-    if existing:
-        return existing
-    document = Document(
-        sha256=blob.sha256,
-        original_name=name,
-        content_type=content_type,
-        size=blob.size,
-        storage_key=blob.key,
-    )
-    try:
-        with session.begin_nested():
-            session.add(document)
-    except IntegrityError:  # the same bytes arrived in another process at the same moment
+    """The document row for these bytes: inserted unless it exists (also when the same bytes arrive
+    in another process at the same moment), in one statement rather than a savepoint."""
+    values = {
+        "sha256": blob.sha256,
+        "original_name": name,
+        "content_type": content_type,
+        "size": blob.size,
+        "storage_key": blob.key,
+        "extraction_warnings": [],
+        "ocr_pages": [],
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    inserted = session.execute(
+        insert(Document)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["sha256"])
+        .returning(Document.id)
+    ).scalar()
+    if inserted is None:
         return session.exec(select(Document).where(Document.sha256 == blob.sha256)).one()
-    return document
+    return Document(id=inserted, **values)  # what was just stored (not loaded into the session)
 
 
 def clean_filename(filename: str | None) -> str:

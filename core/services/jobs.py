@@ -521,6 +521,11 @@ def job_views(session: Session, jobs: Sequence[Job]) -> list[JobView]:
     return [_view(job, *rows.get(job.id, (None, None, None))) for job in jobs]
 
 
+def new_job_view(job: Job, document: Document) -> JobView:
+    """The view of a job just created (no prediction, no correction), without a query."""
+    return _view(job, None, None, document)
+
+
 def _view_query(job_ids: Sequence[str]):  # type: ignore[no-untyped-def]
     """Each job with its prediction, its latest correction and its document: one statement."""
     latest = select(func.max(Feedback.id)).where(Feedback.job_id == Job.id).correlate(Job).scalar_subquery()
