@@ -12,7 +12,7 @@ import dramatiq
 from core.errors import Conflict
 from core.runtime import Runtime
 from core.services.documents import run_unpack_task
-from core.services.jobs import Handoff, process_job, process_slow_job, process_waiting
+from core.services.jobs import Handoff, claim_job, process_job, process_slow_job, process_waiting
 from core.services.synthesis import run_synthesis_task
 from core.services.training import run_training_task
 from core.settings import get_settings
@@ -36,15 +36,23 @@ DRAIN_SECONDS = 2.0
 def classify_job(job_id: str | None = None) -> None:
     """Classify ``job_id`` (with a batch of other waiting jobs), then drain: keep claiming batches
     until nothing waits. After DRAIN_SECONDS the drain hands over to a fresh message at the back of
-    the queue, so training and other work get a thread between batches."""
+    the queue, so training and other work get a thread between batches.
+
+    With the in-process queue a message may stand for jobs sent after it (workers.sender.Drains),
+    so it drains even when its own job was taken; with a broker it ends there."""
     runtime = context.runtime()
     counted = True  # this message counts as one of DRAINS until it leaves
     DRAINS.beat()
     try:
         if job_id is not None:
             lease = runtime.settings.job_lease_seconds
-            status = process_job(job_id=job_id, lease_seconds=lease, **_work(runtime))
-            log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+            if claim_job(engine=runtime.engine, job_id=job_id, lease_seconds=lease):
+                status = process_job(job_id=job_id, lease_seconds=lease, claimed=True, **_work(runtime))
+                log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+            elif not runtime.settings.in_process_broker:
+                # Redis/RabbitMQ: every job has a message of its own, and whoever took this one is
+                # draining already; one UPDATE is all this message costs.
+                return
         deadline = time.monotonic() + DRAIN_SECONDS
         while True:
             DRAINS.beat()

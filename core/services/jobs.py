@@ -92,8 +92,11 @@ def process_job(
     batch_size: int = 1,
     extractor: Extractor | None = None,
     handoff: Handoff | None = None,
+    claimed: bool = False,
 ) -> str:
     """Extract and classify one job; running it twice, or concurrently, is safe.
+
+    ``claimed``: the caller already claimed it (:func:`claim_job`).
 
     With ``batch_size`` > 1 the worker also claims up to that many other waiting jobs and
     classifies them together: the transformer tier is far faster on a batch than on one text at a
@@ -108,12 +111,12 @@ def process_job(
     the error's code; any other exception puts the jobs back to PENDING (or FAILED after
     ``max_attempts``) and propagates so the queue can retry it.
     """
-    if not _claim(engine, job_id, lease_seconds):
+    if not claimed and not claim_job(engine=engine, job_id=job_id, lease_seconds=lease_seconds):
         with session_scope(engine) as session:
             job = session.get(Job, job_id)
             return job.status if job else "MISSING"
-    claimed = [job_id, *_claim_waiting(engine, batch_size - 1, exclude=job_id)]
-    _process_claimed(engine, blobs, models, claimed, policy, max_attempts, limits, extractor, handoff)
+    batch = [job_id, *_claim_waiting(engine, batch_size - 1, exclude=job_id)]
+    _process_claimed(engine, blobs, models, batch, policy, max_attempts, limits, extractor, handoff)
     with session_scope(engine) as session:
         return session.get(Job, job_id).status
 
@@ -308,8 +311,9 @@ def _claim_waiting(engine: Engine, limit: int, *, exclude: str | None) -> list[s
         return list(claimed.scalars())
 
 
-def _claim(engine: Engine, job_id: str, lease_seconds: int) -> bool:
-    """Move the job to PROCESSING if it is waiting (or its previous worker's lease ran out)."""
+def claim_job(*, engine: Engine, job_id: str, lease_seconds: int) -> bool:
+    """Move the job to PROCESSING if it is waiting (or its previous worker's lease ran out); then
+    :func:`process_job` it with ``claimed=True``. False: someone else has it, or it has ended."""
     now = utcnow()
     stale = now - timedelta(seconds=lease_seconds)
     with session_scope(engine) as session:
