@@ -17,6 +17,12 @@ listener thread in each process that waits (the API's) turns into the same wake-
 Notifications only shorten a wait: a waiter always re-reads the job from the database, and without
 a wake-up it re-reads at least every second anyway, so a lost notification costs latency, never an
 answer.
+
+The same notifications let a process answer status reads of jobs that have not ended without the
+database (:meth:`JobEvents.recall`): a view of a running job read (or created) at most
+``VIEW_SECONDS`` ago is served again until the job's end arrives, which drops it. So a client
+polling every 50 ms costs one query per second while it waits, and sees the end as soon as a waiter
+would; a PENDING job that a worker has just claimed may show PENDING for up to ``VIEW_SECONDS``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ CHANNEL = "heron_job_ended"
 EVENTS_PREFIX = "events-"
 _REMEMBERED = 10_000  # recently ended jobs kept, for a waiter that arrives just after the end
 _PAYLOAD_IDS = 200  # ids per NOTIFY (a payload must stay under 8,000 bytes)
+VIEW_SECONDS = 1.0  # how long a view of a job that has not ended may be served from memory
 
 
 class JobEvents:
@@ -48,6 +55,8 @@ class JobEvents:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._ended: OrderedDict[str, None] = OrderedDict()
+        # Views of jobs that had not ended when read, with when they were read (see recall).
+        self._views: OrderedDict[str, tuple[float, object]] = OrderedDict()
         # Waiters on an event loop (the API's async handlers): woken without holding a thread.
         self._futures: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
         self._listener: threading.Thread | None = None
@@ -65,6 +74,7 @@ class JobEvents:
             for job_id in job_ids:
                 self._ended[job_id] = None
                 self._ended.move_to_end(job_id)
+                self._views.pop(job_id, None)
             while len(self._ended) > _REMEMBERED:
                 self._ended.popitem(last=False)
             self._condition.notify_all()
@@ -72,6 +82,31 @@ class JobEvents:
         for loop, future in woken:
             with contextlib.suppress(RuntimeError):  # its loop has closed: nobody is waiting
                 loop.call_soon_threadsafe(_resolve, future)
+
+    def remember(self, job_id: str, view: object) -> None:
+        """Keep a view of ``job_id`` read (or created) just now, while it had not ended; only where
+        the ends of jobs reach this process, and never for a job whose end already arrived."""
+        if not self.covered:
+            return
+        with self._condition:
+            if job_id in self._ended:
+                return
+            self._views[job_id] = (time.monotonic(), view)
+            self._views.move_to_end(job_id)
+            while len(self._views) > _REMEMBERED:
+                self._views.popitem(last=False)
+
+    def recall(self, job_id: str) -> object | None:
+        """The view :meth:`remember` kept, if the job has not ended since and it is at most
+        ``VIEW_SECONDS`` old (and the ends of jobs still reach this process); else None."""
+        with self._condition:
+            kept = self._views.get(job_id)
+            if kept is None:
+                return None
+            if time.monotonic() - kept[0] > VIEW_SECONDS or not self.covered:
+                del self._views[job_id]
+                return None
+            return kept[1]
 
     def wait(self, job_id: str, timeout: float) -> bool:
         """Sleep until ``job_id`` ends or ``timeout`` passes; True if it was seen to end."""

@@ -23,6 +23,7 @@ from core.blobs import CHUNK_SIZE, BlobStore, StoredBlob
 from core.db import session_scope
 from core.db.tables import Document, Job, Task, TaskStatus, new_id, utcnow
 from core.errors import EmptyFile, HeronError, NotFound, UnsupportedType
+from core.events import JOB_EVENTS
 from core.extract import ExtractionLimits, is_supported, sniff, unsupported_message
 from core.extract.archive import unpack
 from core.extract.sniff import SUPPORTED_DESCRIPTION, ZIP
@@ -101,6 +102,7 @@ def upload(
         batch_id=batch_id,
     )
     for job in submission.jobs:
+        JOB_EVENTS.remember(job.id, job)  # the client's first polls need no query
         work.send_classify(job.id)
     if submission.unpack_task_id:
         work.send_task(submission.unpack_task_id, "unpack")

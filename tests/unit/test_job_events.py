@@ -95,3 +95,23 @@ def test_on_sqlite_a_process_hears_the_jobs_another_process_ends(tmp_path) -> No
     assert api.wait(ended[0], 30) and api.wait(ended[-1], 30)
     assert not (run_dir / "events-gone.sock").exists()  # the dead one is cleared away
     assert worker.wait(ended[0], 0) is False  # the sender is not told its own news
+
+
+def test_a_kept_view_is_served_until_the_job_ends_or_it_is_a_second_old(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.events as events_module
+
+    events = JobEvents()
+    events.remember("a", "view of a")
+    assert events.recall("a") is None  # nothing tells this process about ends: nothing is kept
+    events.local_workers = True
+    events.remember("a", "view of a")
+    events.remember("b", "view of b")
+    assert events.recall("a") == "view of a"
+    # The end drops the view at once, and a view read just before the end is not kept after it
+    events.ended(["a"])
+    assert events.recall("a") is None
+    events.remember("a", "stale view of a")
+    assert events.recall("a") is None
+    # A view older than VIEW_SECONDS is read again
+    monkeypatch.setattr(events_module, "VIEW_SECONDS", 0.0)
+    assert events.recall("b") is None
