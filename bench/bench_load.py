@@ -475,7 +475,11 @@ def _name(pid: int) -> str:
         if "streamlit" in words:
             return "console"
         if "up" in words:
-            return "API+workers"
+            return "API"
+        if "worker" in words:
+            return "worker"
+        if "core.extract.isolation" in words:
+            return "extraction"
         return Path(words[0]).name if words else str(pid)
     return str(pid)
 

@@ -1,4 +1,9 @@
-"""Evaluation metrics: true and predicted labels (and confidences) in, plain numbers out."""
+"""Evaluation metrics: true and predicted labels (and confidences) in, plain numbers out.
+
+scikit-learn is imported inside the functions that use it, here and in the rest of ``core``: with the
+pandas it pulls in it costs ~130 MB, and the API and console processes, which import these modules
+but never train or score, would carry it for nothing (tests/unit/test_layering.py checks this).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 COVERAGE_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -32,6 +31,8 @@ def evaluation_report(
     set never contains does not drag the average down); truth labels the model does not know
     count as errors.
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     if not truth:
         return {"n": 0}
     present = [label for label in labels if label in set(truth)] + sorted(set(truth) - set(labels))
@@ -117,6 +118,8 @@ def routing_curve(
     Computed on out-of-fold predictions of the training data, this is what the default
     ``escalation_threshold`` is chosen from (never from the holdout).
     """
+    from sklearn.metrics import f1_score
+
     fast_top = fast_probabilities.max(axis=1)
     points = []
     for threshold in thresholds:

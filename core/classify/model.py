@@ -27,7 +27,6 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse
 from scipy.special import logsumexp
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from core.classify.calibration import softmax
 from core.classify.softmax import SoftmaxRegression
@@ -88,6 +87,8 @@ class FastTier:
 
     @staticmethod
     def features(texts: Sequence[str], static: np.ndarray, static_scale: float) -> sparse.csr_matrix:
+        from sklearn.feature_extraction.text import HashingVectorizer  # see core.evaluation
+
         words = HashingVectorizer(
             n_features=HASHED_FEATURES, alternate_sign=False, norm="l2", dtype=np.float64
         ).transform([sample_text(text) for text in texts])

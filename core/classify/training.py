@@ -18,7 +18,6 @@ from pathlib import PurePosixPath
 
 import numpy as np
 from scipy import sparse
-from sklearn.model_selection import StratifiedGroupKFold
 
 from core.classify.calibration import COMBINED_CENTRE, fit_temperature
 from core.classify.model import (
@@ -409,5 +408,7 @@ def _splits(
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members"
+        from sklearn.model_selection import StratifiedGroupKFold  # see core.evaluation
+
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(len(targets)), targets, keys))

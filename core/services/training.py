@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -647,6 +646,8 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
 def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Out-of-fold quality of each tier on the training data (folds hold out whole groups: genres,
     sources), and the routing curve derived from it."""
+    from sklearn.metrics import f1_score  # see core.evaluation: not at import time
+
     if not fit.oof_fast.any():
         return {}
     calibration = fit.model.calibration

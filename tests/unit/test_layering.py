@@ -126,3 +126,12 @@ def _cycles(imports: dict[str, list[str]]) -> list[list[str]]:
             elif child in on_stack:
                 low[node] = min(low[node], index[child])
     return found
+
+
+def test_the_api_process_does_not_carry_scikit_learn() -> None:
+    """The API serves requests and hands classification and training to the worker process; with
+    scikit-learn (and the pandas it pulls in) imported it would hold ~130 MB it never uses."""
+    heavy = "('sklearn', 'pandas', 'torch')"
+    probe = f"import sys, api.app; print(','.join(m for m in {heavy} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""
