@@ -75,12 +75,13 @@ def client(runtime: Runtime) -> Iterator:
 
 
 def wait_for_job(client, job_id: str, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
+    """The job once it has ended (or as it is after ``timeout``), waiting as clients do: ``?wait=``."""
     deadline = time.monotonic() + timeout
     while True:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("COMPLETED", "FAILED") or time.monotonic() > deadline:
+        wait = max(0.0, min(60.0, deadline - time.monotonic()))
+        job = client.get(f"/api/jobs/{job_id}", params={"wait": wait}).json()
+        if job["status"] in ("COMPLETED", "FAILED") or time.monotonic() >= deadline:
             return job
-        time.sleep(0.05)
 
 
 def wait_for_task(client, task_id: str, timeout: float = 120.0) -> dict:  # type: ignore[no-untyped-def]

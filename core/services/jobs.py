@@ -499,10 +499,10 @@ def wait_for_job(*, engine: Engine, job_id: str, seconds: float) -> JobView:
     JOB_EVENTS.follow(engine)
     while True:
         view = get_job(engine=engine, job_id=job_id)
-        remaining = deadline - time.monotonic()
-        if view.status in ENDED or remaining <= 0:
+        pause = _pause(view, deadline)
+        if pause is None:
             return view
-        JOB_EVENTS.wait(job_id, min(remaining, 1.0 if JOB_EVENTS.covered else 0.05))
+        JOB_EVENTS.wait(job_id, pause)
 
 
 async def wait_for_job_async(*, engine: Engine, job_id: str, seconds: float) -> JobView:
@@ -511,11 +511,21 @@ async def wait_for_job_async(*, engine: Engine, job_id: str, seconds: float) -> 
     deadline = time.monotonic() + seconds
     JOB_EVENTS.follow(engine)
     while True:
-        view = await asyncio.to_thread(get_job, engine=engine, job_id=job_id)
-        remaining = deadline - time.monotonic()
-        if view.status in ENDED or remaining <= 0:
+        view = JOB_EVENTS.recall(job_id)  # a view kept in memory needs no thread
+        if not isinstance(view, JobView):
+            view = await asyncio.to_thread(get_job, engine=engine, job_id=job_id)
+        pause = _pause(view, deadline)
+        if pause is None:
             return view
-        await JOB_EVENTS.wait_async(job_id, min(remaining, 1.0 if JOB_EVENTS.covered else 0.05))
+        await JOB_EVENTS.wait_async(job_id, pause)
+
+
+def _pause(view: JobView, deadline: float) -> float | None:
+    """How long a waiter sleeps before reading the job again; None: answer with ``view`` now."""
+    remaining = deadline - time.monotonic()
+    if view.status in ENDED or remaining <= 0:
+        return None
+    return min(remaining, 1.0 if JOB_EVENTS.covered else 0.05)
 
 
 ENDED = (JobStatus.COMPLETED, JobStatus.FAILED)
