@@ -433,22 +433,22 @@ def _read_original(
 def _finish(
     session: Session, job_id: str, status: str, code: str | None = None, message: str | None = None
 ) -> None:
-    job = session.get(Job, job_id)
-    job.status = status
-    job.error_code = code
-    job.error_message = message
-    job.updated_at = job.finished_at = utcnow()
-    session.add(job)
-    job_ended(session, job_id)  # whoever waits for it is woken when this commits
+    _finish_all(session, [job_id], status, utcnow(), code, message)
 
 
-def _finish_all(session: Session, job_ids: list[str], status: str, now: datetime) -> None:
-    """:func:`_finish` for many jobs in one statement."""
+def _finish_all(
+    session: Session,
+    job_ids: list[str],
+    status: str,
+    now: datetime,
+    code: str | None = None,
+    message: str | None = None,
+) -> None:
+    """End jobs in one statement; whoever waits for them is woken when ``session`` commits."""
     session.execute(
         update(Job)
         .where(Job.id.in_(job_ids))
-        .values(status=status, error_code=None, error_message=None, updated_at=now, finished_at=now)
-        .execution_options(synchronize_session=False)
+        .values(status=status, error_code=code, error_message=message, updated_at=now, finished_at=now)
     )
     for job_id in job_ids:
         job_ended(session, job_id)
