@@ -115,7 +115,7 @@ class TextEncoder:
         self.backend = ("openvino" if openvino_available() else "torch") if backend == "auto" else backend
         self.precision = precision or ("bf16" if native_bf16() else "fp32")
         self.threads = threads
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # loading the model tokenises its probe texts
         # Hugging Face tokenizers and the inference engines are not safe to call from several
         # threads at once (worker threads and a training run share one encoder): concurrent calls
         # produced wrong vectors in our tests. Inference already uses every core inside one call,
