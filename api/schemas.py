@@ -55,6 +55,17 @@ class FeedbackCreate(BaseModel):
     corrected_classification: str = Field(min_length=1, max_length=100)
 
 
+class FeedbackBatchCreate(BaseModel):
+    """One label for several jobs in one action ("more like this")."""
+
+    job_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=200)
+    corrected_classification: str = Field(min_length=1, max_length=100)
+
+
+class Relabel(BaseModel):
+    label: str = Field(min_length=1, max_length=100)
+
+
 class FeedbackCreated(BaseModel):
     message: str
     job_id: str

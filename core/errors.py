@@ -40,6 +40,12 @@ class Conflict(HeronError):
     code = "conflict"
 
 
+class NotClassified(Conflict):
+    """The job has no answer yet (or was classified before Heron kept what this needs)."""
+
+    code = "not_classified"
+
+
 class EmptyFile(HeronError):
     """The upload has no bytes."""
 

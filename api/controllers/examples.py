@@ -8,13 +8,15 @@ from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth import actor, requires
-from api.controllers.common import Limit, Offset
+from api.controllers.common import Limit, Offset, RowId
 from api.schemas import (
     IdList,
     Page,
+    Relabel,
 )
 from core.runtime import Runtime
 from core.services import examples
+from core.services.examples import ExampleView
 
 
 class ExamplesController(Controller):
@@ -53,3 +55,23 @@ class ExamplesController(Controller):
             engine=runtime.engine, work=runtime.work, ids=data.ids, approve=False, actor=actor(request)
         )
         return Page(items=decided.examples, total=len(decided.examples))
+
+    @post(
+        "/{example_id:int}/relabel",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("reviewer")],
+    )
+    def relabel(
+        self, request: Request, runtime: NamedDependency[Runtime], example_id: RowId, data: JSONBody[Relabel]
+    ) -> ExampleView:
+        """Correct an approved example's label (a label issue on second look); it retrains like
+        any approval."""
+        decided = examples.relabel_example(
+            engine=runtime.engine,
+            work=runtime.work,
+            example_id=example_id,
+            label=data.label,
+            actor=actor(request),
+        )
+        return decided.examples[0]

@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK
 from api.auth import actor, requires
 from api.controllers.common import Limit, Offset, RowId
 from api.schemas import (
+    FeedbackBatchCreate,
     FeedbackCreate,
     FeedbackCreated,
     IdList,
@@ -42,6 +43,20 @@ class FeedbackController(Controller):
             feedback_id=created.id,
             status=created.status,
         )
+
+    @post("/batch", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
+    def create_many(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[FeedbackBatchCreate]
+    ) -> Page:
+        """Give several jobs the same label in one action (a "more like this" selection): each gets
+        its own correction, waiting for a reviewer. All or none."""
+        created = feedback.submit_feedback_many(
+            engine=runtime.engine,
+            job_ids=data.job_ids,
+            label=data.corrected_classification,
+            author=actor(request),
+        )
+        return Page(items=created, total=len(created))
 
     @get("/", sync_to_thread=True, guards=[requires("annotator")])
     def list(

@@ -23,9 +23,10 @@ from api.schemas import (
 )
 from core.errors import HeronError, Invalid
 from core.runtime import Runtime
-from core.services import documents, jobs, review
+from core.services import annotators, documents, jobs, review, similar
+from core.services.annotators import AnnotatorsReport
 from core.services.documents import BatchView, Submission, clean_filename
-from core.services.jobs import JobView
+from core.services.jobs import JobText, JobView
 
 
 class JobsController(Controller):
@@ -135,7 +136,15 @@ class JobsController(Controller):
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page:
-        """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else."""
+        """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else.
+
+        ``?strategy=label_issues`` lists approved training examples instead: those the model,
+        cross-validated, confidently places elsewhere (``example_id``, ``label``, ``suggested``),
+        for a second look; correct one with ``POST /api/examples/{example_id}/relabel``.
+        """
+        if strategy == review.LABEL_ISSUES:
+            issues, count = review.label_issue_queue(engine=runtime.engine, limit=limit, offset=offset)
+            return Page(items=issues, total=count)
         items, total = review.review_queue(
             engine=runtime.engine,
             strategy=strategy,
@@ -223,6 +232,31 @@ class JobsController(Controller):
         if wait:  # on the event loop: a waiting client holds no thread
             return await jobs.wait_for_job_async(engine=runtime.engine, job_id=job_id, seconds=wait)
         return await sync_to_thread(jobs.get_job, engine=runtime.engine, job_id=job_id)
+
+    @get("/jobs/{job_id:str}/text", sync_to_thread=True, guards=[requires("annotator")])
+    def text(self, runtime: NamedDependency[Runtime], job_id: FromPath[str]) -> JobText:
+        """The extracted text, where each page lies in it (``pages``: number, start, end) and the
+        evidence for the answer (``text == extracted_text[start:end]``)."""
+        return jobs.job_text(engine=runtime.engine, job_id=job_id)
+
+    @get("/jobs/{job_id:str}/similar", sync_to_thread=True, guards=[requires("annotator")])
+    def similar(
+        self,
+        runtime: NamedDependency[Runtime],
+        job_id: FromPath[str],
+        limit: FromQuery[int] = 10,
+    ) -> Page:
+        """The documents most like this job's that nobody has labelled yet, most similar first, each
+        with the model's answer: label them together with ``POST /api/feedback/batch``."""
+        if not 1 <= limit <= similar.MAX_SIMILAR:
+            raise Invalid(f"limit must be between 1 and {similar.MAX_SIMILAR} (got {limit}).")
+        items = similar.similar_documents(engine=runtime.engine, job_id=job_id, limit=limit)
+        return Page(items=items, total=len(items))
+
+    @get("/annotators", sync_to_thread=True, guards=[requires("annotator")])
+    def annotators(self, runtime: NamedDependency[Runtime]) -> AnnotatorsReport:
+        """Each annotator's labels and accuracy on gold documents, and pairwise Cohen's kappa."""
+        return annotators.annotator_report(engine=runtime.engine)
 
 
 MAX_WAIT_SECONDS = 60

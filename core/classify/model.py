@@ -29,6 +29,7 @@ from scipy import sparse
 from scipy.special import logsumexp
 
 from core.classify.calibration import softmax
+from core.classify.evidence import Passage, passage_spans, strongest
 from core.classify.softmax import SoftmaxRegression
 from core.classify.static import sample_text
 
@@ -276,7 +277,7 @@ class HeronModel:
         newcomers = {label for label in labels if label not in known or label in self.young_labels}
         if self.settled is None or not newcomers or len(newcomers) == len(labels):
             return self._classify(texts, policy, encoder=encoder, labels=labels)
-        encoder = _Remembering(encoder)  # both models read the same documents: embed them once
+        encoder = RememberingEncoder(encoder)  # both models read the same documents: embed them once
         verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
         # A newcomer takes a document only when it is the answer with at least the review
         # threshold's confidence; a document it only leans towards keeps its answer from before and
@@ -364,6 +365,39 @@ class HeronModel:
             needs_review=bool(reasons),
             review_reasons=tuple(reasons),
         )
+
+    def evidence(
+        self, texts: Sequence[str], answers: Sequence[str], *, encoder: Encoder, top: int = 3
+    ) -> list[list[Passage]]:
+        """For each text, the ``top`` passages that most support its answer (core.classify.evidence).
+
+        A passage's support is the fast tier's probability, reading the passage alone, that it
+        belongs to the answer (calibrated as when the fast tier answers alone); for an industry the
+        fast tier does not know, the cosine similarity of its word vectors to the industry's
+        description. All passages of a batch are scored in one pass.
+        """
+        spans = [passage_spans(text) for text in texts]
+        pieces = [text[start:end] for text, found in zip(texts, spans, strict=True) for start, end in found]
+        if not pieces:
+            return [[] for _ in texts]
+        static = encoder.static(pieces)
+        labels = self.labels
+        fast = softmax(
+            self.fast_logits(pieces, static, labels) / (self.calibration.alone / self.calibration.fast)
+        )
+        known = set(self.fast.labels)
+        result, first = [], 0
+        for text, found, answer in zip(texts, spans, answers, strict=True):
+            rows = slice(first, first + len(found))
+            first += len(found)
+            if answer in known:
+                support = fast[rows, labels.index(answer)]
+            elif len(self.semantic.prototypes.get(answer, ())):
+                support = _similarity(static[rows], self.semantic.prototypes[answer])
+            else:
+                support = np.zeros(len(found))
+            result.append(strongest(text, found, support, answer, top))
+        return result
 
     def with_prototypes(self, prototypes: Mapping[str, np.ndarray]) -> HeronModel:
         """A copy that also predicts industries it was not trained with, from their descriptions."""
@@ -465,7 +499,7 @@ class HeronModel:
         )
 
 
-class _Remembering:
+class RememberingEncoder:
     """An encoder that embeds each text once per classification, however many models ask."""
 
     def __init__(self, encoder: Encoder) -> None:

@@ -13,7 +13,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -114,6 +114,7 @@ class FitResult:
     targets: np.ndarray
     oof_fast: np.ndarray
     oof_semantic: np.ndarray
+    learned: list[str] = field(default_factory=list)  # the columns of the out-of-fold logits
 
 
 def fit_hybrid(
@@ -187,7 +188,9 @@ def fit_hybrid(
     )
     unseen = {label: prototypes[label] for label in industries if not counts[label] and label in prototypes}
     model = model.with_prototypes(unseen)
-    return FitResult(model=model, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic)
+    return FitResult(
+        model=model, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic, learned=learned
+    )
 
 
 def balanced(data: TrainingSet) -> TrainingSet:

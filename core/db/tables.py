@@ -99,6 +99,14 @@ class Document(SQLModel, table=True):
     ocr_pages: list[int] = Field(
         default_factory=empty_list, sa_column=Column(JSON), description="Numbers of the pages read by OCR."
     )
+    page_spans: list[list[int]] | None = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="[page number, start, end] of each page with text, as offsets into text.",
+    )
+    # The document's static vector (core.classify.static: MiniLM's distilled word vectors), float16:
+    # what "more like this" compares. Written when the document is classified.
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -141,6 +149,8 @@ class Prediction(SQLModel, table=True):
     uncertainty_least_confidence: float = 0.0
     uncertainty_margin: float = 0.0
     uncertainty_entropy: float = 0.0
+    # The passages that most support the answer: {text, start, end, label, score} (core.classify.evidence).
+    evidence: list[dict[str, Any]] = Field(default_factory=empty_list, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
 
 

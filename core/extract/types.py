@@ -71,6 +71,20 @@ class Extraction:
         return "\n\n".join(page.text for page in self.pages if page.text).strip()
 
     @property
+    def page_spans(self) -> list[tuple[int, int, int]]:
+        """(page number, start, end) of each page with text, as offsets into ``text``."""
+        written = [page for page in self.pages if page.text]
+        joined = "\n\n".join(page.text for page in written)
+        lead = len(joined) - len(joined.lstrip())
+        length = len(joined.strip())
+        spans, position = [], -lead
+        for page in written:
+            start, end = position, position + len(page.text)
+            spans.append((page.number, min(max(start, 0), length), min(max(end, 0), length)))
+            position = end + 2
+        return spans
+
+    @property
     def page_count(self) -> int:
         return len(self.pages)
 

@@ -14,6 +14,7 @@ from core.db import session_scope
 from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
 from core.errors import Invalid, NotFound
 from core.services import audit
+from core.services.industries import require_active_industry
 from core.services.retraining import queue_training
 from core.services.tasks import TaskView
 from core.work import WorkSender
@@ -143,3 +144,52 @@ def decide_examples(
         decided = [example_view(row) for row in rows]
     training_task = queue_training(engine=engine, work=work, actor=actor) if approve else None
     return ExampleDecision(decided, training_task)
+
+
+def relabel_example(
+    *, engine: Engine, work: WorkSender, example_id: int, label: str, actor: str | None = None
+) -> ExampleDecision:
+    """Correct an approved example's label (a label issue on second look); it retrains like any
+    approval. An example that already exists with that label from the same source is rejected
+    instead (the text keeps one label per source).
+
+    Raises:
+        NotFound: no such example. Invalid: the example is not approved, or the label is not an
+        active industry, or it is the example's label already.
+    """
+    with session_scope(engine) as session:
+        row = session.get(TrainingExample, example_id)
+        if row is None:
+            raise NotFound(f"Training example {example_id} does not exist.")
+        if row.status != ExampleStatus.approved:
+            raise Invalid(
+                f"Training example {example_id} is {row.status}; only approved examples are relabelled."
+            )
+        label = require_active_industry(session, label)
+        if label == row.label:
+            raise Invalid(f"Training example {example_id} is already labelled {label!r}.")
+        twin = session.exec(
+            select(TrainingExample.id).where(
+                TrainingExample.content_hash == row.content_hash,
+                TrainingExample.label == label,
+                TrainingExample.source == row.source,
+            )
+        ).first()
+        audit.record(
+            session,
+            action="example.relabelled",
+            subject_type="training_example",
+            subject_id=row.id,
+            actor=actor,
+            label=label,
+            previous=row.label,
+            source=row.source,
+        )
+        if twin is None:
+            row.label = label
+        else:
+            row.status = ExampleStatus.rejected
+        session.add(row)
+        session.flush()
+        decided = [example_view(row)]
+    return ExampleDecision(decided, queue_training(engine=engine, work=work, actor=actor))

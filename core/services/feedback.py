@@ -37,21 +37,44 @@ def submit_feedback(*, engine: Engine, job_id: str, label: str, author: str | No
         NotFound: no such job.
         Invalid: the label is not an active industry.
     """
+    return submit_feedback_many(engine=engine, job_ids=[job_id], label=label, author=author)[0]
+
+
+MAX_LABELLED_AT_ONCE = 200
+
+
+def submit_feedback_many(
+    *, engine: Engine, job_ids: list[str], label: str, author: str | None = None
+) -> list[FeedbackView]:
+    """One label for several jobs in one action ("more like this"): each job gets its own
+    correction, by ``author``, waiting for a reviewer as usual. All or none.
+
+    Raises:
+        NotFound: one of the jobs does not exist.
+        Invalid: no jobs, too many, or the label is not an active industry.
+    """
+    job_ids = list(dict.fromkeys(job_ids))
+    if not job_ids or len(job_ids) > MAX_LABELLED_AT_ONCE:
+        raise Invalid(f"Label between 1 and {MAX_LABELLED_AT_ONCE} jobs at once (got {len(job_ids)}).")
     with session_scope(engine) as session:
-        existing_job(session, job_id)
-        feedback = Feedback(job_id=job_id, label=require_active_industry(session, label), author=author)
-        session.add(feedback)
+        label = require_active_industry(session, label)
+        rows = []
+        for job_id in job_ids:
+            existing_job(session, job_id)
+            rows.append(Feedback(job_id=job_id, label=label, author=author))
+        session.add_all(rows)
         session.flush()
-        audit.record(
-            session,
-            action="feedback.created",
-            subject_type="feedback",
-            subject_id=feedback.id,
-            actor=author,
-            job_id=job_id,
-            label=feedback.label,
-        )
-        return _feedback_views(session, [feedback])[0]
+        for feedback in rows:
+            audit.record(
+                session,
+                action="feedback.created",
+                subject_type="feedback",
+                subject_id=feedback.id,
+                actor=author,
+                job_id=feedback.job_id,
+                label=feedback.label,
+            )
+        return _feedback_views(session, rows)
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, update
+import numpy as np
+from sqlalchemy import Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
-from core.classify.model import RoutingPolicy
+from core.classify.model import RememberingEncoder, RoutingPolicy
 from core.db import session_scope
 from core.db.tables import (
     Document,
@@ -64,6 +65,9 @@ class JobView:
     extraction_method: str | None = None
     extraction_warnings: list[str] = field(default_factory=list)
     ocr_pages: list[int] = field(default_factory=list)
+    # The passages of the document's text that most support the answer: {text, start, end, label,
+    # score}, ``text == extracted_text[start:end]`` (core.classify.evidence).
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,10 @@ def _classify_and_store(
     with session_scope(engine) as session:
         active = active_industries(session)
     allowed = [label for label in model.labels if label in active]
-    verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=models.encoder)
+    encoder = RememberingEncoder(models.encoder)  # keeps each document's static vector
+    verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=encoder)
+    evidence = model.evidence(list(texts.values()), [v.label for v in verdicts], encoder=encoder)
+    vectors = encoder.static(list(texts.values())).astype(np.float16)
     now = utcnow()
     with session_scope(engine) as session:
         done = set(session.exec(select(Prediction.job_id).where(Prediction.job_id.in_(list(texts)))))
@@ -253,13 +260,27 @@ def _classify_and_store(
                 "uncertainty_least_confidence": uncertainty(verdict.scores, "least_confidence"),
                 "uncertainty_margin": uncertainty(verdict.scores, "margin"),
                 "uncertainty_entropy": uncertainty(verdict.scores, "entropy"),
+                "evidence": [asdict(passage) for passage in passages],
                 "created_at": now,
             }
-            for job_id, verdict in zip(texts, verdicts, strict=True)
+            for job_id, verdict, passages in zip(texts, verdicts, evidence, strict=True)
             if job_id not in done
         ]
         if rows:
             session.execute(insert(Prediction), rows)
+            session.execute(
+                # Core, not ORM: an ORM bulk UPDATE wants each row's primary key, a query here.
+                update(Document.__table__)
+                .where(
+                    Document.id == select(Job.document_id).where(Job.id == bindparam("job")).scalar_subquery()
+                )
+                .values(vector=bindparam("bytes")),
+                [
+                    {"job": job_id, "bytes": vector.tobytes()}
+                    for job_id, vector in zip(texts, vectors, strict=True)
+                    if job_id not in done
+                ],
+            )
         _finish_all(session, list(texts), JobStatus.COMPLETED, now)
 
 
@@ -396,6 +417,7 @@ def _document_texts(
                         "extraction_method": result.method[:40],
                         "extraction_warnings": list(result.warnings),
                         "ocr_pages": list(result.ocr_pages),
+                        "page_spans": [list(span) for span in result.page_spans],
                         "content_type": result.content_type[:100],
                     }
                     for document_id, result in extracted.items()
@@ -576,6 +598,7 @@ def _view(
             "needs_review": prediction.needs_review,
             "review_reasons": prediction.review_reasons,
             "model_version": prediction.model_version_id,
+            "evidence": list(prediction.evidence or []),
         }
     return JobView(
         id=job.id,
@@ -671,6 +694,49 @@ class JobDocument:
     extraction_method: str | None
     warnings: list[str]
     ocr_pages: list[int]
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    number: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class JobText:
+    """A job's extracted text, where each page lies in it, and the passages that support the answer."""
+
+    job_id: str
+    status: str
+    text: str | None
+    page_count: int | None
+    pages: list[PageSpan]
+    label: str | None
+    evidence: list[dict[str, Any]]
+
+
+def job_text(*, engine: Engine, job_id: str) -> JobText:
+    """The text a job's answer was given from (None until a worker has read it).
+
+    ``pages`` is empty for documents read before Heron kept page boundaries.
+
+    Raises:
+        NotFound: no such job.
+    """
+    with session_scope(engine) as session:
+        job = existing_job(session, job_id)
+        document = session.get(Document, job.document_id)
+        prediction = session.exec(select(Prediction).where(Prediction.job_id == job_id)).first()
+        return JobText(
+            job_id=job.id,
+            status=job.status,
+            text=document.text,
+            page_count=document.page_count,
+            pages=[PageSpan(number, start, end) for number, start, end in document.page_spans or []],
+            label=prediction.label if prediction else None,
+            evidence=list(prediction.evidence or []) if prediction else [],
+        )
 
 
 @dataclass(frozen=True)

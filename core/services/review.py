@@ -11,12 +11,39 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.db.tables import Feedback, FeedbackStatus, Job, JobStatus, Prediction, ReviewClaim, utcnow
+from core.db.tables import (
+    EvaluationReport,
+    ExampleStatus,
+    Feedback,
+    FeedbackStatus,
+    Job,
+    JobStatus,
+    Prediction,
+    ReviewClaim,
+    TrainingExample,
+    utcnow,
+)
 from core.errors import Conflict, Invalid
+from core.services.examples import PREVIEW_CHARS
 from core.services.jobs import JobView, existing_job, job_views
+from core.services.training import LABEL_ISSUES_DATASET
 from core.uncertainty import STRATEGIES, uncertainty
 
-__all__ = ["STRATEGIES", "Claim", "claim", "claim_next", "release_claim", "review_queue", "uncertainty"]
+__all__ = [
+    "LABEL_ISSUES",
+    "STRATEGIES",
+    "Claim",
+    "LabelIssueView",
+    "claim",
+    "claim_next",
+    "label_issue_queue",
+    "release_claim",
+    "review_queue",
+    "uncertainty",
+]
+
+# The review strategy that lists training examples to look at again instead of predictions.
+LABEL_ISSUES = "label_issues"
 
 # The stored uncertainty each strategy orders the queue by (see core.uncertainty).
 UNCERTAINTY_COLUMNS = {
@@ -179,3 +206,78 @@ def _as_utc(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class LabelIssueView:
+    """An approved example the active model, cross-validated, confidently places elsewhere."""
+
+    example_id: int
+    label: str
+    suggested: str
+    self_confidence: float
+    suggested_confidence: float
+    source: str
+    origin: str | None
+    preview: str
+    job_id: str | None
+    model_version: int | None
+
+
+def label_issue_queue(
+    *, engine: Engine, limit: int = 50, offset: int = 0
+) -> tuple[list[LabelIssueView], int]:
+    """Label issues as the latest full training run found them, least self-confident first.
+
+    Only a full run cross-validates (an incremental update after an approval must take seconds),
+    so the list is that of the newest version that has one (``model_version``). An example
+    relabelled or rejected since is left out; its job (the latest one of its document, if it came
+    through one) lets the console show the original.
+    """
+    with session_scope(engine) as session:
+        found = session.exec(
+            select(EvaluationReport.model_version_id, EvaluationReport.report)
+            .where(EvaluationReport.dataset == LABEL_ISSUES_DATASET)
+            .order_by(EvaluationReport.model_version_id.desc())
+        ).first()
+        version, report = found if found else (None, {})
+        issues = list(report.get("issues", []))
+        rows = {
+            row.id: row
+            for row in session.exec(
+                select(TrainingExample).where(TrainingExample.id.in_([i["example_id"] for i in issues]))
+            )
+        }
+        standing = [
+            issue
+            for issue in issues
+            if issue["example_id"] in rows
+            and rows[issue["example_id"]].status == ExampleStatus.approved
+            and rows[issue["example_id"]].label == issue["label"]
+        ]
+        page = standing[offset : offset + limit]
+        documents = [rows[i["example_id"]].document_id for i in page if rows[i["example_id"]].document_id]
+        jobs = {}
+        for job_id, document_id in session.exec(
+            select(Job.id, Job.document_id).where(Job.document_id.in_(documents)).order_by(Job.created_at)
+        ):
+            jobs[document_id] = job_id
+        items = []
+        for issue in page:
+            row = rows[issue["example_id"]]
+            flat = " ".join(row.text.split())
+            items.append(
+                LabelIssueView(
+                    example_id=row.id,
+                    label=row.label,
+                    suggested=issue["suggested"],
+                    self_confidence=issue["self_confidence"],
+                    suggested_confidence=issue["suggested_confidence"],
+                    source=row.source,
+                    origin=row.origin,
+                    preview=flat[:PREVIEW_CHARS] + ("…" if len(flat) > PREVIEW_CHARS else ""),
+                    job_id=jobs.get(row.document_id),
+                    model_version=version,
+                )
+            )
+    return items, len(standing)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from core.classify.calibration import softmax
+from core.classify.label_issues import find_label_issues
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel, RoutingPolicy
 from core.classify.training import (
     TrainingSet,
@@ -52,6 +53,12 @@ TRAINING_LEASE = "training"
 TRAINING_LEASE_SECONDS = 1800
 HOLDOUT_DATASET = "starter_holdout"
 GOLD_DATASET = "gold"
+# The report of a version that lists the examples it doubts (core.classify.label_issues).
+LABEL_ISSUES_DATASET = "label_issues"
+# Sources whose examples are checked for label issues: what people labelled or approved (the
+# starter corpus is ours).
+CHECKED_SOURCES = (ExampleSource.feedback, ExampleSource.import_, ExampleSource.synthetic)
+MAX_LABEL_ISSUES = 500
 
 
 Progress = Callable[[int, str], None]
@@ -315,6 +322,7 @@ def _train(
         for name, examples in sets.items()
     }
     reports[HOLDOUT_DATASET]["cross_validation"] = _cross_validation(fit)
+    reports[LABEL_ISSUES_DATASET] = _label_issues(fit, data.train, labels)
     progress(3, "comparing with the active model")
     trained_on = _trained_on(data, labels, fingerprint)
     # The active model as it would serve today's industries: those it never learned, from their
@@ -652,9 +660,7 @@ def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         return {}
     calibration = fit.model.calibration
     fast = softmax(fit.oof_fast / calibration.alone)
-    combined = softmax(
-        (fit.oof_fast / calibration.fast + fit.oof_semantic / calibration.semantic) / calibration.combined
-    )
+    combined = _out_of_fold_combined(fit)
     return {
         "fast_macro_f1": float(f1_score(fit.targets, fast.argmax(axis=1), average="macro")),
         "transformer_macro_f1": float(
@@ -667,6 +673,42 @@ def _cross_validation(fit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         "combined_temperature": calibration.combined,
         "routing": routing_curve(fast, combined, fit.targets),
     }
+
+
+def _out_of_fold_combined(fit) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Out-of-fold probabilities of both tiers combined, calibrated as the model combines them."""
+    calibration = fit.model.calibration
+    return softmax(
+        (fit.oof_fast / calibration.fast + fit.oof_semantic / calibration.semantic) / calibration.combined
+    )
+
+
+def _label_issues(fit, examples: list[dict[str, Any]], fitted: list[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The people's examples that the model, cross-validated, confidently places elsewhere.
+
+    Out-of-fold probabilities are those of the combined tiers (both read every example); an example
+    the catch-all was carved into a newcomer for is left out (its stored label is not what was fitted).
+    """
+    if not fit.oof_fast.any():
+        return {"n": 0, "issues": []}
+    checked = {
+        i
+        for i, example in enumerate(examples)
+        if example["source"] in CHECKED_SOURCES and fitted[i] == example["label"]
+    }
+    found = find_label_issues(_out_of_fold_combined(fit), fit.targets)
+    issues = [
+        {
+            "example_id": examples[issue.index]["id"],
+            "label": examples[issue.index]["label"],
+            "suggested": fit.learned[issue.suggested],
+            "self_confidence": round(issue.self_confidence, 4),
+            "suggested_confidence": round(issue.suggested_confidence, 4),
+        }
+        for issue in found
+        if issue.index in checked
+    ][:MAX_LABEL_ISSUES]
+    return {"n": len(checked), "issues": issues}
 
 
 def _examples(session: Session, split: Split, labels: list[str]) -> list[dict[str, Any]]:

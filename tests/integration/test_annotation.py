@@ -1,0 +1,217 @@
+"""Annotation at the speed of thought: evidence, "more like this", label issues and agreement,
+through the API on a Heron of its own (real SQLite, real in-process queue, real MiniLM)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from core.runtime import Runtime, open_runtime
+from tests.conftest import copy_prepared, make_settings, wait_for_job, wait_for_task
+from tests.documents import pdf_bytes
+
+FINANCE = [
+    "The quarterly report shows revenue of 4.2 million dollars, up eight percent, with operating margin "
+    "at 14 percent. The board declared a dividend of 12 cents per share payable to shareholders of record.",
+    "Your account statement for March: opening balance 2,310.55, card payments 412.90, direct debit to "
+    "the mortgage lender 950.00, interest credited 3.12. Closing balance 954.77. Overdraft limit unchanged.",
+    "The fund invests in government bonds and investment-grade corporate debt. Past performance is not "
+    "a guide to future returns; the value of units may fall. Annual management charge 0.45 percent.",
+    "Loan agreement summary: principal 25,000, fixed annual interest rate 6.9 percent, 60 monthly "
+    "repayments of 494.12. Early repayment fee of one month's interest. Credit check completed by the bank.",
+]
+HEALTHCARE = [
+    "Discharge summary: the patient was admitted with community-acquired pneumonia, treated with "
+    "intravenous antibiotics and oxygen, and discharged on oral amoxicillin. "
+    "Follow-up with the GP in one week.",
+    "Clinic letter: blood pressure 152/94 on three readings. Started amlodipine 5 mg once daily. Repeat "
+    "renal function and electrolytes in two weeks; advised to reduce salt intake and continue exercise.",
+    "Radiology report: chest X-ray shows no focal consolidation, effusion or pneumothorax. Heart size "
+    "normal. Impression: no acute cardiopulmonary abnormality. Reported by the consultant radiologist.",
+    "Vaccination record: influenza vaccine given in the left deltoid, batch FL2291. The nurse observed the "
+    "patient for fifteen minutes with no adverse reaction. Next dose of the hepatitis B course due in May.",
+]
+
+
+@pytest.fixture(scope="module")
+def heron(starter_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The API on a Heron of this module's own (a copy of the prepared starter database)."""
+    from litestar.testing import TestClient
+
+    from api.app import create_app
+
+    data_dir = copy_prepared(starter_runtime, tmp_path_factory.mktemp("annotation") / "heron")
+    runtime = open_runtime(make_settings(data_dir))
+    with TestClient(create_app(runtime=runtime), timeout=30) as client:
+        yield client
+    runtime.close()
+
+
+def _classified(client, name: str, data: bytes, user: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+    headers = {"X-Heron-User": user} if user else {}
+    accepted = client.post("/api/classify_file", files={"file": (name, data)}, headers=headers).json()
+    job = wait_for_job(client, accepted["job_id"])
+    assert job["status"] == "COMPLETED", job
+    return job
+
+
+def test_every_answer_carries_evidence_that_is_a_real_span_of_its_text(heron) -> None:  # type: ignore[no-untyped-def]
+    # Given a two-page PDF: a clinic letter, then a page of administrative boilerplate
+    boilerplate = (
+        "Please keep this letter for your records. Page two of two. Contact the office with questions."
+    )
+    letter = (
+        "Dear Dr Patel, I reviewed your patient in the cardiology clinic today. Her blood pressure "
+        "remains high at 158/96 despite lifestyle changes. I have started amlodipine 5 mg once daily "
+        "and requested an echocardiogram and renal function tests. Please repeat her blood pressure in "
+        "two weeks."
+    )
+    job = _classified(heron, "letter.pdf", pdf_bytes(letter, boilerplate))
+    # When its text is read back
+    text = heron.get(f"/api/jobs/{job['id']}/text").json()
+    # Then the pages are located in the text ...
+    assert [page["number"] for page in text["pages"]] == [1, 2]
+    first, second = text["pages"]
+    assert "amlodipine" in text["text"][first["start"] : first["end"]]
+    assert "boilerplate" not in text["text"] and "Page two" in text["text"][second["start"] : second["end"]]
+    # ... and the job's evidence is passages of that very text supporting the answer, the clinical
+    # page's words first
+    assert job["classification_result"] == "healthcare", job
+    assert job["evidence"] == text["evidence"] and 1 <= len(job["evidence"]) <= 3
+    for passage in job["evidence"]:
+        assert passage["text"] == text["text"][passage["start"] : passage["end"]]
+        assert passage["label"] == "healthcare" and 0 <= passage["score"] <= 1
+    top = job["evidence"][0]
+    assert first["start"] <= top["start"] < first["end"], job["evidence"]
+    assert [p["score"] for p in job["evidence"]] == sorted(
+        (p["score"] for p in job["evidence"]), reverse=True
+    )
+
+
+def test_the_text_of_unknown_or_unread_jobs_is_a_clear_answer(heron) -> None:  # type: ignore[no-untyped-def]
+    assert heron.get("/api/jobs/nope/text").json()["code"] == "not_found"
+    assert heron.get("/api/jobs/nope/similar").status_code == 404
+
+
+def test_more_like_this_finds_the_same_kind_of_document_and_labels_a_selection_in_one_action(heron) -> None:  # type: ignore[no-untyped-def]
+    # Given four finance and four clinical documents, none labelled
+    finance = [_classified(heron, f"f{i}.txt", text.encode()) for i, text in enumerate(FINANCE)]
+    clinical = [_classified(heron, f"h{i}.txt", text.encode()) for i, text in enumerate(HEALTHCARE)]
+    # When an annotator asks for more like the first finance document
+    response = heron.get(f"/api/jobs/{finance[0]['id']}/similar", params={"limit": 3})
+    assert response.status_code == 200, response.text
+    similar = response.json()["items"]
+    # Then the three other finance documents come first, each with the model's answer, never itself
+    assert {item["job_id"] for item in similar} == {job["id"] for job in finance[1:]}, similar
+    assert all(item["job"]["classification_result"] for item in similar)
+    assert [item["similarity"] for item in similar] == sorted(
+        (i["similarity"] for i in similar), reverse=True
+    )
+    # When they give the selection the label in one action
+    created = heron.post(
+        "/api/feedback/batch",
+        json={"job_ids": [item["job_id"] for item in similar], "corrected_classification": "finance"},
+        headers={"X-Heron-User": "ana"},
+    )
+    assert created.status_code == 200, created.text
+    rows = created.json()["items"]
+    # Then each is its own correction by that annotator, waiting for approval
+    assert len(rows) == 3 and {row["status"] for row in rows} == {"pending"}
+    assert {row["author"] for row in rows} == {"ana"}
+    # ... and labelled documents are no longer offered as more like anything
+    again = heron.get(f"/api/jobs/{clinical[0]['id']}/similar", params={"limit": 20}).json()["items"]
+    offered = {item["job_id"] for item in again}
+    assert not offered & {row["job_id"] for row in rows}
+    assert {job["id"] for job in clinical[1:]} <= offered
+    assert {item["job"]["classification_result"] for item in again[:3]} == {"healthcare"}, again
+
+
+def test_a_batch_label_is_all_or_none(heron) -> None:  # type: ignore[no-untyped-def]
+    job = _classified(heron, "lone.txt", FINANCE[0].replace("4.2", "5.1").encode())
+    unknown_job = heron.post(
+        "/api/feedback/batch", json={"job_ids": [job["id"], "missing"], "corrected_classification": "finance"}
+    )
+    assert unknown_job.status_code == 404 and unknown_job.json()["code"] == "not_found"
+    unknown_label = heron.post(
+        "/api/feedback/batch", json={"job_ids": [job["id"]], "corrected_classification": "astrology"}
+    )
+    assert unknown_label.status_code == 422 and unknown_label.json()["code"] == "invalid"
+    empty = heron.post("/api/feedback/batch", json={"job_ids": [], "corrected_classification": "finance"})
+    assert empty.status_code in (400, 422) and empty.json()["code"]
+    assert heron.get(f"/api/jobs/{job['id']}").json()["corrected_classification"] is None
+
+
+def test_annotators_agreement_and_accuracy_on_gold(heron) -> None:  # type: ignore[no-untyped-def]
+    # Given two annotators who labelled the same four documents, agreeing on three
+    jobs = [
+        _classified(heron, f"k{i}.txt", f"{text} Kappa copy.".encode())
+        for i, text in enumerate(FINANCE[:2] + HEALTHCARE[:2])
+    ]
+    truth = ["finance", "finance", "healthcare", "healthcare"]
+    bea = ["finance", "finance", "healthcare", "legal"]
+    for job, label in zip(jobs, truth, strict=True):
+        heron.post(
+            "/api/feedback/",
+            json={"job_id": job["id"], "corrected_classification": label},
+            headers={"X-Heron-User": "cy"},
+        )
+    for job, label in zip(jobs, bea, strict=True):
+        heron.post(
+            "/api/feedback/",
+            json={"job_id": job["id"], "corrected_classification": label},
+            headers={"X-Heron-User": "bea"},
+        )
+    # When the agreement is read
+    report = heron.get("/api/annotators").json()
+    # Then the pair's kappa is Cohen's: observed 3/4; chance (2·2 + 2·1 + 0·1)/16 = 6/16 -> 0.6
+    pair = next(p for p in report["agreement"] if {p["annotator_a"], p["annotator_b"]} == {"bea", "cy"})
+    assert pair["documents"] == 4 and pair["agreement"] == 0.75
+    assert pair["kappa"] == pytest.approx(0.6, abs=1e-4)
+    names = {a["name"]: a for a in report["annotators"]}
+    assert names["bea"]["documents"] == 4 and names["cy"]["labels"] == 4
+
+
+def test_label_issues_surface_flipped_labels_and_a_correction_retrains(heron) -> None:  # type: ignore[no-untyped-def]
+    # Given approved corrections for eight documents, two of them deliberately wrong
+    texts = [f"{text} Issue copy {i}." for i, text in enumerate(FINANCE + HEALTHCARE)]
+    truth = ["finance"] * 4 + ["healthcare"] * 4
+    given = list(truth)
+    given[1], given[6] = "healthcare", "finance"
+    ids = []
+    for i, (text, label) in enumerate(zip(texts, given, strict=True)):
+        job = _classified(heron, f"issue{i}.txt", text.encode())
+        ids.append(
+            heron.post(
+                "/api/feedback/", json={"job_id": job["id"], "corrected_classification": label}
+            ).json()["feedback_id"]
+        )
+    heron.post("/api/feedback/approve", json={"ids": ids})
+    # When a full training run cross-validates them
+    task = heron.post("/api/retrain_model", json={}).json()
+    assert wait_for_task(heron, task["task_id"], timeout=300)["status"] == "SUCCEEDED"
+    queue = heron.get("/api/review", params={"strategy": "label_issues"}).json()
+    # Then the two flipped examples are at the top of the label-issue queue, with the right suggestion
+    flipped = {texts[1]: "finance", texts[6]: "healthcare"}
+    items = queue["items"]
+    assert queue["total"] >= 2, queue
+    top = items[:2]
+    examples = {e["id"]: e for e in heron.get("/api/examples", params={"limit": 1000}).json()["items"]}
+    assert {examples[i["example_id"]]["text"] for i in top} <= set(flipped) | set(texts)
+    found = {
+        examples[i["example_id"]]["text"]: i for i in items if examples[i["example_id"]]["text"] in flipped
+    }
+    assert set(found) == set(flipped), items
+    assert all(found[text]["suggested"] == label for text, label in flipped.items())
+    assert {i["example_id"] for i in top} == {i["example_id"] for i in found.values()}, items
+    # When a reviewer corrects one
+    issue = found[texts[1]]
+    relabelled = heron.post(f"/api/examples/{issue['example_id']}/relabel", json={"label": "finance"})
+    assert relabelled.status_code == 200 and relabelled.json()["label"] == "finance"
+    # Then it leaves the queue and a training run is queued like any approval's
+    remaining = heron.get("/api/review", params={"strategy": "label_issues"}).json()["items"]
+    assert issue["example_id"] not in {i["example_id"] for i in remaining}
+    training = heron.get("/api/tasks", params={"kind": "training", "limit": 1}).json()["items"][0]
+    assert wait_for_task(heron, training["id"])["status"] == "SUCCEEDED"
+    again = heron.post(f"/api/examples/{issue['example_id']}/relabel", json={"label": "finance"})
+    assert again.status_code == 422 and again.json()["code"] == "invalid"
