@@ -25,6 +25,11 @@ class CachedEncoder:
     def static(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.static(texts)
 
+    def static_parts(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.encoder.static_parts(texts, spans)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self.root is None:
             return self.encoder.embed(texts)

@@ -188,6 +188,12 @@ class TextEncoder:
         """Each text's distilled word-vector mean (see core.classify.static); no transformer pass."""
         return self.statics.embed(texts)
 
+    def static_parts(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's static vector and its parts' (see StaticEmbedder.embed_parts)."""
+        return self.statics.embed_parts(texts, spans)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One L2-normalised 384-d vector per text (MiniLM on its digest)."""
         if not texts:

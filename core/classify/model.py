@@ -510,6 +510,19 @@ class RememberingEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._recall(texts, self.embeddings, self.encoder.embed)
 
+    def remember_passages(self, texts: Sequence[str]) -> None:
+        """Compute the static vectors of ``texts`` and of their evidence passages together, each
+        text tokenised once (when the encoder can: ``static_parts``), so that classifying them and
+        finding their evidence reads them from memory."""
+        parts = getattr(self.encoder, "static_parts", None)
+        if parts is None:
+            return
+        spans = [passage_spans(text) for text in texts]
+        vectors, passages = parts(texts, spans)
+        self.statics.update(zip(texts, vectors, strict=True))
+        for text, found, rows in zip(texts, spans, passages, strict=True):
+            self.statics.update((text[start:end], row) for (start, end), row in zip(found, rows, strict=True))
+
     def static(self, texts: Sequence[str]) -> np.ndarray:
         return self._recall(texts, self.statics, self.encoder.static)
 

@@ -130,16 +130,48 @@ class StaticEmbedder:
         counts.sum_duplicates()
         return counts
 
+    def embed_parts(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector and the vectors of its parts (``spans``: (start, end) character
+        offsets), tokenising each text once: a text's summed token vectors are the sums of its
+        parts', so the parts cost no second tokenisation. A token belongs to the part it starts in.
+        A text longer than MAX_CHARS is embedded as :meth:`embed` reads it (its sample)."""
+        table = self.table()
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        documents = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+        parts: list[np.ndarray] = []
+        for row, (text, encoding, found) in enumerate(zip(texts, encodings, spans, strict=True)):
+            ids = np.asarray(encoding.ids, dtype=np.int64)
+            starts = np.asarray([offset[0] for offset in encoding.offsets], dtype=np.int64)
+            bounds = np.asarray(found, dtype=np.int64).reshape(-1, 2)
+            part = np.searchsorted(bounds[:, 0], starts, side="right") - 1
+            inside = (part >= 0) & (starts < bounds[np.maximum(part, 0), 1]) if len(bounds) else part >= 0
+            counts = sparse.csr_matrix(
+                (np.ones(int(inside.sum()), dtype=np.float32), (part[inside], ids[inside])),
+                shape=(len(bounds), table.shape[0]),
+            )
+            parts.append(_scaled(np.asarray(counts @ table, dtype=np.float32)))
+            if len(text) <= MAX_CHARS:
+                documents[row] = table[ids].sum(axis=0)
+            else:
+                documents[row] = np.asarray(self.token_counts([text]) @ table, dtype=np.float32)[0]
+        return _scaled(documents), parts
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One vector per text: the direction of its weighted token vectors, with a length between
         0 and 1 that says how much the text says (:func:`strength`); zeros for a text without a
         single token. Normalise them for a pure direction."""
         if not texts:
             return np.zeros((0, self.table().shape[1]), dtype=np.float32)
-        vectors = np.asarray(self.token_counts(texts) @ self.table(), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        scale = np.divide(strength(norms), norms, out=np.zeros_like(norms), where=norms > 0)
-        return vectors * scale
+        return _scaled(np.asarray(self.token_counts(texts) @ self.table(), dtype=np.float32))
+
+
+def _scaled(vectors: np.ndarray) -> np.ndarray:
+    """Summed token vectors scaled to the length :func:`strength` gives them."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    scale = np.divide(strength(norms), norms, out=np.zeros_like(norms), where=norms > 0)
+    return vectors * scale
 
 
 def strength(norm: np.ndarray) -> np.ndarray:

@@ -238,6 +238,7 @@ def _classify_and_store(
         active = active_industries(session)
     allowed = [label for label in model.labels if label in active]
     encoder = RememberingEncoder(models.encoder)  # keeps each document's static vector
+    encoder.remember_passages(list(texts.values()))  # and its passages' (for the evidence)
     verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=encoder)
     evidence = model.evidence(list(texts.values()), [v.label for v in verdicts], encoder=encoder)
     vectors = encoder.static(list(texts.values())).astype(np.float16)
