@@ -49,7 +49,7 @@ def passage_spans(text: str) -> list[tuple[int, int]]:
         if spans and end - spans[-1][0] <= TARGET_CHARS:
             spans[-1] = (spans[-1][0], end)  # join the sentence to the passage it continues
         else:
-            spans.extend(_cut(start, end))
+            spans.extend(_cut(text, start, end))
     if len(spans) > MAX_PASSAGES:
         keep = np.linspace(0, len(spans) - 1, MAX_PASSAGES).round().astype(int)
         spans = [spans[i] for i in sorted(set(keep.tolist()))]
@@ -64,9 +64,20 @@ def _trimmed(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(start, end)] if end > start else []
 
 
-def _cut(start: int, end: int) -> list[tuple[int, int]]:
-    """A sentence longer than MAX_CHARS (a table, a run-on OCR line) in MAX_CHARS pieces."""
-    return [(s, min(s + MAX_CHARS, end)) for s in range(start, end, MAX_CHARS)]
+def _cut(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A sentence longer than MAX_CHARS (a table, a run-on OCR line) in pieces of at most MAX_CHARS,
+    cut at a space where there is one in the second half of the piece."""
+    pieces = []
+    while start < end:
+        stop = min(start + MAX_CHARS, end)
+        if stop < end:
+            space = text.rfind(" ", start + MAX_CHARS // 2, stop)
+            stop = space if space > start else stop
+        pieces.extend(_trimmed(text, start, stop))
+        start = stop
+        while start < end and text[start].isspace():
+            start += 1
+    return pieces
 
 
 def strongest(
