@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -87,11 +89,18 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
     return sentences
 
 
-def document_text(rt: Runtime, job_id: str, *, key: str, height: int = 480) -> None:
+def document_text(
+    rt: Runtime,
+    job_id: str,
+    *,
+    key: str,
+    height: int = 480,
+    evidence: Sequence[Mapping[str, Any]] = (),
+) -> None:
     """The document's extracted text, with its pages, extraction method and OCR'd pages.
 
-    The whole text comes from the database; page by page is read again from the stored original
-    on request (the stored text does not keep page boundaries).
+    The whole text comes from the database, its ``evidence`` passages marked; page by page is read
+    again from the stored original on request (the stored text does not keep page boundaries).
     """
     document = job_document(engine=rt.engine, job_id=job_id)
     if document.text is None:
@@ -118,10 +127,67 @@ def document_text(rt: Runtime, job_id: str, *, key: str, height: int = 480) -> N
             for page in pages:
                 st.markdown(f"**Page {page.number}**" + (" · :orange[OCR]" if page.ocr else ""))
                 st.text(page.text or "(no text on this page)", width="stretch")
+        elif evidence:
+            st.html(highlighted_text(document.text[:TEXT_PREVIEW_CHARS], evidence))
         else:
             st.text(document.text[:TEXT_PREVIEW_CHARS], width="stretch")
             if len(document.text) > TEXT_PREVIEW_CHARS:
                 st.caption(f"… {len(document.text) - TEXT_PREVIEW_CHARS:,} more characters not shown.")
+
+
+def highlighted_text(text: str, evidence: Sequence[Mapping[str, Any]]) -> str:
+    """``text`` as HTML, each evidence passage in a ``<mark>`` numbered as :func:`evidence_table` lists it.
+
+    Documents are hostile input: every character of the text is escaped, and the passages are
+    placed by their offsets (``text[start:end]``), never by searching the text. Passages that fall
+    outside ``text`` (it may be a preview of the document) or overlap an earlier one are not marked.
+    """
+    spans = sorted(
+        (int(passage["start"]), int(passage["end"]), number)
+        for number, passage in enumerate(evidence, start=1)
+    )
+    parts, done = [], 0
+    for start, end, number in spans:
+        if start < done or end <= start or end > len(text):
+            continue
+        parts.append(html.escape(text[done:start]))
+        parts.append(
+            f'<mark title="Evidence {number}" style="background-color: #ffd8a8; padding: 0 2px;">'
+            f"{html.escape(text[start:end])}<sup><b>{number}</b></sup></mark>"
+        )
+        done = end
+    parts.append(html.escape(text[done:]))
+    return (
+        '<div style="white-space: pre-wrap; font-family: monospace; font-size: 0.85rem; line-height: 1.5;">'
+        + "".join(parts)
+        + "</div>"
+    )
+
+
+def evidence_table(evidence: Sequence[Mapping[str, Any]]) -> None:
+    """The passages that most support the answer, numbered as the text marks them, with their scores."""
+    if not evidence:
+        st.caption("No evidence passages were recorded for this answer.")
+        return
+    st.caption("The passages that most support the answer (marked in the text):")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "#": number,
+                    "passage": " ".join(str(passage["text"]).split()),
+                    "supports": passage.get("label"),
+                    "score": float(passage.get("score", 0.0)),
+                }
+                for number, passage in enumerate(evidence, start=1)
+            ]
+        ),
+        hide_index=True,
+        column_config={
+            "passage": st.column_config.TextColumn(width="large"),
+            "score": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        },
+    )
 
 
 def _pages(rt: Runtime, job_id: str) -> list[DocumentPage] | None:

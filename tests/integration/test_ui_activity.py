@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +12,10 @@ from streamlit.testing.v1 import AppTest
 from core.db import session_scope
 from core.db.tables import TaskStatus
 from core.services import tasks
+from core.services.feedback import submit_feedback
 from core.settings import get_settings
 from tests.conftest import wait_for_job
-from tests.documents import FINANCE
+from tests.documents import CLINICAL, FINANCE
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 BROKEN_PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage \x00\x01 trailer"
@@ -85,3 +87,34 @@ def test_activity_shows_jobs_tasks_failures_and_the_audit_log(app: AppTest, runt
     app.selectbox(key="activity_audit_action").set_value("synthesis.failed").run()
     # Then only those events are left
     assert set(table_with(app, "action")["action"]) == {"synthesis.failed"}
+
+
+def test_annotators_are_listed_with_their_agreement(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]
+    # Given two annotators who labelled the same four documents, agreeing on three
+    run = uuid.uuid4().hex[:6]
+    cy, bea = f"cy-{run}", f"bea-{run}"
+    jobs = [
+        wait_for_job(
+            client,
+            client.post(
+                "/api/classify_file", files={"file": (f"k{i}-{run}.txt", f"{text} Copy {run}-{i}.".encode())}
+            ).json()["job_id"],
+        )["id"]
+        for i, text in enumerate([FINANCE, FINANCE, CLINICAL, CLINICAL])
+    ]
+    for job_id, label in zip(jobs, ["finance", "finance", "healthcare", "healthcare"], strict=True):
+        submit_feedback(engine=runtime.engine, job_id=job_id, label=label, author=cy)
+    for job_id, label in zip(jobs, ["finance", "finance", "healthcare", "legal"], strict=True):
+        submit_feedback(engine=runtime.engine, job_id=job_id, label=label, author=bea)
+    # When Ada opens Activity
+    open_activity(app)
+    # Then each annotator is listed with what they labelled
+    annotators = table_with(app, "gold accuracy").set_index("annotator")
+    assert annotators.loc[[bea, cy], ["labels", "documents"]].values.tolist() == [[4, 4], [4, 4]]
+    # ... and the pair's agreement: observed 3/4, Cohen's kappa (3/4 - 6/16) / (1 - 6/16) = 0.6
+    pairs = table_with(app, "kappa")
+    pair = pairs[(pairs["annotator"] == bea) & (pairs["other annotator"] == cy)]
+    assert pair[["shared documents", "agreement"]].values.tolist() == [[4, 0.75]]
+    assert pair["kappa"].item() == pytest.approx(0.6, abs=1e-4)
+    # ... with a sentence saying what kappa means
+    assert any("Cohen's kappa" in caption.value and "chance" in caption.value for caption in app.caption)

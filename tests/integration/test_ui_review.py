@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,14 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
-from core.db.tables import Feedback, ReviewClaim
-from core.services.review import claim, release_claim, review_queue
+from core.db.tables import Feedback, ReviewClaim, TrainingExample
+from core.services.audit import list_events
+from core.services.jobs import get_job, job_text
+from core.services.review import LABEL_ISSUES, claim, label_issue_queue, release_claim, review_queue
+from core.services.tasks import list_tasks
 from core.settings import get_settings
-from tests.conftest import wait_for_job
+from tests.conftest import wait_for_job, wait_for_task
+from tests.documents import CLINICAL, FINANCE
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 # Short, topic-free texts: no industry is likely, so the model asks a person.
@@ -64,6 +70,39 @@ def metric(app: AppTest, label: str) -> str:
     return next(element.value for element in app.metric if element.label == label)
 
 
+def shows(app: AppTest, key: str) -> bool:
+    return any(button.key == key for button in app.button)
+
+
+def _tick_only(app: AppTest, rows: set[int]) -> None:
+    """Set the ``select`` box of every row of the page's one data editor (AppTest seeds its edit state)."""
+    editor = app.data_editor[0]
+    app.session_state[editor.key] = {
+        "edited_rows": {row: {"select": row in rows} for row in range(len(editor.value))},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    app.run()
+
+
+@pytest.fixture
+def held_by_others(runtime):  # type: ignore[no-untyped-def]
+    """Hold every item now in the review queue for someone else, except the ``keep`` ids: what is
+    left for Ada is one of them. Released after the test."""
+    held: list[str] = []
+
+    def hold(keep: set[str]) -> None:
+        waiting, _ = review_queue(engine=runtime.engine, limit=10_000)
+        for item in waiting:
+            if item.id not in keep:
+                claim(engine=runtime.engine, job_id=item.id, annotator="someone else", seconds=600)
+                held.append(item.id)
+
+    yield hold
+    for job_id in held:
+        release_claim(engine=runtime.engine, job_id=job_id)
+
+
 def test_an_empty_queue_says_what_to_do(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
     # Given every item in the queue is being reviewed by someone else
     waiting, _ = review_queue(engine=runtime.engine, limit=1000)
@@ -94,7 +133,8 @@ def test_correcting_records_feedback_and_shows_the_next_document(
     assert holder is not None and holder.claimed_by == "Ada"
     assert queue[0].id == first, "the most uncertain document comes first"
     assert app.subheader[0].value == queue[0].original_filename
-    assert app.text, "the document's text is shown"
+    shown = " ".join(element.value for element in [*app.html, *app.text])
+    assert html.escape(job_text(engine=runtime.engine, job_id=first).text[:40]) in shown, "its text is shown"
     # When she picks another industry than the model's
     predicted = queue[0].classification_result
     other = next(name for name in ("legal", "finance") if name != predicted)
@@ -139,3 +179,153 @@ def test_two_annotators_never_see_the_same_document(runtime, client, uncertain_j
         assert session.get(ReviewClaim, held(bob)).claimed_by == "Bob"
         confirmed = session.exec(select(Feedback).where(Feedback.job_id == ada_first)).one()
     assert confirmed.author == "Ada"
+
+
+def test_the_document_marks_its_evidence_and_more_like_this_labels_a_selection_in_one_action(
+    app: AppTest, runtime, client, held_by_others
+) -> None:  # type: ignore[no-untyped-def]
+    # Given four near-copies of a vague note (with markup in its text: documents are hostile input)
+    # that the model is unsure about, and a confident finance report nobody has labelled
+    run = uuid.uuid4().hex[:6]
+    # (Fixed words: on a text this vague, a random token can sway the model.)
+    note = (
+        "Please find the <i>document</i> we talked about attached & let me know what you think of it "
+        "(copy {n})."
+    )
+    family = [
+        wait_for_job(
+            client,
+            client.post(
+                "/api/classify_file",
+                files={"file": (f"note-{run}-{n}.txt", note.format(n=n).encode())},
+            ).json()["job_id"],
+        )
+        for n in range(1, 5)
+    ]
+    assert all(job["status"] == "COMPLETED" and job["needs_review"] for job in family), [
+        (job["classification_result"], job["confidence"], job["needs_review"]) for job in family
+    ]
+    report = client.post(
+        "/api/classify_file", files={"file": (f"report-{run}.txt", f"{FINANCE} Ref {run}.".encode())}
+    ).json()
+    assert wait_for_job(client, report["job_id"])["classification_result"] == "finance"
+    family_ids = {job["id"] for job in family}
+    held_by_others(family_ids)
+    # When Ada opens Review
+    open_review(app, "Ada")
+    current = held(app)
+    assert current in family_ids
+    view = get_job(engine=runtime.engine, job_id=current)
+    # Then the text is shown escaped, with the passages that support the answer marked ...
+    assert view.evidence, "a classified document has evidence passages"
+    body = app.html[0].value
+    assert "<i>" not in body
+    assert "&lt;i&gt;document&lt;/i&gt;" in body and "attached &amp; let" in body
+    assert body.count("<mark") == len(view.evidence)
+    for passage in view.evidence:
+        assert html.escape(passage["text"]) in body
+    # ... and listed with their scores
+    passages = next(frame.value for frame in app.dataframe if "passage" in frame.value.columns)
+    assert list(passages["score"]) == pytest.approx([passage["score"] for passage in view.evidence])
+    # And "more like this" lists the other three copies first, each with the model's answer
+    similar = app.data_editor[0].value
+    assert set(similar["job"][:3]) == family_ids - {current}, similar
+    assert report["job_id"] not in set(similar["job"][:3])
+    assert list(similar["similarity"]) == sorted(similar["similarity"], reverse=True)
+    assert similar["model says"].notna().all()
+    # ... ticked where the model's answer is the label to apply (the held document's answer at first)
+    label = app.selectbox(key=f"review-similar-label-{current}").value
+    assert label == view.classification_result
+    assert list(similar["select"]) == list(similar["model says"] == label)
+
+    # When she picks another label and ticks two of the copies
+    app.selectbox(key=f"review-similar-label-{current}").set_value("legal").run()
+    similar = app.data_editor[0].value
+    chosen = [job_id for job_id in similar["job"][:3]][:2]
+    _tick_only(app, {int(similar.index[similar["job"] == job_id][0]) for job_id in chosen})
+    button = app.button(key="review-label-selection")
+    assert button.label == "Label selection as legal (2)"
+    assert button.proto.shortcut.upper() == "L"
+    button.click().run()
+    # Then each of the two has its own pending correction by Ada, and nothing else was labelled
+    assert not app.exception
+    with session_scope(runtime.engine) as session:
+        rows = session.exec(select(Feedback).where(Feedback.job_id.in_(family_ids))).all()
+    assert sorted((row.job_id, row.label, row.author, row.status) for row in rows) == sorted(
+        (job_id, "legal", "Ada", "pending") for job_id in chosen
+    )
+    assert metric(app, "Labelled this session") == "2"
+    # ... they leave the panel, and Ada still holds the same document
+    assert held(app) == current
+    assert not set(chosen) & set(app.data_editor[0].value["job"])
+    # When she hides the panel (key M)
+    toggle = app.button(key="review-toggle-similar")
+    assert toggle.proto.shortcut.upper() == "M"
+    toggle.click().run()
+    # Then it is gone, and the key shows it again
+    assert not app.data_editor and app.button(key="review-toggle-similar").label == "Show more like this"
+    assert held(app) == current
+
+
+def test_label_issues_list_doubtful_examples_to_relabel_or_keep(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]
+    # Given approved corrections for eight documents, two of them deliberately wrong, and a full
+    # training run that cross-validated them (fixed texts: a document's content decides whether its
+    # approved label trains or is kept as gold, and only training examples are cross-validated;
+    # these eight all train)
+    texts = [f"{FINANCE} Console ledger {i}." for i in range(4)] + [
+        f"{CLINICAL} Console ward note {i}." for i in range(4)
+    ]
+    given = ["finance"] * 4 + ["healthcare"] * 4
+    given[1], given[6] = "healthcare", "finance"
+    run = uuid.uuid4().hex[:6]
+    jobs = []
+    for i, text in enumerate(texts):
+        accepted = client.post("/api/classify_file", files={"file": (f"issue-{run}-{i}.txt", text.encode())})
+        jobs.append(wait_for_job(client, accepted.json()["job_id"])["id"])
+    ids = [
+        client.post("/api/feedback/", json={"job_id": job_id, "corrected_classification": label}).json()[
+            "feedback_id"
+        ]
+        for job_id, label in zip(jobs, given, strict=True)
+    ]
+    assert client.post("/api/feedback/approve", json={"ids": ids}).status_code in (200, 201)
+    task = client.post("/api/retrain_model", json={}).json()
+    assert wait_for_task(client, task["task_id"], timeout=600)["status"] == "SUCCEEDED"
+    issues, _ = label_issue_queue(engine=runtime.engine, limit=10_000)
+    flipped = {issue.job_id: issue for issue in issues if issue.job_id in (jobs[1], jobs[6])}
+    assert set(flipped) == {jobs[1], jobs[6]}, issues
+    clinical, report = flipped[jobs[6]].example_id, flipped[jobs[1]].example_id
+    # When Ada (an admin: no keys are configured) orders Review by label issues
+    open_review(app, "Ada")
+    app.selectbox(key="review_strategy").set_value(LABEL_ISSUES).run()
+    assert not app.exception
+    # Then both wrong labels are listed with the model's suggestion ...
+    assert app.button(key=f"review-relabel-{clinical}").label == "Relabel as healthcare"
+    assert app.button(key=f"review-keep-{clinical}").label == "Keep finance"
+    assert app.button(key=f"review-relabel-{report}").label == "Relabel as finance"
+    assert any(flipped[jobs[6]].preview[:60] in element.value for element in app.text)
+    # ... and the first one answers the keys A (relabel) and K (keep)
+    shortcuts = {button.proto.shortcut.upper(): button.key for button in app.button if button.proto.shortcut}
+    first = issues[0].example_id
+    assert (shortcuts["A"], shortcuts["K"]) == (f"review-relabel-{first}", f"review-keep-{first}")
+    left = int(metric(app, "Label issues left"))
+    # When she relabels the clinical note as suggested
+    app.button(key=f"review-relabel-{clinical}").click().run()
+    # Then the example has the suggested label, it leaves the list, and she queued a training run
+    assert not app.exception
+    with session_scope(runtime.engine) as session:
+        assert session.get(TrainingExample, clinical).label == "healthcare"
+    assert not shows(app, f"review-relabel-{clinical}")
+    assert int(metric(app, "Label issues left")) == left - 1
+    events, _ = list_events(engine=runtime.engine, action="example.relabelled", actor="Ada")
+    assert str(clinical) in {str(event.subject_id) for event in events}
+    training, _ = list_tasks(engine=runtime.engine, kind="training", limit=1)
+    assert training[0].requested_by == "Ada"
+    # When she keeps the other's label
+    app.button(key=f"review-keep-{report}").click().run()
+    # Then it leaves her list, and its label is unchanged
+    assert not shows(app, f"review-keep-{report}")
+    assert metric(app, "Kept") == "1"
+    with session_scope(runtime.engine) as session:
+        assert session.get(TrainingExample, report).label == "healthcare"
+    wait_for_task(client, training[0].id)

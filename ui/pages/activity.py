@@ -1,4 +1,5 @@
-"""Activity: recent jobs and background tasks, what failed and why, and the audit trail."""
+"""Activity: recent jobs and background tasks, what failed and why, the audit trail, and how the
+annotators agree with each other and with the gold documents."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.services.annotators import annotator_report
 from core.services.audit import list_actions, list_events
 from core.services.jobs import list_jobs
 from core.services.tasks import list_tasks
@@ -32,7 +34,9 @@ for column, status in zip(counts, JOB_STATUSES, strict=False):
     column.metric(f"Jobs {status.lower()}", job_counts[status])
 counts[-1].metric("Background tasks", task_total)
 
-jobs_tab, tasks_tab, failures_tab, audit_tab = st.tabs(["Jobs", "Tasks", "Failures", "Audit log"])
+jobs_tab, tasks_tab, failures_tab, audit_tab, annotators_tab = st.tabs(
+    ["Jobs", "Tasks", "Failures", "Audit log", "Annotators"]
+)
 
 with jobs_tab:
     status = st.selectbox(
@@ -151,3 +155,63 @@ with audit_tab:
             ),
             hide_index=True,
         )
+
+with annotators_tab:
+    report = annotator_report(engine=rt.engine)
+    if not report.annotators:
+        st.info("Nobody has labelled a document yet — corrections made on Review appear here, by author.")
+    else:
+        st.subheader("Annotators")
+        st.caption(
+            "Each annotator's labels (a document labelled twice counts once under documents) and, on "
+            "the gold documents a reviewer approved and set aside, how often they gave the same label."
+        )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "annotator": annotator.name,
+                        "labels": annotator.labels,
+                        "documents": annotator.documents,
+                        "gold documents": annotator.gold_n,
+                        "gold accuracy": annotator.gold_accuracy,
+                    }
+                    for annotator in report.annotators
+                ]
+            ),
+            hide_index=True,
+            column_config={
+                "gold accuracy": st.column_config.ProgressColumn(
+                    min_value=0.0, max_value=1.0, format="percent"
+                )
+            },
+        )
+        st.subheader("Agreement")
+        st.caption(
+            "Cohen's kappa measures how much two annotators agree beyond what chance would give them, "
+            "labelling as often as each does: 1 is full agreement, 0 no better than chance, below 0 "
+            "worse than chance (above 0.8 is usually read as strong, 0.6–0.8 as substantial). It is "
+            "blank when both gave every shared document one and the same label."
+        )
+        if not report.agreement:
+            st.info("No two annotators have labelled the same document yet.")
+        else:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "annotator": pair.annotator_a,
+                            "other annotator": pair.annotator_b,
+                            "shared documents": pair.documents,
+                            "agreement": pair.agreement,
+                            "kappa": pair.kappa,
+                        }
+                        for pair in report.agreement
+                    ]
+                ),
+                hide_index=True,
+                column_config={
+                    "agreement": st.column_config.NumberColumn(format="percent"),
+                    "kappa": st.column_config.NumberColumn(format="%.2f"),
+                },
+            )

@@ -1,27 +1,47 @@
 """Review: the most uncertain document first; confirm the model, pick another industry, or skip.
 
 Each item is claimed for ``HERON_REVIEW_CLAIM_SECONDS`` (renewed on every interaction), so two
-annotators working the queue at once never see the same document.
+annotators working the queue at once never see the same document. Beside it, "more like this"
+lists the unlabelled documents closest to it, to label a selection of them in one action. The
+"Label issues" order lists approved training examples the model confidently places elsewhere.
 """
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.errors import Conflict, HeronError, NotFound
-from core.services.feedback import submit_feedback
+from core.services.examples import relabel_example
+from core.services.feedback import submit_feedback, submit_feedback_many
 from core.services.industries import active_names
 from core.services.jobs import JobView, get_job
-from core.services.review import STRATEGIES, claim, claim_next, release_claim, review_queue
+from core.services.review import (
+    LABEL_ISSUES,
+    STRATEGIES,
+    claim,
+    claim_next,
+    label_issue_queue,
+    release_claim,
+    review_queue,
+)
+from core.services.similar import SimilarDocument, similar_documents
 from ui.state import current_user, runtime
-from ui.widgets import REVIEW_REASONS, document_text, review_explanation
+from ui.widgets import REVIEW_REASONS, document_text, evidence_table, review_explanation
 
 SHORTCUT_KEYS = "123456789"
 SKIP_KEY = "S"
+LABEL_SELECTION_KEY = "L"
+SIMILAR_PANEL_KEY = "M"
+RELABEL_KEY = "A"  # accept the suggestion (R is Streamlit's own: rerun)
+KEEP_KEY = "K"
+SIMILAR_SHOWN = 8
+LABEL_ISSUES_SHOWN = 10
 STRATEGY_NAMES = {
     "least_confidence": "Least confident first",
     "margin": "Smallest margin first",
     "entropy": "Highest entropy first",
+    LABEL_ISSUES: "Label issues (approved examples the model doubts)",
 }
 
 rt = runtime()
@@ -29,29 +49,48 @@ user = current_user()
 state = st.session_state
 state.setdefault("review_labelled", 0)
 state.setdefault("review_skipped", [])
+state.setdefault("review_similar_open", True)
+state.setdefault("review_similar_generation", 0)
+state.setdefault("review_kept_issues", [])
+state.setdefault("review_relabelled", 0)
 
 st.title("Review")
-st.caption(
-    "One document at a time, the most uncertain first. Keys: **1** confirms the model's answer, "
-    f"**2–9** pick another industry, **{SKIP_KEY}** skips. Corrections wait for a reviewer's approval."
-)
-
 industries = active_names(engine=rt.engine)
 
 left, middle, right = st.columns(3)
-strategy = left.selectbox("Order", STRATEGIES, format_func=STRATEGY_NAMES.get, key="review_strategy")
+strategy = left.selectbox(
+    "Order", [*STRATEGIES, LABEL_ISSUES], format_func=STRATEGY_NAMES.get, key="review_strategy"
+)
+issues_mode = strategy == LABEL_ISSUES
 reason = middle.selectbox(
     "Reason",
     [None, *REVIEW_REASONS],
     format_func=lambda value: "Any reason" if value is None else value.replace("_", " "),
     key="review_reason",
+    disabled=issues_mode,
 )
 label_filter = right.selectbox(
     "Predicted industry",
     [None, *industries],
     format_func=lambda value: "Any industry" if value is None else value,
     key="review_label",
+    disabled=issues_mode,
 )
+if issues_mode:
+    st.caption(
+        "Approved training examples that the model, cross-validated in the latest full training run, "
+        f"confidently files under another industry. Keys: **{RELABEL_KEY}** relabels the first as "
+        f"suggested, **{KEEP_KEY}** keeps its label. Relabelling retrains the model like an approval."
+    )
+else:
+    st.caption(
+        "One document at a time, the most uncertain first. Keys: **1** confirms the model's answer, "
+        f"**2–9** pick another industry, **{SKIP_KEY}** skips; **{LABEL_SELECTION_KEY}** labels the "
+        f"ticked documents under *More like this*, **{SIMILAR_PANEL_KEY}** shows or hides that panel. "
+        "Corrections wait for a reviewer's approval."
+    )
+if flash := state.pop("review_flash", None):
+    st.toast(flash)
 
 
 def _release_held() -> None:
@@ -83,6 +122,177 @@ def _forget_skips() -> None:
     state["review_skipped"] = []
 
 
+def _toggle_similar() -> None:
+    state["review_similar_open"] = not state["review_similar_open"]
+
+
+def _similar(job_id: str) -> list[SimilarDocument] | str:
+    """The documents most like ``job_id``'s, or why there are none; kept until this person labels
+    some (each rerun would otherwise compare the document with every other one again)."""
+    cached = state.get("review_similar_cache")
+    if cached is None or cached[0] != job_id:
+        try:
+            found: list[SimilarDocument] | str = similar_documents(
+                engine=rt.engine, job_id=job_id, limit=SIMILAR_SHOWN
+            )
+        except HeronError as error:
+            found = error.message
+        cached = state["review_similar_cache"] = (job_id, found)
+    return cached[1]
+
+
+def _label_selection(job_ids: list[str], label: str, annotator: str) -> None:
+    try:
+        created = submit_feedback_many(engine=rt.engine, job_ids=job_ids, label=label, author=annotator)
+    except HeronError as error:
+        state["review_flash"] = f"Not saved: {error.message} ({error.code})"
+        return
+    state.pop("review_similar_cache", None)  # the labelled ones are no longer "unlabelled"
+    state["review_similar_generation"] += 1
+    state["review_labelled"] += len(created)
+    state["review_flash"] = (
+        f"Saved **{label}** for {len(created)} similar document{'s' * (len(created) != 1)}; "
+        "they wait for a reviewer's approval."
+    )
+
+
+def _relabel(example_id: int, label: str) -> None:
+    try:
+        relabel_example(engine=rt.engine, work=rt.work, example_id=example_id, label=label, actor=user.name)
+    except HeronError as error:
+        state["review_flash"] = f"Not relabelled: {error.message} ({error.code})"
+        return
+    state["review_relabelled"] += 1
+    state["review_flash"] = f"Relabelled as **{label}**; the model is learning it."
+
+
+def _keep(example_id: int) -> None:
+    state["review_kept_issues"] = [*state["review_kept_issues"], example_id]
+
+
+def _label_issues() -> None:
+    """The label-issue queue: each approved example the model doubts, relabel it or keep it."""
+    reviewer = user.can("reviewer")
+    kept = set(state["review_kept_issues"])
+    issues, total = label_issue_queue(engine=rt.engine, limit=LABEL_ISSUES_SHOWN + len(kept))
+    left_here = total - sum(issue.example_id in kept for issue in issues)
+    issues = [issue for issue in issues if issue.example_id not in kept][:LABEL_ISSUES_SHOWN]
+    counters = st.columns(3)
+    counters[0].metric("Label issues left", left_here)
+    counters[1].metric("Relabelled this session", state["review_relabelled"])
+    counters[2].metric("Kept", len(kept))
+    if not reviewer:
+        st.info(
+            f"Relabelling approved training data needs the reviewer role; you are signed in as {user.role}."
+        )
+    if not issues:
+        if kept:
+            st.info(f"No other label issues; you kept {len(kept)} label(s) as they are this session.")
+        else:
+            st.info(
+                "No label issues. Only a full training run (Models → retrain from everything) looks for "
+                "them, and it found none, or they have all been settled."
+            )
+        return
+    version = issues[0].model_version
+    st.caption(
+        f"Showing {len(issues)} of {left_here}, least self-confident first"
+        + (f", as model v{version}'s training run found them." if version else ".")
+    )
+    for position, issue in enumerate(issues):
+        first = position == 0
+        with st.container(border=True):
+            st.markdown(
+                f"Labelled **{issue.label}** (the model gives it {issue.self_confidence:.0%}) · "
+                f"the model suggests **{issue.suggested}** ({issue.suggested_confidence:.0%})"
+            )
+            st.text(issue.preview, width="stretch")
+            st.caption(f"Example {issue.example_id} · from {issue.source}")
+            relabel_column, keep_column = st.columns(2)
+            relabel_column.button(
+                f"Relabel as {issue.suggested}",
+                key=f"review-relabel-{issue.example_id}",
+                type="primary" if first else "secondary",
+                shortcut=RELABEL_KEY if first else None,
+                on_click=_relabel,
+                args=(issue.example_id, issue.suggested),
+                disabled=not reviewer,
+                width="stretch",
+            )
+            keep_column.button(
+                f"Keep {issue.label}",
+                key=f"review-keep-{issue.example_id}",
+                shortcut=KEEP_KEY if first else None,
+                on_click=_keep,
+                args=(issue.example_id,),
+                disabled=not reviewer,
+                width="stretch",
+                help="The label is right: hide this issue for the rest of your session.",
+            )
+
+
+def _more_like_this(item: JobView) -> None:
+    """The unlabelled documents closest to ``item``, to give a ticked selection one label."""
+    st.subheader("More like this")
+    predicted = item.classification_result
+    label = st.selectbox(
+        "Label to apply",
+        industries,
+        index=industries.index(predicted) if predicted in industries else 0,
+        key=f"review-similar-label-{item.id}",
+    )
+    found = _similar(item.id)
+    if isinstance(found, str):
+        st.info(found)
+        return
+    if not found:
+        st.info("No other unlabelled documents to compare it with yet.")
+        return
+    # Ticked at first: those the model also files under the label being applied.
+    frame = pd.DataFrame(
+        [
+            {
+                "select": doc.job.classification_result == label,
+                "file": doc.job.original_filename,
+                "model says": doc.job.classification_result,
+                "confidence": doc.job.confidence,
+                "similarity": doc.similarity,
+                "job": doc.job_id,
+            }
+            for doc in found
+        ]
+    )
+    st.caption(
+        f"The {len(found)} unlabelled documents most like this one. Ticked: those the model also "
+        f"files under **{label}**; change the ticks, then label them all at once."
+    )
+    # The key names the label (another label ticks afresh) and how many selections this person has
+    # labelled (that replaces the documents shown, and the old ticks pointed at their rows).
+    edited = st.data_editor(
+        frame,
+        hide_index=True,
+        key=f"review-similar-{item.id}-{label}-{state['review_similar_generation']}",
+        disabled=[column for column in frame.columns if column != "select"],
+        column_config={
+            "select": st.column_config.CheckboxColumn("select", help="Tick to give it the label."),
+            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+            "similarity": st.column_config.NumberColumn(format="%.2f"),
+            "job": None,
+        },
+    )
+    selected = [str(job_id) for job_id in edited.loc[edited["select"], "job"]]
+    st.button(
+        f"Label selection as {label} ({len(selected)})",
+        key="review-label-selection",
+        type="primary",
+        shortcut=LABEL_SELECTION_KEY,
+        disabled=not selected,
+        on_click=_label_selection,
+        args=(selected, label, user.name),
+        width="stretch",
+    )
+
+
 def _held_item() -> JobView | None:
     """The item this person is looking at, its claim renewed; None if it left the queue meanwhile."""
     held = state.get("review_claim")
@@ -108,6 +318,10 @@ if state.get("review_filters") != filters:
     _release_held()
     state["review_skipped"] = []
     state["review_filters"] = filters
+
+if issues_mode:
+    _label_issues()
+    st.stop()
 
 item = _held_item()
 if item is None:
@@ -135,8 +349,6 @@ counters = st.columns(3)
 counters[0].metric("Left in the queue", left_in_queue)
 counters[1].metric("Labelled this session", state["review_labelled"])
 counters[2].metric("Skipped", len(state["review_skipped"]))
-if flash := state.pop("review_flash", None):
-    st.toast(flash)
 
 if item is None:
     if state["review_skipped"]:
@@ -153,10 +365,17 @@ if item is None:
     st.stop()
 
 st.divider()
-text_column, answer_column = st.columns([3, 2])
+similar_open = state["review_similar_open"]
+if similar_open:
+    text_column, answer_column, similar_column = st.columns([5, 3, 4])
+    with similar_column:
+        _more_like_this(item)
+else:
+    text_column, answer_column = st.columns([3, 2])
 with text_column:
     st.subheader(item.original_filename)
-    document_text(rt, item.id, key=f"review-{item.id}")
+    document_text(rt, item.id, key=f"review-{item.id}", evidence=item.evidence)
+    evidence_table(item.evidence)
 
 with answer_column:
     predicted = item.classification_result
@@ -190,5 +409,12 @@ with answer_column:
         args=(item.id, user.name),
         width="stretch",
         help="Give it back to the queue for someone else.",
+    )
+    st.button(
+        "Hide more like this" if similar_open else "Show more like this",
+        key="review-toggle-similar",
+        shortcut=SIMILAR_PANEL_KEY,
+        on_click=_toggle_similar,
+        width="stretch",
     )
     st.caption(f"Held for you for {rt.settings.review_claim_seconds // 60} minutes from your last action.")
