@@ -93,6 +93,21 @@ class Page:
                 )
             time.sleep(0.1)
 
+    def press(self, key: str) -> None:
+        """Press and release one letter or digit key, as a person at the keyboard."""
+        code = f"Key{key.upper()}" if key.isalpha() else f"Digit{key}"
+        for kind, text in (("keyDown", key), ("keyUp", "")):
+            self.send(
+                "Input.dispatchKeyEvent",
+                {
+                    "type": kind,
+                    "key": key,
+                    "code": code,
+                    "text": text,
+                    "windowsVirtualKeyCode": ord(key.upper()),
+                },
+            )
+
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
         path.write_bytes(base64.b64decode(data))

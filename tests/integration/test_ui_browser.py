@@ -94,6 +94,14 @@ SNAPSHOT = """JSON.stringify({
   html: document.documentElement.outerHTML,
 })"""
 
+# Vague enough that the model asks a person (fixed words: a random token can sway it).
+VAGUE_NOTE = "Please find the <i>document</i> we talked about attached & let me know what you think of it"
+MARKS = """document.querySelectorAll('[data-testid="stMain"] mark').length"""
+PANEL_HIDDEN = """(() => {
+  const text = document.querySelector('[data-testid="stMain"]')?.innerText ?? '';
+  return text.includes('Show more like this') && !text.includes('Label selection as');
+})()"""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Page]:
@@ -106,7 +114,13 @@ def browser() -> Iterator[Page]:
 
 
 @pytest.fixture(scope="module")
-def console(browser: Page, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def console_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The console's data directory: empty until the console prepares it."""
+    return tmp_path_factory.mktemp("console")
+
+
+@pytest.fixture(scope="module")
+def console(browser: Page, console_dir: Path) -> Iterator[str]:
     """`heron ui` on a free port and an empty data dir (the embeddings cache is the session's).
 
     It asks for the browser first, so that a missing Chromium skips or fails before the console starts.
@@ -114,23 +128,11 @@ def console(browser: Page, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    data_dir = tmp_path_factory.mktemp("console")
-    environment = {
-        **os.environ,
-        "HERON_DATA_DIR": str(data_dir),
-        "HERON_DATABASE_URL": "",
-        "HERON_BROKER_URL": "",
-        "HERON_API_HOST": "127.0.0.1",
-        "HERON_API_KEYS": "",
-        "HERON_UI_PORT": str(port),
-        "HERON_LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1",
-    }
-    log = (data_dir / "console.log").open("wb")
+    log = (console_dir / "console.log").open("wb")
     # Its own process group, so the console (heron ui, which becomes Streamlit) stops with the test.
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "ui"],
-        env=environment,
+        env={**_environment(console_dir), "HERON_UI_PORT": str(port)},
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -138,7 +140,7 @@ def console(browser: Page, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(base, process, data_dir / "console.log")
+        _wait_until_healthy(base, process, console_dir / "console.log")
         yield base
     finally:
         _stop(process)
@@ -174,6 +176,60 @@ def test_sidebar_links_every_page(browser: Page, console: str) -> None:
     links = json.loads(browser.evaluate(SNAPSHOT))["links"]
     # Then it links every page at the address the tests above open
     assert links == [console + expected.path for expected in PAGES]
+
+
+def test_review_marks_evidence_shows_more_like_this_and_answers_its_keys(
+    browser: Page, console: str, console_dir: Path, tmp_path: Path
+) -> None:
+    # Given the console (its database prepared: a page has been drawn) and four near-copies of a
+    # vague note that `heron classify` put into its database
+    browser.goto(console + "/review")
+    browser.wait_for(DRAWN, DRAW_SECONDS, "/review to be drawn")
+    notes = []
+    for number in range(1, 5):
+        notes.append(tmp_path / f"note-{number}.txt")
+        notes[-1].write_text(f"{VAGUE_NOTE} (copy {number}).", encoding="utf-8")
+    classified = subprocess.run(
+        [sys.executable, "-m", "cli.main", "classify", *map(str, notes)],
+        env=_environment(console_dir),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=START_SECONDS,
+    )
+    assert classified.returncode == 0, classified.stdout + classified.stderr
+    assert all(json.loads(line)["needs_review"] for line in classified.stdout.splitlines()), classified.stdout
+    # When Review is opened
+    screenshot = SCREENSHOTS / "review-document.png"
+    browser.goto(console + "/review")
+    try:
+        browser.wait_for(DRAWN, DRAW_SECONDS, "/review to be drawn")
+    finally:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.screenshot(screenshot)
+    page = json.loads(browser.evaluate(SNAPSHOT))
+    # Then the document is shown with its evidence marked, beside the "more like this" panel
+    assert page["exceptions"] == [], f"/review shows an exception (see {screenshot})"
+    assert browser.evaluate(MARKS) >= 1, f"no evidence is marked (see {screenshot})"
+    assert "More like this" in page["text"] and "Label selection as" in page["text"]
+    assert "stDataFrame" in page["widgets"]
+    # When the M key is pressed
+    browser.press("m")
+    # Then the panel is hidden, and its button offers to show it again
+    browser.wait_for(f"{DRAWN} && {PANEL_HIDDEN}", DRAW_SECONDS, "M to hide the panel")
+
+
+def _environment(data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HERON_DATA_DIR": str(data_dir),
+        "HERON_DATABASE_URL": "",
+        "HERON_BROKER_URL": "",
+        "HERON_API_HOST": "127.0.0.1",
+        "HERON_API_KEYS": "",
+        "HERON_LOG_LEVEL": "WARNING",
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen, log: Path) -> None:

@@ -255,7 +255,7 @@ def _more_like_this(item: JobView) -> None:
                 "select": doc.job.classification_result == label,
                 "file": doc.job.original_filename,
                 "model says": doc.job.classification_result,
-                "confidence": doc.job.confidence,
+                "confidence": round(100 * (doc.job.confidence or 0.0)),
                 "similarity": doc.similarity,
                 "job": doc.job_id,
             }
@@ -274,9 +274,9 @@ def _more_like_this(item: JobView) -> None:
         key=f"review-similar-{item.id}-{label}-{state['review_similar_generation']}",
         disabled=[column for column in frame.columns if column != "select"],
         column_config={
-            "select": st.column_config.CheckboxColumn("select", help="Tick to give it the label."),
-            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-            "similarity": st.column_config.NumberColumn(format="%.2f"),
+            "select": st.column_config.CheckboxColumn("", help="Tick to give it the label.", width=40),
+            "confidence": st.column_config.NumberColumn(format="%d%%", width=80),
+            "similarity": st.column_config.NumberColumn(format="%.2f", width=75),
             "job": None,
         },
     )
@@ -367,7 +367,7 @@ if item is None:
 st.divider()
 similar_open = state["review_similar_open"]
 if similar_open:
-    text_column, answer_column, similar_column = st.columns([5, 3, 4])
+    text_column, answer_column, similar_column = st.columns([4, 3, 5])
     with similar_column:
         _more_like_this(item)
 else:
