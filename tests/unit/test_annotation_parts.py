@@ -82,7 +82,7 @@ def test_page_spans_locate_each_page_in_the_joined_text() -> None:
 
 def test_a_documents_parts_have_the_vectors_they_would_have_alone(runtime) -> None:  # type: ignore[no-untyped-def]
     statics = runtime.encoder.statics
-    text = "The court dismissed the appeal.\n\nRevenue rose twelve percent on higher margins. Dividends follow."
+    text = "The court dismissed the appeal.\n\nRevenue rose twelve percent on higher margins. Dividends next."
     spans = passage_spans(text)
     documents, parts = statics.embed_parts([text], [spans])
     assert np.allclose(documents[0], statics.embed([text])[0], atol=1e-5)
