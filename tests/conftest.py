@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,26 @@ def client(runtime: Runtime) -> Iterator:
 
     with TestClient(create_app(runtime=runtime), timeout=30) as test_client:
         yield test_client
+
+
+@contextmanager
+def own_workers() -> Iterator[None]:
+    """Let a Heron with a database of its own start this process's in-process workers.
+
+    A process's workers run the jobs of the first runtime that started them, and an app given a
+    runtime (as tests give it) leaves them running when it stops. So: stop whatever runs, let the
+    block start its own, stop those after it, and give the earlier runtime its workers back.
+    """
+    from workers import dispatch
+
+    earlier = dispatch.serving()
+    dispatch.stop()
+    try:
+        yield
+    finally:
+        dispatch.stop()
+        if earlier is not None:
+            dispatch.start(earlier)
 
 
 def wait_for_job(client, job_id: str, timeout: float = 30.0) -> dict:  # type: ignore[no-untyped-def]

@@ -108,6 +108,12 @@ def connect_beside_workers(runtime: Runtime) -> None:
     runtime.work = DoorbellSender(bell, start_own)
 
 
+def serving() -> Runtime | None:
+    """The runtime this process's queue connection was started for (its workers run its jobs)."""
+    with _lock:
+        return context.runtime() if _handle is not None else None
+
+
 def stop() -> None:
     global _handle
     with _lock:

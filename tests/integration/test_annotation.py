@@ -3,16 +3,12 @@ through the API on a Heron of its own (real SQLite, real in-process queue, real 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text as sql
 
-from core.db import make_engine
 from core.runtime import Runtime, open_runtime
-from core.settings import load_settings
-from tests.conftest import copy_prepared, make_settings, needs_services, wait_for_job, wait_for_task
+from tests.conftest import copy_prepared, make_settings, own_workers, wait_for_job, wait_for_task
 from tests.documents import pdf_bytes
 
 FINANCE = [
@@ -47,7 +43,7 @@ def heron(starter_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) ->
 
     data_dir = copy_prepared(starter_runtime, tmp_path_factory.mktemp("annotation") / "heron")
     runtime = open_runtime(make_settings(data_dir))
-    with TestClient(create_app(runtime=runtime), timeout=30) as client:
+    with own_workers(), TestClient(create_app(runtime=runtime), timeout=30) as client:
         yield client
     runtime.close()
 
@@ -219,52 +215,3 @@ def test_label_issues_surface_flipped_labels_and_a_correction_retrains(heron) ->
     assert wait_for_task(heron, training["id"])["status"] == "SUCCEEDED"
     again = heron.post(f"/api/examples/{issue['example_id']}/relabel", json={"label": "finance"})
     assert again.status_code == 422 and again.json()["code"] == "invalid"
-
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@needs_services("PostgreSQL")
-def test_evidence_similar_and_agreement_work_on_postgresql(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from litestar.testing import TestClient
-
-    from api.app import create_app
-
-    schema = f"heron_annotation_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES)
-    with admin.begin() as connection:
-        connection.execute(sql(f"CREATE SCHEMA {schema}"))
-    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    runtime = open_runtime(load_settings(data_dir=tmp_path, database_url=url, broker_url=""))
-    try:
-        with TestClient(create_app(runtime=runtime), timeout=30) as client:
-            finance = [_classified(client, f"pf{i}.txt", text.encode()) for i, text in enumerate(FINANCE)]
-            clinical = [_classified(client, f"ph{i}.txt", text.encode()) for i, text in enumerate(HEALTHCARE)]
-            body = client.get(f"/api/jobs/{finance[0]['id']}/text").json()
-            assert finance[0]["evidence"] and all(
-                p["text"] == body["text"][p["start"] : p["end"]] for p in finance[0]["evidence"]
-            )
-            similar = client.get(f"/api/jobs/{clinical[0]['id']}/similar", params={"limit": 3}).json()[
-                "items"
-            ]
-            assert {item["job_id"] for item in similar} == {job["id"] for job in clinical[1:]}, similar
-            made = client.post(
-                "/api/feedback/batch",
-                json={"job_ids": [job["id"] for job in finance], "corrected_classification": "finance"},
-                headers={"X-Heron-User": "dee"},
-            )
-            assert made.status_code == 200 and len(made.json()["items"]) == 4
-            client.post(
-                "/api/feedback/",
-                json={"job_id": finance[0]["id"], "corrected_classification": "legal"},
-                headers={"X-Heron-User": "eve"},
-            )
-            pair = client.get("/api/annotators").json()["agreement"]
-            assert pair == [
-                {"annotator_a": "dee", "annotator_b": "eve", "documents": 1, "agreement": 0.0, "kappa": 0.0}
-            ]
-    finally:
-        runtime.close()
-        with admin.begin() as connection:
-            connection.execute(sql(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
