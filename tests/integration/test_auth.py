@@ -29,6 +29,8 @@ NEEDS = {
     ("POST", "/api/tasks/{task_id}/cancel"): "reviewer",
     ("POST", "/api/examples/approve"): "reviewer",
     ("POST", "/api/examples/reject"): "reviewer",
+    ("POST", "/api/examples/{example_id}/relabel"): "reviewer",
+    ("POST", "/api/feedback/batch"): "annotator",
 }
 RANK = {"annotator": 1, "reviewer": 2, "admin": 3}
 
@@ -62,6 +64,7 @@ def test_every_route_but_health_needs_a_key(keyed) -> None:  # type: ignore[no-u
             .replace("{name}", "nope")
             .replace("{feedback_id}", "1")
             .replace("{version_id}", "1")
+            .replace("{example_id}", "1")
             .replace("{task_id}", "x"),
         )
         assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), (method, path)
@@ -77,6 +80,7 @@ def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[
         url = (
             path.replace("{feedback_id}", "999999")
             .replace("{version_id}", "999999")
+            .replace("{example_id}", "999999")
             .replace("{name}", "nope")
             .replace("{job_id}", "nope")
             .replace("{task_id}", "nope")
