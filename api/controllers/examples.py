@@ -75,3 +75,13 @@ class ExamplesController(Controller):
             actor=actor(request),
         )
         return decided.examples[0]
+
+    @post(
+        "/{example_id:int}/keep",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[requires("reviewer")],
+    )
+    def keep(self, request: Request, runtime: NamedDependency[Runtime], example_id: RowId) -> ExampleView:
+        """The label of a label issue is right: it leaves the queue (until relabelled); nothing trains."""
+        return examples.keep_label(engine=runtime.engine, example_id=example_id, actor=actor(request))

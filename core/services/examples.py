@@ -193,3 +193,40 @@ def relabel_example(
         session.flush()
         decided = [example_view(row)]
     return ExampleDecision(decided, queue_training(engine=engine, work=work, actor=actor))
+
+
+def keep_label(*, engine: Engine, example_id: int, actor: str | None = None) -> ExampleView:
+    """A reviewer looked at a label issue and the label is right: it leaves the label-issue queue
+    (until it is relabelled). Nothing trains.
+
+    Raises:
+        NotFound: no such example. Invalid: the example is not approved.
+    """
+    with session_scope(engine) as session:
+        row = session.get(TrainingExample, example_id)
+        if row is None:
+            raise NotFound(f"Training example {example_id} does not exist.")
+        if row.status != ExampleStatus.approved:
+            raise Invalid(f"Training example {example_id} is {row.status}; only approved labels are kept.")
+        row.meta = {**(row.meta or {}), KEPT: {"label": row.label, "by": actor}}
+        session.add(row)
+        audit.record(
+            session,
+            action="example.label_kept",
+            subject_type="training_example",
+            subject_id=row.id,
+            actor=actor,
+            label=row.label,
+        )
+        session.flush()
+        return example_view(row)
+
+
+# Where an example's meta records that a reviewer confirmed its label ({"label", "by"}).
+KEPT = "label_kept"
+
+
+def label_kept(row: TrainingExample) -> bool:
+    """Whether a reviewer confirmed this example's current label (a label issue looked at)."""
+    kept = (row.meta or {}).get(KEPT) or {}
+    return kept.get("label") == row.label

@@ -24,7 +24,7 @@ from core.db.tables import (
     utcnow,
 )
 from core.errors import Conflict, Invalid
-from core.services.examples import PREVIEW_CHARS
+from core.services.examples import PREVIEW_CHARS, label_kept
 from core.services.jobs import JobView, existing_job, job_views
 from core.services.training import LABEL_ISSUES_DATASET
 from core.uncertainty import STRATEGIES, uncertainty
@@ -231,7 +231,7 @@ def label_issue_queue(
 
     Only a full run cross-validates (an incremental update after an approval must take seconds),
     so the list is that of the newest version that has one (``model_version``). An example
-    relabelled or rejected since is left out; its job (the latest one of its document, if it came
+    relabelled, rejected or kept since is left out; its job (the latest one of its document, if it came
     through one) lets the console show the original.
     """
     with session_scope(engine) as session:
@@ -254,6 +254,7 @@ def label_issue_queue(
             if issue["example_id"] in rows
             and rows[issue["example_id"]].status == ExampleStatus.approved
             and rows[issue["example_id"]].label == issue["label"]
+            and not label_kept(rows[issue["example_id"]])
         ]
         page = standing[offset : offset + limit]
         documents = [rows[i["example_id"]].document_id for i in page if rows[i["example_id"]].document_id]

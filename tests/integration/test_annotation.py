@@ -213,5 +213,13 @@ def test_label_issues_surface_flipped_labels_and_a_correction_retrains(heron) ->
     assert issue["example_id"] not in {i["example_id"] for i in remaining}
     training = heron.get("/api/tasks", params={"kind": "training", "limit": 1}).json()["items"][0]
     assert wait_for_task(heron, training["id"])["status"] == "SUCCEEDED"
+    # When a reviewer looks at the other and keeps its label
+    other = found[texts[6]]
+    kept = heron.post(f"/api/examples/{other['example_id']}/keep")
+    # Then it leaves the queue for good, with its label as it was
+    assert kept.status_code == 200 and kept.json()["label"] == "finance"
+    remaining = heron.get("/api/review", params={"strategy": "label_issues"}).json()["items"]
+    assert other["example_id"] not in {i["example_id"] for i in remaining}
+    assert heron.post("/api/examples/999999/keep").json()["code"] == "not_found"
     again = heron.post(f"/api/examples/{issue['example_id']}/relabel", json={"label": "finance"})
     assert again.status_code == 422 and again.json()["code"] == "invalid"

@@ -30,6 +30,7 @@ NEEDS = {
     ("POST", "/api/examples/approve"): "reviewer",
     ("POST", "/api/examples/reject"): "reviewer",
     ("POST", "/api/examples/{example_id}/relabel"): "reviewer",
+    ("POST", "/api/examples/{example_id}/keep"): "reviewer",
     ("POST", "/api/feedback/batch"): "annotator",
 }
 RANK = {"annotator": 1, "reviewer": 2, "admin": 3}

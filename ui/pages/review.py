@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import Conflict, HeronError, NotFound
-from core.services.examples import relabel_example
+from core.services.examples import keep_label, relabel_example
 from core.services.feedback import submit_feedback, submit_feedback_many
 from core.services.industries import active_names
 from core.services.jobs import JobView, get_job
@@ -167,6 +167,11 @@ def _relabel(example_id: int, label: str) -> None:
 
 
 def _keep(example_id: int) -> None:
+    try:
+        keep_label(engine=rt.engine, example_id=example_id, actor=user.name)
+    except HeronError as error:
+        state["review_flash"] = f"Not kept: {error.message} ({error.code})"
+        return
     state["review_kept_issues"] = [*state["review_kept_issues"], example_id]
 
 
@@ -227,7 +232,7 @@ def _label_issues() -> None:
                 args=(issue.example_id,),
                 disabled=not reviewer,
                 width="stretch",
-                help="The label is right: hide this issue for the rest of your session.",
+                help="The label is right: it leaves the label-issue queue (for everyone) until relabelled.",
             )
 
 
