@@ -367,7 +367,13 @@ class HeronModel:
         )
 
     def evidence(
-        self, texts: Sequence[str], answers: Sequence[str], *, encoder: Encoder, top: int = 3
+        self,
+        texts: Sequence[str],
+        answers: Sequence[str],
+        *,
+        encoder: Encoder,
+        top: int = 3,
+        spans: Sequence[list[tuple[int, int]]] | None = None,
     ) -> list[list[Passage]]:
         """For each text, the ``top`` passages that most support its answer (core.classify.evidence).
 
@@ -378,8 +384,9 @@ class HeronModel:
         passage again cost more than the rest of the evidence together (about 1 ms a document),
         and the word vectors alone pick a passage that, classified alone, gets the document's
         answer (bench/bench_annotation.py). All passages of a batch are scored in one product.
+        ``spans``: each text's passages, when the caller has them already (``passage_spans``).
         """
-        spans = [passage_spans(text) for text in texts]
+        spans = [passage_spans(text) for text in texts] if spans is None else spans
         pieces = [text[start:end] for text, found in zip(texts, spans, strict=True) for start, end in found]
         if not pieces:
             return [[] for _ in texts]
@@ -515,14 +522,14 @@ class RememberingEncoder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._recall(texts, self.embeddings, self.encoder.embed)
 
-    def remember_passages(self, texts: Sequence[str]) -> None:
-        """Compute the static vectors of ``texts`` and of their evidence passages together, each
-        text tokenised once (when the encoder can: ``static_parts``), so that classifying them and
-        finding their evidence reads them from memory."""
+    def remember_passages(self, texts: Sequence[str], spans: Sequence[list[tuple[int, int]]]) -> None:
+        """Compute the static vectors of ``texts`` and of their passages (``spans``, from
+        ``passage_spans``) together, each text tokenised once (when the encoder can:
+        ``static_parts``), so that classifying them and finding their evidence reads them from
+        memory."""
         parts = getattr(self.encoder, "static_parts", None)
         if parts is None:
             return
-        spans = [passage_spans(text) for text in texts]
         vectors, passages = parts(texts, spans)
         self.statics.update(zip(texts, vectors, strict=True))
         for text, found, rows in zip(texts, spans, passages, strict=True):

@@ -136,12 +136,25 @@ class StaticEmbedder:
         """Each text's vector and the vectors of its parts (``spans``: (start, end) character
         offsets), tokenising each text once: a text's summed token vectors are the sums of its
         parts', so the parts cost no second tokenisation. A token belongs to the part it starts in.
-        A text longer than MAX_CHARS is embedded as :meth:`embed` reads it (its sample)."""
+        A text longer than MAX_CHARS is not tokenised whole: it is embedded as :meth:`embed` reads
+        it (its sample), and its parts one by one."""
         table = self.table()
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        short = [i for i, text in enumerate(texts) if len(text) <= MAX_CHARS]
+        encodings = dict(
+            zip(
+                short,
+                self.tokenizer.encode_batch([texts[i] for i in short], add_special_tokens=False),
+                strict=True,
+            )
+        )
         documents = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
         parts: list[np.ndarray] = []
-        for row, (text, encoding, found) in enumerate(zip(texts, encodings, spans, strict=True)):
+        for row, (text, found) in enumerate(zip(texts, spans, strict=True)):
+            if row not in encodings:
+                documents[row] = np.asarray(self.token_counts([text]) @ table, dtype=np.float32)[0]
+                parts.append(self.embed([text[start:end] for start, end in found]))
+                continue
+            encoding = encodings[row]
             ids = np.asarray(encoding.ids, dtype=np.int64)
             starts = np.asarray([offset[0] for offset in encoding.offsets], dtype=np.int64)
             bounds = np.asarray(found, dtype=np.int64).reshape(-1, 2)
@@ -152,10 +165,7 @@ class StaticEmbedder:
                 shape=(len(bounds), table.shape[0]),
             )
             parts.append(_scaled(np.asarray(counts @ table, dtype=np.float32)))
-            if len(text) <= MAX_CHARS:
-                documents[row] = table[ids].sum(axis=0)
-            else:
-                documents[row] = np.asarray(self.token_counts([text]) @ table, dtype=np.float32)[0]
+            documents[row] = table[ids].sum(axis=0)
         return _scaled(documents), parts
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

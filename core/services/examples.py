@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.db import session_scope
 from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
@@ -36,8 +36,13 @@ class ExampleView:
     created_at: datetime
 
 
+def preview(text: str) -> str:
+    """The opening of ``text`` on one line, at most PREVIEW_CHARS characters (… when cut)."""
+    flat = " ".join(text.split())
+    return flat[:PREVIEW_CHARS] + ("…" if len(flat) > PREVIEW_CHARS else "")
+
+
 def example_view(row: TrainingExample) -> ExampleView:
-    flat = " ".join(row.text.split())
     return ExampleView(
         id=row.id,
         label=row.label,
@@ -46,7 +51,7 @@ def example_view(row: TrainingExample) -> ExampleView:
         split=row.split,
         origin=row.origin,
         meta=row.meta or {},
-        preview=flat[:PREVIEW_CHARS] + ("…" if len(flat) > PREVIEW_CHARS else ""),
+        preview=preview(row.text),
         text=row.text,
         created_at=row.created_at,
     )
@@ -158,13 +163,7 @@ def relabel_example(
         active industry, or it is the example's label already.
     """
     with session_scope(engine) as session:
-        row = session.get(TrainingExample, example_id)
-        if row is None:
-            raise NotFound(f"Training example {example_id} does not exist.")
-        if row.status != ExampleStatus.approved:
-            raise Invalid(
-                f"Training example {example_id} is {row.status}; only approved examples are relabelled."
-            )
+        row = _approved_example(session, example_id, "relabelled")
         label = require_active_industry(session, label)
         if label == row.label:
             raise Invalid(f"Training example {example_id} is already labelled {label!r}.")
@@ -203,11 +202,7 @@ def keep_label(*, engine: Engine, example_id: int, actor: str | None = None) -> 
         NotFound: no such example. Invalid: the example is not approved.
     """
     with session_scope(engine) as session:
-        row = session.get(TrainingExample, example_id)
-        if row is None:
-            raise NotFound(f"Training example {example_id} does not exist.")
-        if row.status != ExampleStatus.approved:
-            raise Invalid(f"Training example {example_id} is {row.status}; only approved labels are kept.")
+        row = _approved_example(session, example_id, "kept")
         row.meta = {**(row.meta or {}), KEPT: {"label": row.label, "by": actor}}
         session.add(row)
         audit.record(
@@ -230,3 +225,12 @@ def label_kept(row: TrainingExample) -> bool:
     """Whether a reviewer confirmed this example's current label (a label issue looked at)."""
     kept = (row.meta or {}).get(KEPT) or {}
     return kept.get("label") == row.label
+
+
+def _approved_example(session: Session, example_id: int, doing: str) -> TrainingExample:
+    row = session.get(TrainingExample, example_id)
+    if row is None:
+        raise NotFound(f"Training example {example_id} does not exist.")
+    if row.status != ExampleStatus.approved:
+        raise Invalid(f"Training example {example_id} is {row.status}; only approved examples are {doing}.")
+    return row

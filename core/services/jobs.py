@@ -15,6 +15,7 @@ from sqlalchemy import Engine, bindparam, func, insert, or_, update
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
+from core.classify.evidence import passage_spans
 from core.classify.model import RememberingEncoder, RoutingPolicy
 from core.db import session_scope
 from core.db.tables import (
@@ -237,10 +238,12 @@ def _classify_and_store(
     with session_scope(engine) as session:
         active = active_industries(session)
     allowed = [label for label in model.labels if label in active]
+    spans = [passage_spans(text) for text in texts.values()]
     encoder = RememberingEncoder(models.encoder)  # keeps each document's static vector
-    encoder.remember_passages(list(texts.values()))  # and its passages' (for the evidence)
+    encoder.remember_passages(list(texts.values()), spans)  # and its passages' (for the evidence)
     verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=encoder)
-    evidence = model.evidence(list(texts.values()), [v.label for v in verdicts], encoder=encoder)
+    answers = [verdict.label for verdict in verdicts]
+    evidence = model.evidence(list(texts.values()), answers, encoder=encoder, spans=spans)
     vectors = encoder.static(list(texts.values())).astype(np.float16)
     now = utcnow()
     with session_scope(engine) as session:

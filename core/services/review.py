@@ -24,7 +24,7 @@ from core.db.tables import (
     utcnow,
 )
 from core.errors import Conflict, Invalid
-from core.services.examples import PREVIEW_CHARS, label_kept
+from core.services.examples import label_kept, preview
 from core.services.jobs import JobView, existing_job, job_views
 from core.services.training import LABEL_ISSUES_DATASET
 from core.uncertainty import STRATEGIES, uncertainty
@@ -266,7 +266,6 @@ def label_issue_queue(
         items = []
         for issue in page:
             row = rows[issue["example_id"]]
-            flat = " ".join(row.text.split())
             items.append(
                 LabelIssueView(
                     example_id=row.id,
@@ -276,7 +275,7 @@ def label_issue_queue(
                     suggested_confidence=issue["suggested_confidence"],
                     source=row.source,
                     origin=row.origin,
-                    preview=flat[:PREVIEW_CHARS] + ("…" if len(flat) > PREVIEW_CHARS else ""),
+                    preview=preview(row.text),
                     job_id=jobs.get(row.document_id),
                     model_version=version,
                 )
