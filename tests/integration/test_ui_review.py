@@ -91,10 +91,13 @@ def held_by_others(runtime):  # type: ignore[no-untyped-def]
     left for Ada is one of them. Released after the test."""
     held: list[str] = []
 
-    def hold(keep: set[str]) -> None:
-        waiting, _ = review_queue(engine=runtime.engine, limit=10_000)
+    def hold(keep: set[str], annotator: str = "Ada") -> None:
+        # The queue as the annotator sees it: her own claims from earlier tests stay in it, so
+        # they are given up too (an earlier test's held document would come first otherwise).
+        waiting, _ = review_queue(engine=runtime.engine, limit=10_000, annotator=annotator)
         for item in waiting:
             if item.id not in keep:
+                release_claim(engine=runtime.engine, job_id=item.id, annotator=annotator)
                 claim(engine=runtime.engine, job_id=item.id, annotator="someone else", seconds=600)
                 held.append(item.id)
 
