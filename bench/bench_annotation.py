@@ -9,10 +9,11 @@ and classified (submit_batch + process_job).
   curve      Two ways to spend annotator actions (an action is one submitted decision):
                one-at-a-time  the pool document the active model is least sure of gets its true
                               label (submit_feedback): one action per label;
-               more-like-this the same document is labelled (one action), then its "more like
-                              this" list (similar_documents, K=10) is read and the documents the
-                              annotator sees are of the same industry get that label together
-                              (submit_feedback_many): one more action, whatever their number.
+               more-like-this the same document, and those of its "more like this" list
+                              (similar_documents, K=10) the annotator sees are of the same
+                              industry, get its label together (submit_feedback_many, as the
+                              console's L key does with "Label this document too" on): one
+                              action, whatever their number.
              Every 10 actions a reviewer approves what was labelled (decide, 20% of documents
              to the gold set as in production) and the model is updated as the API does
              (train_incremental); the pool is re-scored. macro-F1 on the test part after 5 to 120
@@ -168,8 +169,8 @@ def run_curve(session: Session, strategy: str) -> dict[int, tuple[float, float, 
         doc = session.most_uncertain()
         if doc is None:
             break
-        session.label([doc], doc.label)
-        if strategy == "more-like-this" and session.actions < max(CHECKPOINTS):
+        if strategy == "more-like-this":
+            # The console's L: the document in front of the annotator and the ticked ones it lists.
             found = similar_documents(
                 engine=session.runtime.engine, job_id=session.answers[doc.key].job_id, limit=SIMILAR_K
             )
@@ -178,8 +179,9 @@ def run_curve(session: Session, strategy: str) -> dict[int, tuple[float, float, 
                 for item in found
                 if session.by_job[item.job_id].label == doc.label
             ]
-            if same:
-                session.label(same, doc.label)
+            session.label([doc, *same], doc.label)
+        else:
+            session.label([doc], doc.label)
         if session.actions >= next_update:
             session.update()
             next_update = session.actions + ROUND

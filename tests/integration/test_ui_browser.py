@@ -211,7 +211,7 @@ def test_review_marks_evidence_shows_more_like_this_and_answers_its_keys(
     # Then the document is shown with its evidence marked, beside the "more like this" panel
     assert page["exceptions"] == [], f"/review shows an exception (see {screenshot})"
     assert browser.evaluate(MARKS) >= 1, f"no evidence is marked (see {screenshot})"
-    assert "More like this" in page["text"] and "Label selection as" in page["text"]
+    assert "More like this" in page["text"] and "Label this and" in page["text"]
     assert "stDataFrame" in page["widgets"]
     # When the M key is pressed
     browser.press("m")

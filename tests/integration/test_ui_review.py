@@ -241,8 +241,15 @@ def test_the_document_marks_its_evidence_and_more_like_this_labels_a_selection_i
     assert label == view.classification_result
     assert list(similar["select"]) == list(similar["model says"] == label)
 
-    # When she picks another label and ticks two of the copies
+    # ... and by default the button labels the document being reviewed too
+    assert app.toggle(key="review-similar-include").value is True
+    assert app.button(key="review-label-selection").label.startswith(
+        f"Label this and {int(similar['select'].sum())} similar as"
+    )
+
+    # When she picks another label, leaves this document out, and ticks two of the copies
     app.selectbox(key=f"review-similar-label-{current}").set_value("legal").run()
+    app.toggle(key="review-similar-include").set_value(False).run()
     similar = app.data_editor[0].value
     chosen = [job_id for job_id in similar["job"][:3]][:2]
     _tick_only(app, {int(similar.index[similar["job"] == job_id][0]) for job_id in chosen})
@@ -268,6 +275,26 @@ def test_the_document_marks_its_evidence_and_more_like_this_labels_a_selection_i
     # Then it is gone, and the key shows it again
     assert not app.data_editor and app.button(key="review-toggle-similar").label == "Show more like this"
     assert held(app) == current
+
+    # When she shows it again, keeps this document in, and labels it with the last copy (key L)
+    app.button(key="review-toggle-similar").click().run()
+    app.toggle(key="review-similar-include").set_value(True).run()
+    app.selectbox(key=f"review-similar-label-{current}").set_value("legal").run()
+    similar = app.data_editor[0].value
+    last = (family_ids - {current} - set(chosen)).pop()
+    _tick_only(app, {int(similar.index[similar["job"] == last][0])})
+    button = app.button(key="review-label-selection")
+    assert button.label == "Label this and 1 similar as legal (2)"
+    button.click().run()
+    # Then the document and the copy each have Ada's pending correction, and the next document comes
+    assert not app.exception
+    with session_scope(runtime.engine) as session:
+        rows = session.exec(select(Feedback).where(Feedback.job_id.in_(family_ids))).all()
+    assert sorted((row.job_id, row.label, row.author) for row in rows) == sorted(
+        (job_id, "legal", "Ada") for job_id in family_ids
+    )
+    assert metric(app, "Labelled this session") == "4"
+    assert app.session_state["review_claim"] is None or held(app) not in family_ids
 
 
 def test_label_issues_list_doubtful_examples_to_relabel_or_keep(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,8 @@
 
 Each item is claimed for ``HERON_REVIEW_CLAIM_SECONDS`` (renewed on every interaction), so two
 annotators working the queue at once never see the same document. Beside it, "more like this"
-lists the unlabelled documents closest to it, to label a selection of them in one action. The
+lists the unlabelled documents closest to it, to give it and a selection of them one label in one
+action. The
 "Label issues" order lists approved training examples the model confidently places elsewhere.
 """
 
@@ -85,8 +86,9 @@ if issues_mode:
 else:
     st.caption(
         "One document at a time, the most uncertain first. Keys: **1** confirms the model's answer, "
-        f"**2–9** pick another industry, **{SKIP_KEY}** skips; **{LABEL_SELECTION_KEY}** labels the "
-        f"ticked documents under *More like this*, **{SIMILAR_PANEL_KEY}** shows or hides that panel. "
+        f"**2–9** pick another industry, **{SKIP_KEY}** skips; **{LABEL_SELECTION_KEY}** gives this "
+        f"document and the ticked ones under *More like this* one label, **{SIMILAR_PANEL_KEY}** shows "
+        "or hides that panel. "
         "Corrections wait for a reviewer's approval."
     )
 if flash := state.pop("review_flash", None):
@@ -141,18 +143,28 @@ def _similar(job_id: str) -> list[SimilarDocument] | str:
     return cached[1]
 
 
-def _label_selection(job_ids: list[str], label: str, annotator: str) -> None:
+def _label_selection(job_ids: list[str], label: str, annotator: str, held: str | None) -> None:
+    """One label for the ticked documents, and for the one being reviewed when ``held`` is its id
+    (then it is done, and the next one comes)."""
     try:
-        created = submit_feedback_many(engine=rt.engine, job_ids=job_ids, label=label, author=annotator)
+        created = submit_feedback_many(
+            engine=rt.engine, job_ids=[held, *job_ids] if held else job_ids, label=label, author=annotator
+        )
     except HeronError as error:
         state["review_flash"] = f"Not saved: {error.message} ({error.code})"
         return
     state.pop("review_similar_cache", None)  # the labelled ones are no longer "unlabelled"
     state["review_similar_generation"] += 1
     state["review_labelled"] += len(created)
+    if held:
+        release_claim(engine=rt.engine, job_id=held, annotator=annotator)
+        state["review_claim"] = None
+    similar = len(job_ids)
+    what = (["this document"] if held else []) + (
+        [f"{similar} similar document{'s' * (similar != 1)}"] if similar else []
+    )
     state["review_flash"] = (
-        f"Saved **{label}** for {len(created)} similar document{'s' * (len(created) != 1)}; "
-        "they wait for a reviewer's approval."
+        f"Saved **{label}** for {' and '.join(what)}; they wait for a reviewer's approval."
     )
 
 
@@ -286,14 +298,23 @@ def _more_like_this(item: JobView) -> None:
         },
     )
     selected = [str(job_id) for job_id in edited.loc[edited["select"], "job"]]
+    # On by default: the document being reviewed and the ticked ones get the label in one action.
+    include = st.toggle(
+        "Label this document too",
+        value=True,
+        key="review-similar-include",
+        help="Off: only the ticked documents are labelled, and this one stays in front of you.",
+    )
     st.button(
-        f"Label selection as {label} ({len(selected)})",
+        f"Label this and {len(selected)} similar as {label} ({len(selected) + 1})"
+        if include
+        else f"Label selection as {label} ({len(selected)})",
         key="review-label-selection",
         type="primary",
         shortcut=LABEL_SELECTION_KEY,
-        disabled=not selected,
+        disabled=not (selected or include),
         on_click=_label_selection,
-        args=(selected, label, user.name),
+        args=(selected, label, user.name, item.id if include else None),
         width="stretch",
     )
 
