@@ -17,6 +17,7 @@ from core.embeddings import CachedEncoder
 from core.events import JOB_EVENTS
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor, IsolationLimits
+from core.services.backfill import needs_backfill
 from core.services.models import ModelCache
 from core.services.training import active_model_is_current, ensure_starter_model
 from core.settings import Settings
@@ -124,13 +125,18 @@ def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
 
 def is_prepared(settings: Settings) -> bool:
     """Whether opening a runtime would have nothing to build: the schema is current, a model this
-    Heron can read is active, and MiniLM's caches exist (what `heron prepare` makes sure of)."""
+    Heron can read is active, MiniLM's caches exist, and every classified document has its vector
+    and evidence (what `heron prepare` makes sure of)."""
     encoder = TextEncoder(cache_dir=settings.static_cache_dir, backend=settings.encoder_backend)
     if not encoder.caches_built():
         return False
     engine = make_engine(settings.effective_database_url)
     try:
-        return current_revision(engine) == head_revision() and active_model_is_current(engine)
+        return (
+            current_revision(engine) == head_revision()
+            and active_model_is_current(engine)
+            and not needs_backfill(engine)
+        )
     except Exception:  # a database that cannot be read yet: let prepare say why
         return False
     finally:
