@@ -55,7 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     worker = command("worker", cmd_worker, "Run background workers.")
     worker.add_argument("--processes", type=int, default=1)
     command("migrate", cmd_migrate, "Bring the database schema up to date.")
-    command("prepare", cmd_prepare, "Migrate, train the starter model if none is active, build the caches, fill in what an upgrade left out.")
+    command(
+        "prepare",
+        cmd_prepare,
+        "Migrate, train the starter model if none is active, build the caches, fill in what an "
+        "upgrade left out.",
+    )
     classify = command("classify", cmd_classify, "Classify files (one JSON object per line).")
     classify.add_argument("paths", nargs="+", type=Path)
     train = command("train", cmd_train, "Update the model with new training data (incrementally).")
@@ -110,7 +115,11 @@ def cmd_prepare(settings: Settings, _: argparse.Namespace) -> int:
     # Documents classified before their vectors and evidence were kept (an upgrade) get them now.
     from core.services.backfill import backfill_annotation
 
-    filled = backfill_annotation(engine=runtime.engine, models=runtime.models)
+    def progress(done: int) -> None:
+        if done % 1024 == 0:  # a large database takes minutes: say it is moving
+            print(f"backfilling evidence and vectors: {done} answers so far", flush=True)
+
+    filled = backfill_annotation(engine=runtime.engine, models=runtime.models, on_progress=progress)
     if filled:
         print(f"gave {filled} earlier answers their evidence and documents their vectors")
     runtime.close()
