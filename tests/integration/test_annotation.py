@@ -127,6 +127,26 @@ def test_more_like_this_finds_the_same_kind_of_document_and_labels_a_selection_i
     assert {item["job"]["classification_result"] for item in again[:3]} == {"healthcare"}, again
 
 
+def test_a_document_classified_after_a_search_is_found_by_the_next_one(heron) -> None:  # type: ignore[no-untyped-def]
+    # Given a clinic letter someone already asked "more like this" for (the process keeps an index)
+    letter = _classified(heron, "letter.txt", f"{HEALTHCARE[1]} Patient ref 5521.".encode())
+    first = heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
+    # When a near-copy of it is uploaded and classified
+    copy = _classified(heron, "letter-copy.txt", f"{HEALTHCARE[1]} Patient ref 5522.".encode())
+    # Then the next search finds it, first, and only once
+    again = heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
+    assert copy["id"] not in {item["job_id"] for item in first}
+    assert again[0]["job_id"] == copy["id"], again[:3]
+    assert [item["job_id"] for item in again].count(copy["id"]) == 1
+    # ... and once it is labelled, it is gone from the search at once
+    labelled = heron.post(
+        "/api/feedback/", json={"job_id": copy["id"], "corrected_classification": "healthcare"}
+    )
+    assert labelled.status_code in (200, 201), labelled.text
+    after = heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
+    assert copy["id"] not in {item["job_id"] for item in after}
+
+
 def test_a_batch_label_is_all_or_none(heron) -> None:  # type: ignore[no-untyped-def]
     job = _classified(heron, "lone.txt", FINANCE[0].replace("4.2", "5.1").encode())
     unknown_job = heron.post(

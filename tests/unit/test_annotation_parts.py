@@ -9,6 +9,7 @@ from core.classify.evidence import MAX_CHARS, MAX_PASSAGES, TARGET_CHARS, passag
 from core.classify.label_issues import find_label_issues
 from core.extract.types import Extraction, Page
 from core.services.annotators import cohen_kappa
+from core.services.similar import _similarity
 
 
 def test_passages_are_trimmed_spans_of_the_text_in_order() -> None:
@@ -88,3 +89,28 @@ def test_a_documents_parts_have_the_vectors_they_would_have_alone(runtime) -> No
     assert np.allclose(documents[0], statics.embed([text])[0], atol=1e-5)
     alone = statics.embed([text[start:end] for start, end in spans])
     assert np.allclose(parts[0], alone, atol=1e-5)
+
+
+def test_similarity_without_centring_the_candidates_is_the_centred_cosines() -> None:
+    # The index scores candidates from two products (no centred copy of the matrix); it must give
+    # what centring every vector and taking cosines gives, label order and missing labels included.
+    rng = np.random.default_rng(3)
+    said = rng.standard_normal(384).astype(np.float32) + 2.0
+    vectors = (rng.standard_normal((50, 384)) + 2.0).astype(np.float16)
+    probabilities = rng.dirichlet(np.ones(3), size=50).astype(np.float32)
+    known = ["legal", "finance", "other"]  # the index's column order
+    thought = {"finance": 0.7, "healthcare": 0.1, "legal": 0.2}  # one label the index never saw
+    got = _similarity(said, vectors, thought, probabilities, known, prior=20)
+
+    def unit(rows: np.ndarray) -> np.ndarray:
+        return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+    stacked = np.vstack([said, vectors.astype(np.float32)])
+    centre = stacked.sum(axis=0) / (len(stacked) + 20)
+    labels = ["finance", "healthcare", "legal"]
+    theirs = np.array([[p[known.index(x)] if x in known else 0.0 for x in labels] for p in probabilities])
+    expected = (
+        unit(stacked[1:] - centre) @ unit(said - centre) + unit(theirs) @ unit(np.array([0.7, 0.1, 0.2]))
+    ) / 2
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert int(np.argmax(got)) == int(np.argmax(expected))
