@@ -193,7 +193,8 @@ def train_incremental(
     The update refits both tiers on every stored example, starting from the active version's
     weights and reading embeddings from the cache, so it converges in a few steps to the model a
     full retrain would give (the problem is convex) — unlike a few gradient steps on the new
-    examples, which barely moved the model.
+    examples, which barely moved the model. Once the examples have grown by REFRESH_SHARE since the
+    last full run, the update is a full run (recalibrated, with a fresh label-issue list).
 
     Raises:
         Conflict: another training run holds the lease.
@@ -216,6 +217,24 @@ def _single_flight(
         if not acquired:
             raise Conflict("A training run is already in progress; try again when it has finished.")
         return _train(engine, policy, encoder, kind=kind, actor=actor, on_progress=on_progress)
+
+
+# An incremental update keeps its parent's temperatures and lists no label issues: neither
+# cross-validates. Once the training examples have grown by this share of those the last full run
+# learned from (and by at least REFRESH_MIN), the update is a full run instead: its temperatures fit
+# what the model now learns from, and the newly approved labels get their second look.
+REFRESH_SHARE = 0.1
+REFRESH_MIN = 20
+
+
+def _refresh_due(session: Session, examples: int) -> bool:
+    last = session.exec(
+        select(ModelVersion.trained_on).where(ModelVersion.kind == "full").order_by(ModelVersion.id.desc())
+    ).first()
+    if last is None:
+        return True
+    before = int(last.get("examples", 0))
+    return examples - before >= max(REFRESH_MIN, REFRESH_SHARE * before)
 
 
 @dataclass
@@ -269,6 +288,8 @@ def _train(
     progress(0, "reading training examples")
     with session_scope(engine) as session:
         data = _read(session)
+        if kind == "incremental" and _refresh_due(session, len(data.train)):
+            kind = "full"  # recalibrated, and a fresh label-issue list (see REFRESH_SHARE)
     if not data.train:
         raise Invalid("There are no training examples for the active industries.")
     # An older Heron's artifact cannot be read: such a parent is replaced, not compared with.

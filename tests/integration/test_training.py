@@ -13,9 +13,10 @@ from core.db.tables import ExampleSource, ModelVersion, Split, TrainingExample
 from core.errors import Invalid
 from core.runtime import open_runtime
 from core.services.industries import create_industry
+from core.services.review import label_issue_queue
 from core.services.training import train_incremental
 from tests.conftest import make_settings
-from tests.documents import OBVIOUS, REAL_ESTATE
+from tests.documents import CLINICAL, FINANCE, LEGAL, OBVIOUS, REAL_ESTATE, TECHNOLOGY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +80,40 @@ def test_incremental_training_learns_new_examples_in_seconds(fresh) -> None:  # 
         assert "real_estate" in version.labels
         statuses = {v.id: v.status for v in session.exec(select(ModelVersion))}
     assert outcome.activated == (statuses[outcome.version_id] == "active")
+
+
+def test_once_the_examples_have_grown_enough_an_update_is_a_full_run_with_fresh_label_issues(fresh) -> None:  # type: ignore[no-untyped-def]
+    # Given 60 approved corrections since the starter model's full run (more than a tenth of what
+    # it learned from), two of them finance reports wrongly labelled healthcare
+    given = [
+        (text, label)
+        for text, label in [
+            (FINANCE, "finance"),
+            (CLINICAL, "healthcare"),
+            (LEGAL, "legal"),
+            (TECHNOLOGY, "technology"),
+        ]
+        for _ in range(15)
+    ]
+    given = [(f"{text} Reference {i}.", label) for i, (text, label) in enumerate(given)]
+    given[3] = (given[3][0], "healthcare")
+    given[7] = (given[7][0], "healthcare")
+    ids = _add_examples(fresh, given)
+    # When the approvals ask for an update
+    outcome = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    # Then it is a full run: recalibrated, and its label issues list the two wrong labels
+    with session_scope(fresh.engine) as session:
+        version = session.get(ModelVersion, outcome.version_id)
+        assert version.kind == "full" and version.trained_on["new_examples"] == len(given)
+    issues, _ = label_issue_queue(engine=fresh.engine, limit=100)
+    flagged = {issue.example_id: issue for issue in issues}
+    assert {ids[3], ids[7]} <= set(flagged), issues
+    assert {flagged[ids[3]].suggested, flagged[ids[7]].suggested} == {"finance"}
+    # When a few more are approved, the next update is incremental again (seconds)
+    _add_examples(fresh, [(f"{FINANCE} Ledger {i}.", "finance") for i in range(5)])
+    again = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    with session_scope(fresh.engine) as session:
+        assert session.get(ModelVersion, again.version_id).kind == "incremental"
 
 
 def test_concurrent_training_requests_yield_one_run(fresh) -> None:  # type: ignore[no-untyped-def]
@@ -148,18 +183,22 @@ def test_a_worse_candidate_stays_a_candidate_and_rollback_restores_the_old_answe
     assert answers() == before
 
 
-def _add_examples(runtime, rows: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+def _add_examples(runtime, rows: list[tuple[str, str]]) -> list[int]:  # type: ignore[no-untyped-def]
+    """Approved corrections, as a reviewer's approval stores them; their ids."""
     from core.corpus import content_hash
 
     with session_scope(runtime.engine) as session:
-        for i, (text, label) in enumerate(rows):
-            session.add(
-                TrainingExample(
-                    text=text,
-                    content_hash=content_hash(text),
-                    label=label,
-                    source=ExampleSource.feedback,
-                    split=Split.train,
-                    origin=f"{'bad' if label == 'legal' else 'good'}/{i}",
-                )
+        added = [
+            TrainingExample(
+                text=text,
+                content_hash=content_hash(text),
+                label=label,
+                source=ExampleSource.feedback,
+                split=Split.train,
+                origin=f"{'bad' if label == 'legal' else 'good'}/{i}",
             )
+            for i, (text, label) in enumerate(rows)
+        ]
+        session.add_all(added)
+        session.flush()
+        return [example.id for example in added]
