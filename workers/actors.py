@@ -141,7 +141,11 @@ def train_model(task_id: str) -> None:
     runtime = context.runtime()
     try:
         outcome = run_training_task(
-            engine=runtime.engine, task_id=task_id, policy=runtime.policy, encoder=runtime.training_encoder
+            engine=runtime.engine,
+            task_id=task_id,
+            policy=runtime.policy,
+            encoder=runtime.training_encoder,
+            work=runtime.work,
         )
     except Conflict as busy:
         raise dramatiq.Retry(busy.message, delay=2_000) from busy

@@ -46,6 +46,7 @@ from core.evaluation import evaluation_report, routing_curve
 from core.services import audit, leases, tasks
 from core.services.industries import active_industries, catch_all_industry
 from core.services.models import activate, active_version_id, industry_prototypes, store_version
+from core.work import WorkSender
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +194,8 @@ def train_incremental(
     The update refits both tiers on every stored example, starting from the active version's
     weights and reading embeddings from the cache, so it converges in a few steps to the model a
     full retrain would give (the problem is convex) — unlike a few gradient steps on the new
-    examples, which barely moved the model. Once the examples have grown by REFRESH_SHARE since the
-    last full run, the update is a full run (recalibrated, with a fresh label-issue list).
+    examples, which barely moved the model. (Run as a task, it queues a full run after it once the
+    examples have grown enough: see REFRESH_SHARE.)
 
     Raises:
         Conflict: another training run holds the lease.
@@ -221,20 +222,27 @@ def _single_flight(
 
 # An incremental update keeps its parent's temperatures and lists no label issues: neither
 # cross-validates. Once the training examples have grown by this share of those the last full run
-# learned from (and by at least REFRESH_MIN), the update is a full run instead: its temperatures fit
-# what the model now learns from, and the newly approved labels get their second look.
+# learned from (and by at least REFRESH_MIN), the task that ran the update queues a full run after
+# it: its temperatures fit what the model now learns from, and the newly approved labels get their
+# second look — while the update itself stays live within seconds of the approval.
 REFRESH_SHARE = 0.1
 REFRESH_MIN = 20
 
 
-def _refresh_due(session: Session, examples: int) -> bool:
-    last = session.exec(
-        select(ModelVersion.trained_on).where(ModelVersion.kind == "full").order_by(ModelVersion.id.desc())
-    ).first()
-    if last is None:
-        return True
-    before = int(last.get("examples", 0))
-    return examples - before >= max(REFRESH_MIN, REFRESH_SHARE * before)
+def refresh_due(engine: Engine) -> bool:
+    """Whether the newest version learned from enough more examples than the last full run to run
+    another (both counted as the runs count them)."""
+    with session_scope(engine) as session:
+        newest = session.exec(select(ModelVersion.trained_on).order_by(ModelVersion.id.desc())).first()
+        full = session.exec(
+            select(ModelVersion.trained_on)
+            .where(ModelVersion.kind == "full")
+            .order_by(ModelVersion.id.desc())
+        ).first()
+    if newest is None:
+        return False
+    before = int((full or {}).get("examples", 0))
+    return int(newest.get("examples", 0)) - before >= max(REFRESH_MIN, REFRESH_SHARE * before)
 
 
 @dataclass
@@ -288,8 +296,6 @@ def _train(
     progress(0, "reading training examples")
     with session_scope(engine) as session:
         data = _read(session)
-        if kind == "incremental" and _refresh_due(session, len(data.train)):
-            kind = "full"  # recalibrated, and a fresh label-issue list (see REFRESH_SHARE)
     if not data.train:
         raise Invalid("There are no training examples for the active industries.")
     # An older Heron's artifact cannot be read: such a parent is replaced, not compared with.
@@ -785,8 +791,11 @@ def request_training(
         return tasks.task_view(task), False
 
 
-def run_training_task(*, engine: Engine, task_id: str, policy: RoutingPolicy, encoder: Encoder) -> str:
-    """Run a queued training task to its end; returns what happened (for the log).
+def run_training_task(
+    *, engine: Engine, task_id: str, policy: RoutingPolicy, encoder: Encoder, work: WorkSender | None = None
+) -> str:
+    """Run a queued training task to its end; returns what happened (for the log). After an
+    incremental update, queues a full run through ``work`` when one is due (:func:`refresh_due`).
 
     Raises:
         Conflict: another run holds the training lease; the task is PENDING again, to be retried.
@@ -831,5 +840,10 @@ def run_training_task(*, engine: Engine, task_id: str, policy: RoutingPolicy, en
         "seconds": round(outcome.seconds, 3),
         "new_examples": outcome.new_examples,
     }
+    if mode == "incremental" and work is not None and refresh_due(engine):
+        refresh, joined = request_training(engine=engine, mode="full", actor=task.requested_by)
+        if not joined:
+            work.send_task(refresh.id, refresh.kind)
+        result["full_run_task_id"] = refresh.id
     tasks.finish(engine, task_id, TaskStatus.SUCCEEDED, result=result)
     return f"model {outcome.version_id} (activated={outcome.activated}: {outcome.reason})"

@@ -14,8 +14,9 @@ from core.errors import Invalid
 from core.runtime import open_runtime
 from core.services.industries import create_industry
 from core.services.review import label_issue_queue
-from core.services.training import train_incremental
-from tests.conftest import make_settings
+from core.services.tasks import get_task
+from core.services.training import request_training, run_training_task, train_incremental
+from tests.conftest import SentWork, make_settings
 from tests.documents import CLINICAL, FINANCE, LEGAL, OBVIOUS, REAL_ESTATE, TECHNOLOGY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +83,12 @@ def test_incremental_training_learns_new_examples_in_seconds(fresh) -> None:  # 
     assert outcome.activated == (statuses[outcome.version_id] == "active")
 
 
-def test_once_the_examples_have_grown_enough_an_update_is_a_full_run_with_fresh_label_issues(fresh) -> None:  # type: ignore[no-untyped-def]
+def test_once_the_examples_have_grown_enough_an_update_queues_a_full_run_with_fresh_label_issues(
+    fresh,
+) -> None:  # type: ignore[no-untyped-def]
     # Given 60 approved corrections since the starter model's full run (more than a tenth of what
-    # it learned from), two of them finance reports wrongly labelled healthcare
+    # it learned from), two of them finance reports wrongly labelled healthcare, and the
+    # incremental update their approval queued
     given = [
         (text, label)
         for text, label in [
@@ -99,21 +103,38 @@ def test_once_the_examples_have_grown_enough_an_update_is_a_full_run_with_fresh_
     given[3] = (given[3][0], "healthcare")
     given[7] = (given[7][0], "healthcare")
     ids = _add_examples(fresh, given)
-    # When the approvals ask for an update
-    outcome = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
-    # Then it is a full run: recalibrated, and its label issues list the two wrong labels
+    update, _ = request_training(engine=fresh.engine, mode="incremental", actor="rita")
+    sent = SentWork()
+    # When a worker runs it
+    run_training_task(
+        engine=fresh.engine, task_id=update.id, policy=fresh.policy, encoder=fresh.training_encoder, work=sent
+    )
+    # Then the update itself is incremental (live in seconds), and it queued and sent a full run
+    done = get_task(engine=fresh.engine, task_id=update.id)
     with session_scope(fresh.engine) as session:
-        version = session.get(ModelVersion, outcome.version_id)
-        assert version.kind == "full" and version.trained_on["new_examples"] == len(given)
+        assert session.get(ModelVersion, done.result["version_id"]).kind == "incremental"
+    refresh = done.result["full_run_task_id"]
+    assert sent.tasks == [(refresh, "training")]
+    assert get_task(engine=fresh.engine, task_id=refresh).params == {"mode": "full"}
+    assert get_task(engine=fresh.engine, task_id=refresh).requested_by == "rita"
+    # When the full run runs
+    run_training_task(
+        engine=fresh.engine, task_id=refresh, policy=fresh.policy, encoder=fresh.training_encoder, work=sent
+    )
+    # Then its label issues list the two wrong labels, suggesting finance, and it queued nothing more
     issues, _ = label_issue_queue(engine=fresh.engine, limit=100)
     flagged = {issue.example_id: issue for issue in issues}
     assert {ids[3], ids[7]} <= set(flagged), issues
     assert {flagged[ids[3]].suggested, flagged[ids[7]].suggested} == {"finance"}
-    # When a few more are approved, the next update is incremental again (seconds)
+    assert len(sent.tasks) == 1
+    # When a few more are approved, their update queues no full run (too few since the last)
     _add_examples(fresh, [(f"{FINANCE} Ledger {i}.", "finance") for i in range(5)])
-    again = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
-    with session_scope(fresh.engine) as session:
-        assert session.get(ModelVersion, again.version_id).kind == "incremental"
+    again, _ = request_training(engine=fresh.engine, mode="incremental")
+    run_training_task(
+        engine=fresh.engine, task_id=again.id, policy=fresh.policy, encoder=fresh.training_encoder, work=sent
+    )
+    assert "full_run_task_id" not in get_task(engine=fresh.engine, task_id=again.id).result
+    assert len(sent.tasks) == 1
 
 
 def test_concurrent_training_requests_yield_one_run(fresh) -> None:  # type: ignore[no-untyped-def]
