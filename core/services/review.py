@@ -229,8 +229,9 @@ def label_issue_queue(
 ) -> tuple[list[LabelIssueView], int]:
     """Label issues as the latest full training run found them, least self-confident first.
 
-    Only a full run cross-validates (an incremental update after an approval must take seconds),
-    so the list is that of the newest version that has one (``model_version``). An example
+    Only a full run cross-validates (an incremental update after an approval must take seconds; one
+    follows it once the examples have grown enough, see ``training.refresh_due``), so the list is
+    that of the newest version that has one (``model_version``). An example
     relabelled, rejected or kept since is left out; its job (the latest one of its document, if it came
     through one) lets the console show the original.
     """
