@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -99,7 +100,11 @@ VAGUE_NOTE = "Please find the <i>document</i> we talked about attached & let me 
 MARKS = """document.querySelectorAll('[data-testid="stMain"] mark').length"""
 PANEL_HIDDEN = """(() => {
   const text = document.querySelector('[data-testid="stMain"]')?.innerText ?? '';
-  return text.includes('Show more like this') && !text.includes('Label selection as');
+  return text.includes('Show more like this') && !text.includes('Label this and');
+})()"""
+PANEL_SHOWN = """(() => {
+  const text = document.querySelector('[data-testid="stMain"]')?.innerText ?? '';
+  return text.includes('Hide more like this') && text.includes('Label this and');
 })()"""
 
 
@@ -217,6 +222,25 @@ def test_review_marks_evidence_shows_more_like_this_and_answers_its_keys(
     browser.press("m")
     # Then the panel is hidden, and its button offers to show it again
     browser.wait_for(f"{DRAWN} && {PANEL_HIDDEN}", DRAW_SECONDS, "M to hide the panel")
+    # When M brings it back and L is pressed
+    browser.press("m")
+    browser.wait_for(f"{DRAWN} && {PANEL_SHOWN}", DRAW_SECONDS, "M to show the panel again")
+    before = _corrections(console_dir)
+    browser.press("l")
+    # Then the document under review and the ticked look-alikes each get one pending correction,
+    # all with the same label, from the keyboard alone
+    deadline = time.monotonic() + DRAW_SECONDS
+    while len(_corrections(console_dir)) == len(before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    added = _corrections(console_dir)[len(before) :]
+    assert added, "L saved nothing"
+    assert len({label for _, label, _ in added}) == 1 and {status for *_, status in added} == {"pending"}
+    assert len({job for job, _, _ in added}) == len(added)
+
+
+def _corrections(data_dir: Path) -> list[tuple[str, str, str]]:
+    with contextlib.closing(sqlite3.connect(data_dir / "heron.db")) as db:
+        return db.execute("SELECT job_id, label, status FROM feedback ORDER BY id").fetchall()
 
 
 def _environment(data_dir: Path) -> dict[str, str]:
