@@ -1,4 +1,5 @@
-"""Heron's console: the router. Pages live in ui/pages/."""
+"""Heron's console: the router. Pages live in ui/views/ (not pages/: that folder name makes
+Streamlit serve a page on its own, without this router, to a first visitor at its address)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ from ui.state import identity_sidebar
 st.set_page_config(page_title="Heron", page_icon="🪶", layout="wide")
 user = identity_sidebar()
 pages = [
-    st.Page("pages/classify.py", title="Classify", icon="📄", default=True),
-    st.Page("pages/review.py", title="Review", icon="🔍"),
+    st.Page("views/classify.py", title="Classify", icon="📄", default=True),
+    st.Page("views/review.py", title="Review", icon="🔍"),
 ]
 if user.can("reviewer"):
     pages += [
-        st.Page("pages/approvals.py", title="Approvals", icon="✅"),
-        st.Page("pages/industries.py", title="Industries", icon="🏷️"),
+        st.Page("views/approvals.py", title="Approvals", icon="✅"),
+        st.Page("views/industries.py", title="Industries", icon="🏷️"),
     ]
 pages += [
-    st.Page("pages/models.py", title="Models", icon="📈"),
-    st.Page("pages/activity.py", title="Activity", icon="🕑"),
+    st.Page("views/models.py", title="Models", icon="📈"),
+    st.Page("views/activity.py", title="Activity", icon="🕑"),
 ]
 st.navigation(pages).run()

@@ -144,7 +144,7 @@ def test_a_correction_is_the_same_pending_feedback_from_the_api_or_the_review_pa
                 headers=as_user(user),
             )
             assert sent.status_code == 200, sent.text
-            page = console(app, user, "pages/review.py")
+            page = console(app, user, "views/review.py")
             assert page.session_state["review_claim"][0] == by_console
             page.button(key=f"review-pick-{by_console}-legal").click().run()
             assert not page.exception
@@ -181,7 +181,7 @@ def test_approving_a_correction_from_the_api_or_the_approvals_page_trains_the_sa
         approved = client.post(f"/api/feedback/{corrections[0]}/approve", headers=as_user(reviewer))
         assert approved.status_code == 200, approved.text
         api_training_ends(client, calls)
-        page = console(app, reviewer, "pages/approvals.py")
+        page = console(app, reviewer, "views/approvals.py")
         page.multiselect(key="approvals_author").set_value([annotator]).run()
         select_only_row_and_press(page, [corrections[1]], "approve_selected")
     # Then both went through the one use case, which queued an incremental training run each time
@@ -224,7 +224,7 @@ def test_adding_an_industry_from_the_api_or_the_industries_page_is_one_use_case(
             )
             assert created.status_code == 202, created.text
             api_training_ends(client, calls)
-            page = console(app, user, "pages/industries.py")
+            page = console(app, user, "views/industries.py")
             page.text_input(key="industries_new_name").input(names[1])
             page.text_area(key="industries_new_description").input(ORCHARDS)
             page.button(key="industries_add_submit").click().run(timeout=180)
@@ -266,7 +266,7 @@ def test_renaming_an_industry_from_the_api_or_the_industries_page_is_one_use_cas
             renamed = client.patch(f"/api/industries/{old[0]}", json={"name": new[0]}, headers=as_user(user))
             assert renamed.status_code == 200, renamed.text
             api_training_ends(client, calls)
-            page = console(app, user, "pages/industries.py")
+            page = console(app, user, "views/industries.py")
             page.selectbox(key="industries_edit_target").select(old[1]).run()
             page.text_input(key=f"industries_edit_name_{old[1]}").input(new[1])
             page.button(key="industries_edit_submit").click().run()
@@ -302,7 +302,7 @@ def test_a_full_retrain_from_the_api_or_the_models_page_is_one_use_case(
         )
         assert asked.status_code == 202, asked.text
         training_ends(client, [asked.json()["task_id"]])
-        page = console(app, user, "pages/models.py")
+        page = console(app, user, "views/models.py")
         page.button(key="models_retrain").click().run(timeout=300)
         assert not page.exception
     # Then both went through the one use case ...
@@ -348,7 +348,7 @@ def test_approving_synthetic_examples_from_the_api_or_the_industries_page_is_one
             approved = client.post("/api/examples/approve", json={"ids": [ids[0]]}, headers=as_user(user))
             assert approved.status_code == 200, approved.text
             api_training_ends(client, calls)
-            page = console(app, user, "pages/industries.py")
+            page = console(app, user, "views/industries.py")
             page.selectbox(key="industries_synthetic_industry").select(name).run()
             select_only_row_and_press(page, [ids[1]], "synthetic_approve")
         # Then both went through the one use case, which queued an incremental training run each time

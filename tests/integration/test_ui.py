@@ -27,11 +27,11 @@ def app(runtime, client, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-un
 
 
 def sign_in(app: AppTest, name: str) -> None:
-    """Type ``name`` into the sidebar before the first run.
+    """Type ``name`` into the sidebar before the first run (the router signs the person in).
 
-    With a ``pages/`` folder next to ui/app.py, AppTest (1.67) runs only the page script on later
-    runs — it resets Streamlit's MPA-v1 flag that st.navigation clears in a real server — so the
-    sidebar must be filled in before the one run that goes through the router.
+    (The page scripts are in ``ui/views``, not ``pages/``: with a ``pages/`` folder, Streamlit's
+    older multipage mode runs a page's script without the router, in AppTest after the first run and
+    in a real server when the first visitor opens a page's own address.)
     """
     app.session_state["heron_user_name"] = name
     app.run()

@@ -35,7 +35,7 @@ def open_activity(app: AppTest) -> AppTest:
     # Sign in before the first run (see tests/integration/test_ui.py::sign_in), then open Activity.
     app.session_state["heron_user_name"] = "Ada"
     app.run()
-    app.switch_page("pages/activity.py").run()
+    app.switch_page("views/activity.py").run()
     assert not app.exception
     return app
 

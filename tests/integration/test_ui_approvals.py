@@ -70,7 +70,7 @@ def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     # (the sidebar's name field is filled in before the first run: AppTest re-runs only the page after it)
     app.session_state["heron_user_name"] = grace
     app.run()
-    app.switch_page("pages/approvals.py").run()
+    app.switch_page("views/approvals.py").run()
     assert not app.exception
     app.multiselect(key="approvals_author").set_value([ada, bob]).run()
     # Then each correction shows its author, the model's answer and the disagreement

@@ -55,7 +55,7 @@ def _open_industries_page(app: AppTest, name: str) -> AppTest:
     # The sidebar's name field, filled in before the first run (AppTest re-runs only the page after it).
     app.session_state["heron_user_name"] = name
     app.run()
-    return app.switch_page("pages/industries.py").run()
+    return app.switch_page("views/industries.py").run()
 
 
 def test_an_industry_added_on_the_page_is_listed_and_predicted(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ def _open_models_page(app: AppTest, name: str) -> AppTest:
     # The sidebar's name field, filled in before the first run (AppTest re-runs only the page after it).
     app.session_state["heron_user_name"] = name
     app.run()
-    return app.switch_page("pages/models.py").run()
+    return app.switch_page("views/models.py").run()
 
 
 def test_models_page_lists_versions_and_draws_the_report(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
@@ -130,7 +130,7 @@ def test_only_admins_see_promotion_controls(app: AppTest, runtime, monkeypatch: 
     app.session_state["heron_api_key"] = "reviewer-key"
     app.run()
     # When the reviewer opens the Models page
-    app.switch_page("pages/models.py").run()
+    app.switch_page("views/models.py").run()
     # Then they can read the versions and the report but cannot change the active version
     assert not app.exception
     assert app.dataframe

@@ -57,7 +57,7 @@ def open_review(app: AppTest, name: str) -> AppTest:
     # Sign in before the first run (see tests/integration/test_ui.py::sign_in), then open Review.
     app.session_state["heron_user_name"] = name
     app.run()
-    app.switch_page("pages/review.py").run()
+    app.switch_page("views/review.py").run()
     assert not app.exception
     return app
 

@@ -387,7 +387,7 @@ if item is None:
         st.info("No documents match these filters — set Reason and Predicted industry back to *Any*.")
     else:
         st.info("No documents need review — upload some on Classify.")
-        st.page_link("pages/classify.py", label="Go to Classify", icon="📄")
+        st.page_link("views/classify.py", label="Go to Classify", icon="📄")
     st.stop()
 
 st.divider()
