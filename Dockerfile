@@ -48,7 +48,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject
  && rm /tmp/pyproject.toml /tmp/constraints.txt /tmp/requirements.txt
 
 # Heron itself, not editable. Everything it reads at run time is inside the package except the
-# starter corpus: ui/app.py and ui/pages/*.py (cli/main.py runs `streamlit run <package>/ui/app.py`),
+# starter corpus: ui/app.py and ui/views/*.py (cli/main.py runs `streamlit run <package>/ui/app.py`),
 # core/migrations with script.py.mako (core/db builds its Alembic config from the package path; the
 # repository's alembic.ini is for developers only). data/ is not a package, so it is copied here
 # and HERON_STARTER_DIR points at it (its default, REPO_ROOT/data, would be site-packages/data).
