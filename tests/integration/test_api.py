@@ -115,14 +115,13 @@ def test_feedback_for_unknown_jobs_or_labels_is_refused_with_a_code(client) -> N
 
 def test_adding_an_industry_is_accepted_and_duplicates_conflict(client) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
-        "/api/industries/", json={"industry_name": "Commercial Real Estate", "num_synthetic_documents": 2}
+        "/api/industries/", json={"industry_name": "Real Estate", "num_synthetic_documents": 2}
     )
     assert response.status_code == 202
-    # (a name no other test adds to the shared database: test_loop adds real_estate)
-    assert response.json()["industry_name"] == "commercial_real_estate"
+    assert response.json()["industry_name"] == "real_estate"
     assert response.json()["synthesis"] == "llm_not_configured"
     again = client.post(
-        "/api/industries", json={"industry_name": "commercial real estate", "num_synthetic_documents": 0}
+        "/api/industries", json={"industry_name": "real estate", "num_synthetic_documents": 0}
     )
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
 
