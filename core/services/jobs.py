@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from core.blobs import BlobStore
 from core.classify.evidence import passage_spans
-from core.classify.model import RememberingEncoder, RoutingPolicy
+from core.classify.model import Encoder, HeronModel, RememberingEncoder, RoutingPolicy
 from core.db import session_scope
 from core.db.tables import (
     Document,
@@ -231,6 +231,29 @@ def _hand_off(engine: Engine, slow: list[str], unread: list[str]) -> None:
             )
 
 
+def reading(encoder: Encoder, texts: list[str]) -> tuple[RememberingEncoder, list[list[tuple[int, int]]]]:
+    """An encoder that tokenises each text once for its own static vector and its passages' (what
+    the answer and its evidence both read), and those passages."""
+    spans = [passage_spans(text) for text in texts]
+    remembering = RememberingEncoder(encoder)
+    remembering.remember_passages(texts, spans)
+    return remembering, spans
+
+
+def annotations(
+    model: HeronModel,
+    encoder: RememberingEncoder,
+    texts: list[str],
+    answers: list[str],
+    spans: list[list[tuple[int, int]]],
+) -> tuple[list[list[dict[str, Any]]], np.ndarray]:
+    """What is stored beside each answer: its evidence (as JSON) and the document's float16 static
+    vector (for "more like this")."""
+    evidence = model.evidence(texts, answers, encoder=encoder, spans=spans)
+    passages = [[asdict(passage) for passage in found] for found in evidence]
+    return passages, encoder.static(texts).astype(np.float16)
+
+
 def _classify_and_store(
     engine: Engine, models: ModelCache, policy: RoutingPolicy, texts: dict[str, str]
 ) -> None:
@@ -238,13 +261,11 @@ def _classify_and_store(
     with session_scope(engine) as session:
         active = active_industries(session)
     allowed = [label for label in model.labels if label in active]
-    spans = [passage_spans(text) for text in texts.values()]
-    encoder = RememberingEncoder(models.encoder)  # keeps each document's static vector
-    encoder.remember_passages(list(texts.values()), spans)  # and its passages' (for the evidence)
+    encoder, spans = reading(models.encoder, list(texts.values()))
     verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=encoder)
-    answers = [verdict.label for verdict in verdicts]
-    evidence = model.evidence(list(texts.values()), answers, encoder=encoder, spans=spans)
-    vectors = encoder.static(list(texts.values())).astype(np.float16)
+    evidence, vectors = annotations(
+        model, encoder, list(texts.values()), [verdict.label for verdict in verdicts], spans
+    )
     now = utcnow()
     with session_scope(engine) as session:
         done = set(session.exec(select(Prediction.job_id).where(Prediction.job_id.in_(list(texts)))))
@@ -264,7 +285,7 @@ def _classify_and_store(
                 "uncertainty_least_confidence": uncertainty(verdict.scores, "least_confidence"),
                 "uncertainty_margin": uncertainty(verdict.scores, "margin"),
                 "uncertainty_entropy": uncertainty(verdict.scores, "entropy"),
-                "evidence": [asdict(passage) for passage in passages],
+                "evidence": passages,
                 "created_at": now,
             }
             for job_id, verdict, passages in zip(texts, verdicts, evidence, strict=True)

@@ -3,8 +3,8 @@
 Each item is claimed for ``HERON_REVIEW_CLAIM_SECONDS`` (renewed on every interaction), so two
 annotators working the queue at once never see the same document. Beside it, "more like this"
 lists the unlabelled documents closest to it, to give it and a selection of them one label in one
-action. The
-"Label issues" order lists approved training examples the model confidently places elsewhere.
+action. The "Label issues" order lists approved training examples the model confidently places
+elsewhere.
 """
 
 from __future__ import annotations
