@@ -4,8 +4,9 @@ Every scenario runs on real documents that are not in this repository (../shared
 through the use cases the API and the workers call: files are uploaded and classified
 (submit_batch + process_job), corrections are submitted and approved (submit_feedback + decide),
 folders are imported (import_directory), industries are created (create_industry) and the training
-runs those actions queue are run (train_incremental / train_full). Each run starts from a copy of
-one freshly trained starter database.
+runs those actions queue are run (train_incremental / train_full; an approval's update is followed
+by the full run the worker queues once one is due, as run_training_task does). Each run starts from a
+copy of one freshly trained starter database.
 
 The plain baseline, measured in the same run on the same training examples and the same test
 documents: scikit-learn's LogisticRegression (C=1) on chunk-averaged MiniLM embeddings (every
@@ -71,7 +72,13 @@ from core.services.documents import submit_batch  # noqa: E402
 from core.services.feedback import decide, submit_feedback  # noqa: E402
 from core.services.industries import active_industry_names, create_industry  # noqa: E402
 from core.services.jobs import process_job  # noqa: E402
-from core.services.training import USER_WEIGHT, train_full, train_incremental  # noqa: E402
+from core.services.training import (  # noqa: E402
+    USER_WEIGHT,
+    TrainingOutcome,
+    refresh_due,
+    train_full,
+    train_incremental,
+)
 from core.settings import Settings, load_settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "corpora"
@@ -261,6 +268,16 @@ def answers(runtime: Runtime, jobs: dict[str, str]) -> dict[str, Answer]:
     return {name: by_job[job_id] for name, job_id in jobs.items() if job_id in by_job}
 
 
+def follow_up(runtime: Runtime) -> TrainingOutcome | None:
+    """What a worker does after an approval's incremental update (run_training_task): the full run
+    it queues once the examples have grown enough since the last one (refresh_due), or None."""
+    if not refresh_due(runtime.engine):
+        return None
+    return train_full(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder, actor="reviewer"
+    )
+
+
 def classify(runtime: Runtime, texts: Sequence[str]) -> list[Any]:
     """The active model on ``texts`` exactly as a worker serves it (active industries, routing)."""
     _, model = runtime.models.active(runtime.engine)
@@ -445,9 +462,13 @@ def learning(template: Path, workdir: Path, docs: list[Doc], baseline: Baseline,
                     actor="reviewer",
                 )
                 seconds.append(time.perf_counter() - started)
+                full = follow_up(runtime)
                 promoted["promoted" if outcome.activated else "refused"] += 1
                 if not outcome.activated:
                     print(f"    seed {seed} N={n}: candidate refused: {outcome.reason}")
+                if full is not None:
+                    promoted["full runs"] += 1
+                    print(f"    seed {seed} N={n}: the full run it queued: {full.reason}")
                 ours[n].append(f1(truth, [v.label for v in classify(runtime, [d.text for d in test])]))
                 texts, labels, sources = trained_examples(
                     runtime, [ExampleSource.starter, ExampleSource.feedback]

@@ -16,7 +16,8 @@ and classified (submit_batch + process_job).
                               action, whatever their number.
              Every 10 actions a reviewer approves what was labelled (decide, 20% of documents
              to the gold set as in production) and the model is updated as the API does
-             (train_incremental); the pool is re-scored. macro-F1 on the test part after 5 to 120
+             (train_incremental, then the full run a worker queues once one is due); the pool is
+             re-scored. macro-F1 on the test part after 5 to 120
              actions (once the pool is all labelled, later checkpoints repeat the last figure),
              beside the plain baseline (LogisticRegression on chunk-averaged MiniLM embeddings
              of the same starter + approved labels, user labels weighted 5×),
@@ -60,6 +61,7 @@ from bench.bench_adaptation import (  # noqa: E402
     Doc,
     classify,
     f1,
+    follow_up,
     heron,
     mean_sd,
     read_real,
@@ -144,6 +146,7 @@ class Session:
             actor="reviewer",
         )
         self.refused += not outcome.activated
+        follow_up(self.runtime)
         verdicts = classify(self.runtime, [d.text for d in self.pool])
         self.uncertainty = {d.key: 1.0 - v.confidence for d, v in zip(self.pool, verdicts, strict=True)}
 

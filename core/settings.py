@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     escalation_threshold: float = Field(
         0.55, ge=0.0, le=1.01, description="Fast-tier confidence below which the transformer tier decides."
     )
+    escalation_share: float = Field(
+        0.18,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of documents like the people's own labelled ones that the transformer tier decides at"
+            " least, however sure the fast tier grows of them (0: the threshold alone)."
+        ),
+    )
     review_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Final confidence below which a person reviews."
     )

@@ -43,7 +43,7 @@ def routing_explanation(view: JobView, rt: Runtime) -> list[str]:
     """Sentences saying which tier answered, and why a person is (or is not) asked to review."""
     if view.classification_result is None:
         return []
-    threshold = rt.settings.escalation_threshold
+    threshold = rt.escalation_threshold()
     if view.escalated:
         tier = (
             "Escalated to the transformer tier: the fast tier was not sure enough (confidence below "

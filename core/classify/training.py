@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 import numpy as np
 from scipy import sparse
 
-from core.classify.calibration import COMBINED_CENTRE, fit_temperature
+from core.classify.calibration import COMBINED_CENTRE, fit_temperature, softmax
 from core.classify.model import (
     HASHED_FEATURES,
     Calibration,
@@ -48,6 +48,8 @@ MAX_CLASS_WEIGHT = 5.0
 # ≥ 0.95 and 6 of them wrongly (2.7%). Inside the combination the fitted temperature still weighs
 # it (there, sharpening it is what carries a template-text import over to photographs).
 MIN_FAST_TEMPERATURE = 1.0
+# Below this many of the people's own examples, their out-of-fold confidences set no escalation floor.
+MIN_PEOPLE_EXAMPLES = 20
 
 
 def prototype_sentences(description: str) -> list[str]:
@@ -91,6 +93,8 @@ class TrainingSet:
     groups: list[str]
     embeddings: np.ndarray
     static: np.ndarray
+    # Which examples are the people's own (corrections, imported and example files); None: none.
+    people: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -103,6 +107,7 @@ class TrainingSet:
             groups=[self.groups[i] for i in rows],
             embeddings=self.embeddings[rows],
             static=self.static[rows],
+            people=None if self.people is None else self.people[rows],
         )
 
 
@@ -173,11 +178,13 @@ def fit_hybrid(
         combined_t = fit_temperature(
             oof_fast / fast_t + oof_semantic / semantic_t, targets, data.weights, centre=COMBINED_CENTRE
         )
+        fast_alone = max(MIN_FAST_TEMPERATURE, fast_t)
         calibration = Calibration(
             fast=fast_t,
             semantic=semantic_t,
             combined=combined_t,
-            fast_alone=max(MIN_FAST_TEMPERATURE, fast_t),
+            fast_alone=fast_alone,
+            people=people_confidence(oof_fast / fast_alone, data.people),
         )
     model = HeronModel(
         fast=fast,
@@ -191,6 +198,15 @@ def fit_hybrid(
     return FitResult(
         model=model, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic, learned=learned
     )
+
+
+def people_confidence(logits: np.ndarray, people: np.ndarray | None) -> tuple[float, ...]:
+    """Percentiles 0..100 of the top probability of ``logits`` over the people's examples (see
+    Calibration.people); empty when they are fewer than MIN_PEOPLE_EXAMPLES."""
+    if people is None or int(people.sum()) < MIN_PEOPLE_EXAMPLES:
+        return ()
+    confidence = softmax(logits[people]).max(axis=1)
+    return tuple(round(float(q), 6) for q in np.percentile(confidence, np.arange(101)))
 
 
 def balanced(data: TrainingSet) -> TrainingSet:

@@ -321,6 +321,7 @@ def _train(
         groups=[origin_group(e["origin"], f"example:{e['id']}") for e in data.train],
         embeddings=embeddings,
         static=static,
+        people=np.array([e["source"] in USER_SOURCES for e in data.train], dtype=bool),
     )
     fit = fit_hybrid(
         training_set,

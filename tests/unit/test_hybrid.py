@@ -246,3 +246,39 @@ def test_weighted_temperature_follows_the_examples_that_weigh_more() -> None:
 def test_a_row_with_no_allowed_label_has_no_opinion_instead_of_nan() -> None:
     probabilities = softmax(np.array([[-np.inf, -np.inf]]))
     assert probabilities.tolist() == [[0.0, 0.0]]
+
+
+def test_the_fast_tier_growing_sure_of_the_peoples_documents_does_not_stop_their_escalation() -> None:
+    # Given a model fitted on examples that are all the people's own (corrections, imports)
+    encoder = KeywordEncoder()
+    data = TrainingSet(
+        texts=list(TEXTS),
+        labels=list(LABELS),
+        weights=np.ones(len(TEXTS)),
+        groups=[str(i) for i in range(len(TEXTS))],
+        embeddings=encoder.embed(TEXTS),
+        static=encoder.static(TEXTS),
+        people=np.ones(len(TEXTS), dtype=bool),
+    )
+    model = HeronModel.from_bytes(
+        fit_hybrid(data, PROTOTYPES, industries=["finance", "healthcare"]).model.to_bytes()
+    )
+    # ... its out-of-fold confidences on them set how sure the fast tier must be to answer alone
+    assert len(model.calibration.people) == 101 and list(model.calibration.people) == sorted(
+        model.calibration.people
+    )
+    floor = model.escalation_threshold(RoutingPolicy(escalation_threshold=0.0))
+    assert 0.9 < floor < 1.0
+    documents = ["bank loan rate", "bank loan patient"]
+    # When the fast tier is less sure of a document than of 18% of the people's documents
+    alone = model.classify(
+        documents, RoutingPolicy(escalation_threshold=0.0, escalation_share=0.0), encoder=encoder
+    )
+    assert alone[0].confidence > floor > alone[1].confidence > 0.55
+    assert not alone[1].escalated
+    # Then it goes to the transformer tier too, where a threshold alone would have let it through
+    routed = model.classify(documents, RoutingPolicy(escalation_threshold=0.0), encoder=encoder)
+    assert [v.escalated for v in routed] == [False, True]
+    # ... and a model that has none of the people's examples keeps the configured threshold alone
+    assert fitted().calibration.people == ()
+    assert fitted().escalation_threshold(RoutingPolicy(escalation_threshold=0.3)) == 0.3
