@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from core.classify.model import HeronModel
 from core.db import session_scope
 from core.db.tables import ExampleSource, ModelVersion, Split, TrainingExample
 from core.errors import Invalid
@@ -127,6 +128,17 @@ def test_once_the_examples_have_grown_enough_an_update_queues_a_full_run_with_fr
     assert {ids[3], ids[7]} <= set(flagged), issues
     assert {flagged[ids[3]].suggested, flagged[ids[7]].suggested} == {"finance"}
     assert len(sent.tasks) == 1
+    # ... and the model it served routes the people's kind of documents by their own confidences
+    # (the starter model, which learned none of them, by the configured threshold alone)
+    with session_scope(fresh.engine) as session:
+        full = HeronModel.from_bytes(
+            session.get(
+                ModelVersion, get_task(engine=fresh.engine, task_id=refresh).result["version_id"]
+            ).artifact
+        )
+        starter = HeronModel.from_bytes(session.get(ModelVersion, 1).artifact)
+    assert len(full.calibration.people) == 101 and starter.calibration.people == ()
+    assert full.escalation_threshold(fresh.policy) > fresh.policy.escalation_threshold
     # When a few more are approved, their update queues no full run (too few since the last)
     _add_examples(fresh, [(f"{FINANCE} Ledger {i}.", "finance") for i in range(5)])
     again, _ = request_training(engine=fresh.engine, mode="incremental")
