@@ -461,8 +461,10 @@ class HeronModel:
                 "semantic": self.calibration.semantic,
                 "combined": self.calibration.combined,
                 "fast_alone": self.calibration.fast_alone,
-                "people": list(self.calibration.people),
             },
+            # Beside "calibration", not in it: a process still running the previous release reads
+            # this artifact during a rolling upgrade, and would refuse a key it does not know there.
+            "people_confidence": list(self.calibration.people),
             "young_labels": list(self.young_labels),
             "catch_all": self.catch_all,
             "fast": {
@@ -529,9 +531,7 @@ class HeronModel:
         return cls(
             fast=fast,
             semantic=semantic,
-            calibration=Calibration(
-                **{**meta["calibration"], "people": tuple(meta["calibration"].get("people", ()))}
-            ),
+            calibration=Calibration(**meta["calibration"], people=tuple(meta.get("people_confidence", ()))),
             young_labels=tuple(meta.get("young_labels", ())),
             catch_all=meta.get("catch_all"),
             settled=settled,
