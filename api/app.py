@@ -27,6 +27,7 @@ from api.controllers import (
 )
 from api.errors import EXCEPTION_HANDLERS
 from core.runtime import Runtime, open_runtime
+from core.services import similar
 from core.settings import Settings, get_settings
 from workers import dispatch
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.runtime = runtime or open_runtime(settings)
         # Beside a worker process (`heron up`), send it the work; otherwise run workers here.
         dispatch.connect_beside_workers(app.state.runtime)
+        similar.warm_up(app.state.runtime.engine)
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.auth import actor_name, allows, role_of
 from core.runtime import Runtime, open_runtime
+from core.services import similar
 from core.settings import get_settings
 from workers import dispatch
 
@@ -17,6 +18,7 @@ def runtime() -> Runtime:
     opened = open_runtime(get_settings())
     # Beside `heron api` (as `heron up` starts it) the console uses the API's workers and model.
     dispatch.connect_beside_workers(opened)
+    similar.warm_up(opened.engine)
     return opened
 
 

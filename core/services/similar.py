@@ -8,11 +8,13 @@ the ten nearest documents share the query's industry 0.91 of the time this way, 
 static vectors and 0.76 by chunk-averaged MiniLM embeddings (bench/bench_annotation.py).
 Candidates are completed documents nobody has labelled: no correction other than a rejected one,
 and not a training example. Each document appears once, through its latest job. Each process keeps
-the vectors and probabilities in memory (``_Index``) and reads only what is new on each request.
+the vectors and probabilities in memory (``_Index``), reads them all in the background (``warm_up``, as
+the API and the console start, and every RELOAD_SECONDS) and only what is new on each request.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -27,7 +29,9 @@ from core.db.tables import Document, Feedback, FeedbackStatus, Job, JobStatus, P
 from core.errors import NotClassified
 from core.services.jobs import JobView, existing_job, job_views
 
-__all__ = ["MAX_SIMILAR", "SimilarDocument", "similar_documents"]
+log = logging.getLogger(__name__)
+
+__all__ = ["MAX_SIMILAR", "SimilarDocument", "similar_documents", "warm_up"]
 
 MAX_SIMILAR = 100
 # How many documents the centre of the static vectors counts as having been measured on before any.
@@ -35,7 +39,8 @@ CENTRE_PRIOR = 20
 # The index looks again at the ids of this many of the newest predictions on every request: a
 # prediction committed after one with a higher id (concurrent workers on PostgreSQL) is still found.
 REREAD = 2000
-# And reads everything again this often (a vector written later, by `heron prepare`'s backfill).
+# And reads everything again this often (a vector written later, by `heron prepare`'s backfill), in
+# the background: requests meanwhile are served by the index as it is, topped up.
 RELOAD_SECONDS = 600.0
 
 
@@ -53,10 +58,8 @@ class _Index:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._clear()
-
-    def _clear(self) -> None:
         self.loaded_at = time.monotonic()
+        self.reloading = False
         self.newest = 0  # the highest prediction id seen
         self.read: set[int] = set()  # the predictions in the index
         self.row: dict[int, int] = {}  # document id -> row
@@ -66,9 +69,11 @@ class _Index:
         self.labels: list[str] = []
         self.probabilities = np.zeros((0, 0), dtype=np.float32)
 
+    def stale(self) -> bool:
+        """Due for a reread of everything, and no reread under way."""
+        return not self.reloading and time.monotonic() - self.loaded_at > RELOAD_SECONDS
+
     def refresh(self, session: Session) -> None:
-        if time.monotonic() - self.loaded_at > RELOAD_SECONDS:
-            self._clear()
         # The ids of the newest predictions first (cheap), then whole rows from the oldest not read
         # yet on (a range of ids: an IN list of thousands makes SQLite scan per id).
         window = session.exec(select(Prediction.id).where(Prediction.id > self.newest - REREAD)).all()
@@ -152,6 +157,36 @@ def _index(engine: Engine) -> _Index:
         return index
 
 
+def _load(engine: Engine, stale: _Index | None = None) -> None:
+    """Read every classified document into a new index, then serve from it (in the background: 3 s
+    at 100,000 documents, which no request should wait for). With no index yet, requests wait for
+    this one instead of each reading everything themselves."""
+    fresh = _Index()
+    try:
+        with fresh.lock:
+            with _INDEXES_LOCK:
+                _INDEXES.setdefault(engine, fresh)
+            with session_scope(engine) as session:
+                fresh.refresh(session)
+            with _INDEXES_LOCK:
+                _INDEXES[engine] = fresh
+    except Exception:  # the database away: the index in use stays, and is reread on a later request
+        log.warning("could not read the documents for 'more like this'", exc_info=True)
+        with _INDEXES_LOCK:
+            if _INDEXES.get(engine) is fresh:
+                del _INDEXES[engine]
+        if stale is not None:
+            stale.reloading = False
+
+
+def warm_up(engine: Engine, stale: _Index | None = None) -> threading.Thread:
+    """Load this process's index in the background, so that the first "more like this" after a
+    start is as quick as the next (the API and the console call it as they start)."""
+    thread = threading.Thread(target=_load, args=(engine, stale), name="heron-similar-load", daemon=True)
+    thread.start()
+    return thread
+
+
 def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[SimilarDocument]:
     """The ``limit`` unlabelled documents most similar to ``job_id``'s, most similar first.
 
@@ -175,6 +210,9 @@ def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[S
             select(TrainingExample.document_id).where(TrainingExample.document_id.is_not(None))
         ).all()
         with index.lock:
+            if index.stale():
+                index.reloading = True
+                warm_up(engine, index)
             index.refresh(session)
             ids, vectors, probabilities, known = index.candidates({target.id, *labelled, *examples})
         if not ids:

@@ -243,3 +243,32 @@ def test_label_issues_surface_flipped_labels_and_a_correction_retrains(heron) ->
     assert heron.post("/api/examples/999999/keep").json()["code"] == "not_found"
     again = heron.post(f"/api/examples/{issue['example_id']}/relabel", json={"label": "finance"})
     assert again.status_code == 422 and again.json()["code"] == "invalid"
+
+
+def test_the_index_is_read_at_start_and_reread_in_the_background_without_losing_a_document(heron) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from core.services import similar
+
+    engine = heron.app.state.runtime.engine
+    letter = _classified(heron, "reread.txt", f"{HEALTHCARE[2]} Ref 7731.".encode())
+    before = [
+        i["job_id"]
+        for i in heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
+    ]
+    # Given a process that has just started: its index is read before anyone asks
+    similar.warm_up(engine).join(timeout=60)
+    assert len(similar._index(engine).jobs) >= len(before) + 1
+    # When the index is due for its periodic reread
+    index = similar._index(engine)
+    index.loaded_at -= similar.RELOAD_SECONDS + 1
+    # Then the request that notices it is answered at once from the index it has, with the same documents
+    during = heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
+    assert [i["job_id"] for i in during] == before
+    for thread in threading.enumerate():
+        if thread.name == "heron-similar-load":
+            thread.join(timeout=60)
+    # ... and once the reread is done, a new index serves the same answers
+    assert similar._index(engine) is not index
+    after = heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
+    assert [i["job_id"] for i in after] == before
