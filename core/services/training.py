@@ -350,6 +350,9 @@ def _train(
         for name, examples in sets.items()
     }
     reports[HOLDOUT_DATASET]["cross_validation"] = _cross_validation(fit)
+    # What routing serves with this version: the configured threshold, or higher where the people's
+    # own documents raise it (Calibration.people).
+    reports[HOLDOUT_DATASET]["escalation_threshold"] = round(fit.model.escalation_threshold(policy), 4)
     reports[LABEL_ISSUES_DATASET] = _label_issues(fit, data.train, labels)
     progress(3, "comparing with the active model")
     trained_on = _trained_on(data, labels, fingerprint)
@@ -675,7 +678,7 @@ def evaluate(
 
 
 def _headline(report: dict[str, Any]) -> dict[str, Any]:
-    keys = ("n", "accuracy", "macro_f1", "ece", "escalation_rate", "review_rate")
+    keys = ("n", "accuracy", "macro_f1", "ece", "escalation_rate", "escalation_threshold", "review_rate")
     return {key: report[key] for key in keys if key in report}
 
 

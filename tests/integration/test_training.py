@@ -131,14 +131,15 @@ def test_once_the_examples_have_grown_enough_an_update_queues_a_full_run_with_fr
     # ... and the model it served routes the people's kind of documents by their own confidences
     # (the starter model, which learned none of them, by the configured threshold alone)
     with session_scope(fresh.engine) as session:
-        full = HeronModel.from_bytes(
-            session.get(
-                ModelVersion, get_task(engine=fresh.engine, task_id=refresh).result["version_id"]
-            ).artifact
+        version = session.get(
+            ModelVersion, get_task(engine=fresh.engine, task_id=refresh).result["version_id"]
         )
+        full, shown = HeronModel.from_bytes(version.artifact), version.metrics
         starter = HeronModel.from_bytes(session.get(ModelVersion, 1).artifact)
     assert len(full.calibration.people) == 101 and starter.calibration.people == ()
     assert full.escalation_threshold(fresh.policy) > fresh.policy.escalation_threshold
+    # ... which the version's metrics show (the API's model list and the Models page)
+    assert shown["escalation_threshold"] == round(full.escalation_threshold(fresh.policy), 4)
     # When a few more are approved, their update queues no full run (too few since the last)
     _add_examples(fresh, [(f"{FINANCE} Ledger {i}.", "finance") for i in range(5)])
     again, _ = request_training(engine=fresh.engine, mode="incremental")

@@ -67,6 +67,14 @@ def test_models_page_lists_versions_and_draws_the_report(app: AppTest, runtime) 
     table = app.dataframe[0].value
     assert set(table["version"]) == {version.id for version in versions}
     assert {"status", "parent", "trained at", "trained on", "macro-F1"} <= set(table.columns)
+    # ... and where each one's fast tier stops answering alone (versions trained since it is recorded)
+    recorded = {
+        v.id: v.metrics["escalation_threshold"] for v in versions if "escalation_threshold" in v.metrics
+    }
+    assert recorded and all(
+        table.loc[table["version"] == version, "escalates below"].item() == threshold
+        for version, threshold in recorded.items()
+    )
     # ... and the active version's report is drawn: P/R/F1 bars, confusion matrix, reliability
     # diagram and accuracy at coverage (plus the learning curve once there are two versions)
     assert app.selectbox(key="models_report_version").value == _active(runtime)

@@ -75,6 +75,7 @@ table = pd.DataFrame(
             "macro-F1": version.metrics.get("macro_f1"),
             "accuracy": version.metrics.get("accuracy"),
             "ECE": version.metrics.get("ece"),
+            "escalates below": version.metrics.get("escalation_threshold"),
         }
         for version in versions
     ]
@@ -92,6 +93,12 @@ st.dataframe(
         ),
         "accuracy": st.column_config.NumberColumn(format="%.3f"),
         "ECE": st.column_config.NumberColumn(format="%.3f"),
+        "escalates below": st.column_config.NumberColumn(
+            format="%.2f",
+            help="The fast tier answers alone from this confidence on: HERON_ESCALATION_THRESHOLD, or higher "
+            "once people's documents are learned (so that HERON_ESCALATION_SHARE of documents like theirs "
+            "still go to the transformer tier).",
+        ),
     },
 )
 if sum(version.metrics.get("macro_f1") is not None for version in versions) >= 2:
@@ -198,8 +205,17 @@ columns[1].metric("Accuracy", f"{report['accuracy']:.3f}")
 columns[2].metric(
     "ECE", f"{report['ece']:.3f}", help="Expected calibration error: 0 is perfectly calibrated."
 )
+threshold = reports[HOLDOUT_DATASET].get("escalation_threshold")
 columns[3].metric(
-    "Escalated", f"{report.get('escalation_rate', 0.0):.0%}", help="Sent to the transformer tier."
+    "Escalated",
+    f"{report.get('escalation_rate', 0.0):.0%}",
+    help="Sent to the transformer tier"
+    + (
+        f": the fast tier's confidence was below {threshold:.0%} (the configured threshold, raised where "
+        "it would escalate less than HERON_ESCALATION_SHARE of documents like the people's own)."
+        if threshold is not None
+        else "."
+    ),
 )
 columns[4].metric("To review", f"{report.get('review_rate', 0.0):.0%}")
 st.caption(f"{report['n']} held-out documents ({dataset}).")
