@@ -14,7 +14,6 @@ from core.classify.encoder import TextEncoder
 from core.classify.model import RoutingPolicy
 from core.db import current_revision, head_revision, make_engine, migrate
 from core.embeddings import CachedEncoder
-from core.errors import ModelNotReady
 from core.events import JOB_EVENTS
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor, IsolationLimits
@@ -50,16 +49,6 @@ class Runtime:
             review_threshold=self.settings.review_threshold,
             review_margin=self.settings.review_margin,
         )
-
-    def escalation_threshold(self) -> float:
-        """The fast-tier confidence below which the active model escalates: the configured threshold,
-        raised where it would escalate less than ``HERON_ESCALATION_SHARE`` of documents like the
-        people's own labelled ones."""
-        try:
-            _, model = self.models.active(self.engine)
-        except ModelNotReady:
-            return self.settings.escalation_threshold
-        return model.escalation_threshold(self.policy)
 
     @property
     def extraction_limits(self) -> ExtractionLimits:

@@ -13,6 +13,7 @@ import streamlit as st
 from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
+from core.services.models import served_escalation_threshold
 
 REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree", "little_text", "new_industry_unsure")
 TEXT_PREVIEW_CHARS = 20_000
@@ -43,7 +44,9 @@ def routing_explanation(view: JobView, rt: Runtime) -> list[str]:
     """Sentences saying which tier answered, and why a person is (or is not) asked to review."""
     if view.classification_result is None:
         return []
-    threshold = rt.escalation_threshold()
+    threshold = served_escalation_threshold(
+        engine=rt.engine, version_id=view.model_version, default=rt.settings.escalation_threshold
+    )
     if view.escalated:
         tier = (
             "Escalated to the transformer tier: the fast tier was not sure enough (confidence below "

@@ -38,6 +38,10 @@ HASHED_FEATURES = 2**18
 # Below this evidence (FastTier.evidence) a document says too little to file without a person: a
 # line of pleasantries, an empty form. Its answer stands but it joins the review queue.
 LITTLE_TEXT = 0.5
+# The people's own documents raise the escalation threshold no higher than this. Held out one by one,
+# documents from a single template (a clean import) are near-certain, and their percentile would send
+# almost every other document to the transformer tier as well.
+MAX_RAISED_THRESHOLD = 0.9
 # The review reason of a document an industry being learned leaned towards but did not take.
 NEW_INDUSTRY_UNSURE = "new_industry_unsure"
 
@@ -241,8 +245,9 @@ class HeronModel:
     def escalation_threshold(self, policy: RoutingPolicy) -> float:
         """The fast-tier confidence below which a document is escalated: the policy's threshold,
         raised where it would escalate less than ``policy.escalation_share`` of documents like the
-        people's own (Calibration.people)."""
-        return max(policy.escalation_threshold, self.calibration.escalate_below(policy.escalation_share))
+        people's own (Calibration.people), but not above MAX_RAISED_THRESHOLD."""
+        floor = min(self.calibration.escalate_below(policy.escalation_share), MAX_RAISED_THRESHOLD)
+        return max(policy.escalation_threshold, floor)
 
     def fast_logits(self, texts: Sequence[str], static: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """Calibrated fast-tier logits over ``labels`` (``-inf`` for labels it does not know)."""
@@ -528,10 +533,12 @@ class HeronModel:
             baselines={label: float(b) for label, b in info["baselines"].items()},
             prior_weights={label: float(w) for label, w in info.get("prior_weights", {}).items()},
         )
+        temperatures = dict(meta["calibration"])
+        people = temperatures.pop("people", ())  # where a development build kept them
         return cls(
             fast=fast,
             semantic=semantic,
-            calibration=Calibration(**meta["calibration"], people=tuple(meta.get("people_confidence", ()))),
+            calibration=Calibration(**temperatures, people=tuple(meta.get("people_confidence", people))),
             young_labels=tuple(meta.get("young_labels", ())),
             catch_all=meta.get("catch_all"),
             settled=settled,

@@ -197,6 +197,17 @@ def version_report(*, engine: Engine, version_id: int) -> VersionReport:
         return _report(session, version_id)
 
 
+def served_escalation_threshold(*, engine: Engine, version_id: int | None, default: float) -> float:
+    """The escalation threshold version ``version_id`` routed with, as recorded when it was trained
+    (``metrics.escalation_threshold``), or ``default`` for a version from before it was recorded."""
+    if version_id is None:
+        return default
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, version_id)
+        metrics = dict(version.metrics or {}) if version is not None else {}
+    return float(metrics.get("escalation_threshold", default))
+
+
 def active_report(*, engine: Engine) -> VersionReport | None:
     """The active version's report, or None while no version is active."""
     with session_scope(engine) as session:

@@ -212,7 +212,11 @@ def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[S
         with index.lock:
             if index.stale():
                 index.reloading = True
-                warm_up(engine, index)
+                try:
+                    warm_up(engine, index)
+                except RuntimeError:  # no thread to be had: reread on a later request
+                    index.reloading = False
+                    log.warning("could not start rereading the documents for 'more like this'", exc_info=True)
             index.refresh(session)
             ids, vectors, probabilities, known = index.candidates({target.id, *labelled, *examples})
         if not ids:

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.db import session_scope
 from core.services.audit import list_events
+from core.services.models import list_versions
 from core.settings import get_settings
 from tests.conftest import wait_for_job
 from tests.documents import FINANCE, LEGAL, pdf_bytes
@@ -87,6 +88,12 @@ def test_the_document_view_shows_text_pages_scores_and_why(app: AppTest, runtime
     assert app.get("vega_lite_chart"), "no score chart"
     explained = " ".join(markdown.value for markdown in app.markdown)
     assert "fast tier answered alone" in explained or "Escalated to the transformer tier" in explained
+    # ... with the threshold the model that answered routed by (recorded with its version)
+    served = list_versions(engine=runtime.engine)
+    thresholds = {
+        f"{v.metrics['escalation_threshold']:.0%}" for v in served if "escalation_threshold" in v.metrics
+    }
+    assert any(f"{threshold})" in explained for threshold in thresholds), explained
     # When the user asks for the pages
     pages_toggle = next(toggle for toggle in app.toggle if toggle.key and toggle.key.endswith("-pages"))
     pages_toggle.set_value(True).run()

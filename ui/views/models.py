@@ -205,7 +205,7 @@ columns[1].metric("Accuracy", f"{report['accuracy']:.3f}")
 columns[2].metric(
     "ECE", f"{report['ece']:.3f}", help="Expected calibration error: 0 is perfectly calibrated."
 )
-threshold = reports[HOLDOUT_DATASET].get("escalation_threshold")
+threshold = reports.get(HOLDOUT_DATASET, {}).get("escalation_threshold")
 columns[3].metric(
     "Escalated",
     f"{report.get('escalation_rate', 0.0):.0%}",
