@@ -179,11 +179,21 @@ def _load(engine: Engine, stale: _Index | None = None) -> None:
             stale.reloading = False
 
 
-def warm_up(engine: Engine, stale: _Index | None = None) -> threading.Thread:
+def warm_up(engine: Engine, stale: _Index | None = None) -> threading.Thread | None:
     """Load this process's index in the background, so that the first "more like this" after a
-    start is as quick as the next (the API and the console call it as they start)."""
+    start is as quick as the next (the API and the console call it as they start); with ``stale``,
+    reread that index's documents into a new one (it is marked as being reread meanwhile). None when
+    no thread could be started: a later request tries again."""
     thread = threading.Thread(target=_load, args=(engine, stale), name="heron-similar-load", daemon=True)
-    thread.start()
+    if stale is not None:
+        stale.reloading = True
+    try:
+        thread.start()
+    except RuntimeError:
+        log.warning("could not start reading the documents for 'more like this'", exc_info=True)
+        if stale is not None:
+            stale.reloading = False
+        return None
     return thread
 
 
@@ -211,12 +221,7 @@ def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[S
         ).all()
         with index.lock:
             if index.stale():
-                index.reloading = True
-                try:
-                    warm_up(engine, index)
-                except RuntimeError:  # no thread to be had: reread on a later request
-                    index.reloading = False
-                    log.warning("could not start rereading the documents for 'more like this'", exc_info=True)
+                warm_up(engine, index)
             index.refresh(session)
             ids, vectors, probabilities, known = index.candidates({target.id, *labelled, *examples})
         if not ids:

@@ -43,17 +43,22 @@ PROTOTYPES = {
 }
 
 
-def fitted(texts=TEXTS, labels=LABELS, industries=("finance", "healthcare")) -> HeronModel:  # type: ignore[no-untyped-def]
+def training_set(texts=TEXTS, labels=LABELS, people=None) -> TrainingSet:  # type: ignore[no-untyped-def]
+    """The examples as a training run passes them: one group each, equal weights."""
     encoder = KeywordEncoder()
-    data = TrainingSet(
+    return TrainingSet(
         texts=list(texts),
         labels=list(labels),
         weights=np.ones(len(texts)),
         groups=[str(i) for i in range(len(texts))],
         embeddings=encoder.embed(texts),
         static=encoder.static(texts),
+        people=people,
     )
-    return fit_hybrid(data, PROTOTYPES, industries=list(industries)).model
+
+
+def fitted(texts=TEXTS, labels=LABELS, industries=("finance", "healthcare")) -> HeronModel:  # type: ignore[no-untyped-def]
+    return fit_hybrid(training_set(texts, labels), PROTOTYPES, industries=list(industries)).model
 
 
 def test_confident_fast_answers_are_not_escalated_and_unsure_ones_are() -> None:
@@ -104,14 +109,7 @@ def test_a_young_industry_changes_no_answer_but_the_ones_it_takes_even_escalated
     before = fitted()
     after = fitted(texts, labels, industries)
     encoder = KeywordEncoder()
-    data = TrainingSet(
-        texts=texts,
-        labels=labels,
-        weights=np.ones(len(texts)),
-        groups=[str(i) for i in range(len(texts))],
-        embeddings=encoder.embed(texts),
-        static=encoder.static(texts),
-    )
+    data = training_set(texts, labels)
     after.settled = fit_settled(
         data, PROTOTYPES, industries=industries, learning=newcomers(labels, industries)
     )
@@ -251,15 +249,7 @@ def test_a_row_with_no_allowed_label_has_no_opinion_instead_of_nan() -> None:
 def test_the_fast_tier_growing_sure_of_the_peoples_documents_does_not_stop_their_escalation() -> None:
     # Given a model fitted on examples that are all the people's own (corrections, imports)
     encoder = KeywordEncoder()
-    data = TrainingSet(
-        texts=list(TEXTS),
-        labels=list(LABELS),
-        weights=np.ones(len(TEXTS)),
-        groups=[str(i) for i in range(len(TEXTS))],
-        embeddings=encoder.embed(TEXTS),
-        static=encoder.static(TEXTS),
-        people=np.ones(len(TEXTS), dtype=bool),
-    )
+    data = training_set(people=np.ones(len(TEXTS), dtype=bool))
     fit = fit_hybrid(data, PROTOTYPES, industries=["finance", "healthcare"])
     model = HeronModel.from_bytes(fit.model.to_bytes())
     # ... its out-of-fold confidences on them, as the fast tier answering alone gives them, set how

@@ -13,6 +13,12 @@ from ui import charts
 from ui.state import current_user, runtime
 from ui.tasks import follow_tasks
 
+# Where a version's escalation threshold comes from (the table's column and the report's metric).
+THRESHOLD_SOURCE = (
+    "HERON_ESCALATION_THRESHOLD, raised once people's documents are learned so that "
+    "HERON_ESCALATION_SHARE of documents like theirs still go to the transformer tier"
+)
+
 PENDING_KEY = "models_pending_activation"
 FLASH_KEY = "models_flash"
 TRAINING_KEY = "models_training_task"
@@ -95,9 +101,7 @@ st.dataframe(
         "ECE": st.column_config.NumberColumn(format="%.3f"),
         "escalates below": st.column_config.NumberColumn(
             format="%.2f",
-            help="The fast tier answers alone from this confidence on: HERON_ESCALATION_THRESHOLD, or higher "
-            "once people's documents are learned (so that HERON_ESCALATION_SHARE of documents like theirs "
-            "still go to the transformer tier).",
+            help=f"The fast tier answers alone from this confidence on: {THRESHOLD_SOURCE}.",
         ),
     },
 )
@@ -211,8 +215,7 @@ columns[3].metric(
     f"{report.get('escalation_rate', 0.0):.0%}",
     help="Sent to the transformer tier"
     + (
-        f": the fast tier's confidence was below {threshold:.0%} (the configured threshold, raised where "
-        "it would escalate less than HERON_ESCALATION_SHARE of documents like the people's own)."
+        f": the fast tier's confidence was below {threshold:.0%} ({THRESHOLD_SOURCE})."
         if threshold is not None
         else "."
     ),
