@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Test processes: two on the 2-core machine (the suite waits on servers and subprocesses about half
+# the time); `make test TEST_PROCESSES=0` runs it in one.
+TEST_PROCESSES ?= 2
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -12,7 +15,7 @@ run: setup ## Start the API (:8000) and the console (:8501) on SQLite + the in-p
 	$(VENV)/bin/heron up
 
 test: setup test-system-deps lint ## Install everything, then run the whole test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadgroup
 
 setup: $(DEPS_STAMP) system-deps
 	$(VENV)/bin/heron migrate

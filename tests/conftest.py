@@ -23,6 +23,36 @@ SHARED_CACHE = Path(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """With several test processes (``make test`` runs two, pytest-xdist), the parent fills the
+    shared cache first (MiniLM's converted network and distilled word vectors, the starter corpus'
+    embeddings: ~50 s cold), so the processes do not each build it at the same time."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="heron-warm-") as scratch:
+            open_runtime(make_settings(Path(scratch))).close()
+        # Each test process (and every Heron it starts) computes on one core: two processes whose
+        # inference and BLAS threads each take every core spin against each other.
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "HERON_TORCH_THREADS"):
+            os.environ.setdefault(name, "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Test processes take whole files (module fixtures such as a running server are built once),
+    and every file that uses PostgreSQL, Redis or RabbitMQ runs in the same process, one after
+    another: they flush Redis and listen on the same channels (``--dist loadgroup``)."""
+
+    def uses_services(item: pytest.Item) -> bool:
+        reasons = (str(mark.kwargs.get("reason")) for mark in item.iter_markers("skipif"))
+        return any(reason.startswith(SERVICES_SILENT) for reason in reasons)
+
+    services = {item.module.__name__ for item in items if uses_services(item)}
+    for item in items:
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("services" if module in services else module))
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return load_settings(data_dir=data_dir, database_url="", broker_url="", **overrides)
 
@@ -144,4 +174,7 @@ def service_answers(name: str) -> bool:
 def needs_services(*names: str) -> pytest.MarkDecorator:
     """Skip unless every named service answers on 127.0.0.1, saying which does not (CI or not)."""
     silent = [f"{name} (:{SERVICE_PORTS[name]})" for name in names if not service_answers(name)]
-    return pytest.mark.skipif(bool(silent), reason=f"nothing answers on 127.0.0.1 for {', '.join(silent)}")
+    return pytest.mark.skipif(bool(silent), reason=f"{SERVICES_SILENT} {', '.join(silent)}")
+
+
+SERVICES_SILENT = "nothing answers on 127.0.0.1 for"
