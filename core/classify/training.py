@@ -120,6 +120,8 @@ class FitResult:
     oof_fast: np.ndarray
     oof_semantic: np.ndarray
     learned: list[str] = field(default_factory=list)  # the columns of the out-of-fold logits
+    # Rows whose out-of-fold logits mean something: their label was in their fold's training data.
+    judged: np.ndarray | None = None
 
 
 def fit_hybrid(
@@ -156,8 +158,14 @@ def fit_hybrid(
     features = FastTier.features(data.texts, data.static, STATIC_SCALE)
     oof_fast = np.zeros((len(data), len(learned)))
     oof_semantic = np.zeros((len(data), len(learned)))
+    # Held-out examples whose label the fold's model knew. An example whose fold kept no other of
+    # its label (a label with one example, or a handful held out as gold) is out of reach there:
+    # it says nothing about how sure the tiers should be, nor about its label. Counted, one such
+    # example took an import's transformer temperature to 19 and every answer to about 0.25.
+    judged = np.ones(len(data), dtype=bool)
     splits = _splits(targets, data.groups, folds, seed) if calibrate or parent is None else []
     for train, test in splits:
+        judged[test] &= np.isin(targets[test], targets[train])
         fold = data.subset(train)
         fast = _fit_fast(features[train], fold)
         oof_fast[test] = aligned_logits(
@@ -172,11 +180,15 @@ def fit_hybrid(
         data, learned, prototypes, parent.semantic.regression if parent else None, descriptions
     )
     calibration = parent.calibration if parent is not None and not calibrate else Calibration()
-    if splits:  # too few examples to cross-validate: leave the temperatures at 1
-        fast_t = fit_temperature(oof_fast, targets, data.weights)
-        semantic_t = fit_temperature(oof_semantic, targets, data.weights)
+    if splits and judged.any():  # too few examples to cross-validate: leave the temperatures at 1
+        on = judged
+        fast_t = fit_temperature(oof_fast[on], targets[on], data.weights[on])
+        semantic_t = fit_temperature(oof_semantic[on], targets[on], data.weights[on])
         combined_t = fit_temperature(
-            oof_fast / fast_t + oof_semantic / semantic_t, targets, data.weights, centre=COMBINED_CENTRE
+            oof_fast[on] / fast_t + oof_semantic[on] / semantic_t,
+            targets[on],
+            data.weights[on],
+            centre=COMBINED_CENTRE,
         )
         fast_alone = max(MIN_FAST_TEMPERATURE, fast_t)
         calibration = Calibration(
@@ -184,7 +196,9 @@ def fit_hybrid(
             semantic=semantic_t,
             combined=combined_t,
             fast_alone=fast_alone,
-            people=people_confidence(oof_fast / fast_alone, data.people),
+            people=people_confidence(
+                oof_fast[on] / fast_alone, None if data.people is None else data.people[on]
+            ),
         )
     model = HeronModel(
         fast=fast,
@@ -196,7 +210,12 @@ def fit_hybrid(
     unseen = {label: prototypes[label] for label in industries if not counts[label] and label in prototypes}
     model = model.with_prototypes(unseen)
     return FitResult(
-        model=model, targets=targets, oof_fast=oof_fast, oof_semantic=oof_semantic, learned=learned
+        model=model,
+        targets=targets,
+        oof_fast=oof_fast,
+        oof_semantic=oof_semantic,
+        learned=learned,
+        judged=judged if splits else np.zeros(len(data), dtype=bool),
     )
 
 

@@ -727,17 +727,20 @@ def _label_issues(fit, examples: list[dict[str, Any]], fitted: list[str]) -> dic
         for i, example in enumerate(examples)
         if example["source"] in CHECKED_SOURCES and fitted[i] == example["label"]
     }
-    found = find_label_issues(_out_of_fold_combined(fit), fit.targets)
+    # Only rows whose label their fold's model knew (FitResult.judged) say anything about it.
+    rows = np.flatnonzero(fit.judged) if fit.judged is not None else np.arange(len(fit.targets))
+    checked &= set(rows.tolist())
+    found = find_label_issues(_out_of_fold_combined(fit)[rows], fit.targets[rows])
     issues = [
         {
-            "example_id": examples[issue.index]["id"],
-            "label": examples[issue.index]["label"],
+            "example_id": examples[index]["id"],
+            "label": examples[index]["label"],
             "suggested": fit.learned[issue.suggested],
             "self_confidence": round(issue.self_confidence, 4),
             "suggested_confidence": round(issue.suggested_confidence, 4),
         }
         for issue in found
-        if issue.index in checked
+        if (index := int(rows[issue.index])) in checked
     ][:MAX_LABEL_ISSUES]
     return {"n": len(checked), "issues": issues}
 

@@ -273,3 +273,22 @@ def test_the_fast_tier_growing_sure_of_the_peoples_documents_does_not_stop_their
     # ... and a model that has none of the people's examples keeps the configured threshold alone
     assert fitted().calibration.people == ()
     assert fitted().escalation_threshold(RoutingPolicy(escalation_threshold=0.3)) == 0.3
+
+
+def test_a_label_with_a_single_example_does_not_flatten_every_answer() -> None:
+    # Given the keyword set plus one lone "property" example (the rest of its kind held out as
+    # gold, as an import can leave it): no fold that holds it out has seen the label
+    texts = [*TEXTS, "house tenant landlord"]
+    labels = [*LABELS, "property"]
+    industries = ["finance", "healthcare", "property"]
+    with_lone = fit_hybrid(training_set(texts, labels), PROTOTYPES, industries=industries)
+    without = fit_hybrid(training_set(), PROTOTYPES, industries=industries)
+    # Then the temperatures are fitted on the examples their folds could judge: the same as without it
+    assert not with_lone.judged[-1] and with_lone.judged[:-1].all()
+    for tier in ("fast", "semantic", "combined"):
+        assert getattr(with_lone.model.calibration, tier) < 2 * getattr(without.model.calibration, tier)
+    # And a plain finance document is still answered with confidence, not near a third
+    verdict = with_lone.model.classify(
+        ["bank loan mortgage rate"], RoutingPolicy(escalation_threshold=1.01), encoder=KeywordEncoder()
+    )[0]
+    assert verdict.label == "finance" and verdict.confidence > 0.8, verdict
