@@ -638,7 +638,7 @@ def taxonomy(template: Path, workdir: Path, baseline: Baseline, seeds: int) -> N
                 f"{mean_sd(ours_f1)} (ECE {mean(ours_runs, 'ece'):.3f}, "
                 f"≥0.95 wrong {mean(ours_runs, 'confident_wrong'):.0%})",
                 mean_sd(theirs_f1),
-                beats(round(float(np.mean(ours_f1)), 3), round(float(np.mean(theirs_f1)), 3)),
+                beats(round(mean(ours_runs, "macro_f1"), 3), round(mean(theirs_runs, "macro_f1"), 3)),
             )
     # Each set alone is small (65–72 answers): perfectly calibrated answers would show an ECE of
     # 0.02–0.08 on it by chance. Together they say more.

@@ -120,8 +120,9 @@ class FitResult:
     oof_fast: np.ndarray
     oof_semantic: np.ndarray
     learned: list[str] = field(default_factory=list)  # the columns of the out-of-fold logits
-    # Rows whose out-of-fold logits mean something: their label was in their fold's training data.
-    judged: np.ndarray | None = None
+    # Rows whose out-of-fold logits mean something: their label was in their fold's training data
+    # (none when nothing was cross-validated).
+    judged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def fit_hybrid(
@@ -181,13 +182,12 @@ def fit_hybrid(
     )
     calibration = parent.calibration if parent is not None and not calibrate else Calibration()
     if splits and judged.any():  # too few examples to cross-validate: leave the temperatures at 1
-        on = judged
-        fast_t = fit_temperature(oof_fast[on], targets[on], data.weights[on])
-        semantic_t = fit_temperature(oof_semantic[on], targets[on], data.weights[on])
+        fast_t = fit_temperature(oof_fast[judged], targets[judged], data.weights[judged])
+        semantic_t = fit_temperature(oof_semantic[judged], targets[judged], data.weights[judged])
         combined_t = fit_temperature(
-            oof_fast[on] / fast_t + oof_semantic[on] / semantic_t,
-            targets[on],
-            data.weights[on],
+            oof_fast[judged] / fast_t + oof_semantic[judged] / semantic_t,
+            targets[judged],
+            data.weights[judged],
             centre=COMBINED_CENTRE,
         )
         fast_alone = max(MIN_FAST_TEMPERATURE, fast_t)
@@ -197,7 +197,7 @@ def fit_hybrid(
             combined=combined_t,
             fast_alone=fast_alone,
             people=people_confidence(
-                oof_fast[on] / fast_alone, None if data.people is None else data.people[on]
+                oof_fast[judged] / fast_alone, None if data.people is None else data.people[judged]
             ),
         )
     model = HeronModel(

@@ -728,7 +728,7 @@ def _label_issues(fit, examples: list[dict[str, Any]], fitted: list[str]) -> dic
         if example["source"] in CHECKED_SOURCES and fitted[i] == example["label"]
     }
     # Only rows whose label their fold's model knew (FitResult.judged) say anything about it.
-    rows = np.flatnonzero(fit.judged) if fit.judged is not None else np.arange(len(fit.targets))
+    rows = np.flatnonzero(fit.judged)
     checked &= set(rows.tolist())
     found = find_label_issues(_out_of_fold_combined(fit)[rows], fit.targets[rows])
     issues = [

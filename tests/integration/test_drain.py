@@ -13,6 +13,7 @@ import pytest
 
 from core.services.documents import upload
 from core.services.jobs import wait_for_job
+from tests.conftest import own_workers
 from tests.documents import CLINICAL, FINANCE, LEGAL
 from workers import dispatch
 from workers.sender import CLASSIFY_ACTOR, Drains
@@ -37,8 +38,9 @@ def classify_messages(client):  # type: ignore[no-untyped-def]
     broker.enqueue = enqueue
 
 
-def _upload_many(runtime, count: int, threads: int, pause: float) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
-    uploaded: list[tuple[str, float]] = []
+def _upload_many(runtime, count: int, threads: int, pause: float) -> list[str]:  # type: ignore[no-untyped-def]
+    """The ids of the jobs ``threads`` clients uploaded, ``count`` in all, each pausing up to ``pause`` s."""
+    uploaded: list[str] = []
     lock = threading.Lock()
     rng = random.Random(7)
     pauses = [[rng.uniform(0, pause) for _ in range(count)] for _ in range(threads)]
@@ -55,7 +57,7 @@ def _upload_many(runtime, count: int, threads: int, pause: float) -> list[tuple[
                 max_bytes=runtime.settings.max_upload_bytes,
             )
             with lock:
-                uploaded.append((submission.jobs[0].id, time.monotonic()))
+                uploaded.append(submission.jobs[0].id)
             time.sleep(pauses[index][n])
 
     workers = [threading.Thread(target=client_thread, args=(i,)) for i in range(threads)]
@@ -72,7 +74,7 @@ def test_a_burst_of_uploads_takes_far_fewer_messages_than_documents(  # type: ig
     # When 48 documents are uploaded at once from 4 threads
     uploaded = _upload_many(runtime, 48, threads=4, pause=0.0)
     # Then every one is classified...
-    for job_id, _ in uploaded:
+    for job_id in uploaded:
         assert wait_for_job(engine=runtime.engine, job_id=job_id, seconds=30).status == "COMPLETED"
     # ...while running drains took most of them without a message of their own
     assert len(classify_messages) <= len(uploaded) // 2, len(classify_messages)
@@ -81,18 +83,12 @@ def test_a_burst_of_uploads_takes_far_fewer_messages_than_documents(  # type: ig
 def test_no_job_waits_for_the_sweeper_when_uploads_and_drains_interleave(client, runtime) -> None:  # type: ignore[no-untyped-def]
     # Given this process's workers running without their sweeper, so that a job stranded behind a
     # drain that was leaving would wait for ever (however fast or slow the machine is)
-    dispatch.stop()
-    dispatch.start(runtime, sweep=False)
-    try:
+    with own_workers():
+        dispatch.start(runtime, sweep=False)
         # When uploads are paced so that drains keep running out of work and ending as new jobs arrive
         uploaded = _upload_many(runtime, 60, threads=3, pause=0.03)
         # Then every job ends all the same: none was left without a drain to take it
-        statuses = [
-            wait_for_job(engine=runtime.engine, job_id=job_id, seconds=60).status for job_id, _ in uploaded
-        ]
-    finally:
-        dispatch.stop()
-        dispatch.start(runtime)
+        statuses = [wait_for_job(engine=runtime.engine, job_id=i, seconds=60).status for i in uploaded]
     assert statuses == ["COMPLETED"] * len(uploaded), sorted(set(statuses))
 
 
