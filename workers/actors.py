@@ -17,7 +17,7 @@ from core.services.synthesis import run_synthesis_task
 from core.services.training import run_training_task
 from core.settings import get_settings
 from workers import context
-from workers.sender import DRAINS
+from workers.sender import CLASSIFY_QUEUE, DRAINS
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
@@ -27,7 +27,7 @@ DRAIN_SECONDS = 2.0
 
 @dramatiq.actor(
     actor_name="documents.classify",
-    queue_name="documents",
+    queue_name=CLASSIFY_QUEUE,
     max_retries=_settings.max_attempts,
     min_backoff=500,
     max_backoff=30_000,
@@ -38,8 +38,8 @@ def classify_job(job_id: str | None = None) -> None:
     until nothing waits. After DRAIN_SECONDS the drain hands over to a fresh message at the back of
     the queue, so training and other work get a thread between batches.
 
-    With the in-process queue a message may stand for jobs sent after it (workers.sender.Drains),
-    so it drains even when its own job was taken; with a broker it ends there."""
+    A message may stand for jobs sent after it (workers.sender), so it drains even when its own job
+    was taken."""
     runtime = context.runtime()
     counted = True  # this message counts as one of DRAINS until it leaves
     DRAINS.beat()
@@ -49,10 +49,6 @@ def classify_job(job_id: str | None = None) -> None:
             if claim_job(engine=runtime.engine, job_id=job_id, lease_seconds=lease):
                 status = process_job(job_id=job_id, lease_seconds=lease, claimed=True, **_work(runtime))
                 log.info("job %s %s", job_id, status, extra={"job_id": job_id})
-            elif not runtime.settings.in_process_broker:
-                # Redis/RabbitMQ: every job has a message of its own, and whoever took this one is
-                # draining already; one UPDATE is all this message costs.
-                return
         deadline = time.monotonic() + DRAIN_SECONDS
         while True:
             DRAINS.beat()
@@ -64,9 +60,10 @@ def classify_job(job_id: str | None = None) -> None:
                 continue
             DRAINS.leave()
             counted = False
-            # Claim once more after leaving: a sender that counted on this drain committed its job
-            # before this drain left, so the job is seen now (see workers.sender.Drains).
-            if not process_waiting(**_work(runtime)):
+            # In-process queue: claim once more after leaving. A sender that counted on this drain
+            # committed its job before this drain left, so the job is seen now (workers.sender.Drains).
+            # With a broker, a sender counts on messages that have not started yet, not on this one.
+            if not runtime.settings.in_process_broker or not process_waiting(**_work(runtime)):
                 return
             DRAINS.rejoin()
             counted = True
@@ -176,7 +173,7 @@ def generate_synthetic(task_id: str) -> None:
 
 @dramatiq.actor(
     actor_name="archives.unpack",
-    queue_name="documents",
+    queue_name="archives",  # not CLASSIFY_QUEUE, where every waiting message must be a drain
     max_retries=3,
     min_backoff=1_000,
     max_backoff=30_000,

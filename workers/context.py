@@ -24,5 +24,5 @@ def runtime() -> Runtime:
         if _runtime is None:
             # A worker process of an external broker: what its actors send goes to that broker.
             _runtime = open_runtime(get_settings())
-            _runtime.work = QueueSender()
+            _runtime.work = QueueSender(coalesce=True)
         return _runtime

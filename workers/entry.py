@@ -17,3 +17,5 @@ from workers import context, dispatch  # noqa: E402
 # Redis restart, say) or whose worker died. Every worker process runs a sweeper thread; the
 # "sweeper" lease lets one of them work at a time.
 dispatch.start_sweeper(context.runtime)
+# Before this process takes its first message (the Dramatiq CLI starts consuming once this import ends).
+dispatch.warm_up(context.runtime)

@@ -4,21 +4,30 @@ Messages are addressed by actor name on the broker this process installed, where
 registered its actors; so this module needs neither the actors nor the runtime they use.
 
 One message per batch of work: a classify message starts a *drain* — its worker classifies the job
-it names, then keeps claiming batches of waiting jobs until none is left. With the in-process queue
-the drains run in this very process, so the sender knows how many are running and sends no message
-while enough of them are (:class:`Drains`); a job committed before that check is found by a running
-drain's next claim. With Redis or RabbitMQ the drains run in other processes: every job still gets
-a message, and one whose job a drain already took finds nothing to do.
+it names, then keeps claiming batches of waiting jobs until none is left. A sender checks, after
+committing its job, whether a drain is sure to come for it, and sends nothing then:
+
+- with the in-process queue the drains run in this very process, so the sender knows how many are
+  running and sends no message while enough of them are (:class:`Drains`);
+- with Redis or RabbitMQ the drains run in other processes, but the broker says whether a classify
+  message still waits in the queue (:func:`classify_message_waiting`). One that waits has not
+  started its drain yet, so that drain's first claim comes after the job was committed. While every
+  worker thread is busy, a burst of uploads therefore adds one message, not one each.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 
+log = logging.getLogger(__name__)
 CLASSIFY_ACTOR = "documents.classify"
+# Only classify messages travel on this queue: any message waiting in it starts a drain.
+CLASSIFY_QUEUE = "documents"
 # Which actor runs each kind of background task (see core.services.tasks.KINDS).
 TASK_ACTORS = {"training": "models.train", "synthesis": "synthesis.generate", "unpack": "archives.unpack"}
 # A drain silent for this long (one batch stuck in extraction, or a count gone wrong) no longer
@@ -67,14 +76,45 @@ class Drains:
 DRAINS = Drains(limit=1)
 
 
+def classify_message_waiting(broker: dramatiq.Broker) -> bool:
+    """Whether a classify message waits in the external broker's queue, not yet taken by a worker
+    (each worker takes a few ahead of its threads: those no longer count). When the broker cannot
+    say, False: one more message is harmless, a stranded job is not."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.redis import RedisBroker
+
+    try:
+        if isinstance(broker, RedisBroker):  # the queue is a list of message ids
+            return bool(broker.client.llen(f"{broker.namespace}:{CLASSIFY_QUEUE}"))
+        if isinstance(broker, RabbitmqBroker) and CLASSIFY_QUEUE in broker.queues - broker.queues_pending:
+            # a passive declare answers with the count of ready messages
+            reply = broker.channel.queue_declare(queue=CLASSIFY_QUEUE, passive=True)
+            return reply.method.message_count > 0
+    except Exception as error:  # the send that follows reports a broker that is down
+        log.debug("could not count the waiting classify messages: %s", error)
+        if isinstance(broker, RabbitmqBroker):
+            del broker.channel  # a failed declare closes this thread's channel
+    return False
+
+
 class QueueSender:
+    """Sends by actor name on this process's broker. ``coalesce``: send a classify message only
+    when no drain is sure to come for the job (see the module's docstring); only for a process
+    whose in-process queue runs its own drains, or any process on Redis or RabbitMQ."""
+
     def __init__(self, *, coalesce: bool = False) -> None:
         self.coalesce = coalesce
 
     def send_classify(self, job_id: str) -> None:
-        if self.coalesce and not DRAINS.admit():
-            return  # a running drain of this process claims it
-        dramatiq.get_broker().get_actor(CLASSIFY_ACTOR).send(job_id)
+        broker = dramatiq.get_broker()
+        if self.coalesce:
+            if isinstance(broker, StubBroker):
+                drain_coming = not DRAINS.admit()
+            else:
+                drain_coming = classify_message_waiting(broker)
+            if drain_coming:
+                return  # a drain that has not claimed yet claims it
+        broker.get_actor(CLASSIFY_ACTOR).send(job_id)
 
     def send_task(self, task_id: str, kind: str) -> None:
         dramatiq.get_broker().get_actor(TASK_ACTORS[kind]).send(task_id)

@@ -200,6 +200,60 @@ def test_the_same_message_twice_gives_one_result_on_redis_and_rabbitmq(cluster: 
         assert [cluster.predictions(job_id) for job_id in job_ids] == [1] * len(job_ids), broker_url
 
 
+@needs_rabbitmq
+def test_a_burst_of_uploads_while_every_worker_is_busy_sends_one_message(cluster: Cluster) -> None:
+    from bench.server import heron_api
+
+    for broker_url in (REDIS, RABBITMQ):
+        _flush_queue(broker_url)
+        environment = cluster.environment(broker_url)
+        settings = {k: v for k, v in environment.items() if k.startswith("HERON_")}
+        with heron_api(**settings) as base, httpx.Client(base_url=base, timeout=30) as client:
+            # Given no worker free to take a message, when 12 documents are uploaded through the API
+            job_ids = [
+                client.post(
+                    "/api/classify_file",
+                    files={"file": (f"b{i}.txt", f"{text} (burst {broker_url[:5]} {i})".encode())},
+                ).json()["job_id"]
+                for i, text in enumerate([FINANCE, LEGAL] * 6)
+            ]
+        # Then one classify message waits in the broker, not one per upload
+        assert _waiting_classify_messages(broker_url) == 1, broker_url
+        # And when a worker starts, that one message's drain completes them all, once each
+        worker = cluster.worker(broker_url)
+        try:
+            assert set(cluster.wait(job_ids, {"COMPLETED", "FAILED"}, 120).values()) == {"COMPLETED"}
+        finally:
+            _stop(worker)
+        assert [cluster.predictions(job_id) for job_id in job_ids] == [1] * len(job_ids), broker_url
+
+
+def _flush_queue(broker_url: str) -> None:
+    if broker_url.startswith("redis"):
+        _flush_brokers()
+        return
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url=broker_url)
+    broker.declare_queue("documents")
+    broker.flush("documents")
+    broker.close()
+
+
+def _waiting_classify_messages(broker_url: str) -> int:
+    if broker_url.startswith("redis"):
+        import redis
+
+        return redis.Redis.from_url(broker_url).llen("dramatiq:documents")
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url=broker_url)
+    try:
+        return broker.get_queue_message_counts("documents")[0]
+    finally:
+        broker.close()
+
+
 def test_messages_lost_in_a_broker_restart_are_sent_again_from_the_database(cluster: Cluster) -> None:
     import redis
 
