@@ -192,6 +192,14 @@ class ExtractionPool:
             if child is not None:
                 self._idle.put(child)
 
+    def start(self, count: int) -> None:
+        """Start ``count`` children now (call before any extraction) rather than when first needed:
+        a child imports the parsers before it answers, about 2 s that a document's fast-lane budget
+        and its batch would otherwise pay."""
+        children = [self._take() for _ in range(min(count, self.processes))]
+        for child in children:
+            self._idle.put(child)
+
     def peak_memory_kb(self) -> dict[int, int]:
         """VmHWM of every live child, by pid."""
         with self._lock:
@@ -279,6 +287,11 @@ class Extractor:
         return self.fast.extract(
             source, limits=limits, filename=filename, content_type=content_type, wait_seconds=wait
         )
+
+    def start(self, fast_children: int) -> None:
+        """Start that many fast-lane processes now (see ExtractionPool.start); the slow lane's
+        start when a document first needs them."""
+        self.fast.start(fast_children)
 
     def peak_memory_kb(self) -> dict[int, int]:
         return {**self.fast.peak_memory_kb(), **self.slow.peak_memory_kb()}

@@ -107,3 +107,19 @@ def test_extraction_processes_do_not_load_torch(pool) -> None:  # type: ignore[n
     pool.extract(b"plain words about shipping", limits=ExtractionLimits(), filename="a.txt")
     # Then it is small (no torch, no model): well under 200 MB
     assert max(pool.peak_memory_kb().values()) < 200 * 1024
+
+
+def test_processes_started_ahead_read_the_first_documents() -> None:
+    # Given a pool of three whose first two processes were started ahead (a worker's warm-up)
+    pool = ExtractionPool(processes=3, max_memory_mb=1024)
+    try:
+        pool.start(2)
+        started = set(pool.peak_memory_kb())
+        assert len(started) == 2
+        # When documents are read one after another
+        for i in range(3):
+            pool.extract(f"plain words {i}".encode(), limits=ExtractionLimits(), filename=f"{i}.txt")
+        # Then a process started ahead read them: none was started for them
+        assert set(pool.peak_memory_kb()) == started
+    finally:
+        pool.close()
