@@ -568,19 +568,19 @@ def _follow(runtime, handle, task_ids: list[str], earlier_training: set[str]) ->
     from dramatiq.errors import QueueJoinTimeout
 
     from core.services.tasks import cancel, get_task, list_tasks
+    from workers.sender import TASK_QUEUE
 
     if not runtime.settings.in_process_broker:
         return {}
     try:
-        for queue in ("synthesis", "training"):
-            while True:
-                try:
-                    handle.broker.join(queue, timeout=2000, fail_fast=False)
-                    break
-                except QueueJoinTimeout:
-                    for task_id in task_ids:
-                        view = get_task(engine=runtime.engine, task_id=task_id)
-                        print(f"{view.kind} {view.status.lower()}: {view.stage}", file=sys.stderr)
+        while True:  # the synthesis task, then the training runs it queued on the same queue
+            try:
+                handle.broker.join(TASK_QUEUE, timeout=2000, fail_fast=False)
+                break
+            except QueueJoinTimeout:
+                for task_id in task_ids:
+                    view = get_task(engine=runtime.engine, task_id=task_id)
+                    print(f"{view.kind} {view.status.lower()}: {view.stage}", file=sys.stderr)
     except KeyboardInterrupt:
         for task_id in task_ids:
             cancel(engine=runtime.engine, task_id=task_id, actor="cli")

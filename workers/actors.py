@@ -17,7 +17,7 @@ from core.services.synthesis import run_synthesis_task
 from core.services.training import run_training_task
 from core.settings import get_settings
 from workers import context
-from workers.sender import CLASSIFY_QUEUE, DRAINS
+from workers.sender import CLASSIFY_QUEUE, DRAINS, TASK_QUEUE
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
@@ -126,7 +126,7 @@ def _read_slowly(job_id: str) -> None:
 
 @dramatiq.actor(
     actor_name="models.train",
-    queue_name="training",
+    queue_name=TASK_QUEUE,
     max_retries=30,
     min_backoff=2_000,
     max_backoff=30_000,
@@ -151,7 +151,7 @@ def train_model(task_id: str) -> None:
 
 @dramatiq.actor(
     actor_name="synthesis.generate",
-    queue_name="synthesis",
+    queue_name=TASK_QUEUE,
     # The task row records every ending (bad replies and LLM outages included) and the LLM client
     # retries transient errors itself; a task that is no longer PENDING is left alone anyway.
     max_retries=0,
@@ -173,7 +173,7 @@ def generate_synthetic(task_id: str) -> None:
 
 @dramatiq.actor(
     actor_name="archives.unpack",
-    queue_name="archives",  # not CLASSIFY_QUEUE, where every waiting message must be a drain
+    queue_name=TASK_QUEUE,  # not CLASSIFY_QUEUE, where every waiting message must be a drain
     max_retries=3,
     min_backoff=1_000,
     max_backoff=30_000,

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CLASSIFY_ACTOR = "documents.classify"
 # Only classify messages travel on this queue: any message waiting in it starts a drain.
 CLASSIFY_QUEUE = "documents"
+# Every background task's message (training, synthesis, unpacking) travels on this one. Queues do
+# not share out threads (every thread takes from every queue), and each costs its idle consumers:
+# a queue and its delay queue, polled every 100 ms in each worker process.
+TASK_QUEUE = "tasks"
 # Which actor runs each kind of background task (see core.services.tasks.KINDS).
 TASK_ACTORS = {"training": "models.train", "synthesis": "synthesis.generate", "unpack": "archives.unpack"}
 # A drain silent for this long (one batch stuck in extraction, or a count gone wrong) no longer
