@@ -7,6 +7,7 @@ answer on their ports, CI or not, and skip saying which one does not otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dramatiq
 import httpx
 import pytest
 from sqlalchemy import func, text
@@ -31,6 +33,7 @@ from core.settings import load_settings
 from tests.conftest import needs_services
 from tests.documents import FINANCE, LEGAL, OCR_LINES, scanned_pdf_bytes
 from tests.proxy import TcpProxy
+from workers.sender import CLASSIFY_ACTOR, CLASSIFY_QUEUE
 
 pytestmark = needs_services("PostgreSQL", "Redis")
 needs_rabbitmq = needs_services("RabbitMQ")
@@ -125,31 +128,38 @@ def _flush_brokers() -> None:
     redis.Redis.from_url(REDIS).flushdb()
 
 
-def _send(broker_url: str, job_ids: list[str], copies: int = 1) -> None:
-    """Put classify messages on the external broker, as `heron api` would (without its process)."""
-    import dramatiq
-
+@contextlib.contextmanager
+def _broker(broker_url: str) -> Iterator[dramatiq.Broker]:
+    """A connection of this test process to the external broker, its classify queue declared."""
     if broker_url.startswith("redis"):
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=broker_url)
+        broker: dramatiq.Broker = RedisBroker(url=broker_url)
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         broker = RabbitmqBroker(url=broker_url)
-    broker.declare_queue("documents")
-    for job_id in job_ids:
-        for _ in range(copies):
-            broker.enqueue(
-                dramatiq.Message(
-                    queue_name="documents",
-                    actor_name="documents.classify",
-                    args=(job_id,),
-                    kwargs={},
-                    options={},
+    broker.declare_queue(CLASSIFY_QUEUE)
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+def _send(broker_url: str, job_ids: list[str], copies: int = 1) -> None:
+    """Put classify messages on the external broker, as `heron api` would (without its process)."""
+    with _broker(broker_url) as broker:
+        for job_id in job_ids:
+            for _ in range(copies):
+                broker.enqueue(
+                    dramatiq.Message(
+                        queue_name=CLASSIFY_QUEUE,
+                        actor_name=CLASSIFY_ACTOR,
+                        args=(job_id,),
+                        kwargs={},
+                        options={},
+                    )
                 )
-            )
-    broker.close()
 
 
 def _stop(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -231,47 +241,24 @@ def test_a_burst_of_uploads_while_every_worker_is_busy_sends_one_message(cluster
 
 
 def _flush_queue(broker_url: str) -> None:
-    if broker_url.startswith("redis"):
-        import redis
+    with _broker(broker_url) as broker:
+        broker.flush(CLASSIFY_QUEUE)
 
-        redis.Redis.from_url(broker_url).flushdb()
-        return
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-    broker = RabbitmqBroker(url=broker_url)
-    broker.declare_queue("documents")
-    broker.flush("documents")
-    broker.close()
+def _waiting_classify_messages(broker_url: str) -> int:
+    with _broker(broker_url) as broker:
+        if broker_url.startswith("redis"):
+            return broker.client.llen(f"{broker.namespace}:{CLASSIFY_QUEUE}")
+        return broker.get_queue_message_counts(CLASSIFY_QUEUE)[0]
 
 
 def _consumers(broker_url: str) -> str:
     """Who else consumes (for a failure's message): Dramatiq's Redis heartbeats, RabbitMQ's count."""
-    if broker_url.startswith("redis"):
-        import redis
-
-        return f"heartbeats: {redis.Redis.from_url(broker_url).zcard('dramatiq:__heartbeats__')}"
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-    broker = RabbitmqBroker(url=broker_url)
-    try:
-        reply = broker.channel.queue_declare(queue="documents", passive=True)
+    with _broker(broker_url) as broker:
+        if broker_url.startswith("redis"):
+            return f"heartbeats: {broker.client.zcard(f'{broker.namespace}:__heartbeats__')}"
+        reply = broker.channel.queue_declare(queue=CLASSIFY_QUEUE, passive=True)
         return f"consumers: {reply.method.consumer_count}"
-    finally:
-        broker.close()
-
-
-def _waiting_classify_messages(broker_url: str) -> int:
-    if broker_url.startswith("redis"):
-        import redis
-
-        return redis.Redis.from_url(broker_url).llen("dramatiq:documents")
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-    broker = RabbitmqBroker(url=broker_url)
-    try:
-        return broker.get_queue_message_counts("documents")[0]
-    finally:
-        broker.close()
 
 
 def test_messages_lost_in_a_broker_restart_are_sent_again_from_the_database(cluster: Cluster) -> None:
