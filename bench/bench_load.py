@@ -135,7 +135,7 @@ def in_one_process(corpus) -> None:  # type: ignore[no-untyped-def]
         )
         labels = model.semantic.labels
         scores = {}
-        for backend in ("torch", encoder.backend):
+        for backend in dict.fromkeys(("torch", "openvino", encoder.backend)):
             tier = TextEncoder(backend=backend, cache_dir=runtime.settings.static_cache_dir)
             tier.embed(texts[:8])
             started = time.perf_counter()

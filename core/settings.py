@@ -79,8 +79,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(
         0, ge=0, le=256, description="Transformer threads per process (0: every core)."
     )
-    encoder_backend: Literal["auto", "openvino", "torch"] = Field(
-        "auto", description="What runs MiniLM: OpenVINO (auto, when installed) or torch."
+    encoder_backend: Literal["auto", "openvino", "onnx", "torch"] = Field(
+        "auto",
+        description="What runs MiniLM: OpenVINO, ONNX Runtime (int8) or torch. auto: OpenVINO bf16 "
+        "where the CPU has bf16, else ONNX Runtime int8.",
     )
     worker_batch_size: int = Field(
         16, ge=1, le=256, description="Waiting jobs a worker classifies together (one transformer batch)."

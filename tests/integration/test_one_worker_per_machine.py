@@ -126,8 +126,10 @@ def _children(root: int) -> list[tuple[int, str]]:
 
 
 def _runs_minilm(pid: int) -> bool:
-    """Whether the process has compiled a network for the CPU (OpenVINO's CPU plugin is mapped)."""
-    return "openvino_intel_cpu_plugin" in Path(f"/proc/{pid}/maps").read_text()
+    """Whether the process has loaded MiniLM: OpenVINO's CPU plugin (mapped when a network is
+    compiled) or ONNX Runtime (imported only to open its session) is mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "openvino_intel_cpu_plugin" in maps or "onnxruntime_pybind11_state" in maps
 
 
 def test_work_goes_to_this_process_when_no_worker_process_answers(tmp_path: Path) -> None:
