@@ -81,8 +81,8 @@ class Settings(BaseSettings):
     )
     encoder_backend: Literal["auto", "openvino", "onnx", "torch"] = Field(
         "auto",
-        description="What runs MiniLM: OpenVINO, ONNX Runtime (int8) or torch. auto: OpenVINO bf16 "
-        "where the CPU has bf16, else ONNX Runtime int8.",
+        description="What runs MiniLM: OpenVINO (auto, when installed; bf16 where the CPU has it), "
+        "ONNX Runtime int8 (faster on CPUs without bf16, vectors a little further from fp32) or torch.",
     )
     worker_batch_size: int = Field(
         16, ge=1, le=256, description="Waiting jobs a worker classifies together (one transformer batch)."

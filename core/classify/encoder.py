@@ -15,15 +15,18 @@ corpus, where the combined tiers scored 0.952 macro-F1 with it and 0.947 with th
 Three backends run the same network on the same digests; each is converted once from the packaged
 weights, offline, and kept in the cache directory, so later processes load neither torch nor
 sentence-transformers:
-- OpenVINO in bf16, where the CPU computes bf16 natively (AVX512-BF16 or AMX): a cosine of 0.9999
-  to torch fp32, ~3.7× plain ``encode``. Elsewhere bf16 is emulated and was 6× SLOWER than fp32
-  (measured on a 2-core AVX2 EPYC: torch fp32 27.8 docs/s, torch bf16 4.7, OpenVINO fp32 32.4 on
-  the same 192 digests).
-- ONNX Runtime in int8 (weights quantised per channel, activations per batch), on every other CPU:
-  on that AVX2 EPYC 36-39 digests/s against OpenVINO fp32's 24-33, the routed model 103-113 docs/s
-  against 93-96, at a cosine of 0.992 on average (0.980 at worst) to fp32 on industry-real-dev;
-  the transformer tier alone scored 0.888 macro-F1 there with a head fitted on fp32 vectors, 0.892
-  with fp32 ones. OpenVINO's own int8 (NNCF) ran at 0.9× its fp32 on that CPU, which has no VNNI.
+- OpenVINO (the default): bf16 where the CPU computes bf16 natively (AVX512-BF16 or AMX), a cosine
+  of 0.9999 to torch fp32 and ~3.7× plain ``encode``; fp32 elsewhere, as emulated bf16 was 6×
+  SLOWER than fp32 (measured on a 2-core AVX2 EPYC: torch fp32 27.8 docs/s, torch bf16 4.7,
+  OpenVINO fp32 32.4 on the same 192 digests).
+- ONNX Runtime in int8 (weights quantised per channel, activations per call), when asked for: on
+  an AVX2 EPYC (no bf16, no VNNI) 32-39 windows/s against OpenVINO fp32's 19-26 one at a time,
+  the routed model 103-113 docs/s against 93-96, macro-F1 0.917 against 0.911 on
+  industry-real-dev, at a cosine of 0.992 on average (0.980 at worst) to fp32. Not the default:
+  decisions taken on small margins move with it. Carving a new industry out of "other" compares
+  similarities to descriptions, and int8 shifted those margins by up to 0.057 on our starter
+  corpus: with "aviation" described, it carved a road-closure notice into aviation (margin
+  +0.011; fp32 -0.005). OpenVINO's own int8 (NNCF) ran at 0.9× its fp32 on that CPU.
   Its vectors are not fp32's, so it has its own embedding cache (``identity``).
 - torch (sentence-transformers' ``encode``): when neither is installed, or asked for.
 """
@@ -79,10 +82,9 @@ def onnxruntime_available() -> bool:
 
 
 def default_backend() -> str:
-    """OpenVINO bf16 where the CPU has bf16, else ONNX Runtime int8, else OpenVINO fp32, else torch."""
-    if openvino_available() and (native_bf16() or not onnxruntime_available()):
-        return "openvino"
-    return "onnx" if onnxruntime_available() else "torch"
+    """OpenVINO (bf16 where the CPU has bf16, else fp32) when installed, else torch. ONNX Runtime
+    int8 is asked for (``HERON_ENCODER_BACKEND=onnx``): see the module's docstring."""
+    return "openvino" if openvino_available() else "torch"
 
 
 @functools.cache

@@ -72,11 +72,28 @@ def test_onnx_int8_stays_close_to_torch_and_keeps_its_own_cache(exact: np.ndarra
     assert np.array_equal(again.embed(texts[::-1])[::-1], served)
 
 
+def test_a_deployment_asks_for_int8_and_keeps_its_vectors_apart(tmp_path) -> None:
+    # HERON_ENCODER_BACKEND=onnx: the runtime's encoder runs int8, and the training cache it fills
+    # is not the one fp32 deployments on the same cache directory read
+    from core.runtime import open_runtime
+    from tests.conftest import make_settings
+
+    cache = tmp_path / "cache"
+    int8 = open_runtime(make_settings(tmp_path / "a", cache_dir=cache, encoder_backend="onnx"), prepare=False)
+    fp32 = open_runtime(make_settings(tmp_path / "b", cache_dir=cache), prepare=False)
+    try:
+        assert (int8.encoder.backend, int8.encoder.precision) == ("onnx", "int8")
+        assert int8.training_encoder.root.parent == fp32.training_encoder.root.parent
+        assert int8.training_encoder.root != fp32.training_encoder.root
+    finally:
+        int8.close()
+        fp32.close()
+
+
 def test_the_default_backend_follows_the_cpu() -> None:
-    # bf16 where the CPU computes it natively (OpenVINO), int8 elsewhere (ONNX Runtime)
+    # OpenVINO, in bf16 only where the CPU computes it natively; int8 only when asked for
     encoder = TextEncoder()
-    assert (encoder.backend, encoder.precision) in (("openvino", "bf16"), ("onnx", "int8"))
-    assert encoder.backend == ("openvino" if native_bf16() else "onnx")
+    assert (encoder.backend, encoder.precision) == ("openvino", "bf16" if native_bf16() else "fp32")
 
 
 def test_the_digest_sees_the_end_of_a_long_document(encoder: TextEncoder) -> None:
