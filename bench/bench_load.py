@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--loop-clients", type=int, default=8)
     parser.add_argument("--loop-seconds", type=float, default=30.0)
     parser.add_argument("--poll-ms", type=float, default=50.0)
-    parser.add_argument("--burst", type=int, default=600)
+    parser.add_argument("--burst", type=int, default=600, help="uploads in the burst (0: no burst)")
     parser.add_argument("--burst-clients", type=int, default=16)
     parser.add_argument("--memory-docs", type=int, default=1000)
     parser.add_argument("--modes", default="poll,wait", help="closed-loop clients: poll, wait or both")
@@ -90,7 +90,8 @@ def main() -> None:
                 for mode in args.modes.split(","):
                     closed_loop(name, base, database_url, texts, args, mode=mode, tag=f"{run}{mode}")
                     _settle(name)
-                burst(name, base, database_url, texts, args, tag=f"{run}burst")
+                if args.burst:
+                    burst(name, base, database_url, texts, args, tag=f"{run}burst")
     if args.only in (None, "memory"):
         memory(texts, args.memory_docs)
 
