@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import logging
 import os
 import shutil
@@ -72,13 +71,6 @@ def native_bf16() -> bool:
     except OSError:
         return False
     return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-@functools.cache
-def onnxruntime_available() -> bool:
-    """Whether ONNX Runtime (and onnx, which quantises the network) are installed; without
-    importing them, so that a process which never embeds does not load them."""
-    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
 def default_backend() -> str:
@@ -293,7 +285,7 @@ class TextEncoder:
                 _export_onnx_int8(self._path(), network)
                 return onnxruntime.InferenceSession(str(network), options, providers=["CPUExecutionProvider"])
         if not path.exists():
-            log.info("exporting MiniLM to ONNX int8 (once per model; a few seconds)")
+            log.info("exporting MiniLM to ONNX int8 (once per model; about 15 s)")
             path.parent.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".onnx-"))
             try:
@@ -314,7 +306,6 @@ class TextEncoder:
         return f"{format_}-{weights.stat().st_size}-{int(weights.stat().st_mtime)}"
 
     # -- OpenVINO ---------------------------------------------------------------------------------
-
     def _compile_openvino(self):  # type: ignore[no-untyped-def]
         import openvino as ov
 
