@@ -183,13 +183,7 @@ class TextEncoder:
         configuration (every runtime of a process shares it; a request is not shared)."""
         ir = self._ir_path()
         key = (str(ir), self.threads, self.precision) if ir is not None else None
-        with _COMPILED_LOCK:
-            found = _COMPILED.get(key) if key is not None else None
-            if found is None:
-                found = (self._compile_openvino(), self.precision)
-                if key is not None:
-                    _COMPILED[key] = found
-        compiled, self.precision = found
+        compiled, self.precision = _once_per_process(key, lambda: (self._compile_openvino(), self.precision))
         return compiled.create_infer_request()
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
@@ -260,14 +254,9 @@ class TextEncoder:
     def _load_onnx(self):  # type: ignore[no-untyped-def]
         """An ONNX Runtime session on the int8 network, one per process and thread count."""
         path = self._onnx_path()
-        key = (str(path), self.threads, "int8") if path is not None else None
-        with _COMPILED_LOCK:
-            found = _COMPILED.get(key) if key is not None else None
-            if found is None:
-                found = (self._onnx_session(), "int8")
-                if key is not None:
-                    _COMPILED[key] = found
-        return found[0]
+        return _once_per_process(
+            (str(path), self.threads, "int8") if path is not None else None, self._onnx_session
+        )
 
     def _onnx_session(self):  # type: ignore[no-untyped-def]
         import onnxruntime
@@ -286,14 +275,7 @@ class TextEncoder:
                 return onnxruntime.InferenceSession(str(network), options, providers=["CPUExecutionProvider"])
         if not path.exists():
             log.info("exporting MiniLM to ONNX int8 (once per model; about 15 s)")
-            path.parent.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".onnx-"))
-            try:
-                _export_onnx_int8(self._path(), staging / path.name)
-                with contextlib.suppress(OSError):  # another process got there first: the same
-                    os.rename(staging, path.parent)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+            _save_once(path, lambda target: _export_onnx_int8(self._path(), target))
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def _onnx_path(self) -> Path | None:
@@ -335,16 +317,12 @@ class TextEncoder:
             import openvino as ov
 
             log.info("converting MiniLM for OpenVINO (once per model; a few seconds)")
-            xml.parent.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=xml.parent.parent, prefix=".ir-"))
-            try:
-                network = _convert_to_openvino(self._path())
-                ov.save_model(network, staging / "minilm.xml", compress_to_fp16=True)
-                # If another process got there first, theirs is the same network.
-                with contextlib.suppress(OSError):
-                    os.rename(staging, xml.parent)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+            _save_once(
+                xml,
+                lambda target: ov.save_model(
+                    _convert_to_openvino(self._path()), target, compress_to_fp16=True
+                ),
+            )
         return core.read_model(xml)
 
     def _ir_path(self) -> Path | None:
@@ -390,6 +368,32 @@ class TextEncoder:
                 windows, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _once_per_process(key: tuple | None, build):  # type: ignore[no-untyped-def]
+    """What ``build`` makes for ``key`` (a network file and its settings), built once per process
+    and shared by every runtime in it; without a key (no cache directory), built every time."""
+    with _COMPILED_LOCK:
+        found = _COMPILED.get(key) if key is not None else None
+        if found is None:
+            found = build()
+            if key is not None:
+                _COMPILED[key] = found
+    return found
+
+
+def _save_once(target: Path, write) -> None:  # type: ignore[no-untyped-def]
+    """``write`` the file ``target`` (alone in its directory) into a staging directory beside that
+    directory, then rename it into place: a reader never sees half a network, and if another
+    process got there first, theirs is the same network."""
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent.parent, prefix=".staging-"))
+    try:
+        write(staging / target.name)
+        with contextlib.suppress(OSError):
+            os.rename(staging, target.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 _PROBE = [
