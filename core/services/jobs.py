@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
@@ -162,17 +163,17 @@ def _process_claimed(
 ) -> None:
     lane = FAST if extractor is not None and handoff is not None else None
     try:
-        texts, slow, unread = _document_texts(engine, blobs, claimed, limits, extractor, lane)
-        _hand_off(engine, slow, unread)
-        if texts:
-            _classify_and_store(engine, models, policy, texts)
+        batch = _document_texts(engine, blobs, claimed, limits, extractor, lane)
+        _hand_off(engine, batch.slow, batch.unread)
+        if batch.texts:
+            _classify_and_store(engine, models, policy, batch)
     except Exception as error:
         _give_back(engine, claimed, error, max_attempts)
         raise
     if handoff is not None:
-        for slow_id in slow:
+        for slow_id in batch.slow:
             handoff.slow(slow_id)
-        for again_id in unread:
+        for again_id in batch.unread:
             handoff.again(again_id)
 
 
@@ -204,9 +205,9 @@ def process_slow_job(
             job = session.get(Job, job_id)
             return job.status if job else "MISSING"
     try:
-        texts, _, _ = _document_texts(engine, blobs, [job_id], limits, extractor, SLOW)
-        if texts:
-            _classify_and_store(engine, models, policy, texts)
+        batch = _document_texts(engine, blobs, [job_id], limits, extractor, SLOW)
+        if batch.texts:
+            _classify_and_store(engine, models, policy, batch)
     except Exception as error:
         _give_back(engine, [job_id], error, max_attempts)
         raise
@@ -254,13 +255,10 @@ def annotations(
     return passages, encoder.static(texts).astype(np.float16)
 
 
-def _classify_and_store(
-    engine: Engine, models: ModelCache, policy: RoutingPolicy, texts: dict[str, str]
-) -> None:
+def _classify_and_store(engine: Engine, models: ModelCache, policy: RoutingPolicy, batch: _Batch) -> None:
     version_id, model = models.active(engine)
-    with session_scope(engine) as session:
-        active = active_industries(session)
-    allowed = [label for label in model.labels if label in active]
+    allowed = [label for label in model.labels if label in batch.industries]
+    texts = batch.texts
     encoder, spans = reading(models.encoder, list(texts.values()))
     verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=encoder)
     evidence, vectors = annotations(
@@ -293,20 +291,38 @@ def _classify_and_store(
         ]
         if rows:
             session.execute(insert(Prediction), rows)
-            session.execute(
-                # Core, not ORM: an ORM bulk UPDATE wants each row's primary key, a query here.
-                update(Document.__table__)
-                .where(
-                    Document.id == select(Job.document_id).where(Job.id == bindparam("job")).scalar_subquery()
-                )
-                .values(vector=bindparam("bytes")),
-                [
-                    {"job": job_id, "bytes": vector.tobytes()}
-                    for job_id, vector in zip(texts, vectors, strict=True)
-                    if job_id not in done
-                ],
-            )
+        _store_documents(session, batch, dict(zip(texts, vectors, strict=True)))
         _finish_all(session, list(texts), JobStatus.COMPLETED, now)
+
+
+def _store_documents(session: Session, batch: _Batch, vectors: dict[str, np.ndarray]) -> None:
+    """Each document's static vector (float16, :func:`annotations`), and the text (with what
+    reading found) of those read in this batch: by primary key, one UPDATE per kind for the batch."""
+    table = Document.__table__
+    by_document = {batch.documents[job_id]: vector for job_id, vector in vectors.items()}
+    read = [
+        {
+            "doc": document_id,
+            "vector": by_document[document_id].tobytes(),
+            "text": result.text,
+            "page_count": result.page_count,
+            "extraction_method": result.method[:40],
+            "extraction_warnings": list(result.warnings),
+            "ocr_pages": list(result.ocr_pages),
+            "page_spans": [list(span) for span in result.page_spans],
+            "content_type": result.content_type[:100],
+        }
+        for document_id, result in batch.extracted.items()
+    ]
+    known = [
+        {"doc": document_id, "vector": vector.tobytes()}
+        for document_id, vector in by_document.items()
+        if document_id not in batch.extracted
+    ]
+    for params in (read, known):
+        if params:
+            columns = {name: bindparam(name) for name in params[0] if name != "doc"}
+            session.execute(update(table).where(table.c.id == bindparam("doc")).values(columns), params)
 
 
 def _give_back(engine: Engine, job_ids: list[str], error: Exception, max_attempts: int) -> None:
@@ -339,18 +355,15 @@ def _claim_waiting(engine: Engine, limit: int, *, exclude: str | None) -> list[s
     if limit <= 0:
         return []
     now = utcnow()
+    pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at).limit(limit)
+    if exclude is not None:
+        pick = pick.where(Job.id != exclude)
+    if engine.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
     with session_scope(engine) as session:
-        pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at).limit(limit)
-        if exclude is not None:
-            pick = pick.where(Job.id != exclude)
-        if engine.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        candidates = list(session.exec(pick))
-        if not candidates:
-            return []
         claimed = session.execute(
             update(Job)
-            .where(Job.id.in_(candidates), Job.status == JobStatus.PENDING)
+            .where(Job.id.in_(pick.scalar_subquery()), Job.status == JobStatus.PENDING)
             .values(status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now)
             .returning(Job.id)
         )
@@ -377,6 +390,27 @@ def claim_job(*, engine: Engine, job_id: str, lease_seconds: int) -> bool:
     return bool(claimed)
 
 
+@dataclass
+class _Batch:
+    """Claimed jobs as the database and the extractor gave them.
+
+    Attributes:
+        texts: Each readable job's text (cached on its document, or read now).
+        documents: Each job's document id.
+        extracted: The documents read now (stored with the answers, not before).
+        industries: The active industries (names) when the batch was read.
+        slow: Jobs to read in the slow lane.
+        unread: Jobs not read at all (the fast lane spent its budget).
+    """
+
+    texts: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)
+    extracted: dict[int, Extraction] = field(default_factory=dict)
+    industries: set[str] = field(default_factory=set)
+    slow: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+
+
 def _document_texts(
     engine: Engine,
     blobs: BlobStore,
@@ -384,92 +418,85 @@ def _document_texts(
     limits: ExtractionLimits | None,
     extractor: Extractor | None = None,
     lane: str | None = None,
-) -> tuple[dict[str, str], list[str], list[str]]:
+) -> _Batch:
     """The text of each job's document: cached on its row, else extracted from the stored original.
 
-    One read and one write for the whole batch (round trips to the database dominate otherwise).
-    A document that cannot be read ends its job FAILED with the error's code and is left out.
-
-    Returns the texts, the jobs to read in the slow lane and the jobs not read at all (in the fast
-    lane, once the batch has spent the lane's budget).
+    One read for the whole batch, which also reads the active industries (round trips to the
+    database dominate a small batch otherwise); what was extracted is written with the answers
+    (:func:`_store_documents`). A document that cannot be read ends its job FAILED with the error's
+    code and is left out.
     """
+    jobs, documents = Job.__table__.c, Document.__table__.c
     with session_scope(engine) as session:
-        rows = session.exec(
-            select(Job, Document).join(Document, Document.id == Job.document_id).where(Job.id.in_(job_ids))
+        rows = session.execute(
+            sa_select(
+                jobs.id,
+                jobs.original_filename,
+                jobs.file_content_type,
+                documents.id,
+                documents.text,
+                documents.storage_key,
+            )
+            .join_from(Job.__table__, Document.__table__, documents.id == jobs.document_id)
+            .where(jobs.id.in_(job_ids))
         ).all()
-    texts: dict[str, str] = {}
-    extracted: dict[int, Any] = {}
+        industries = set(active_industries(session))
+    batch = _Batch(industries=industries)
     failed: dict[str, HeronError] = {}
-    slow: list[str] = []
-    unread: list[str] = []
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     started = time.monotonic()
-    for job, document in sorted(rows, key=lambda row: order[row[0].id]):
-        if document.text is not None:
-            texts[job.id] = document.text
+    for job_id, filename, content_type, document_id, text, storage_key in sorted(
+        rows, key=lambda row: order[row[0]]
+    ):
+        batch.documents[job_id] = document_id
+        if text is not None:
+            batch.texts[job_id] = text
             continue
-        if document.id in extracted:  # the same bytes uploaded twice in one batch
-            texts[job.id] = extracted[document.id].text
+        if document_id in batch.extracted:  # the same bytes uploaded twice in one batch
+            batch.texts[job_id] = batch.extracted[document_id].text
             continue
         if (
             lane == FAST
             and extractor is not None
             and time.monotonic() - started >= extractor.limits.fast_seconds
         ):
-            unread.append(job.id)
+            batch.unread.append(job_id)
             continue
         try:
-            result = _read_original(blobs, job, document, extractor, limits, lane)
+            result = _read_original(blobs, storage_key, filename, content_type, extractor, limits, lane)
         except NeedsSlowLane:
-            slow.append(job.id)
+            batch.slow.append(job_id)
             continue
         except HeronError as error:
-            failed[job.id] = error
+            failed[job_id] = error
             continue
-        extracted[document.id] = result
-        texts[job.id] = result.text
-    if not extracted and not failed:
-        return texts, slow, unread
-    with session_scope(engine) as session:
-        if extracted:  # one UPDATE by primary key for the batch
-            session.execute(
-                update(Document),
-                [
-                    {
-                        "id": document_id,
-                        "text": result.text,
-                        "page_count": result.page_count,
-                        "extraction_method": result.method[:40],
-                        "extraction_warnings": list(result.warnings),
-                        "ocr_pages": list(result.ocr_pages),
-                        "page_spans": [list(span) for span in result.page_spans],
-                        "content_type": result.content_type[:100],
-                    }
-                    for document_id, result in extracted.items()
-                ],
-            )
-        for job_id, error in failed.items():
-            _finish(session, job_id, JobStatus.FAILED, error.code, error.message)
-    return texts, slow, unread
+        batch.extracted[document_id] = result
+        batch.texts[job_id] = result.text
+    if failed:
+        with session_scope(engine) as session:
+            for job_id, error in failed.items():
+                _finish(session, job_id, JobStatus.FAILED, error.code, error.message)
+    return batch
 
 
 def _read_original(
     blobs: BlobStore,
-    job: Job,
-    document: Document,
+    storage_key: str,
+    filename: str,
+    content_type: str,
     extractor: Extractor | None,
     limits: ExtractionLimits | None,
     lane: str | None = None,
 ) -> Extraction:
-    """Extract the stored original of ``job``'s document (in ``extractor``'s child processes).
+    """Extract a job's stored original (in ``extractor``'s child processes).
 
     The path, not the bytes: PDFs and images are read from disk instead of copied into memory.
     The client's name and MIME type only tell CSV from plain text (core.extract.sniff).
     """
-    original = blobs.path(document.storage_key)
+    original = blobs.path(storage_key)
     if not original.exists():
-        raise NotFound(f"The stored original {document.storage_key!r} is missing from {blobs.root}.")
-    filename, content_type = job.original_filename, job.file_content_type or None
+        raise NotFound(f"The stored original {storage_key!r} is missing from {blobs.root}.")
+    content_type = content_type or None
     if extractor is None:  # unit tests of the use cases; every entry point passes its extractor
         return extract(original, limits=limits, filename=filename, content_type=content_type)
     return extractor.extract(
@@ -814,6 +841,8 @@ def job_document_pages(
     with session_scope(engine) as session:
         job = existing_job(session, job_id)
         document = session.get(Document, job.document_id)
-    result = _read_original(blobs, job, document, extractor, limits)
+    result = _read_original(
+        blobs, document.storage_key, job.original_filename, job.file_content_type, extractor, limits
+    )
     ocr = set(result.ocr_pages)
     return [DocumentPage(number=page.number, text=page.text, ocr=page.number in ocr) for page in result.pages]
