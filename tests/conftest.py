@@ -80,6 +80,14 @@ def prepared_dir(starter_runtime: Runtime, tmp_path: Path) -> Path:
     return copy_prepared(starter_runtime, tmp_path / "prepared")
 
 
+@pytest.fixture
+def heron(prepared_dir: Path) -> Iterator[Runtime]:
+    """A fresh Heron of the test's own (on :func:`prepared_dir`), without workers; closed after."""
+    runtime = open_runtime(make_settings(prepared_dir))
+    yield runtime
+    runtime.close()
+
+
 def copy_prepared(starter_runtime: Runtime, data_dir: Path) -> Path:
     """Make ``data_dir`` a prepared Heron: a copy of ``starter_runtime``'s database."""
     import sqlite3

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, func, insert, or_, update
-from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
@@ -426,19 +425,18 @@ def _document_texts(
     (:func:`_store_documents`). A document that cannot be read ends its job FAILED with the error's
     code and is left out.
     """
-    jobs, documents = Job.__table__.c, Document.__table__.c
     with session_scope(engine) as session:
         rows = session.execute(
-            sa_select(
-                jobs.id,
-                jobs.original_filename,
-                jobs.file_content_type,
-                documents.id,
-                documents.text,
-                documents.storage_key,
+            select(
+                Job.id,
+                Job.original_filename,
+                Job.file_content_type,
+                Document.id,
+                Document.text,
+                Document.storage_key,
             )
-            .join_from(Job.__table__, Document.__table__, documents.id == jobs.document_id)
-            .where(jobs.id.in_(job_ids))
+            .join(Document, Document.id == Job.document_id)
+            .where(Job.id.in_(job_ids))
         ).all()
         industries = set(active_industries(session))
     batch = _Batch(industries=industries)

@@ -4,28 +4,18 @@ fills both in, so the documents a user already has take part in "more like this"
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import null, update
 
 from core.db import session_scope
 from core.db.tables import Document, Job, Prediction
 from core.errors import NotClassified
-from core.runtime import Runtime, is_prepared, open_runtime
+from core.runtime import Runtime, is_prepared
 from core.services.backfill import backfill_annotation, needs_backfill
 from core.services.documents import submit_batch
 from core.services.jobs import get_job, job_text, process_job
 from core.services.similar import similar_documents
-from tests.conftest import copy_prepared, make_settings
 from tests.documents import CLINICAL, FINANCE
-
-
-@pytest.fixture
-def heron(starter_runtime: Runtime, tmp_path) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
-    runtime = open_runtime(make_settings(copy_prepared(starter_runtime, tmp_path / "heron")))
-    yield runtime
-    runtime.close()
 
 
 def _classified(runtime: Runtime, name: str, text: str) -> str:

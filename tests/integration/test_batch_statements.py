@@ -5,27 +5,16 @@ PostgreSQL. (Real SQLite, real MiniLM, a Heron of its own.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
 from core.db import session_scope
 from core.db.tables import Document, Job, Prediction
-from core.runtime import Runtime, open_runtime
+from core.runtime import Runtime
 from core.services.documents import submit_batch
 from core.services.jobs import process_waiting
-from tests.conftest import copy_prepared, make_settings
 from tests.documents import CLINICAL, FINANCE, LEGAL
-
-
-@pytest.fixture
-def heron(starter_runtime: Runtime, tmp_path) -> Iterator[Runtime]:  # type: ignore[no-untyped-def]
-    runtime = open_runtime(make_settings(copy_prepared(starter_runtime, tmp_path / "heron")))
-    yield runtime
-    runtime.close()
 
 
 def _submit(runtime: Runtime, texts: list[str]) -> list[str]:
