@@ -114,3 +114,40 @@ def test_similarity_without_centring_the_candidates_is_the_centred_cosines() -> 
     ) / 2
     assert got == pytest.approx(expected, abs=1e-4)
     assert int(np.argmax(got)) == int(np.argmax(expected))
+
+
+# Text a tokenizer can trip on: form feeds and other separators it deletes rather than splits on,
+# non-breaking and zero-width spaces, accents, ligature-free German, Turkish dotted I, final sigma,
+# Chinese characters (split one by one), a word past WordPiece's 100 characters, and punctuation.
+AWKWARD = [
+    "Invoice\x0cno. 42\x85paid\u2028in full;\u00a0net\u200b30 — “thanks”, café Straße İstanbul",
+    "ΟΔΥΣΣΕΥΣ σοφός 東京大学の研究 naïve coöperation \ufffd\x00 ½ ﬁnance",
+    "x" * 150 + " state-of-the-art,(really)? 3,718.91 USD/kWh #42 @home e-mail: a@b.org",
+    "",
+    " \n\t ",
+]
+
+
+def test_remembered_chunks_give_exactly_the_tokenizers_ids(runtime) -> None:  # type: ignore[no-untyped-def]
+    # The static vectors read each whitespace-separated chunk's tokens from memory: a document's
+    # ids must still be the tokenizer's own, whatever it contains and in whatever order it is seen.
+    statics = runtime.encoder.statics
+    texts = [*AWKWARD, " ".join(reversed(AWKWARD)), AWKWARD[0] + AWKWARD[2]]
+    for got, text in zip(statics.token_ids(texts), texts, strict=True):
+        assert got.tolist() == statics.tokenizer.encode(text, add_special_tokens=False).ids
+    seen_again = statics.token_ids(texts)  # every chunk from memory now
+    assert [ids.tolist() for ids in seen_again] == [
+        statics.tokenizer.encode(text, add_special_tokens=False).ids for text in texts
+    ]
+
+
+def test_the_chunk_memory_is_bounded(runtime, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import core.classify.static as static
+
+    statics = runtime.encoder.statics
+    monkeypatch.setattr(static, "MEMO_CHUNKS", 50)
+    for round_ in range(3):  # 1,200 different chunks in all
+        words = " ".join(f"token{round_}x{i}" for i in range(400))
+        expected = statics.tokenizer.encode(words, add_special_tokens=False).ids
+        assert statics.token_ids([words])[0].tolist() == expected
+    assert len(statics._memo) <= 400  # started over instead of growing with every new chunk
