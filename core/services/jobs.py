@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, func, insert, or_, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from core.blobs import BlobStore
@@ -632,6 +633,9 @@ def _view_query(job_ids: Sequence[str]):  # type: ignore[no-untyped-def]
         .outerjoin(Feedback, Feedback.id == latest)
         .outerjoin(Document, Document.id == Job.document_id)
         .where(Job.id.in_(list(job_ids)))
+        # Not the document's text, vector or page spans: a view shows none of them, and a client
+        # following its job reads the view several times (the text is 5 kB on a median page).
+        .options(defer(Document.text), defer(Document.vector), defer(Document.page_spans))
     )
 
 

@@ -51,5 +51,9 @@ def test_polling_a_waiting_job_costs_no_query_and_its_end_shows_at_once(client, 
         finished = client.get(f"/api/jobs/{job_id}").json()
         assert finished["status"] == "COMPLETED" and finished["classification_result"] == "legal"
         assert len(reads) == 1
+        # And that read left out what a view does not show: the text, the vector, the page spans
+        selected = reads[0].split(" FROM ", 1)[0]
+        assert "documents.content_type" in selected
+        assert not any(f"documents.{column}" in selected for column in ("text", "vector", "page_spans"))
     finally:
         event.remove(runtime.engine, "before_cursor_execute", count)
