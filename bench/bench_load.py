@@ -187,6 +187,7 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
                         escalated.append(latencies[-1])
                     job_ids.append(job_id)
 
+    cpu = _cpu_by_role()
     started = time.perf_counter()
     with ThreadPoolExecutor(args.loop_clients) as pool:
         for future in [pool.submit(client) for _ in range(args.loop_clients)]:
@@ -200,12 +201,14 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
         f"         (the upload request alone p50 {_pct(uploads, 0.5):.0f} ms, "
         f"p95 {_pct(uploads, 0.95):.0f} ms; "
         f"{len(escalated) / max(1, len(latencies)):.0%} escalated, their upload->done p50 "
-        f"{_pct(escalated, 0.5):.0f} ms, p95 {_pct(escalated, 0.95):.0f} ms)",
+        f"{_pct(escalated, 0.5):.0f} ms, p95 {_pct(escalated, 0.95):.0f} ms)\n"
+        f"         {_cpu_per_document(cpu, len(job_ids), seconds)}",
         flush=True,
     )
 
 
 def burst(name, base, database_url, texts, args, *, tag: str) -> None:  # type: ignore[no-untyped-def]
+    cpu = _cpu_by_role()
     job_ids, started = _upload_all(
         base, [f"{texts[i % len(texts)]}\n\nRef {tag}-{i}" for i in range(args.burst)], args.burst_clients
     )
@@ -220,7 +223,8 @@ def burst(name, base, database_url, texts, args, *, tag: str) -> None:  # type: 
         f"{name:8s} burst, {len(job_ids)} uploads from {args.burst_clients} clients: "
         f"{len(completed) / (last - first):.1f} docs/s end to end (uploads took {upload_seconds:.1f} s); "
         f"upload->done p50 {_pct(latencies, 0.5):.0f} ms, p95 {_pct(latencies, 0.95):.0f} ms; "
-        f"{_check(database_url, job_ids)}",
+        f"{_check(database_url, job_ids)}\n"
+        f"         {_cpu_per_document(cpu, len(job_ids), time.perf_counter() - started)}",
         flush=True,
     )
 
@@ -346,6 +350,33 @@ def _cpu_seconds(pids: list[int], wait: float) -> float:
     before = used()
     time.sleep(wait)
     return used() - before
+
+
+def _cpu_by_role() -> dict[str, float]:
+    """CPU seconds used so far by each kind of process this benchmark started (its own: the clients)."""
+    used: dict[str, float] = {}
+    for pid in _tree(os.getpid()):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            role = "clients" if pid == os.getpid() else _name(pid)
+            used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def _cpu_per_document(before: dict[str, float], documents: int, seconds: float) -> str:
+    """What each kind of process spent per document since ``before``: a cost that the run-to-run
+    spread of the throughput (±15% on these machines) does not hide."""
+    after = _cpu_by_role()
+    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    parts = ", ".join(
+        f"{role} {ms:.1f}"
+        for role, ms in sorted(
+            ((r, 1000 * s / max(1, documents)) for r, s in spent.items()), key=lambda x: -x[1]
+        )
+        if ms >= 0.05
+    )
+    busy = sum(spent.values()) / seconds / (os.cpu_count() or 1)
+    return f"CPU per document (ms): {parts}; {busy:.0%} of all cores"
 
 
 def _settle(deployment: str) -> None:
@@ -511,7 +542,7 @@ def _name(pid: int) -> str:
         words = [part.decode(errors="replace") for part in command if part]
         if "streamlit" in words:
             return "console"
-        if "up" in words:
+        if "up" in words or "api" in words:
             return "API"
         if "worker" in words:
             return "worker"
