@@ -542,12 +542,13 @@ def _name(pid: int) -> str:
         words = [part.decode(errors="replace") for part in command if part]
         if "streamlit" in words:
             return "console"
-        if "up" in words or "api" in words:
-            return "API"
-        if "worker" in words:
-            return "worker"
         if "core.extract.isolation" in words:
             return "extraction"
+        if "up" in words or "api" in words:
+            return "API"
+        # `heron worker --processes N` becomes Dramatiq's main process, which forks the workers
+        if "worker" in words or "dramatiq" in words:
+            return "worker"
         return Path(words[0]).name if words else str(pid)
     return str(pid)
 
