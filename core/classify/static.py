@@ -40,6 +40,9 @@ _SLICES = 10
 # How many distinct chunks (whitespace-separated runs of characters) each embedder remembers the
 # tokens of; past it, it starts over. About 80,000 make up our starter corpus and industry-real-dev (11 MB).
 MEMO_CHUNKS = 100_000
+# Longer chunks (base64, minified data, OCR noise without spaces) rarely come back: tokenised, not
+# remembered, so the memory stays within ~30 MB whatever the documents.
+MEMO_CHUNK_CHARS = 64
 # Characters str.split() takes for whitespace but the tokenizer deletes as control characters
 # ("a\x0cb" is one word to it): removed before splitting, so chunks are the tokenizer's words.
 _DELETED = {
@@ -139,25 +142,39 @@ class StaticEmbedder:
         memo = self._memo
         if len(memo) > MEMO_CHUNKS:
             memo = self._memo = {}  # a thread still reading the old one keeps it whole
-        missing = set().union(*chunked).difference(memo)
+        missing = set().union(*(chunks for chunks in chunked if chunks is not None)).difference(memo)
+        once: dict[str, bytes] = {}  # the long chunks of this call
         if missing:
-            self._learn(memo, list(missing))
-        recall = memo.__getitem__
+            self._learn(memo, once, list(missing))
+        recall = (
+            memo.__getitem__ if not once else (lambda chunk: memo[chunk] if chunk in memo else once[chunk])
+        )
         id_type = self._id_type()
-        return [np.frombuffer(b"".join(map(recall, chunks)), dtype=id_type) for chunks in chunked]
+        return [
+            np.frombuffer(b"".join(map(recall, chunks)), dtype=id_type)
+            if chunks is not None
+            else np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=id_type)
+            for text, chunks in zip(texts, chunked, strict=True)
+        ]
 
     def _id_type(self) -> type[np.unsignedinteger]:
         """uint16 for MiniLM's 30,522 tokens (half the memory); uint32 for a larger vocabulary."""
         return np.uint16 if self.tokenizer.get_vocab_size() <= 2**16 else np.uint32
 
     @staticmethod
-    def _chunks(text: str) -> list[str]:
+    def _chunks(text: str) -> list[str] | None:
+        """The text's chunks, or None for a text to tokenise whole: the tokenizer matches its special
+        tokens before it deletes control characters, so deleting them first could make one
+        ("[SE\x0cP]" is five tokens to it, "[SEP]" one)."""
         if _DELETED_PATTERN.search(text):
+            if "[" in text:
+                return None
             text = text.translate(_DELETED)
         return text.split()
 
-    def _learn(self, memo: dict[str, bytes], chunks: list[str]) -> None:
-        """Tokenise ``chunks`` in one call (joined by spaces) and file each one's ids under it."""
+    def _learn(self, memo: dict[str, bytes], once: dict[str, bytes], chunks: list[str]) -> None:
+        """Tokenise ``chunks`` in one call (joined by spaces) and file each one's ids under it: in
+        ``memo``, or in ``once`` if it is too long to be worth remembering."""
         encoding = self.tokenizer.encode(" ".join(chunks), add_special_tokens=False)
         ids = np.asarray(encoding.ids, dtype=self._id_type())
         starts = np.fromiter((offset[0] for offset in encoding.offsets), dtype=np.int64, count=len(ids))
@@ -165,7 +182,7 @@ class StaticEmbedder:
         ends = np.cumsum(lengths + 1) - 1  # where the space after each chunk is
         first = 0
         for chunk, cut in zip(chunks, np.searchsorted(starts, ends).tolist(), strict=True):
-            memo[chunk] = ids[first:cut].tobytes()
+            (memo if len(chunk) <= MEMO_CHUNK_CHARS else once)[chunk] = ids[first:cut].tobytes()
             first = cut
 
     def token_counts(self, texts: Sequence[str]) -> sparse.csr_matrix:

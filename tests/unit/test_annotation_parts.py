@@ -123,6 +123,8 @@ AWKWARD = [
     "Invoice\x0cno. 42\x85paid\u2028in full;\u00a0net\u200b30 — “thanks”, café Straße İstanbul",
     "ΟΔΥΣΣΕΥΣ σοφός 東京大学の研究 naïve coöperation \ufffd\x00 ½ ﬁnance",
     "x" * 150 + " state-of-the-art,(really)? 3,718.91 USD/kWh #42 @home e-mail: a@b.org",
+    # special tokens are matched before control characters are deleted: these are not [SEP] etc.
+    "[SE\x0cP] x [CL\x85S] a[MA\x1fSK]b [SEP]",
     "",
     " \n\t ",
 ]
@@ -151,3 +153,10 @@ def test_the_chunk_memory_is_bounded(runtime, monkeypatch) -> None:  # type: ign
         expected = statics.tokenizer.encode(words, add_special_tokens=False).ids
         assert statics.token_ids([words])[0].tolist() == expected
     assert len(statics._memo) <= 400  # started over instead of growing with every new chunk
+    # A chunk too long to come back (base64, OCR noise) is tokenised but not remembered
+    long = "QUJDRE" * 30
+    assert (
+        statics.token_ids([f"{long} short"])[0].tolist()
+        == statics.tokenizer.encode(f"{long} short", add_special_tokens=False).ids
+    )
+    assert long not in statics._memo and "short" in statics._memo
