@@ -3,7 +3,8 @@
 * fast tier on 300-word texts, one core, vs a plain scikit-learn HashingVectorizer + SGDClassifier
 * its tokenising of real documents it never saw (../shared/corpora/industry-real-dev), vs the
   tokenizer alone
-* transformer tier (bf16, windowed) vs plain `SentenceTransformer.encode` on the same texts, and
+* transformer tier (its backend and precision, one digest) vs plain `SentenceTransformer.encode` on
+  the same texts, and
   the macro-F1 of the transformer tier on the starter holdout with each set of embeddings
 * the whole routed pipeline (default thresholds) in one worker process, and its peak RSS
 
@@ -117,9 +118,10 @@ def main() -> None:
 
     plain_vectors = plain.encode(docs, normalize_embeddings=True, show_progress_bar=False)
     print(
-        f"transformer tier on {len(docs)} holdout documents: {ours_rate:.1f} docs/s (bf16, one 132-token "
-        f"digest of the whole document); plain SentenceTransformer.encode {plain_rate:.1f} docs/s "
-        f"(fp32, first 256 tokens); speed-up {ours_rate / plain_rate:.2f}x"
+        f"transformer tier on {len(docs)} holdout documents: {ours_rate:.1f} docs/s "
+        f"({text_encoder.backend} {text_encoder.precision}, one 132-token digest of the whole document); "
+        f"plain SentenceTransformer.encode {plain_rate:.1f} docs/s (fp32, first 256 tokens); "
+        f"speed-up {ours_rate / plain_rate:.2f}x"
     )
     print(
         f"  transformer-tier macro-F1 with: ours {semantic_f1(text_encoder.embed(docs)):.3f}, "
