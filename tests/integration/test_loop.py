@@ -46,7 +46,8 @@ def test_approved_corrections_train_a_new_version_that_gets_them_right(client, r
     assert len(examples) == len(REAL_ESTATE)
     trained = [e for e in examples if e.split == "train"]
     assert trained, "every approved example went to the gold set"
-    # ... and an incremental version appears within seconds that learned them
+    # ... and an incremental version appears within seconds that learned them (named in its
+    # report: the run the new industry queued may also finish meanwhile, having learned nothing)
     deadline = time.monotonic() + 120
     new: list[ModelVersion] = []
     while not new and time.monotonic() < deadline:
@@ -55,7 +56,9 @@ def test_approved_corrections_train_a_new_version_that_gets_them_right(client, r
             new = [
                 v
                 for v in session.exec(select(ModelVersion))
-                if v.id not in before and v.kind == "incremental"
+                if v.id not in before
+                and v.kind == "incremental"
+                and {item["feedback_id"] for item in (v.trained_on or {}).get("learned", [])} & set(ids)
             ]
     assert new, "no model version was trained after the approval"
     version = new[0]
@@ -68,7 +71,8 @@ def test_approved_corrections_train_a_new_version_that_gets_them_right(client, r
     assert version.status == "active", version.metrics
     time.sleep(runtime.models.refresh_seconds + 0.5)
     again = _upload(client, REAL_ESTATE[0] + " (listing 0)", "again.txt")
-    assert again["classification_result"] == "real_estate" and again["model_version"] == version.id
+    # (that version, or one trained after it: an approval may also queue a full run)
+    assert again["classification_result"] == "real_estate" and again["model_version"] >= version.id
     # And the job view shows the approved correction
     assert client.get(f"/api/jobs/{jobs[0]['id']}").json()["feedback_status"] == "approved"
     # Deciding twice is refused with a code
