@@ -339,27 +339,25 @@ def _first_document(base: str) -> None:
 def _cpu_seconds(pids: list[int], wait: float) -> float:
     """CPU time the processes ``pids`` used over the next ``wait`` seconds."""
 
-    def used() -> float:
-        total = 0
-        for pid in pids:
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    before = used()
+    before = sum(map(_cpu_time, pids))
     time.sleep(wait)
-    return used() - before
+    return sum(map(_cpu_time, pids)) - before
+
+
+def _cpu_time(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far; 0 if it is gone."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 def _cpu_by_role() -> dict[str, float]:
     """CPU seconds used so far by each kind of process this benchmark started (its own: the clients)."""
     used: dict[str, float] = {}
     for pid in _tree(os.getpid()):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            role = "clients" if pid == os.getpid() else _name(pid)
-            used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        role = "clients" if pid == os.getpid() else _name(pid)
+        used[role] = used.get(role, 0.0) + _cpu_time(pid)
     return used
 
 

@@ -168,6 +168,8 @@ class SentWork:
 
 
 SERVICE_PORTS = {"PostgreSQL": 5432, "Redis": 6379, "RabbitMQ": 5672}
+# The PostgreSQL every machine runs (trust auth); tests needing it use their own schema or tables.
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def service_answers(name: str) -> bool:

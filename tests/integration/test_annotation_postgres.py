@@ -9,10 +9,8 @@ from sqlalchemy import text as sql
 from core.db import make_engine
 from core.runtime import open_runtime
 from core.settings import load_settings
-from tests.conftest import needs_services, own_workers
+from tests.conftest import POSTGRES, needs_services, own_workers
 from tests.integration.test_annotation import FINANCE, HEALTHCARE, _classified
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @needs_services("PostgreSQL")

@@ -11,10 +11,9 @@ from sqlalchemy import text
 
 import core.db
 from core.db import make_engine
-from tests.conftest import needs_services
+from tests.conftest import POSTGRES, needs_services
 
 pytestmark = needs_services("PostgreSQL")
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def test_a_connection_lost_while_idle_is_replaced_and_a_busy_one_is_not_pinged(

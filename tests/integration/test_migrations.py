@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 import core.db.tables  # noqa: F401
 from core.db import alembic_config, current_revision, make_engine, migrate
 from core.uncertainty import uncertainty
-from tests.conftest import needs_services
+from tests.conftest import POSTGRES, needs_services
 
 TABLES = {
     "documents",
@@ -51,20 +51,15 @@ def test_migrating_an_empty_sqlite_database_creates_every_table(tmp_path: Path) 
 
 @needs_services("PostgreSQL")
 def test_the_same_migrations_run_on_postgresql() -> None:
-    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    engine = make_engine(POSTGRES)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS heron_migration_test CASCADE"))
         connection.execute(text("CREATE SCHEMA heron_migration_test"))
-    engine = make_engine(
-        "postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dheron_migration_test"
-    )
+    engine = make_engine(f"{POSTGRES}?options=-csearch_path%3Dheron_migration_test")
     migrate(engine)
     assert set(inspect(engine).get_table_names()) >= TABLES
     _assert_schema_matches_models(engine)
     engine.dispose()
-
-
-POSTGRES_TEST_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _upgrade_to(engine: Engine, revision: str) -> None:
@@ -116,12 +111,12 @@ def test_predictions_made_before_0005_get_their_uncertainty(database: str, tmp_p
     if database == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     else:
-        admin = make_engine(POSTGRES_TEST_URL)
+        admin = make_engine(POSTGRES)
         with admin.begin() as connection:
             connection.execute(text("DROP SCHEMA IF EXISTS heron_uncertainty_test CASCADE"))
             connection.execute(text("CREATE SCHEMA heron_uncertainty_test"))
         admin.dispose()
-        engine = make_engine(f"{POSTGRES_TEST_URL}?options=-csearch_path%3Dheron_uncertainty_test")
+        engine = make_engine(f"{POSTGRES}?options=-csearch_path%3Dheron_uncertainty_test")
     _upgrade_to(engine, "0004")
     scores = {"finance": 0.5, "legal": 0.3, "other": 0.2}
     _a_prediction_made_before_0005(engine, '{"finance": 0.5, "legal": 0.3, "other": 0.2}')

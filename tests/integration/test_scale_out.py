@@ -30,7 +30,7 @@ from core.db.tables import Job, ModelVersion, Prediction
 from core.runtime import Runtime, open_runtime
 from core.services.documents import submit_batch
 from core.settings import load_settings
-from tests.conftest import needs_services
+from tests.conftest import POSTGRES, needs_services
 from tests.documents import FINANCE, LEGAL, OCR_LINES, scanned_pdf_bytes
 from tests.proxy import TcpProxy
 from workers.sender import CLASSIFY_ACTOR, CLASSIFY_QUEUE
@@ -39,7 +39,6 @@ pytestmark = needs_services("PostgreSQL", "Redis")
 needs_rabbitmq = needs_services("RabbitMQ")
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/7"
 REDIS_OWN = "redis://127.0.0.1:6379/8"  # for a test that counts the messages in a queue
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"

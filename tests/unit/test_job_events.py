@@ -11,9 +11,7 @@ from sqlalchemy import text
 
 from core.db import make_engine, session_scope
 from core.events import JOB_EVENTS, JobEvents, job_ended
-from tests.conftest import needs_services
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.conftest import POSTGRES, needs_services
 
 
 def test_a_waiter_is_woken_by_the_end_and_not_before() -> None:
