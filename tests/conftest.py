@@ -172,6 +172,50 @@ SERVICE_PORTS = {"PostgreSQL": 5432, "Redis": 6379, "RabbitMQ": 5672}
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+def drop_schema(schema: str, wait_seconds: int = 20) -> None:
+    """Drop a test's PostgreSQL schema without waiting forever for whoever still holds its tables.
+
+    A process a test started and did not end (or a connection left inside a transaction) would
+    make ``DROP SCHEMA`` wait without end and the test time out in its teardown, naming nobody.
+    Here the drop waits ``wait_seconds``; then the holders are named in a warning, ended, and the
+    drop retried.
+    """
+    import warnings
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import make_engine
+
+    admin = make_engine(POSTGRES)
+    drop = text(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    try:
+        try:
+            with admin.begin() as connection:
+                connection.execute(text(f"SET LOCAL lock_timeout = '{wait_seconds}s'"))
+                connection.execute(drop)
+            return
+        except OperationalError:
+            pass
+        holders = text(
+            "SELECT DISTINCT a.pid, a.application_name, a.state, a.backend_start, a.xact_start, a.query"
+            " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE n.nspname = :schema AND a.pid <> pg_backend_pid()"
+        )
+        with admin.begin() as connection:
+            found = connection.execute(holders, {"schema": schema}).all()
+            for row in found:
+                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": row.pid})
+        warnings.warn(
+            f"schema {schema} was still held at teardown, by: {[tuple(r) for r in found]}", stacklevel=2
+        )
+        with admin.begin() as connection:
+            connection.execute(drop)
+    finally:
+        admin.dispose()
+
+
 def service_answers(name: str) -> bool:
     """Whether the named service accepts a TCP connection on 127.0.0.1 (its usual port)."""
     try:

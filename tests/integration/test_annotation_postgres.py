@@ -9,7 +9,7 @@ from sqlalchemy import text as sql
 from core.db import make_engine
 from core.runtime import open_runtime
 from core.settings import load_settings
-from tests.conftest import POSTGRES, needs_services, own_workers
+from tests.conftest import POSTGRES, drop_schema, needs_services, own_workers
 from tests.integration.test_annotation import FINANCE, HEALTHCARE, _classified
 
 
@@ -23,6 +23,7 @@ def test_evidence_similar_and_agreement_work_on_postgresql(tmp_path) -> None:  #
     admin = make_engine(POSTGRES)
     with admin.begin() as connection:
         connection.execute(sql(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
     url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
     runtime = open_runtime(load_settings(data_dir=tmp_path, database_url=url, broker_url=""))
     try:
@@ -54,6 +55,4 @@ def test_evidence_similar_and_agreement_work_on_postgresql(tmp_path) -> None:  #
             ]
     finally:
         runtime.close()
-        with admin.begin() as connection:
-            connection.execute(sql(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+        drop_schema(schema)

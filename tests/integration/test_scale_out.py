@@ -30,7 +30,7 @@ from core.db.tables import Job, ModelVersion, Prediction
 from core.runtime import Runtime, open_runtime
 from core.services.documents import submit_batch
 from core.settings import load_settings
-from tests.conftest import POSTGRES, needs_services
+from tests.conftest import POSTGRES, drop_schema, needs_services
 from tests.documents import FINANCE, LEGAL, OCR_LINES, scanned_pdf_bytes
 from tests.proxy import TcpProxy
 from workers.sender import CLASSIFY_ACTOR, CLASSIFY_QUEUE
@@ -109,6 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     admin = make_engine(POSTGRES)
     with admin.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
     url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
     data_dir = tmp_path_factory.mktemp("cluster")
     # Prepared once here (migrations + starter model on PostgreSQL); workers find it ready.
@@ -116,9 +117,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     _flush_brokers()
     yield Cluster(database_url=url, data_dir=data_dir, runtime=runtime)
     runtime.close()
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    drop_schema(schema)
 
 
 def _flush_brokers() -> None:
