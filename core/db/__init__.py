@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -83,27 +84,67 @@ def _ping_after_idle(engine: Engine) -> None:
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
 
 
+class _WriterTurn:
+    """One writer at a time: first among this process's threads, then among the machine's processes.
+
+    Threads queue on a lock; the thread whose turn it is then takes an exclusive ``flock`` on a file
+    beside the database, which the kernel hands to the next process the moment it is let go.
+    """
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._lock_path = lock_path
+        self._file: int | None = None
+        self._pid = 0
+
+    def take(self, timeout: float) -> str:
+        """Wait for this thread's turn; returns what was taken, for :meth:`give_back`."""
+        if not self._threads.acquire(timeout=timeout):
+            return ""  # bounded like SQLite's own wait; past it the write proceeds and SQLite decides
+        try:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except (OSError, TypeError):  # no lock file (in memory, read-only directory): threads only
+            return "threads"
+        return "processes"
+
+    def give_back(self, taken: str) -> None:
+        if taken == "processes" and self._file is not None and self._pid == os.getpid():
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+        if taken:
+            self._threads.release()
+
+    def _descriptor(self) -> int | None:
+        # Opened once per process: a descriptor inherited across fork shares its lock with the parent.
+        if self._lock_path is not None and self._pid != os.getpid():
+            self._file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._pid = os.getpid()
+        return self._file
+
+
 def _one_writer_at_a_time(engine: Engine) -> None:
-    """Threads of this process take turns to write, on a lock that wakes the next one at once.
+    """Writers take turns on a lock that wakes the next one at once, across threads and processes.
 
     SQLite allows one writer; a second one waits in SQLite's busy handler, which sleeps in growing
-    steps (up to 100 ms) whatever the first is doing. With the API and its worker threads in one
-    process (the embedded default) that sleep was most of a document's latency under load. So a
-    transaction takes this lock at its first write and gives it back when its connection returns to
-    the pool (after its commit or rollback); other processes still meet SQLite's own lock.
+    steps (up to 100 ms) whatever the first is doing. With the API, its worker threads and the
+    embedded default's worker process writing to one file, that sleep was most of a document's
+    latency under load. So a transaction takes its turn (:class:`_WriterTurn`) at its first write
+    and gives it back when its connection returns to the pool (after its commit or rollback). A
+    holder never waits on the others without SQLite's own bound, and a process that dies lets go.
     """
-    writer = threading.Lock()
+    database = engine.url.database
+    on_disk = bool(database) and database != ":memory:" and not str(database).startswith("file:")
+    turn = _WriterTurn(Path(f"{database}.write-lock") if on_disk else None)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _take(connection, _cursor, statement, _parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
         info = connection.connection.info  # the pooled connection's, as the pool events see it
         if not info.get("writing") and statement.lstrip()[:9].upper().startswith(_WRITES):
-            # Bounded like SQLite's own wait; past it the write proceeds and SQLite decides.
-            info["writing"] = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            info["writing"] = turn.take(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
 
     def _give_back(_dbapi_connection, record, *_) -> None:  # type: ignore[no-untyped-def]
-        if record is not None and record.info.pop("writing", False):
-            writer.release()
+        if record is not None:
+            turn.give_back(record.info.pop("writing", ""))
 
     for returned in ("checkin", "invalidate", "close"):  # back in the pool, or gone
         event.listen(engine, returned, _give_back)
