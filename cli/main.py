@@ -220,8 +220,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         dispatch.stop()
         return 0
     environment = dict(os.environ)
-    # An idle consumer polls Redis with a backoff of up to this many ms (Dramatiq's default: 1000),
-    # which a steady trickle of uploads otherwise waits out: p95 2 s at 20 docs/s, against 0.3 s.
+    # An idle Redis consumer waits to be woken by a send (workers.broker); between two waits it
+    # sleeps up to this many ms (Dramatiq's default: 1000, which a steady trickle of uploads waited
+    # out when consumers polled: p95 2 s at 20 docs/s, against 0.3 s). Also how often idle worker
+    # threads look up.
     environment.setdefault("dramatiq_worker_timeout", "100")
     if not settings.torch_threads:
         # N processes on this machine share its cores rather than each taking all of them.

@@ -1,0 +1,50 @@
+"""An idle worker on Redis takes a message when it is sent, not when its polling backoff ends."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import dramatiq
+import redis
+
+from core.settings import load_settings
+from tests.conftest import needs_services
+from workers.broker import build_broker
+
+pytestmark = needs_services("Redis")
+REDIS = "redis://127.0.0.1:6379/10"  # a database of its own
+QUEUE = "wake-test"
+
+
+def test_an_idle_worker_takes_a_message_as_soon_as_it_is_sent(tmp_path: Path) -> None:
+    redis.Redis.from_url(REDIS).flushdb()
+    broker = build_broker(load_settings(data_dir=tmp_path, database_url="", broker_url=REDIS))
+    ran: dict[str, float] = {}
+    arrived = threading.Condition()
+
+    def note(key: str) -> None:
+        with arrived:
+            ran[key] = time.monotonic()
+            arrived.notify_all()
+
+    actor = dramatiq.actor(note, broker=broker, queue_name=QUEUE, actor_name="wake_test.note")
+    # A worker that, idle, would otherwise look at Redis again only every 0.5–1 s (Dramatiq's
+    # backoff grows to its worker timeout, 1 s here)
+    worker = dramatiq.Worker(broker, worker_timeout=1000, worker_threads=1)
+    worker.start()
+    waits = []
+    try:
+        for i in range(3):
+            time.sleep(2.5)  # idle long enough for the backoff to reach the timeout
+            sent = time.monotonic()
+            actor.send(str(i))
+            with arrived:
+                assert arrived.wait_for(lambda key=str(i): key in ran, timeout=10), f"message {i} never ran"
+            waits.append(ran[str(i)] - sent)
+    finally:
+        worker.stop()
+        broker.close()
+    assert statistics.median(waits) < 0.1, waits
