@@ -202,6 +202,27 @@ def _streamlit_command(settings: Settings) -> list[str]:
     ]
 
 
+def worker_environment(
+    settings: Settings, processes: int, environ: dict[str, str], cores: int
+) -> dict[str, str]:
+    """The environment of `heron worker --processes N` on a broker: N processes on one machine share
+    its cores, for inference threads and worker threads alike, unless HERON_TORCH_THREADS or
+    HERON_WORKER_THREADS say otherwise. Two worker threads in each of two processes on 2 cores cost
+    17.3 ms of worker CPU a document against 12.6 with one (smaller batches, four drains contending
+    for two cores): 51.6 against 61.1 docs/s for 8 polling clients (`bench_load.py --only scaled`)."""
+    environment = dict(environ)
+    # An idle Redis consumer waits to be woken by a send (workers.broker); between two waits it
+    # sleeps up to this many ms (Dramatiq's default: 1000, which a steady trickle of uploads waited
+    # out when consumers polled: p95 2 s at 20 docs/s, against 0.3 s). Also how often idle worker
+    # threads look up.
+    environment.setdefault("dramatiq_worker_timeout", "100")
+    if not settings.torch_threads:
+        environment["HERON_TORCH_THREADS"] = str(max(1, cores // processes))
+    if "HERON_WORKER_THREADS" not in environ:
+        environment["HERON_WORKER_THREADS"] = str(max(1, settings.worker_threads // processes))
+    return environment
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     _prepare(settings)
     if settings.in_process_broker:
@@ -219,15 +240,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         dispatch.stop()
         return 0
-    environment = dict(os.environ)
-    # An idle Redis consumer waits to be woken by a send (workers.broker); between two waits it
-    # sleeps up to this many ms (Dramatiq's default: 1000, which a steady trickle of uploads waited
-    # out when consumers polled: p95 2 s at 20 docs/s, against 0.3 s). Also how often idle worker
-    # threads look up.
-    environment.setdefault("dramatiq_worker_timeout", "100")
-    if not settings.torch_threads:
-        # N processes on this machine share its cores rather than each taking all of them.
-        environment["HERON_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.processes))
+    environment = worker_environment(settings, args.processes, dict(os.environ), os.cpu_count() or 1)
     command = [
         sys.executable,
         "-m",
@@ -236,7 +249,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         "--processes",
         str(args.processes),
         "--threads",
-        str(settings.worker_threads),
+        environment["HERON_WORKER_THREADS"],
     ]
     # Become Dramatiq's main process (exec), so a stop signal reaches it and it stops its workers cleanly.
     os.execve(command[0], command, environment)
