@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # How long an idle Redis consumer waits to be woken before it fetches again anyway (a message sent
 # by a producer that does not wake, a wake-up lost): also how late its acks and its stop can be.
@@ -30,6 +35,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
 
 
 def _waking_redis_broker(url: str) -> dramatiq.Broker:
+    import redis
     from dramatiq.brokers.redis import RedisBroker
 
     class WakingRedisBroker(RedisBroker):
@@ -48,8 +54,11 @@ def _waking_redis_broker(url: str) -> dramatiq.Broker:
             sent = super().enqueue(message, delay=delay)
             if delay is None:  # a delayed message is moved to its queue by a consumer, which is awake
                 key = self._wake_key(message.queue_name)
-                with self.client.pipeline(transaction=False) as pipeline:
-                    pipeline.lpush(key, 1).ltrim(key, 0, WAKE_BACKLOG - 1).execute()
+                try:
+                    with self.client.pipeline(transaction=False) as pipeline:
+                        pipeline.lpush(key, 1).ltrim(key, 0, WAKE_BACKLOG - 1).execute()
+                except redis.RedisError as error:  # the message is sent: a consumer finds it anyway
+                    log.warning("sent, but no consumer woken (%s): one finds it within 1 s", error)
             return sent
 
         def do_fetch(self, queue_name: str, prefetch: int) -> list:
@@ -57,7 +66,11 @@ def _waking_redis_broker(url: str) -> dramatiq.Broker:
             messages = fetch(queue_name, prefetch)
             if messages:
                 return messages
-            self.client.blpop([self._wake_key(queue_name)], timeout=IDLE_WAIT_SECONDS)
+            try:
+                self.client.blpop([self._wake_key(queue_name)], timeout=IDLE_WAIT_SECONDS)
+            except redis.ResponseError as error:  # not a list (a stray key): poll as Dramatiq does
+                log.debug("cannot wait on %s (%s)", self._wake_key(queue_name), error)
+                time.sleep(0.1)
             return fetch(queue_name, prefetch)
 
         def _wake_key(self, queue_name: str) -> str:

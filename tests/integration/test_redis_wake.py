@@ -48,3 +48,22 @@ def test_an_idle_worker_takes_a_message_as_soon_as_it_is_sent(tmp_path: Path) ->
         worker.stop()
         broker.close()
     assert statistics.median(waits) < 0.1, waits
+
+
+def test_a_send_whose_wake_up_cannot_be_pushed_still_runs(tmp_path: Path) -> None:
+    client = redis.Redis.from_url(REDIS)
+    client.flushdb()
+    broker = build_broker(load_settings(data_dir=tmp_path, database_url="", broker_url=REDIS))
+    ran = threading.Event()
+    actor = dramatiq.actor(lambda: ran.set(), broker=broker, queue_name=QUEUE, actor_name="wake_test.mark")
+    # Given a wake-up list that cannot take a push (a key of another type stands in its place)
+    client.set(f"dramatiq:{QUEUE}.wake", "not a list")
+    worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=1)
+    worker.start()
+    try:
+        # When a message is sent, the send does not fail, and a consumer finds the message anyway
+        actor.send()
+        assert ran.wait(timeout=10)
+    finally:
+        worker.stop()
+        broker.close()
