@@ -9,6 +9,8 @@ from core.settings import load_settings
 
 
 def _settings(tmp_path: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    # The defaults spelt out: the test processes set HERON_TORCH_THREADS=1 in their environment.
+    overrides = {"worker_threads": 2, "torch_threads": 0, **overrides}
     return load_settings(
         data_dir=tmp_path, database_url="", broker_url="redis://127.0.0.1:6379/0", **overrides
     )
