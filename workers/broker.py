@@ -64,7 +64,7 @@ def _waking_redis_broker(url: str) -> dramatiq.Broker:
         def do_fetch(self, queue_name: str, prefetch: int) -> list:
             fetch = self._dispatch("fetch")
             messages = fetch(queue_name, prefetch)
-            if messages:
+            if messages or queue_name.endswith(".DQ"):  # a delay queue is looked at, not woken
                 return messages
             try:
                 self.client.blpop([self._wake_key(queue_name)], timeout=IDLE_WAIT_SECONDS)

@@ -30,7 +30,8 @@ CLASSIFY_ACTOR = "documents.classify"
 CLASSIFY_QUEUE = "documents"
 # Every background task's message (training, synthesis, unpacking) travels on this one. Queues do
 # not share out threads (every thread takes from every queue), and each costs its idle consumers:
-# a queue and its delay queue, polled every 100 ms in each worker process.
+# a queue and its delay queue, each with a consumer in every worker process (on Redis the queue's
+# waits to be woken, the delay queue's looks every 100 ms).
 TASK_QUEUE = "tasks"
 # Which actor runs each kind of background task (see core.services.tasks.KINDS).
 TASK_ACTORS = {"training": "models.train", "synthesis": "synthesis.generate", "unpack": "archives.unpack"}

@@ -98,14 +98,27 @@ class _WriterTurn:
         self._pid = 0
 
     def take(self, timeout: float) -> str:
-        """Wait for this thread's turn; returns what was taken, for :meth:`give_back`."""
+        """Wait for this thread's turn, ``timeout`` at most (then the write proceeds and SQLite's
+        own lock decides, as before); returns what was taken, for :meth:`give_back`."""
+        deadline = time.monotonic() + timeout
         if not self._threads.acquire(timeout=timeout):
-            return ""  # bounded like SQLite's own wait; past it the write proceeds and SQLite decides
+            return ""
         try:
-            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
-        except (OSError, TypeError):  # no lock file (in memory, read-only directory): threads only
-            return "threads"
-        return "processes"
+            descriptor = self._descriptor()
+            while descriptor is not None:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return "processes"
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.0005)
+        except OSError:  # no lock file (a read-only directory): threads only
+            pass
+        except BaseException:
+            self._threads.release()
+            raise
+        return "threads"
 
     def give_back(self, taken: str) -> None:
         if taken == "processes" and self._file is not None and self._pid == os.getpid():
@@ -122,6 +135,31 @@ class _WriterTurn:
         return self._file
 
 
+_TURNS: dict[Path, _WriterTurn] = {}
+_TURNS_LOCK = threading.Lock()
+
+
+def _writer_turn(lock_path: Path) -> _WriterTurn:
+    """One turn per database file and process, whichever engines write to it: two engines on one
+    file would otherwise be two owners of its lock, and wait on each other within one thread."""
+    with _TURNS_LOCK:
+        return _TURNS.setdefault(lock_path, _WriterTurn(lock_path))
+
+
+def _forget_turn_holders() -> None:
+    # A fork copies a thread lock held by a thread that does not exist in the child, and the
+    # parent's lock-file descriptor, which would keep the parent's flock held after it died.
+    for turn in _TURNS.values():
+        turn._threads = threading.Lock()
+        if turn._file is not None:
+            with contextlib.suppress(OSError):
+                os.close(turn._file)
+        turn._file, turn._pid = None, 0
+
+
+os.register_at_fork(after_in_child=_forget_turn_holders)
+
+
 def _one_writer_at_a_time(engine: Engine) -> None:
     """Writers take turns on a lock that wakes the next one at once, across threads and processes.
 
@@ -129,12 +167,12 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     steps (up to 100 ms) whatever the first is doing. With the API, its worker threads and the
     embedded default's worker process writing to one file, that sleep was most of a document's
     latency under load. So a transaction takes its turn (:class:`_WriterTurn`) at its first write
-    and gives it back when its connection returns to the pool (after its commit or rollback). A
-    holder never waits on the others without SQLite's own bound, and a process that dies lets go.
+    and gives it back when its connection returns to the pool (after its commit or rollback). The
+    wait is bounded like SQLite's own, and a process that dies lets go.
     """
     database = engine.url.database
     on_disk = bool(database) and database != ":memory:" and not str(database).startswith("file:")
-    turn = _WriterTurn(Path(f"{database}.write-lock") if on_disk else None)
+    turn = _writer_turn(Path(f"{database}.write-lock").resolve()) if on_disk else _WriterTurn(None)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _take(connection, _cursor, statement, _parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]

@@ -51,3 +51,25 @@ def test_a_write_waiting_on_another_process_starts_as_that_one_commits(tmp_path:
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM notes")).scalar() == 6
     engine.dispose()
+
+
+def test_engines_on_one_file_share_one_lock_file_descriptor(tmp_path: Path) -> None:
+    # Given a process that opens many engines on one database file over its life (a runtime each)
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    for i in range(20):
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE IF NOT EXISTS notes (body TEXT)"))
+            connection.execute(text("INSERT INTO notes VALUES (:body)"), {"body": f"engine {i}"})
+        engine.dispose()
+    # Then the lock file beside it is open once, not once per engine
+    lock_file = str(tmp_path / "many.db.write-lock")
+    open_here = [fd for fd in Path("/proc/self/fd").iterdir() if _target(fd) == lock_file]
+    assert len(open_here) == 1
+
+
+def _target(fd: Path) -> str:
+    try:
+        return str(Path(fd).readlink())
+    except OSError:
+        return ""
