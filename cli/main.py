@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from cli.progress import Progress
@@ -203,7 +203,7 @@ def _streamlit_command(settings: Settings) -> list[str]:
 
 
 def worker_environment(
-    settings: Settings, processes: int, environ: dict[str, str], cores: int
+    settings: Settings, processes: int, environ: Mapping[str, str], cores: int
 ) -> dict[str, str]:
     """The environment of `heron worker --processes N` on a broker: N processes on one machine share
     its cores, for inference threads and worker threads alike, unless HERON_TORCH_THREADS or
@@ -240,7 +240,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         dispatch.stop()
         return 0
-    environment = worker_environment(settings, args.processes, dict(os.environ), os.cpu_count() or 1)
+    environment = worker_environment(settings, args.processes, os.environ, os.cpu_count() or 1)
     command = [
         sys.executable,
         "-m",

@@ -38,6 +38,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
 def _waking_redis_broker(url: str) -> dramatiq.Broker:
     import redis
     from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+    from dramatiq.common import dq_name, q_name
 
     waited = threading.local()  # whether this consumer thread's last fetch waited to be woken
 
@@ -89,13 +90,14 @@ def _waking_redis_broker(url: str) -> dramatiq.Broker:
         def do_fetch(self, queue_name: str, prefetch: int) -> list:
             fetch = self._dispatch("fetch")
             messages = fetch(queue_name, prefetch)
-            if messages or queue_name.endswith(".DQ"):  # a delay queue is looked at, not woken
+            if messages or queue_name == dq_name(q_name(queue_name)):  # a delay queue is not woken
                 return messages
+            key = self._wake_key(queue_name)
             try:
-                self.client.blpop([self._wake_key(queue_name)], timeout=IDLE_WAIT_SECONDS)
+                self.client.blpop([key], timeout=IDLE_WAIT_SECONDS)
                 waited.flag = True
             except redis.ResponseError as error:  # not a list (a stray key): poll as Dramatiq does
-                log.debug("cannot wait on %s (%s)", self._wake_key(queue_name), error)
+                log.debug("cannot wait on %s (%s)", key, error)
                 time.sleep(0.1)
             return fetch(queue_name, prefetch)
 

@@ -94,8 +94,7 @@ class _WriterTurn:
     def __init__(self, lock_path: Path | None) -> None:
         self._threads = threading.Lock()
         self._lock_path = lock_path
-        self._file: int | None = None
-        self._pid = 0
+        self._file: int | None = None  # opened on first use; a forked child opens its own
 
     def take(self, timeout: float) -> str:
         """Wait for this thread's turn, ``timeout`` at most (then the write proceeds and SQLite's
@@ -121,17 +120,15 @@ class _WriterTurn:
         return "threads"
 
     def give_back(self, taken: str) -> None:
-        if taken == "processes" and self._file is not None and self._pid == os.getpid():
+        if taken == "processes" and self._file is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._file, fcntl.LOCK_UN)
         if taken:
             self._threads.release()
 
     def _descriptor(self) -> int | None:
-        # Opened once per process: a descriptor inherited across fork shares its lock with the parent.
-        if self._lock_path is not None and self._pid != os.getpid():
+        if self._lock_path is not None and self._file is None:
             self._file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            self._pid = os.getpid()
         return self._file
 
 
@@ -148,13 +145,14 @@ def _writer_turn(lock_path: Path) -> _WriterTurn:
 
 def _forget_turn_holders() -> None:
     # A fork copies a thread lock held by a thread that does not exist in the child, and the
-    # parent's lock-file descriptor, which would keep the parent's flock held after it died.
+    # parent's lock-file descriptor: it shares the parent's flock (one owner for both), and would
+    # keep it held after the parent died.
     for turn in _TURNS.values():
         turn._threads = threading.Lock()
         if turn._file is not None:
             with contextlib.suppress(OSError):
                 os.close(turn._file)
-        turn._file, turn._pid = None, 0
+        turn._file = None
 
 
 os.register_at_fork(after_in_child=_forget_turn_holders)
