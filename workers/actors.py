@@ -12,7 +12,7 @@ import dramatiq
 from core.errors import Conflict
 from core.runtime import Runtime
 from core.services.documents import run_unpack_task
-from core.services.jobs import Handoff, claim_job, process_job, process_slow_job, process_waiting
+from core.services.jobs import Handoff, process_slow_job, process_waiting
 from core.services.synthesis import run_synthesis_task
 from core.services.training import run_training_task
 from core.settings import get_settings
@@ -39,20 +39,21 @@ def classify_job(job_id: str | None = None) -> None:
     the queue, so training and other work get a thread between batches.
 
     A message may stand for jobs sent after it (workers.sender), so it drains even when its own job
-    was taken."""
+    was taken. With Redis or RabbitMQ a batch smaller than the batch size ends the drain: nothing
+    else waited when it was claimed, and a job sent since then has a message of its own (a sender
+    counts only on messages still waiting in the broker), so one more claim would find nothing."""
     runtime = context.runtime()
     counted = True  # this message counts as one of DRAINS until it leaves
+    in_process = runtime.settings.in_process_broker
+    first, lease = job_id, runtime.settings.job_lease_seconds
     DRAINS.beat()
     try:
-        if job_id is not None:
-            lease = runtime.settings.job_lease_seconds
-            if claim_job(engine=runtime.engine, job_id=job_id, lease_seconds=lease):
-                status = process_job(job_id=job_id, lease_seconds=lease, claimed=True, **_work(runtime))
-                log.info("job %s %s", job_id, status, extra={"job_id": job_id})
         deadline = time.monotonic() + DRAIN_SECONDS
         while True:
             DRAINS.beat()
-            if process_waiting(**_work(runtime)):
+            claimed = process_waiting(first=first, lease_seconds=lease, **_work(runtime))
+            first = None
+            if claimed and (in_process or claimed >= runtime.settings.worker_batch_size):
                 if time.monotonic() > deadline:
                     classify_job.send()  # the count passes to the next message
                     counted = False
@@ -63,7 +64,7 @@ def classify_job(job_id: str | None = None) -> None:
             # In-process queue: claim once more after leaving. A sender that counted on this drain
             # committed its job before this drain left, so the job is seen now (workers.sender.Drains).
             # With a broker, a sender counts on messages that have not started yet, not on this one.
-            if not runtime.settings.in_process_broker or not process_waiting(**_work(runtime)):
+            if not in_process or not process_waiting(**_work(runtime)):
                 return
             DRAINS.rejoin()
             counted = True
@@ -121,7 +122,7 @@ def _read_slowly(job_id: str) -> None:
         log.exception("slow-lane job %s failed", job_id, extra={"job_id": job_id})
         classify_job.send(job_id)
         return
-    log.info("job %s %s (slow lane)", job_id, status, extra={"job_id": job_id})
+    log.debug("job %s %s (slow lane)", job_id, status, extra={"job_id": job_id})
 
 
 @dramatiq.actor(

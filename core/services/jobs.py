@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, func, insert, or_, update
+from sqlalchemy import Engine, bindparam, func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -138,13 +139,19 @@ def process_waiting(
     batch_size: int = 1,
     extractor: Extractor | None = None,
     handoff: Handoff | None = None,
+    first: str | None = None,
+    lease_seconds: int | None = None,
 ) -> int:
     """Claim up to ``batch_size`` waiting jobs, oldest first, and process them as
     :func:`process_job` does; returns how many were claimed (0: nothing was waiting).
 
+    ``first``: the job a message named, claimed before the others if it is waiting (or its
+    previous worker's lease of ``lease_seconds`` ran out, as :func:`claim_job`), in the same
+    transaction: a message whose job another worker already took costs no statement of its own.
+
     A worker that keeps calling this until it returns 0 drains the queue with one message.
     """
-    claimed = _claim_waiting(engine, batch_size, exclude=None)
+    claimed = _claim_waiting(engine, batch_size, first=first, lease_seconds=lease_seconds)
     if claimed:
         _process_claimed(engine, blobs, models, claimed, policy, max_attempts, limits, extractor, handoff)
     return len(claimed)
@@ -266,9 +273,9 @@ def _classify_and_store(engine: Engine, models: ModelCache, policy: RoutingPolic
     )
     now = utcnow()
     with session_scope(engine) as session:
-        done = set(session.exec(select(Prediction.job_id).where(Prediction.job_id.in_(list(texts)))))
         # One INSERT and one UPDATE for the batch, without building ORM objects: per job they cost
-        # about as much as the fast tier's whole answer.
+        # about as much as the fast tier's whole answer. A job answered already (a duplicate run)
+        # keeps its answer: the insert skips it (job_id is unique).
         rows = [
             {
                 "job_id": job_id,
@@ -287,12 +294,16 @@ def _classify_and_store(engine: Engine, models: ModelCache, policy: RoutingPolic
                 "created_at": now,
             }
             for job_id, verdict, passages in zip(texts, verdicts, evidence, strict=True)
-            if job_id not in done
         ]
-        if rows:
-            session.execute(insert(Prediction), rows)
+        session.execute(_insert_new(engine, Prediction, "job_id"), rows)
         _store_documents(session, batch, dict(zip(texts, vectors, strict=True)))
         _finish_all(session, list(texts), JobStatus.COMPLETED, now)
+
+
+def _insert_new(engine: Engine, table: type, key: str) -> Any:
+    """An INSERT that skips rows whose unique ``key`` is taken (PostgreSQL and SQLite alike)."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
 
 
 def _store_documents(session: Session, batch: _Batch, vectors: dict[str, np.ndarray]) -> None:
@@ -346,8 +357,16 @@ def _give_back(engine: Engine, job_ids: list[str], error: Exception, max_attempt
                 session.add(job)
 
 
-def _claim_waiting(engine: Engine, limit: int, *, exclude: str | None) -> list[str]:
-    """Claim up to ``limit`` other PENDING jobs, oldest first, in one statement.
+def _claim_waiting(
+    engine: Engine,
+    limit: int,
+    *,
+    exclude: str | None = None,
+    first: str | None = None,
+    lease_seconds: int | None = None,
+) -> list[str]:
+    """Claim up to ``limit`` PENDING jobs, oldest first, in one transaction: ``first`` before the
+    others when it can be claimed (:func:`claim_job`'s rule), then the oldest waiting ones.
 
     On PostgreSQL the pick skips rows another worker is claiming at that moment (SKIP LOCKED)
     instead of waiting for its transaction; SQLite has a single writer anyway.
@@ -355,39 +374,55 @@ def _claim_waiting(engine: Engine, limit: int, *, exclude: str | None) -> list[s
     if limit <= 0:
         return []
     now = utcnow()
-    pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at).limit(limit)
-    if exclude is not None:
-        pick = pick.where(Job.id != exclude)
-    if engine.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
     with session_scope(engine) as session:
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id.in_(pick.scalar_subquery()), Job.status == JobStatus.PENDING)
-            .values(status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now)
-            .returning(Job.id)
-        )
-        return list(claimed.scalars())
+        claimed: list[str] = []
+        if first is not None:
+            if _claim_one(session, first, now, lease_seconds):
+                claimed.append(first)
+            exclude = first
+        pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at)
+        pick = pick.limit(limit - len(claimed))
+        if exclude is not None:
+            pick = pick.where(Job.id != exclude)
+        if engine.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        if len(claimed) < limit:
+            others = session.execute(
+                update(Job)
+                .where(Job.id.in_(pick.scalar_subquery()), Job.status == JobStatus.PENDING)
+                .values(_claimed(now))
+                .returning(Job.id)
+            )
+            claimed += others.scalars()
+        return claimed
+
+
+def _claimed(now: datetime) -> dict[str, Any]:
+    """What claiming writes: PROCESSING, one more attempt, started and touched now."""
+    return {
+        "status": JobStatus.PROCESSING,
+        "attempts": Job.attempts + 1,
+        "started_at": now,
+        "updated_at": now,
+    }
+
+
+def _claim_one(session: Session, job_id: str, now: datetime, lease_seconds: int | None) -> bool:
+    """Move ``job_id`` to PROCESSING if it is waiting, or its previous worker's lease of
+    ``lease_seconds`` ran out (None: only if it is waiting)."""
+    claimable = Job.status == JobStatus.PENDING
+    if lease_seconds is not None:
+        stale = now - timedelta(seconds=lease_seconds)
+        claimable = or_(claimable, (Job.status == JobStatus.PROCESSING) & (Job.updated_at < stale))
+    claimed = session.execute(update(Job).where(Job.id == job_id, claimable).values(_claimed(now))).rowcount
+    return bool(claimed)
 
 
 def claim_job(*, engine: Engine, job_id: str, lease_seconds: int) -> bool:
     """Move the job to PROCESSING if it is waiting (or its previous worker's lease ran out); then
     :func:`process_job` it with ``claimed=True``. False: someone else has it, or it has ended."""
-    now = utcnow()
-    stale = now - timedelta(seconds=lease_seconds)
     with session_scope(engine) as session:
-        claimed = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                or_(
-                    Job.status == JobStatus.PENDING,
-                    (Job.status == JobStatus.PROCESSING) & (Job.updated_at < stale),
-                ),
-            )
-            .values(status=JobStatus.PROCESSING, attempts=Job.attempts + 1, started_at=now, updated_at=now)
-        ).rowcount
-    return bool(claimed)
+        return _claim_one(session, job_id, utcnow(), lease_seconds)
 
 
 @dataclass
@@ -525,6 +560,7 @@ def _finish_all(
     )
     for job_id in job_ids:
         job_ended(session, job_id)
+        log.info("job %s %s", job_id, status, extra={"job_id": job_id})
 
 
 def existing_job(session: Session, job_id: str) -> Job:
