@@ -187,6 +187,7 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
                         escalated.append(latencies[-1])
                     job_ids.append(job_id)
 
+    commits = _commits(database_url)
     cpu = _cpu_by_role()
     started = time.perf_counter()
     with ThreadPoolExecutor(args.loop_clients) as pool:
@@ -202,12 +203,14 @@ def closed_loop(name, base, database_url, texts, args, *, mode: str, tag: str) -
         f"p95 {_pct(uploads, 0.95):.0f} ms; "
         f"{len(escalated) / max(1, len(latencies)):.0%} escalated, their upload->done p50 "
         f"{_pct(escalated, 0.5):.0f} ms, p95 {_pct(escalated, 0.95):.0f} ms)\n"
-        f"         {_cpu_per_document(cpu, len(job_ids), seconds)}",
+        f"         {_cpu_per_document(cpu, len(job_ids), seconds)}"
+        f"{_commits_per_document(commits, database_url, len(job_ids))}",
         flush=True,
     )
 
 
 def burst(name, base, database_url, texts, args, *, tag: str) -> None:  # type: ignore[no-untyped-def]
+    commits = _commits(database_url)
     cpu = _cpu_by_role()
     job_ids, started = _upload_all(
         base, [f"{texts[i % len(texts)]}\n\nRef {tag}-{i}" for i in range(args.burst)], args.burst_clients
@@ -224,7 +227,8 @@ def burst(name, base, database_url, texts, args, *, tag: str) -> None:  # type: 
         f"{len(completed) / (last - first):.1f} docs/s end to end (uploads took {upload_seconds:.1f} s); "
         f"upload->done p50 {_pct(latencies, 0.5):.0f} ms, p95 {_pct(latencies, 0.95):.0f} ms; "
         f"{_check(database_url, job_ids)}\n"
-        f"         {_cpu_per_document(cpu, len(job_ids), time.perf_counter() - started)}",
+        f"         {_cpu_per_document(cpu, len(job_ids), time.perf_counter() - started)}"
+        f"{_commits_per_document(commits, database_url, len(job_ids))}",
         flush=True,
     )
 
@@ -352,13 +356,47 @@ def _cpu_time(pid: int) -> float:
     return 0.0
 
 
+# The machine's own services the scaled shape uses (they idle while the embedded shape runs).
+SERVICES = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
 def _cpu_by_role() -> dict[str, float]:
-    """CPU seconds used so far by each kind of process this benchmark started (its own: the clients)."""
+    """CPU seconds used so far by each kind of process this benchmark started (its own: the
+    clients), and by the machine's PostgreSQL and Redis servers."""
     used: dict[str, float] = {}
     for pid in _tree(os.getpid()):
         role = "clients" if pid == os.getpid() else _name(pid)
         used[role] = used.get(role, 0.0) + _cpu_time(pid)
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            role = SERVICES.get((entry / "comm").read_text().strip()) if entry.name.isdigit() else None
+            if role:
+                used[role] = used.get(role, 0.0) + _cpu_time(int(entry.name))
     return used
+
+
+def _commits(database_url: str) -> int | None:
+    """Transactions PostgreSQL has committed in this database so far (None on SQLite). Its
+    statistics reach the view within a second of each commit."""
+    if not database_url.startswith("postgresql"):
+        return None
+    import psycopg
+
+    with psycopg.connect(POSTGRES.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
+        time.sleep(1.2)  # PostgreSQL flushes each backend's counts at most once a second
+        connection.execute("SELECT pg_stat_clear_snapshot()")
+        (count,) = connection.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        return int(count)
+
+
+def _commits_per_document(before: int | None, database_url: str, documents: int) -> str:
+    after = _commits(database_url)
+    if before is None or after is None:
+        return ""
+    # The benchmark's own queries (its checks, these counts) are a handful in all.
+    return f"; PostgreSQL {(after - before) / max(1, documents):.2f} transactions per document"
 
 
 def _cpu_per_document(before: dict[str, float], documents: int, seconds: float) -> str:
