@@ -102,6 +102,26 @@ def copy_prepared(starter_runtime: Runtime, data_dir: Path) -> Path:
     return data_dir
 
 
+@pytest.fixture(autouse=True)
+def _workers_serve_the_shared_runtime(request: pytest.FixtureRequest) -> None:
+    """A test on the shared API gets worker threads that run the shared runtime's jobs.
+
+    A process's workers run the jobs of the first runtime that started them. Another object on the
+    same database (a console opened by a UI test, a copy with other settings) may have been first
+    in this process, and its workers would then run the shared runtime's jobs with its settings
+    (seen: a synthesis task failing with llm_not_configured, depending on which tests xdist had
+    given the process before)."""
+    if "client" not in request.fixturenames:
+        return
+    from workers import dispatch
+
+    shared = request.getfixturevalue("runtime")
+    request.getfixturevalue("client")
+    if dispatch.serving() is not shared:
+        dispatch.stop()
+        dispatch.start(shared)
+
+
 @pytest.fixture(scope="session")
 def client(runtime: Runtime) -> Iterator:
     """The real API on the shared runtime, with the real in-process broker and worker threads."""
