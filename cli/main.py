@@ -40,6 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _at_least_one(value: str) -> int:
+    """An argument that counts something there must be at least one of."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heron", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -53,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     command("api", cmd_api, "Serve the HTTP API on HERON_API_HOST:HERON_API_PORT.")
     command("ui", cmd_ui, "Serve the Streamlit console on HERON_UI_PORT.")
     worker = command("worker", cmd_worker, "Run background workers.")
-    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--processes", type=_at_least_one, default=1, help="worker processes (default 1)")
     command("migrate", cmd_migrate, "Bring the database schema up to date.")
     command(
         "prepare",

@@ -165,3 +165,12 @@ def test_a_long_command_shows_progress_on_a_terminal_and_nothing_in_a_pipe(
     # Then the terminal saw the files counted to the end, and stdout is the report alone
     assert f"reading files: {count}/{count}" in shown.decode(errors="replace"), shown
     assert b"reading files" not in process.stdout.read()
+
+
+def test_a_worker_count_below_one_is_refused_with_a_usage_error(tmp_path: Path) -> None:
+    # When someone asks for no worker processes, or for a word
+    for count in ("0", "-2", "two"):
+        result = heron(tmp_path, "worker", "--processes", count)
+        # Then heron says what is wrong with the argument and exits with a usage error (no traceback)
+        assert result.returncode == 2, result.stderr
+        assert "--processes" in result.stderr and "Traceback" not in result.stderr
