@@ -94,12 +94,22 @@ def _waking_redis_broker(url: str) -> dramatiq.Broker:
                 return messages
             key = self._wake_key(queue_name)
             try:
-                self.client.blpop([key], timeout=IDLE_WAIT_SECONDS)
+                self.client.blpop([key], timeout=self._idle_wait)
+                waited.flag = True
+            except redis.TimeoutError:  # the reply outlasted the socket's timeout: look again
                 waited.flag = True
             except redis.ResponseError as error:  # not a list (a stray key): poll as Dramatiq does
                 log.debug("cannot wait on %s (%s)", key, error)
                 time.sleep(0.1)
             return fetch(queue_name, prefetch)
+
+        @property
+        def _idle_wait(self) -> float:
+            """How long a blocking wait may last: IDLE_WAIT_SECONDS, or less where the URL set a
+            shorter ``socket_timeout`` (a wait as long as the timeout would fail as a lost
+            connection)."""
+            timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+            return IDLE_WAIT_SECONDS if not timeout else min(IDLE_WAIT_SECONDS, float(timeout) / 2)
 
         def _wake_key(self, queue_name: str) -> str:
             return f"{self.namespace}:{queue_name}.wake"

@@ -67,3 +67,25 @@ def test_a_send_whose_wake_up_cannot_be_pushed_still_runs(tmp_path: Path) -> Non
     finally:
         worker.stop()
         broker.close()
+
+
+def test_a_socket_timeout_shorter_than_the_idle_wait_does_not_break_the_consumer(tmp_path: Path) -> None:
+    redis.Redis.from_url(REDIS).flushdb()
+    # Given a broker URL whose connections time out after 0.3 s, shorter than an idle wait (1 s)
+    url = f"{REDIS}?socket_timeout=0.3"
+    broker = build_broker(load_settings(data_dir=tmp_path, database_url="", broker_url=url))
+    ran = threading.Event()
+    actor = dramatiq.actor(lambda: ran.set(), broker=broker, queue_name=QUEUE, actor_name="wake_test.late")
+    worker = dramatiq.Worker(broker, worker_timeout=1000, worker_threads=1)
+    worker.start()
+    try:
+        # When the worker has been idle for several such timeouts, then a message is sent
+        time.sleep(2.0)
+        sent = time.monotonic()
+        actor.send()
+        # Then it runs promptly: the consumer waited in steps the socket allows, and is still there
+        assert ran.wait(timeout=5), "the message never ran"
+        assert time.monotonic() - sent < 1.0
+    finally:
+        worker.stop()
+        broker.close()
