@@ -75,13 +75,24 @@ def _waking_redis_broker(url: str) -> dramatiq.Broker:
         def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
             sent = super().enqueue(message, delay=delay)
             if delay is None:  # a delayed message is moved to its queue by a consumer, which is awake
-                key = self._wake_key(message.queue_name)
-                try:
-                    with self.client.pipeline(transaction=False) as pipeline:
-                        pipeline.lpush(key, 1).ltrim(key, 0, WAKE_BACKLOG - 1).execute()
-                except redis.RedisError as error:  # the message is sent: a consumer finds it anyway
-                    log.warning("sent, but no consumer woken (%s): one finds it within 1 s", error)
+                self._wake(message.queue_name)
             return sent
+
+        def do_requeue(self, queue_name: str, *message_ids: str) -> object:
+            """Put messages a consumer had taken but not run back in the queue (it is stopping),
+            and wake an idle consumer to take them."""
+            requeued = self._dispatch("requeue")(queue_name, *message_ids)
+            if message_ids:
+                self._wake(queue_name)
+            return requeued
+
+        def _wake(self, queue_name: str) -> None:
+            key = self._wake_key(queue_name)
+            try:
+                with self.client.pipeline(transaction=False) as pipeline:
+                    pipeline.lpush(key, 1).ltrim(key, 0, WAKE_BACKLOG - 1).execute()
+            except redis.RedisError as error:  # the message is queued: a consumer finds it anyway
+                log.warning("queued, but no consumer woken (%s): one finds it within 1 s", error)
 
         @property
         def consumer_class(self):  # type: ignore[no-untyped-def]

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import dramatiq
+import pytest
 import redis
 
 from core.settings import load_settings
 from tests.conftest import needs_services
+from workers import broker as broker_module
 from workers.broker import build_broker
 
 pytestmark = needs_services("Redis")
@@ -86,6 +88,37 @@ def test_a_socket_timeout_shorter_than_the_idle_wait_does_not_break_the_consumer
         # Then it runs promptly: the consumer waited in steps the socket allows, and is still there
         assert ran.wait(timeout=5), "the message never ran"
         assert time.monotonic() - sent < 1.0
+    finally:
+        worker.stop()
+        broker.close()
+
+
+def test_messages_a_stopping_consumer_gives_back_are_taken_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis.Redis.from_url(REDIS).flushdb()
+    # Idle consumers look again by themselves only every 5 s here: only a wake-up is faster
+    monkeypatch.setattr(broker_module, "IDLE_WAIT_SECONDS", 5.0)
+    broker = build_broker(load_settings(data_dir=tmp_path, database_url="", broker_url=REDIS))
+    ran = threading.Event()
+    actor = dramatiq.actor(lambda: ran.set(), broker=broker, queue_name=QUEUE, actor_name="wake_test.back")
+    # Given a message that one consumer took ahead of its threads
+    actor.send()
+    holder = broker.consume(QUEUE, prefetch=1, timeout=1000)
+    taken = next(message for message in holder if message is not None)
+    # And a worker idle on that queue, waiting to be woken
+    worker = dramatiq.Worker(broker, worker_timeout=1000, worker_threads=1)
+    worker.start()
+    try:
+        time.sleep(1.0)
+        assert not ran.is_set()
+        # When the first consumer stops and gives the message back
+        given_back = time.monotonic()
+        holder.requeue([taken])
+        holder.close()
+        # Then the idle worker runs it at once, not when its own wait runs out
+        assert ran.wait(timeout=10), "the message never ran"
+        assert time.monotonic() - given_back < 1.0
     finally:
         worker.stop()
         broker.close()
