@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
 # Larger images are scaled down before OCR: beyond this Tesseract gets slower, not better.
 OCR_MAX_PIXELS = 24_000_000
+# Smaller images (a shorter side below SMALL_SIDE pixels: a phone's thumbnail, a low-resolution
+# scan, an ID card) are scaled up so that side is UPSCALED_SIDE, at most MAX_UPSCALE times: Tesseract
+# reads text whose letters are a few pixels high poorly or not at all. On the training-side PDFs of
+# doctype-dev rendered at 50 and 70 dpi (425 and 595 pixels wide), word recall rose from 0.11 to 0.85
+# and from 0.87 to 0.93 (0.11 to 0.24 and 0.69 to 0.80 after photograph-like degradation); at 100 dpi
+# and more, where nothing is scaled, it stays 0.94.
+SMALL_SIDE = 800
+UPSCALED_SIDE = 1000
+MAX_UPSCALE = 4.0
 
 
 def extract_image(source: Source, context: Context, *, content_type: str) -> Parsed:
@@ -83,7 +92,8 @@ def _prepared_frames(image: Image, count: int, context: Context) -> Iterator[byt
 
 
 def prepare_for_ocr(frame: Image) -> bytes:
-    """Upright, greyscale, transparent areas white, at most OCR_MAX_PIXELS; encoded as PGM."""
+    """Upright, greyscale, transparent areas white, small images scaled up (SMALL_SIDE), at most
+    OCR_MAX_PIXELS; encoded as PGM."""
     from PIL import Image, ImageOps
 
     if frame.format == "JPEG" and frame.size[0] * frame.size[1] > OCR_MAX_PIXELS:
@@ -102,6 +112,10 @@ def prepare_for_ocr(frame: Image) -> bytes:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         upright = Image.alpha_composite(background, rgba)
     grey = upright.convert("L")
+    width, height = grey.size
+    if 0 < min(width, height) < SMALL_SIDE:
+        scale = min(MAX_UPSCALE, UPSCALED_SIDE / min(width, height))
+        grey = grey.resize((round(width * scale), round(height * scale)), Image.Resampling.LANCZOS)
     pixels = grey.size[0] * grey.size[1]
     if pixels > OCR_MAX_PIXELS:
         scale = (OCR_MAX_PIXELS / pixels) ** 0.5
