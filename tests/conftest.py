@@ -38,6 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ.setdefault(name, "1")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Test processes take whole files (module fixtures such as a running server are built once),
     and every file that uses PostgreSQL, Redis or RabbitMQ runs in the same process, one after
