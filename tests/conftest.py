@@ -54,6 +54,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xdist_group("services" if module in services else module))
 
 
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Bytes parameters are named by their size, not their content: random bytes, or a ZIP stamped
+    with the time, would differ between the test processes, which then refuse to start (pytest-xdist
+    compares the tests each collected)."""
+    if isinstance(val, bytes | bytearray):
+        return f"{len(val)}-bytes"
+    return None
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return load_settings(data_dir=data_dir, database_url="", broker_url="", **overrides)
 
