@@ -380,13 +380,13 @@ def _claim_waiting(
             if _claim_one(session, first, now, lease_seconds):
                 claimed.append(first)
             exclude = first
-        pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at)
-        pick = pick.limit(limit - len(claimed))
-        if exclude is not None:
-            pick = pick.where(Job.id != exclude)
-        if engine.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
         if len(claimed) < limit:
+            pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at)
+            pick = pick.limit(limit - len(claimed))
+            if exclude is not None:
+                pick = pick.where(Job.id != exclude)
+            if engine.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
             others = session.execute(
                 update(Job)
                 .where(Job.id.in_(pick.scalar_subquery()), Job.status == JobStatus.PENDING)

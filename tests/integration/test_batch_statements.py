@@ -34,6 +34,18 @@ def _submit(runtime: Runtime, texts: list[str]) -> list[str]:
     ]
 
 
+def _work(runtime: Runtime, **overrides) -> int:  # type: ignore[no-untyped-def]
+    return process_waiting(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        models=runtime.models,
+        policy=runtime.policy,
+        max_attempts=runtime.settings.max_attempts,
+        limits=runtime.extraction_limits,
+        **overrides,
+    )
+
+
 def _statements_to_classify(runtime: Runtime, texts: list[str]) -> tuple[list[str], list[str]]:
     job_ids = _submit(runtime, texts)
     statements: list[str] = []
@@ -44,15 +56,7 @@ def _statements_to_classify(runtime: Runtime, texts: list[str]) -> tuple[list[st
 
     event.listen(runtime.engine, "before_cursor_execute", count)
     try:
-        claimed = process_waiting(
-            engine=runtime.engine,
-            blobs=runtime.blobs,
-            models=runtime.models,
-            policy=runtime.policy,
-            max_attempts=runtime.settings.max_attempts,
-            limits=runtime.extraction_limits,
-            batch_size=len(texts),
-        )
+        claimed = _work(runtime, batch_size=len(texts))
     finally:
         event.remove(runtime.engine, "before_cursor_execute", count)
     assert claimed == len(texts)
@@ -85,18 +89,6 @@ def test_a_batch_of_six_takes_as_many_statements_as_a_batch_of_one(heron: Runtim
         assert status == "COMPLETED"
         assert text.strip() == sent.strip() and method
         assert np.frombuffer(vector, dtype=np.float16).shape == (384,)
-
-
-def _work(runtime: Runtime, **overrides) -> int:  # type: ignore[no-untyped-def]
-    return process_waiting(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        models=runtime.models,
-        policy=runtime.policy,
-        max_attempts=runtime.settings.max_attempts,
-        limits=runtime.extraction_limits,
-        **overrides,
-    )
 
 
 def _statuses(runtime: Runtime, job_ids: list[str]) -> list[str]:

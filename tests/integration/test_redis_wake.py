@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dramatiq
@@ -71,6 +73,18 @@ def test_a_send_whose_wake_up_cannot_be_pushed_still_runs(tmp_path: Path) -> Non
         broker.close()
 
 
+@contextmanager
+def _idle_worker(broker: dramatiq.Broker) -> Iterator[None]:
+    """One worker thread on ``broker`` while the block runs; the worker and the broker stopped after."""
+    worker = dramatiq.Worker(broker, worker_timeout=1000, worker_threads=1)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        broker.close()
+
+
 def test_a_socket_timeout_shorter_than_the_idle_wait_does_not_break_the_consumer(tmp_path: Path) -> None:
     redis.Redis.from_url(REDIS).flushdb()
     # Given a broker URL whose connections time out after 0.3 s, shorter than an idle wait (1 s)
@@ -78,9 +92,7 @@ def test_a_socket_timeout_shorter_than_the_idle_wait_does_not_break_the_consumer
     broker = build_broker(load_settings(data_dir=tmp_path, database_url="", broker_url=url))
     ran = threading.Event()
     actor = dramatiq.actor(lambda: ran.set(), broker=broker, queue_name=QUEUE, actor_name="wake_test.late")
-    worker = dramatiq.Worker(broker, worker_timeout=1000, worker_threads=1)
-    worker.start()
-    try:
+    with _idle_worker(broker):
         # When the worker has been idle for several such timeouts, then a message is sent
         time.sleep(2.0)
         sent = time.monotonic()
@@ -88,9 +100,6 @@ def test_a_socket_timeout_shorter_than_the_idle_wait_does_not_break_the_consumer
         # Then it runs promptly: the consumer waited in steps the socket allows, and is still there
         assert ran.wait(timeout=5), "the message never ran"
         assert time.monotonic() - sent < 1.0
-    finally:
-        worker.stop()
-        broker.close()
 
 
 def test_messages_a_stopping_consumer_gives_back_are_taken_at_once(
@@ -110,9 +119,7 @@ def test_messages_a_stopping_consumer_gives_back_are_taken_at_once(
         taken = next(holder)  # None after each second without a message
     assert taken is not None, "the consumer never got the message"
     # And a worker idle on that queue, waiting to be woken
-    worker = dramatiq.Worker(broker, worker_timeout=1000, worker_threads=1)
-    worker.start()
-    try:
+    with _idle_worker(broker):
         time.sleep(1.0)
         assert not ran.is_set()
         # When the first consumer stops and gives the message back
@@ -122,6 +129,3 @@ def test_messages_a_stopping_consumer_gives_back_are_taken_at_once(
         # Then the idle worker runs it at once, not when its own wait runs out
         assert ran.wait(timeout=10), "the message never ran"
         assert time.monotonic() - given_back < 1.0
-    finally:
-        worker.stop()
-        broker.close()
