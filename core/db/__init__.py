@@ -187,6 +187,18 @@ def _one_writer_at_a_time(engine: Engine) -> None:
 
 
 @contextlib.contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A session for a read of one statement, outside any transaction: on PostgreSQL no BEGIN and
+    COMMIT round trips around it (two of the three a job view took, read once per document by
+    every client that follows its job). Several statements here each see their own snapshot."""
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        Session(bind=connection, expire_on_commit=False) as session,
+    ):
+        yield session
+
+
+@contextlib.contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
     with Session(engine, expire_on_commit=False) as session:

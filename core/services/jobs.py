@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from core.blobs import BlobStore
 from core.classify.evidence import passage_spans
 from core.classify.model import Encoder, HeronModel, RememberingEncoder, RoutingPolicy
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.db.tables import (
     Document,
     Feedback,
@@ -585,7 +585,7 @@ def get_job(*, engine: Engine, job_id: str) -> JobView:
     if isinstance(kept, JobView):
         return kept
     JOB_EVENTS.follow(engine)
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         row = session.exec(_view_query([job_id])).first()
         if row is None:
             raise NotFound(f"Job {job_id!r} does not exist.")
@@ -642,7 +642,7 @@ ENDED = (JobStatus.COMPLETED, JobStatus.FAILED)
 
 def get_jobs(*, engine: Engine, job_ids: Sequence[str]) -> list[JobView]:
     """The jobs named, in that order (those that do not exist left out), in one query."""
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         rows = {row[0].id: row for row in session.exec(_view_query(job_ids))}
         return [_view(*rows[job_id]) for job_id in job_ids if job_id in rows]
 
