@@ -151,9 +151,17 @@ def process_waiting(
 
     A worker that keeps calling this until it returns 0 drains the queue with one message.
     """
-    claimed = _claim_waiting(engine, batch_size, first=first, lease_seconds=lease_seconds)
+    if batch_size <= 0:
+        return 0
+    # The claim and the batch's read share one transaction: two round trips fewer a batch (BEGIN
+    # and COMMIT), on the path of every document.
+    with session_scope(engine) as session:
+        claimed = _claim(session, batch_size, first=first, lease_seconds=lease_seconds)
+        read = _read_batch(session, claimed) if claimed else None
     if claimed:
-        _process_claimed(engine, blobs, models, claimed, policy, max_attempts, limits, extractor, handoff)
+        _process_claimed(
+            engine, blobs, models, claimed, policy, max_attempts, limits, extractor, handoff, read
+        )
     return len(claimed)
 
 
@@ -167,10 +175,11 @@ def _process_claimed(
     limits: ExtractionLimits | None,
     extractor: Extractor | None,
     handoff: Handoff | None,
+    read: _Read | None = None,
 ) -> None:
     lane = FAST if extractor is not None and handoff is not None else None
     try:
-        batch = _document_texts(engine, blobs, claimed, limits, extractor, lane)
+        batch = _document_texts(engine, blobs, claimed, limits, extractor, lane, read)
         _hand_off(engine, batch.slow, batch.unread)
         if batch.texts:
             _classify_and_store(engine, models, policy, batch)
@@ -373,28 +382,40 @@ def _claim_waiting(
     """
     if limit <= 0:
         return []
-    now = utcnow()
     with session_scope(engine) as session:
-        claimed: list[str] = []
-        if first is not None:
-            if _claim_one(session, first, now, lease_seconds):
-                claimed.append(first)
-            exclude = first
-        if len(claimed) < limit:
-            pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at)
-            pick = pick.limit(limit - len(claimed))
-            if exclude is not None:
-                pick = pick.where(Job.id != exclude)
-            if engine.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            others = session.execute(
-                update(Job)
-                .where(Job.id.in_(pick.scalar_subquery()), Job.status == JobStatus.PENDING)
-                .values(_claimed(now))
-                .returning(Job.id)
-            )
-            claimed += others.scalars()
-        return claimed
+        return _claim(session, limit, exclude=exclude, first=first, lease_seconds=lease_seconds)
+
+
+def _claim(
+    session: Session,
+    limit: int,
+    *,
+    exclude: str | None = None,
+    first: str | None = None,
+    lease_seconds: int | None = None,
+) -> list[str]:
+    """:func:`_claim_waiting` inside ``session``'s transaction."""
+    now = utcnow()
+    claimed: list[str] = []
+    if first is not None:
+        if _claim_one(session, first, now, lease_seconds):
+            claimed.append(first)
+        exclude = first
+    if len(claimed) < limit:
+        pick = select(Job.id).where(Job.status == JobStatus.PENDING).order_by(Job.created_at)
+        pick = pick.limit(limit - len(claimed))
+        if exclude is not None:
+            pick = pick.where(Job.id != exclude)
+        if session.get_bind().dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        others = session.execute(
+            update(Job)
+            .where(Job.id.in_(pick.scalar_subquery()), Job.status == JobStatus.PENDING)
+            .values(_claimed(now))
+            .returning(Job.id)
+        )
+        claimed += others.scalars()
+    return claimed
 
 
 def _claimed(now: datetime) -> dict[str, Any]:
@@ -446,6 +467,31 @@ class _Batch:
     unread: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What a batch reads from the database: each job's name, type and document (id, cached text,
+    stored original), and the active industries."""
+
+    rows: list[tuple[str, str, str, int, str | None, str]]
+    industries: set[str]
+
+
+def _read_batch(session: Session, job_ids: list[str]) -> _Read:
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.original_filename,
+            Job.file_content_type,
+            Document.id,
+            Document.text,
+            Document.storage_key,
+        )
+        .join(Document, Document.id == Job.document_id)
+        .where(Job.id.in_(job_ids))
+    ).all()
+    return _Read(rows=[tuple(row) for row in rows], industries=set(active_industries(session)))
+
+
 def _document_texts(
     engine: Engine,
     blobs: BlobStore,
@@ -453,29 +499,20 @@ def _document_texts(
     limits: ExtractionLimits | None,
     extractor: Extractor | None = None,
     lane: str | None = None,
+    read: _Read | None = None,
 ) -> _Batch:
     """The text of each job's document: cached on its row, else extracted from the stored original.
 
     One read for the whole batch, which also reads the active industries (round trips to the
     database dominate a small batch otherwise); what was extracted is written with the answers
     (:func:`_store_documents`). A document that cannot be read ends its job FAILED with the error's
-    code and is left out.
+    code and is left out. ``read``: what the claim's transaction read already (:func:`_read_batch`).
     """
-    with session_scope(engine) as session:
-        rows = session.execute(
-            select(
-                Job.id,
-                Job.original_filename,
-                Job.file_content_type,
-                Document.id,
-                Document.text,
-                Document.storage_key,
-            )
-            .join(Document, Document.id == Job.document_id)
-            .where(Job.id.in_(job_ids))
-        ).all()
-        industries = set(active_industries(session))
-    batch = _Batch(industries=industries)
+    if read is None:
+        with session_scope(engine) as session:
+            read = _read_batch(session, job_ids)
+    rows = read.rows
+    batch = _Batch(industries=read.industries)
     failed: dict[str, HeronError] = {}
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     started = time.monotonic()
