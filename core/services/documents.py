@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from core.blobs import CHUNK_SIZE, BlobStore, StoredBlob
 from core.db import session_scope
-from core.db.tables import Document, Job, Task, TaskStatus, new_id, utcnow
+from core.db.tables import AuditEvent, Document, Job, Task, TaskStatus, new_id, utcnow
 from core.errors import EmptyFile, HeronError, NotFound, UnsupportedType
 from core.events import JOB_EVENTS
 from core.extract import ExtractionLimits, is_supported, sniff, unsupported_message
@@ -173,6 +173,12 @@ def submit_batch(
         with session_scope(engine) as session:
             _document_for(session, blob, name, content_type)
         raise UnsupportedType(unsupported_message(name, content_type))
+    if content_type != ZIP and engine.dialect.name == "postgresql":
+        made = _insert_new_upload(
+            engine, blob, name, content_type, client_content_type or content_type, submitted_by, batch_id
+        )
+        if made is not None:
+            return Submission(jobs=[new_job_view(*made)], batch_id=batch_id)
     with session_scope(engine) as session:
         document = _document_for(session, blob, name, content_type)
         if content_type == ZIP:
@@ -380,10 +386,79 @@ def _new_job(
     return job
 
 
-def _document_for(session: Session, blob: StoredBlob, name: str, content_type: str) -> Document:
-    """The document row for these bytes: inserted unless it exists (also when the same bytes arrive
-    in another process at the same moment), in one statement rather than a savepoint."""
-    values = {
+def _insert_new_upload(
+    engine: Engine,
+    blob: StoredBlob,
+    name: str,
+    content_type: str,
+    job_type: str,
+    submitted_by: str | None,
+    batch_id: str | None,
+) -> tuple[Job, Document] | None:
+    """PostgreSQL, bytes not stored before: the document, its job and the upload's audit event in
+    one statement outside any transaction (atomic all the same), so one round trip instead of five
+    (BEGIN, three INSERTs, COMMIT) on the path each client waits on before it can follow its job.
+    None when a document with these bytes exists: nothing was written, and the caller takes the
+    general path (:func:`_document_for`)."""
+    values = _document_values(blob, name, content_type)
+    job = Job(
+        document_id=0,
+        original_filename=name,
+        file_content_type=job_type[:100],
+        submitted_by=submitted_by,
+        batch_id=batch_id,
+    )
+    event = AuditEvent(
+        actor=submitted_by,
+        action="document.uploaded",
+        subject_type="job",
+        subject_id=job.id,
+        details={"sha256": blob.sha256, "size": blob.size},
+    )
+    new_document = (
+        postgresql_insert(Document)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["sha256"])
+        .returning(Document.id)
+        .cte("new_document")
+    )
+    jobs = Job.__table__
+    given = [column for column in jobs.columns if column.name != "document_id"]
+    new_job = (
+        insert(jobs)
+        .from_select(
+            [*(column.name for column in given), "document_id"],
+            select(
+                *(bindparam(f"job_{c.name}", getattr(job, c.name), type_=c.type) for c in given),
+                new_document.c.id,
+            ),
+        )
+        .returning(jobs.c.id, jobs.c.document_id)
+        .cte("new_job")
+    )
+    events = AuditEvent.__table__
+    recorded = [column for column in events.columns if column.name not in ("id", "subject_id")]
+    statement = (
+        insert(events)
+        .from_select(
+            [*(column.name for column in recorded), "subject_id"],
+            select(
+                *(bindparam(f"event_{c.name}", getattr(event, c.name), type_=c.type) for c in recorded),
+                new_job.c.id,
+            ),
+        )
+        .returning(select(new_job.c.document_id).scalar_subquery())
+    )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        document_id = connection.execute(statement).scalar()
+    if document_id is None:
+        return None
+    job.document_id = document_id
+    return job, Document(id=document_id, **values)
+
+
+def _document_values(blob: StoredBlob, name: str, content_type: str) -> dict[str, Any]:
+    return {
         "sha256": blob.sha256,
         "original_name": name,
         "content_type": content_type,
@@ -393,6 +468,12 @@ def _document_for(session: Session, blob: StoredBlob, name: str, content_type: s
         "ocr_pages": [],
         "created_at": utcnow(),
     }
+
+
+def _document_for(session: Session, blob: StoredBlob, name: str, content_type: str) -> Document:
+    """The document row for these bytes: inserted unless it exists (also when the same bytes arrive
+    in another process at the same moment), in one statement rather than a savepoint."""
+    values = _document_values(blob, name, content_type)
     dialect = session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     inserted = session.execute(
