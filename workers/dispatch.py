@@ -22,7 +22,7 @@ from core.work import WorkSender
 from workers import context
 from workers.broker import install_broker
 from workers.doorbell import Doorbell, DoorbellSender, answers, socket_path
-from workers.sender import DRAINS, QueueSender
+from workers.sender import DRAINS, BackgroundSender, QueueSender
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
@@ -52,6 +52,15 @@ class WorkerHandle:
 
 _handle: WorkerHandle | None = None
 _lock = threading.Lock()
+_background: BackgroundSender | None = None
+
+
+def _external_sender() -> BackgroundSender:
+    """This process's sender to Redis or RabbitMQ: one thread, however many runtimes use it."""
+    global _background
+    if _background is None:
+        _background = BackgroundSender(QueueSender(coalesce=True))
+    return _background
 
 
 def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | None = None) -> WorkerHandle:
@@ -60,10 +69,17 @@ def start(runtime: Runtime, *, run_worker: bool | None = None, sweep: bool | Non
     global _handle
     with _lock:
         if _handle is not None:
-            runtime.work = QueueSender(coalesce=not _handle.in_process or _handle.worker is not None)
+            if _handle.in_process:
+                runtime.work = QueueSender(coalesce=_handle.worker is not None)
+            else:
+                runtime.work = _external_sender()
             return _handle
-        # With Redis/RabbitMQ every sender coalesces; an in-process queue only once its drains run here.
-        runtime.work = QueueSender(coalesce=not runtime.settings.in_process_broker)
+        # With Redis/RabbitMQ every sender coalesces, and sends after its caller has answered; an
+        # in-process queue coalesces only once its drains run here.
+        if runtime.settings.in_process_broker:
+            runtime.work = QueueSender(coalesce=False)
+        else:
+            runtime.work = _external_sender()
         context.install(runtime)
         broker = install_broker(runtime.settings)
         import workers.actors  # noqa: F401  (registers the actors on the broker just installed)

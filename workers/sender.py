@@ -17,7 +17,9 @@ committing its job, whether a drain is sure to come for it, and sends nothing th
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import threading
 import time
 
@@ -123,3 +125,55 @@ class QueueSender:
 
     def send_task(self, task_id: str, kind: str) -> None:
         dramatiq.get_broker().get_actor(TASK_ACTORS[kind]).send(task_id)
+
+
+# How long a stopping process waits for the sends it has queued (BackgroundSender.flush).
+FLUSH_SECONDS = 5.0
+
+
+class BackgroundSender:
+    """Sends on a thread of its own, after the caller has moved on: for the API and the console on
+    Redis or RabbitMQ, whose uploads otherwise waited for the broker's round trips (counting the
+    waiting classify messages, then sending) before answering their client.
+
+    The job is committed before it is handed over here, so a send that fails (the broker is down)
+    or that a dying process never makes loses nothing: the workers' sweeper re-sends jobs whose
+    message was lost. The upload is not failed for it. A process that stops normally first sends
+    what it has queued (:meth:`flush`, at exit).
+    """
+
+    def __init__(self, inner: QueueSender) -> None:
+        self.inner = inner
+        self._queue: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        self._thread = threading.Thread(target=self._send_forever, name="heron-sender", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def send_classify(self, job_id: str) -> None:
+        self._queue.put(("classify", job_id, ""))
+
+    def send_task(self, task_id: str, kind: str) -> None:
+        self._queue.put(("task", task_id, kind))
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until everything queued so far was sent (or failed); False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _send_forever(self) -> None:
+        while True:
+            what, item_id, kind = self._queue.get()
+            try:
+                if what == "classify":
+                    self.inner.send_classify(item_id)
+                else:
+                    self.inner.send_task(item_id, kind)
+            except Exception:
+                message = "could not send %s %s to the broker; the sweeper re-sends it"
+                log.warning(message, what, item_id, exc_info=True)
+            finally:
+                self._queue.task_done()

@@ -68,3 +68,25 @@ def test_running_a_job_twice_stores_one_prediction(client, runtime) -> None:  # 
     with session_scope(runtime.engine) as session:
         count = session.exec(select(func.count()).where(Prediction.job_id == job.id)).one()
     assert count == 1
+
+
+def test_an_upload_is_accepted_and_kept_while_the_broker_is_unreachable(prepared_dir) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from bench.server import free_port, heron_api
+
+    # Given `heron api` configured for a Redis that does not answer (nothing listens on its port)
+    broker = f"redis://127.0.0.1:{free_port()}/0"
+    with (
+        heron_api(HERON_DATA_DIR=str(prepared_dir), HERON_BROKER_URL=broker, HF_HUB_OFFLINE="1") as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        # When a client uploads a document
+        answer = client.post("/api/classify_file", files={"file": ("ruling.txt", LEGAL.encode())})
+        # Then the upload is accepted, not failed for the message it could not send: the job is
+        # stored and waits (the workers' sweeper sends it once the broker is back)
+        assert answer.status_code == 200, answer.text
+        job_id = answer.json()["job_id"]
+        assert client.get(f"/api/jobs/{job_id}").json()["status"] == "PENDING"
+        # And the API keeps serving
+        assert client.get("/health").status_code == 200
