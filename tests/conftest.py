@@ -202,6 +202,27 @@ SERVICE_PORTS = {"PostgreSQL": 5432, "Redis": 6379, "RabbitMQ": 5672}
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
+@contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A PostgreSQL schema of the test's own (named ``prefix`` + random): yields a database URL whose
+    tables live in it, and drops it afterwards (:func:`drop_schema`)."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(POSTGRES)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        drop_schema(schema)
+
+
 def drop_schema(schema: str, wait_seconds: int = 20) -> None:
     """Drop a test's PostgreSQL schema without waiting forever for whoever still holds its tables.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, exc, text
+from sqlalchemy import Connection, Engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
@@ -186,13 +186,19 @@ def _one_writer_at_a_time(engine: Engine) -> None:
         event.listen(engine, returned, _give_back)
 
 
+def outside_transactions(engine: Engine) -> Connection:
+    """A connection whose every statement is its own transaction: on PostgreSQL no BEGIN and COMMIT
+    round trips around a statement that needs no company (use it as a context manager)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
 @contextlib.contextmanager
 def read_scope(engine: Engine) -> Iterator[Session]:
-    """A session for a read of one statement, outside any transaction: on PostgreSQL no BEGIN and
-    COMMIT round trips around it (two of the three a job view took, read once per document by
-    every client that follows its job). Several statements here each see their own snapshot."""
+    """A session for a read of one statement, outside any transaction (:func:`outside_transactions`:
+    two of the three round trips a job view took, read once per document by every client that
+    follows its job). Several statements here each see their own snapshot."""
     with (
-        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        outside_transactions(engine) as connection,
         Session(bind=connection, expire_on_commit=False) as session,
     ):
         yield session

@@ -24,13 +24,16 @@ def record(
 ) -> None:
     """Add an audit event to the caller's transaction (it commits with the change it describes)."""
     session.add(
-        AuditEvent(
-            actor=actor,
-            action=action,
-            subject_type=subject_type,
-            subject_id=str(subject_id),
-            details=details,
-        )
+        event(action=action, subject_type=subject_type, subject_id=subject_id, actor=actor, **details)
+    )
+
+
+def event(
+    *, action: str, subject_type: str, subject_id: object, actor: str | None = None, **details: Any
+) -> AuditEvent:
+    """The audit event :func:`record` adds, for a caller that writes it itself."""
+    return AuditEvent(
+        actor=actor, action=action, subject_type=subject_type, subject_id=str(subject_id), details=details
     )
 
 

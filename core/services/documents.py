@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from core.blobs import CHUNK_SIZE, BlobStore, StoredBlob
-from core.db import session_scope
+from core.db import outside_transactions, session_scope
 from core.db.tables import AuditEvent, Document, Job, Task, TaskStatus, new_id, utcnow
 from core.errors import EmptyFile, HeronError, NotFound, UnsupportedType
 from core.events import JOB_EVENTS
@@ -366,16 +366,29 @@ def _new_job(
     blob: StoredBlob,
     batch_id: str | None = None,
 ) -> Job:
+    job, uploaded = _job_and_event(document.id, name, content_type, submitted_by, blob, batch_id)
+    session.add(job)  # its id is made here, so it and its audit event are flushed together
+    session.add(uploaded)
+    return job
+
+
+def _job_and_event(
+    document_id: int | None,
+    name: str,
+    content_type: str,
+    submitted_by: str | None,
+    blob: StoredBlob,
+    batch_id: str | None,
+) -> tuple[Job, AuditEvent]:
+    """A new job for a stored upload, and the audit event that records who uploaded it."""
     job = Job(
-        document_id=document.id,
+        document_id=document_id,
         original_filename=name,
         file_content_type=content_type[:100],
         submitted_by=submitted_by,
         batch_id=batch_id,
     )
-    session.add(job)  # its id is made here, so it and its audit event are flushed together
-    audit.record(
-        session,
+    uploaded = audit.event(
         action="document.uploaded",
         subject_type="job",
         subject_id=job.id,
@@ -383,7 +396,7 @@ def _new_job(
         sha256=blob.sha256,
         size=blob.size,
     )
-    return job
+    return job, uploaded
 
 
 def _insert_new_upload(
@@ -401,20 +414,7 @@ def _insert_new_upload(
     None when a document with these bytes exists: nothing was written, and the caller takes the
     general path (:func:`_document_for`)."""
     values = _document_values(blob, name, content_type)
-    job = Job(
-        document_id=0,
-        original_filename=name,
-        file_content_type=job_type[:100],
-        submitted_by=submitted_by,
-        batch_id=batch_id,
-    )
-    event = AuditEvent(
-        actor=submitted_by,
-        action="document.uploaded",
-        subject_type="job",
-        subject_id=job.id,
-        details={"sha256": blob.sha256, "size": blob.size},
-    )
+    job, uploaded = _job_and_event(None, name, job_type, submitted_by, blob, batch_id)
     new_document = (
         postgresql_insert(Document)
         .values(**values)
@@ -422,39 +422,31 @@ def _insert_new_upload(
         .returning(Document.id)
         .cte("new_document")
     )
-    jobs = Job.__table__
-    given = [column for column in jobs.columns if column.name != "document_id"]
     new_job = (
-        insert(jobs)
-        .from_select(
-            [*(column.name for column in given), "document_id"],
-            select(
-                *(bindparam(f"job_{c.name}", getattr(job, c.name), type_=c.type) for c in given),
-                new_document.c.id,
-            ),
-        )
-        .returning(jobs.c.id, jobs.c.document_id)
+        _insert_taking(job, "document_id", new_document.c.id)
+        .returning(Job.__table__.c.id, Job.__table__.c.document_id)
         .cte("new_job")
     )
-    events = AuditEvent.__table__
-    recorded = [column for column in events.columns if column.name not in ("id", "subject_id")]
-    statement = (
-        insert(events)
-        .from_select(
-            [*(column.name for column in recorded), "subject_id"],
-            select(
-                *(bindparam(f"event_{c.name}", getattr(event, c.name), type_=c.type) for c in recorded),
-                new_job.c.id,
-            ),
-        )
-        .returning(select(new_job.c.document_id).scalar_subquery())
+    statement = _insert_taking(uploaded, "subject_id", new_job.c.id).returning(
+        select(new_job.c.document_id).scalar_subquery()
     )
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with outside_transactions(engine) as connection:
         document_id = connection.execute(statement).scalar()
     if document_id is None:
         return None
     job.document_id = document_id
     return job, Document(id=document_id, **values)
+
+
+def _insert_taking(row: Any, column: str, source: Any) -> Any:
+    """``INSERT INTO <row's table> SELECT``: ``row``'s values, but ``column`` taken from ``source``
+    (a column of an earlier CTE); columns ``row`` leaves to the database (a serial id) are left out."""
+    table = type(row).__table__
+    given = [
+        c for c in table.columns if c.name != column and not (c.primary_key and getattr(row, c.name) is None)
+    ]
+    values = (bindparam(f"{table.name}_{c.name}", getattr(row, c.name), type_=c.type) for c in given)
+    return insert(table).from_select([*(c.name for c in given), column], select(*values, source))
 
 
 def _document_values(blob: StoredBlob, name: str, content_type: str) -> dict[str, Any]:

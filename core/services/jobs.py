@@ -366,24 +366,12 @@ def _give_back(engine: Engine, job_ids: list[str], error: Exception, max_attempt
                 session.add(job)
 
 
-def _claim_waiting(
-    engine: Engine,
-    limit: int,
-    *,
-    exclude: str | None = None,
-    first: str | None = None,
-    lease_seconds: int | None = None,
-) -> list[str]:
-    """Claim up to ``limit`` PENDING jobs, oldest first, in one transaction: ``first`` before the
-    others when it can be claimed (:func:`claim_job`'s rule), then the oldest waiting ones.
-
-    On PostgreSQL the pick skips rows another worker is claiming at that moment (SKIP LOCKED)
-    instead of waiting for its transaction; SQLite has a single writer anyway.
-    """
+def _claim_waiting(engine: Engine, limit: int, *, exclude: str) -> list[str]:
+    """:func:`_claim` in a transaction of its own: up to ``limit`` waiting jobs besides ``exclude``."""
     if limit <= 0:
         return []
     with session_scope(engine) as session:
-        return _claim(session, limit, exclude=exclude, first=first, lease_seconds=lease_seconds)
+        return _claim(session, limit, exclude=exclude)
 
 
 def _claim(
@@ -394,7 +382,12 @@ def _claim(
     first: str | None = None,
     lease_seconds: int | None = None,
 ) -> list[str]:
-    """:func:`_claim_waiting` inside ``session``'s transaction."""
+    """Claim up to ``limit`` PENDING jobs, oldest first, in ``session``'s transaction: ``first``
+    before the others when it can be claimed (:func:`claim_job`'s rule), then the oldest waiting ones.
+
+    On PostgreSQL the pick skips rows another worker is claiming at that moment (SKIP LOCKED)
+    instead of waiting for its transaction; SQLite has a single writer anyway.
+    """
     now = utcnow()
     claimed: list[str] = []
     if first is not None:
@@ -472,7 +465,7 @@ class _Read:
     """What a batch reads from the database: each job's name, type and document (id, cached text,
     stored original), and the active industries."""
 
-    rows: list[tuple[str, str, str, int, str | None, str]]
+    rows: list[Any]  # (job id, file name, file type, document id, text or None, storage key)
     industries: set[str]
 
 
@@ -489,7 +482,7 @@ def _read_batch(session: Session, job_ids: list[str]) -> _Read:
         .join(Document, Document.id == Job.document_id)
         .where(Job.id.in_(job_ids))
     ).all()
-    return _Read(rows=[tuple(row) for row in rows], industries=set(active_industries(session)))
+    return _Read(rows=list(rows), industries=set(active_industries(session)))
 
 
 def _document_texts(

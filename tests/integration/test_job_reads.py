@@ -6,7 +6,7 @@ from sqlalchemy import event
 
 from core.events import JOB_EVENTS, VIEW_SECONDS
 from core.services.documents import upload
-from tests.conftest import POSTGRES, drop_schema, needs_services
+from tests.conftest import needs_services, postgres_schema
 from tests.documents import LEGAL
 
 
@@ -62,42 +62,34 @@ def test_polling_a_waiting_job_costs_no_query_and_its_end_shows_at_once(client, 
 
 @needs_services("PostgreSQL")
 def test_a_job_view_on_postgresql_is_read_outside_any_transaction() -> None:
-    import uuid
-
     from psycopg.pq import TransactionStatus
-    from sqlalchemy import text as sql
 
     from core.db import make_engine, migrate, session_scope
     from core.db.tables import Document, Job
     from core.services.jobs import get_job
 
     # Given a job waiting in a PostgreSQL database
-    schema = f"heron_reads_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(POSTGRES)
-    with admin.begin() as connection:
-        connection.execute(sql(f"CREATE SCHEMA {schema}"))
-    admin.dispose()
-    engine = make_engine(f"{POSTGRES}?options=-csearch_path%3D{schema}")
-    try:
-        migrate(engine)
-        with session_scope(engine) as session:
-            document = Document(sha256="ab" * 32, original_name="a.txt", size=3, storage_key="ab/cd")
-            session.add(document)
-            session.flush()
-            job = Job(document_id=document.id, original_filename="a.txt", file_content_type="text/plain")
-            session.add(job)
-        states: list[object] = []
+    with postgres_schema("heron_reads") as url:
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+            with session_scope(engine) as session:
+                document = Document(sha256="ab" * 32, original_name="a.txt", size=3, storage_key="ab/cd")
+                session.add(document)
+                session.flush()
+                job = Job(document_id=document.id, original_filename="a.txt", file_content_type="text/plain")
+                session.add(job)
+            states: list[object] = []
 
-        def state(conn, *_args) -> None:  # type: ignore[no-untyped-def]
-            states.append(conn.connection.dbapi_connection.info.transaction_status)
+            def state(conn, *_args) -> None:  # type: ignore[no-untyped-def]
+                states.append(conn.connection.dbapi_connection.info.transaction_status)
 
-        event.listen(engine, "after_cursor_execute", state)
-        # When a client reads it (its view is not in memory: nothing has read it in this process)
-        view = get_job(engine=engine, job_id=job.id)
-        # Then one statement answered it, with no transaction around it: no BEGIN and COMMIT
-        # round trips, which were two of the three a view took
-        assert view.status == "PENDING" and view.original_filename == "a.txt"
-        assert states == [TransactionStatus.IDLE]
-    finally:
-        engine.dispose()
-        drop_schema(schema)
+            event.listen(engine, "after_cursor_execute", state)
+            # When a client reads it (its view is not in memory: nothing has read it in this process)
+            view = get_job(engine=engine, job_id=job.id)
+            # Then one statement answered it, with no transaction around it: no BEGIN and COMMIT
+            # round trips, which were two of the three a view took
+            assert view.status == "PENDING" and view.original_filename == "a.txt"
+            assert states == [TransactionStatus.IDLE]
+        finally:
+            engine.dispose()
