@@ -112,7 +112,8 @@ class QueueSender:
     def __init__(self, *, coalesce: bool = False) -> None:
         self.coalesce = coalesce
 
-    def send_classify(self, job_id: str) -> None:
+    def send_classify(self, job_id: str) -> bool:
+        """Send a classify message for ``job_id`` unless a drain is sure to come; True if sent."""
         broker = dramatiq.get_broker()
         if self.coalesce:
             if isinstance(broker, StubBroker):
@@ -120,8 +121,9 @@ class QueueSender:
             else:
                 drain_coming = classify_message_waiting(broker)
             if drain_coming:
-                return  # a drain that has not claimed yet claims it
+                return False  # a drain that has not claimed yet claims it
         broker.get_actor(CLASSIFY_ACTOR).send(job_id)
+        return True
 
     def send_task(self, task_id: str, kind: str) -> None:
         dramatiq.get_broker().get_actor(TASK_ACTORS[kind]).send(task_id)
@@ -144,16 +146,19 @@ class BackgroundSender:
 
     def __init__(self, inner: QueueSender) -> None:
         self.inner = inner
-        self._queue: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, str, str, float]] = queue.Queue()
+        # Classify jobs handed over before this moment are covered by a message already sent or
+        # found waiting (see _send_forever).
+        self._covered_before = 0.0
         self._thread = threading.Thread(target=self._send_forever, name="heron-sender", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
 
     def send_classify(self, job_id: str) -> None:
-        self._queue.put(("classify", job_id, ""))
+        self._queue.put(("classify", job_id, "", time.monotonic()))
 
     def send_task(self, task_id: str, kind: str) -> None:
-        self._queue.put(("task", task_id, kind))
+        self._queue.put(("task", task_id, kind, time.monotonic()))
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
         """Wait until everything queued so far was sent (or failed); False after ``timeout``."""
@@ -165,11 +170,20 @@ class BackgroundSender:
         return True
 
     def _send_forever(self) -> None:
+        """Sends in order. A classify job handed over while an earlier classify send was under way
+        needs nothing more: its job was committed before that send finished, so the drain that
+        message starts claims it. (Checked again, the broker may not count a message published a
+        moment ago, and a burst that queued up behind the first send sent two.)"""
         while True:
-            what, item_id, kind = self._queue.get()
+            what, item_id, kind, handed_over = self._queue.get()
             try:
                 if what == "classify":
-                    self.inner.send_classify(item_id)
+                    if handed_over >= self._covered_before:
+                        started = time.monotonic()
+                        sent = self.inner.send_classify(item_id)
+                        # Sent: it covers every job handed over until now. Found a message waiting:
+                        # that one covers the jobs handed over before the look.
+                        self._covered_before = time.monotonic() if sent else started
                 else:
                     self.inner.send_task(item_id, kind)
             except Exception:
