@@ -1,11 +1,12 @@
 """Queueing a training run: what approvals, industry changes, new synthetic examples and people's
-requests ask for. A request joins one still waiting; a new run is sent once its row is committed."""
+requests ask for. A request joins one still waiting; a new run is sent once its row is committed,
+and a waiting one again when its message looks lost."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from core.services import training
+from core.services import tasks, training
 from core.services.tasks import TaskView
 from core.work import WorkSender
 
@@ -16,11 +17,12 @@ def queue_training(
     """Queue an incremental update (or a full retrain), or join the equivalent one still waiting.
 
     An incremental run refits on every approved example, however old, so it is what follow-up work
-    asks for; a full retrain is one click (or call) away.
+    asks for; a full retrain is one click (or call) away. Joining a run whose message was lost
+    sends it again, so an approval after a broker restart still trains within seconds.
     """
     task, joined = training.request_training(
         engine=engine, mode="incremental" if incremental else "full", actor=actor
     )
-    if not joined:
+    if not joined or tasks.looks_lost(task):
         work.send_task(task.id, task.kind)
     return task

@@ -9,7 +9,7 @@ returns RUNNING tasks whose worker stopped reporting.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, update
@@ -22,6 +22,9 @@ from core.services import audit
 
 KINDS = ("training", "synthesis", "unpack")
 FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+# A task held up by another (training waits for the run holding the lease) is claimed and put back
+# every few seconds, which touches its row; a PENDING task untouched this long has lost its message.
+UNTOUCHED_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,15 @@ def find_waiting(session: Session, *, kind: str, params: dict[str, Any] | None =
         if params is None or all(task.params.get(k) == v for k, v in params.items()):
             return task
     return None
+
+
+def looks_lost(task: TaskView) -> bool:
+    """Whether a waiting task's message was probably lost (a broker restarted, a process died
+    before sending it): it is PENDING and nothing has touched it for ``UNTOUCHED_SECONDS``. A
+    request that joins such a task sends it again rather than leave it to the sweeper (minutes);
+    sending twice is safe, since claiming is atomic."""
+    updated = task.updated_at if task.updated_at.tzinfo else task.updated_at.replace(tzinfo=UTC)
+    return task.status == TaskStatus.PENDING and utcnow() - updated > timedelta(seconds=UNTOUCHED_SECONDS)
 
 
 def start(engine: Engine, task_id: str) -> Task | None:

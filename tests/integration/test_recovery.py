@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from core.db import session_scope
-from core.db.tables import Job, JobStatus, utcnow
+from core.db.tables import Job, JobStatus, Task, utcnow
 from core.services.documents import submit_upload
-from tests.conftest import wait_for_job
-from tests.documents import LEGAL
+from core.services.training import request_training
+from tests.conftest import wait_for_job, wait_for_task
+from tests.documents import LEGAL, TECHNOLOGY
 from workers import dispatch
 
 
@@ -48,6 +50,27 @@ def test_a_job_abandoned_mid_processing_is_retried_after_its_lease(client, runti
     # Then the job completes, once
     finished = wait_for_job(client, job.id)
     assert finished["status"] == "COMPLETED" and finished["attempts"] == 2
+
+
+def test_an_approval_runs_a_waiting_training_whose_message_was_lost_within_seconds(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given a training run queued before the broker restarted: its row waits, its message is gone
+    lost, _ = request_training(engine=runtime.engine, mode="incremental", actor="ada")
+    with session_scope(runtime.engine) as session:
+        stored = session.get(Task, lost.id)
+        stored.updated_at = utcnow() - timedelta(seconds=60)
+        session.add(stored)
+    # When a reviewer approves a correction (the sweeper would re-send the run only after minutes)
+    text = TECHNOLOGY + " Lost message, found again."
+    sent = client.post("/api/classify_file", files={"file": ("lost.txt", text.encode())})
+    job = wait_for_job(client, sent.json()["job_id"])
+    correction = {"job_id": job["id"], "corrected_classification": "finance"}
+    feedback = client.post("/api/feedback/", json=correction)
+    approved_at = time.monotonic()
+    assert client.post(f"/api/feedback/{feedback.json()['feedback_id']}/approve").status_code == 200
+    # Then the approval joined that run and sent it again: it has run within ten seconds
+    finished = wait_for_task(client, lost.id, timeout=30)
+    assert finished["status"] == "SUCCEEDED", finished
+    assert time.monotonic() - approved_at < 10, finished
 
 
 def test_running_a_job_twice_stores_one_prediction(client, runtime) -> None:  # type: ignore[no-untyped-def]
