@@ -175,6 +175,42 @@ def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_an
     assert answers[0] == answers[1]
 
 
+COOKING = "Cooking and recipes: recipes, ingredients, cooking methods, baking, kitchen tips and meal ideas."
+RECIPES = [
+    "Weeknight lentil soup. Serves four. Soften a chopped onion, two carrots and a stick of celery in "
+    "olive oil for ten minutes, stir in a teaspoon of cumin, add 200 g of red lentils and a litre of "
+    "stock, then simmer for twenty-five minutes. Season, blend half and finish with lemon juice.",
+    "For the crumble, rub 150 g of cold butter into 200 g of flour until it looks like breadcrumbs, stir "
+    "in the sugar and oats, scatter it over the sliced apples and bake at 180C for forty minutes.",
+]
+
+
+def test_a_described_industry_takes_the_catch_alls_documents_of_its_kind(copies) -> None:  # type: ignore[no-untyped-def]
+    # Given the starter model, whose catch-all "other" holds our own recipes, and whose description
+    # of "other" opens with a sentence naming food among everything else
+    runtime = copies[0]
+    models = ModelCache(runtime.encoder, refresh_seconds=0)
+    _, starter = models.active(runtime.engine)
+    assert {v.label for v in starter.classify(RECIPES, runtime.policy, encoder=runtime.encoder)} == {"other"}
+    before = starter.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
+    # When "cooking" is added from a description only
+    create_industry(engine=runtime.engine, name="cooking", description=COOKING, actor="test")
+    outcome = train_incremental(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    )
+    assert outcome.activated, outcome.reason
+    with session_scope(runtime.engine) as session:
+        trained_on = session.get(ModelVersion, outcome.version_id).trained_on
+    # Then the starter's recipes moved to it (and only they did), and new recipes are cooking
+    assert trained_on["by_label"]["cooking"] == trained_on["carved"] >= 3
+    _, model = models.active(runtime.engine)
+    assert [v.label for v in model.classify(RECIPES, runtime.policy, encoder=runtime.encoder)] == [
+        "cooking"
+    ] * len(RECIPES)
+    after = model.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
+    assert [v.label for v in after] == [v.label for v in before]
+
+
 def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  # type: ignore[no-untyped-def]
     # Given a user (a cooking school) who files recipes under education, although the starter corpus
     # files its recipes under "other"

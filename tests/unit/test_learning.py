@@ -151,6 +151,27 @@ def test_carving_moves_only_starter_catch_all_examples_that_the_newcomer_describ
     )
 
 
+def test_a_generic_catch_all_sentence_does_not_outbid_the_newcomer() -> None:
+    # 3-d toy vectors: x = sport, y = hobbies, z = what every document has in common. The catch-all's
+    # first sentence is generic ("Documents that belong to none of the other industries …"): raw, it
+    # is the closest sentence to every document, the sports report included.
+    def unit(rows: list[list[float]]) -> np.ndarray:
+        vectors = np.array(rows)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    documents = unit([[0.6, 0, 0.8], [0, 0.6, 0.8], [0.05, 0.5, 0.8], [0.1, 0.1, 0.9]])
+    catch_all = unit([[0.1, 0.1, 0.99], [0, 1, 0.3]])
+    sports = unit([[1, 0, 0.3]])
+    assert (documents[0] @ catch_all.T).max() > (documents[0] @ sports.T).max()
+    sentences = {"other": (catch_all, catch_all), "sports": (sports, sports)}
+    labels = ["other", "other", "other", "other"]
+    carved = carve_out(
+        labels, [True] * 4, (documents, documents), sentences, catch_all="other", newcomers=["sports"]
+    )
+    # Counted above each sentence's usual similarity, the sports report moves and nothing else does
+    assert carved == ["sports", "other", "other", "other"]
+
+
 def test_description_sentences_leave_out_the_whole() -> None:
     assert description_sentences("Match reports and results. News about clubs and players.") == [
         "Match reports and results.",
