@@ -29,6 +29,7 @@ from scipy import sparse
 from scipy.special import logsumexp
 
 from core.classify.calibration import softmax
+from core.classify.carving import Carver
 from core.classify.evidence import Passage, passage_spans, strongest
 from core.classify.softmax import SoftmaxRegression
 from core.classify.static import sample_text
@@ -233,6 +234,9 @@ class HeronModel:
     # A document no newcomer wins gets its answer, so a newcomer changes no answer but the ones it
     # takes — not even the borderline ones a retrained catch-all would tip over.
     settled: HeronModel | None = None
+    # While such industries were carved out of the catch-all, the rule that carved them: a document
+    # the model files under the catch-all goes to the newcomer the rule says claims it.
+    carver: Carver | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -304,32 +308,14 @@ class HeronModel:
         labels = [label for label in self.labels if allowed is None or label in set(allowed)]
         known = set(self.fast.labels)
         newcomers = {label for label in labels if label not in known or label in self.young_labels}
-        if self.settled is None or not newcomers or len(newcomers) == len(labels):
+        if not newcomers or len(newcomers) == len(labels):
             return self._classify(texts, policy, encoder=encoder, labels=labels)
-        encoder = RememberingEncoder(encoder)  # both models read the same documents: embed them once
+        encoder = RememberingEncoder(encoder)  # every step reads the same documents: embed them once
         verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
-        # A newcomer takes a document only when it is the answer with at least the review
-        # threshold's confidence; a document it only leans towards keeps its answer from before and
-        # goes to a person (that is where the newcomer's first examples come from).
-        unsure = {
-            i
-            for i, verdict in enumerate(verdicts)
-            if verdict.label in newcomers and verdict.confidence < policy.review_threshold
-        }
-        rest = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure]
-        if rest:
-            established = [label for label in labels if label not in newcomers]
-            settled = self.settled.classify(
-                [texts[i] for i in rest], policy, encoder=encoder, allowed=established
-            )
-            for i, verdict in zip(rest, settled, strict=True):
-                if i in unsure:
-                    verdict = replace(
-                        verdict,
-                        needs_review=True,
-                        review_reasons=(*verdict.review_reasons, NEW_INDUSTRY_UNSURE),
-                    )
-                verdicts[i] = verdict
+        if self.settled is not None:
+            verdicts = _settle(self.settled, texts, verdicts, policy, encoder, labels, newcomers)
+        if self.carver is not None:
+            verdicts = _carve(self.carver, texts, verdicts, encoder, newcomers)
         return verdicts
 
     def _classify(
@@ -492,6 +478,8 @@ class HeronModel:
             archive.writestr("arrays.npz", arrays.getvalue())
             if self.settled is not None:
                 archive.writestr("settled.bin", self.settled.to_bytes())
+            if self.carver is not None:
+                archive.writestr("carver.bin", self.carver.to_bytes())
         return buffer.getvalue()
 
     @staticmethod
@@ -511,9 +499,9 @@ class HeronModel:
                 raise ValueError(f"Unknown model format {meta.get('format')!r}.")
             with np.load(io.BytesIO(archive.read("arrays.npz")), allow_pickle=False) as arrays:
                 stored = {key: arrays[key] for key in arrays.files}
-            settled = (
-                cls.from_bytes(archive.read("settled.bin")) if "settled.bin" in archive.namelist() else None
-            )
+            names = archive.namelist()
+            settled = cls.from_bytes(archive.read("settled.bin")) if "settled.bin" in names else None
+            carver = Carver.from_bytes(archive.read("carver.bin")) if "carver.bin" in names else None
         info = meta["semantic"]
 
         def state(prefix: str) -> dict[str, np.ndarray]:
@@ -542,7 +530,68 @@ class HeronModel:
             young_labels=tuple(meta.get("young_labels", ())),
             catch_all=meta.get("catch_all"),
             settled=settled,
+            carver=carver,
         )
+
+
+def _settle(
+    settled: HeronModel,
+    texts: Sequence[str],
+    verdicts: list[Verdict],
+    policy: RoutingPolicy,
+    encoder: Encoder,
+    labels: list[str],
+    newcomers: set[str],
+) -> list[Verdict]:
+    """Every document no newcomer takes gets the settled model's answer (HeronModel.settled).
+
+    A newcomer takes a document only when it is the answer with at least the review threshold's
+    confidence; a document it only leans towards keeps its answer from before and goes to a person
+    (that is where the newcomer's first examples come from).
+    """
+    unsure = {
+        i
+        for i, verdict in enumerate(verdicts)
+        if verdict.label in newcomers and verdict.confidence < policy.review_threshold
+    }
+    rest = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure]
+    if rest:
+        established = [label for label in labels if label not in newcomers]
+        answers = settled.classify([texts[i] for i in rest], policy, encoder=encoder, allowed=established)
+        for i, verdict in zip(rest, answers, strict=True):
+            if i in unsure:
+                verdict = replace(
+                    verdict,
+                    needs_review=True,
+                    review_reasons=(*verdict.review_reasons, NEW_INDUSTRY_UNSURE),
+                )
+            verdicts[i] = verdict
+    return verdicts
+
+
+def _carve(
+    carver: Carver, texts: Sequence[str], verdicts: list[Verdict], encoder: Encoder, newcomers: set[str]
+) -> list[Verdict]:
+    """A document filed under the catch-all goes, with the catch-all's confidence, to the newcomer
+    still being learned that carving's rule says claims it: the rule that moved the starter's recipes
+    to "cooking" moves incoming recipes the same way. The transformer tier learned the catch-all from
+    documents of every industry that did not exist yet, and it outweighs a newcomer's few carved
+    examples and its description: "travel" and "politics" from a description found 12% and 25% of
+    their documents (carve-outs the benchmark does not report; 62% and 50% with this rule)."""
+    among = [label for label in carver.newcomers if label in newcomers]
+    rows = [i for i, verdict in enumerate(verdicts) if verdict.label == carver.catch_all]
+    if not among or not rows:
+        return verdicts
+    chosen = [texts[i] for i in rows]
+    claims = carver.claims((encoder.embed(chosen), encoder.static(chosen)), among)
+    for i, claim in zip(rows, claims, strict=True):
+        if claim is not None:
+            verdict = verdicts[i]
+            scores = dict(verdict.scores)
+            scores[claim] = verdict.scores.get(carver.catch_all, 0.0)
+            scores[carver.catch_all] = verdict.scores.get(claim, 0.0)
+            verdicts[i] = replace(verdict, label=claim, scores=scores)
+    return verdicts
 
 
 class RememberingEncoder:

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from core.classify.calibration import COMBINED_CENTRE, fit_temperature, softmax
+from core.classify.carving import Carver
 from core.classify.model import (
     HASHED_FEATURES,
     Calibration,
@@ -39,12 +40,6 @@ PRIOR_WEIGHT = 10.0
 PRIOR_EXAMPLES = 10
 REFERENCE_SIZE = 256
 YOUNG_CLASS_EXAMPLES = 20
-# A catch-all example moves to a newcomer only when it is this much more like the newcomer (in
-# centred similarity, see carve_out) than like the catch-all. Decided on carve-outs the benchmark
-# does not report (cooking, politics, religion, travel out of "other"): every wrong move there had a
-# margin of at most 0.026 (a hobby forum post into cooking, council minutes into religion), and one
-# stray example teaches a newcomer the wrong thing.
-CARVE_MARGIN = 0.03
 MISSING_LOGIT = -30.0
 MIN_DOCUMENTS = 2
 MAX_CLASS_WEIGHT = 5.0
@@ -316,75 +311,32 @@ def carve_out(
     labels: Sequence[str],
     carvable: Sequence[bool],
     documents: tuple[np.ndarray, np.ndarray],
-    sentences: Mapping[str, tuple[np.ndarray, np.ndarray]],
-    *,
-    catch_all: str | None,
-    newcomers: Sequence[str],
+    carver: Carver | None,
 ) -> list[str]:
     """Labels after new industries take back what the catch-all held for them.
 
-    A catch-all ("other") holds everything no other industry claims, including documents of an
-    industry that does not exist yet: the starter corpus files sports reports under "other". When
-    "sports" is added, those examples would keep teaching the model that sport is "other". So an
-    example that may be carved (``carvable``: our own starter documents, never a person's label)
-    and is filed under the catch-all moves to a newcomer when it is more like the newcomer's
-    description than like any sentence of the catch-all's own description — leaving out the
-    catch-all's sentences that are about the newcomer ("A sports match report …" once "sports"
-    exists): a sentence is about the newcomer when it is closer to the newcomer's description than
-    to any other sentence of the catch-all's.
+    When "sports" is added, the starter's match reports filed under "other" would keep teaching
+    the model that sport is "other". So an example that may be carved (``carvable``: our own starter
+    documents, never a person's label) and is filed under the catch-all moves to the newcomer that
+    claims it by carving's rule (:class:`core.classify.carving.Carver`).
 
     Args:
-        documents: each example's transformer digest and static vector (both L2-normalised).
-        sentences: per industry, its description sentences' digest and static vectors.
-        newcomers: industries the starter corpus has no examples of (added by a user).
+        documents: each example's transformer digest and static vector.
     """
-    if catch_all is None or catch_all not in sentences:
+    if carver is None:
         return list(labels)
     rows = [
-        i for i, (label, ok) in enumerate(zip(labels, carvable, strict=True)) if ok and label == catch_all
+        i
+        for i, (label, ok) in enumerate(zip(labels, carvable, strict=True))
+        if ok and label == carver.catch_all
     ]
-    newcomers = [label for label in newcomers if label in sentences and label != catch_all]
-    if not rows or not newcomers:
-        return list(labels)
-    every_digest, every_static = documents[0], _unit(documents[1])
-
-    def similarity(vectors: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        # Both views: the digest reads the document's opening closely, static vectors all of it.
-        # Each sentence's similarity counts above its usual level (its mean over every example):
-        # a generic sentence ("Documents that belong to none of the other industries: sport,
-        # politics, …") is similar to everything, and unadjusted it outbid the newcomer for most
-        # of the documents it should take.
-        digest = every_digest @ vectors[0].T
-        static = every_static @ _unit(vectors[1]).T
-        digest, static = digest - digest.mean(axis=0), static - static.mean(axis=0)
-        return (digest[rows].max(axis=1) + static[rows].max(axis=1)) / 2
-
-    own = sentences[catch_all]
-    claims = []
-    for newcomer in newcomers:
-        keep = sentences_not_about(own[0], sentences[newcomer][0])
-        claims.append(similarity(sentences[newcomer]) - similarity((own[0][keep], own[1][keep])))
-    margin = np.stack(claims, axis=1)
     carved = list(labels)
-    for row, scores in zip(rows, margin, strict=True):
-        if scores.max() > CARVE_MARGIN:
-            carved[row] = newcomers[int(scores.argmax())]
+    if not rows:
+        return carved
+    for row, claim in zip(rows, carver.claims((documents[0][rows], documents[1][rows])), strict=True):
+        if claim is not None:
+            carved[row] = claim
     return carved
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-
-def sentences_not_about(own: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """Which of a catch-all's description sentences (embeddings ``own``) are not about a newcomer
-    (``theirs``): a sentence is about it when it is closer to the newcomer's description than to
-    every other sentence of its own description. Never drops them all."""
-    within = own @ own.T
-    np.fill_diagonal(within, -np.inf)
-    about = (own @ theirs.T).max(axis=1) > within.max(axis=1)
-    return ~about if (~about).any() else np.ones(len(own), dtype=bool)
 
 
 def _fit_fast(features, data: TrainingSet, parent: SoftmaxRegression | None = None) -> FastTier:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from core.classify.calibration import softmax
+from core.classify.carving import Carver, sentences_not_about
 from core.classify.label_issues import find_label_issues
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel, RoutingPolicy
 from core.classify.training import (
@@ -27,7 +28,6 @@ from core.classify.training import (
     fit_settled,
     newcomers,
     origin_group,
-    sentences_not_about,
 )
 from core.corpus import read_industries, read_text_corpus, stratified_holdout
 from core.db import session_scope
@@ -310,7 +310,8 @@ def _train(
     progress(1, f"embedding and fitting {len(texts)} examples")
     embeddings = encoder.embed(texts)
     static = encoder.static(texts)
-    labels = _carved_labels(carving, data.train, embeddings, static)
+    carver = _carver(carving, embeddings, static)
+    labels = _carved_labels(carver, data.train, embeddings, static)
     fingerprint = _fingerprint(data, data.train, labels)
     if kind == "incremental" and fingerprint == data.parent_trained_on.get("fingerprint"):
         raise Invalid("No training examples were added since the active model was trained.")
@@ -343,8 +344,9 @@ def _train(
         descriptions=data.industries,
     )
     fit.model.settled = settled
+    fit.model.carver = carver
     progress(2, f"evaluating on {len(data.starter_holdout)} starter and {len(data.gold)} gold documents")
-    sets = _evaluation_sets(data, encoder, carving)
+    sets = _evaluation_sets(data, encoder, carver)
     reports = {
         name: evaluate(fit.model, examples, policy, allowed=data.labels, encoder=encoder)
         for name, examples in sets.items()
@@ -440,27 +442,27 @@ def _prototypes(described: dict[str, np.ndarray], carving: _Carving | None) -> d
     return prototypes
 
 
+def _carver(carving: _Carving | None, embeddings: np.ndarray, static: np.ndarray) -> Carver | None:
+    """Carving's rule, its similarities measured against this run's training examples."""
+    if carving is None:
+        return None
+    return Carver.measured(
+        carving.sentences, (embeddings, static), catch_all=carving.catch_all, newcomers=carving.newcomers
+    )
+
+
 def _carved_labels(
-    carving: _Carving | None, examples: list[dict[str, Any]], embeddings: np.ndarray, static: np.ndarray
+    carver: Carver | None, examples: list[dict[str, Any]], embeddings: np.ndarray, static: np.ndarray
 ) -> list[str]:
     """Labels with the starter's catch-all examples of newly added industries moved to them."""
     labels = [e["label"] for e in examples]
     carvable = [e["source"] == ExampleSource.starter for e in examples]
-    if carving is None or not any(carvable):
+    if carver is None or not any(carvable):
         return labels
-    return carve_out(
-        labels,
-        carvable,
-        (embeddings, static),
-        carving.sentences,
-        catch_all=carving.catch_all,
-        newcomers=carving.newcomers,
-    )
+    return carve_out(labels, carvable, (embeddings, static), carver)
 
 
-def _evaluation_sets(
-    data: _Data, encoder: Encoder, carving: _Carving | None
-) -> dict[str, list[dict[str, Any]]]:
+def _evaluation_sets(data: _Data, encoder: Encoder, carver: Carver | None) -> dict[str, list[dict[str, Any]]]:
     """The starter holdout and the gold set.
 
     The starter holdout guards what the starter corpus taught: its catch-all documents that a new
@@ -468,9 +470,9 @@ def _evaluation_sets(
     belong to the catch-all and were never labelled as the newcomer by anyone.
     """
     sets: dict[str, list[dict[str, Any]]] = {HOLDOUT_DATASET: data.starter_holdout, GOLD_DATASET: data.gold}
-    if data.starter_holdout and carving is not None:
+    if data.starter_holdout and carver is not None:
         texts = [e["text"] for e in data.starter_holdout]
-        labels = _carved_labels(carving, data.starter_holdout, encoder.embed(texts), encoder.static(texts))
+        labels = _carved_labels(carver, data.starter_holdout, encoder.embed(texts), encoder.static(texts))
         sets[HOLDOUT_DATASET] = [
             e for e, label in zip(data.starter_holdout, labels, strict=True) if label == e["label"]
         ]

@@ -211,6 +211,47 @@ def test_a_described_industry_takes_the_catch_alls_documents_of_its_kind(copies)
     assert [v.label for v in after] == [v.label for v in before]
 
 
+TRAVEL = (
+    "Travel: travel blogs and trip reports about destinations, hotels, flights, sightseeing and holidays."
+)
+# A long personal account of a holiday: what the model learned "other" to be (letters, personal life)
+# as much as travel.
+TRIP_POSTS = [
+    "Last summer my husband and I finally took the trip we had been promising each other since our "
+    "wedding. We are not adventurous people, so our daughter planned most of it for us. We spent the "
+    "first four nights in the city, walking until our knees complained and eating far too much pastry, "
+    "then picked up a small car and drove south through the vineyards. Every afternoon we stopped in a "
+    "different village, found the square, sat under the trees with a coffee and watched the old men play "
+    "boules. The little hotel by the river had only six rooms and the owner remembered how we took our "
+    "tea from the first morning. On the last day we climbed up to the ruins above the town and sat there "
+    "until the sun went down, not saying much. We came home tired, a little heavier, and already talking "
+    "about where we might go next year. I would recommend going in September when the crowds have gone "
+    "and the evenings are still warm."
+]
+
+
+def test_a_described_industry_takes_what_the_catch_all_would_answer_by_the_same_rule(copies) -> None:  # type: ignore[no-untyped-def]
+    # Given a user who adds "travel" from a description only: the starter's few travel pieces carved
+    # out of "other" are too few to outweigh what the model learned "other" to be, so a document it
+    # files under "other" goes to travel when carving's own rule says travel claims it
+    runtime = copies[0]
+    before = runtime.models.active(runtime.engine)[1].classify(
+        NOT_SPORTS, runtime.policy, encoder=runtime.encoder
+    )
+    create_industry(engine=runtime.engine, name="travel", description=TRAVEL, actor="test")
+    outcome = train_incremental(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    )
+    assert outcome.activated, outcome.reason
+    # When a holiday account comes in, then it is travel, not "other"
+    model = ModelCache(runtime.encoder, refresh_seconds=0).active(runtime.engine)[1]
+    verdicts = model.classify(TRIP_POSTS, runtime.policy, encoder=runtime.encoder)
+    assert [v.label for v in verdicts] == ["travel"] * len(TRIP_POSTS), verdicts
+    # And the other industries' documents keep their answers
+    after = model.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
+    assert [v.label for v in after] == [v.label for v in before]
+
+
 def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  # type: ignore[no-untyped-def]
     # Given a user (a cooking school) who files recipes under education, although the starter corpus
     # files its recipes under "other"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from core.classify.carving import Carver, sentences_not_about
 from core.classify.softmax import SoftmaxRegression
 from core.classify.training import (
     TrainingSet,
@@ -14,7 +15,6 @@ from core.classify.training import (
     carve_out,
     description_sentences,
     origin_group,
-    sentences_not_about,
 )
 from core.errors import NotFittedError
 from core.services.training import example_weights, expand_ranges, id_ranges, promotion_decision
@@ -141,14 +141,11 @@ def test_carving_moves_only_starter_catch_all_examples_that_the_newcomer_describ
     sentences = {"other": (catch_all, catch_all), "sports": (np.array([sport]), np.array([sport]))}
     labels = ["other", "other", "other", "finance"]
     carvable = [True, True, False, True]  # the third is a person's label
-    carved = carve_out(
-        labels, carvable, (documents, documents), sentences, catch_all="other", newcomers=["sports"]
-    )
+    carver = Carver.measured(sentences, (documents, documents), catch_all="other", newcomers=["sports"])
+    carved = carve_out(labels, carvable, (documents, documents), carver)
     assert carved == ["sports", "other", "other", "finance"]
-    assert (
-        carve_out(labels, carvable, (documents, documents), sentences, catch_all=None, newcomers=["sports"])
-        == labels
-    )
+    assert Carver.measured(sentences, (documents, documents), catch_all=None, newcomers=["sports"]) is None
+    assert carve_out(labels, carvable, (documents, documents), None) == labels
 
 
 def test_a_generic_catch_all_sentence_does_not_outbid_the_newcomer() -> None:
@@ -165,11 +162,37 @@ def test_a_generic_catch_all_sentence_does_not_outbid_the_newcomer() -> None:
     assert (documents[0] @ catch_all.T).max() > (documents[0] @ sports.T).max()
     sentences = {"other": (catch_all, catch_all), "sports": (sports, sports)}
     labels = ["other", "other", "other", "other"]
-    carved = carve_out(
-        labels, [True] * 4, (documents, documents), sentences, catch_all="other", newcomers=["sports"]
-    )
+    carver = Carver.measured(sentences, (documents, documents), catch_all="other", newcomers=["sports"])
+    carved = carve_out(labels, [True] * 4, (documents, documents), carver)
     # Counted above each sentence's usual similarity, the sports report moves and nothing else does
     assert carved == ["sports", "other", "other", "other"]
+
+
+def test_a_saved_model_keeps_carvings_rule_for_incoming_documents() -> None:
+    # Given the rule measured when "sports" and "cooking" were carved out of "other" (3-d toy
+    # vectors: x = sport, y = cooking, z = hobbies)
+    eye = np.eye(3)
+    sentences = {"other": (eye, eye), "sports": (eye[:1], eye[:1]), "cooking": (eye[1:2], eye[1:2])}
+    reference = np.array([[0.6, 0.6, 0.5], [0.5, 0.6, 0.6], [0.6, 0.5, 0.6]])
+    carver = Carver.measured(
+        sentences, (reference, reference), catch_all="other", newcomers=["sports", "cooking"]
+    )
+    assert carver is not None
+    incoming = np.array([[0.9, 0.1, 0.4], [0.1, 0.9, 0.4], [0.1, 0.1, 1.0]])
+    # Then, saved and read back, it gives each incoming document the same claim: the sports
+    # report to sports, the recipe to cooking, the hobby post to no newcomer
+    again = Carver.from_bytes(carver.to_bytes())
+    assert (
+        again.claims((incoming, incoming))
+        == carver.claims((incoming, incoming))
+        == [
+            "sports",
+            "cooking",
+            None,
+        ]
+    )
+    # And only the newcomers still being learned may claim
+    assert again.claims((incoming, incoming), among=["cooking"]) == [None, "cooking", None]
 
 
 def test_description_sentences_leave_out_the_whole() -> None:
