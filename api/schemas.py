@@ -117,10 +117,16 @@ class Health(BaseModel):
     status: str
 
 
+# Database ids are INTEGER columns, 32-bit on PostgreSQL: a larger id overflowed in the driver there
+# (a 500, found by fuzzing the scaled shape; SQLite's integers are 64-bit, so the embedded shape
+# never showed it).
+MAX_ROW_ID = 2**31 - 1
+
+
 class IdList(BaseModel):
     """Several rows at once (bulk approve / reject)."""
 
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(min_length=1, max_length=1000)
 
 
 class Page(BaseModel):

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from litestar.params import Parameter
 
-# Database ids: anything outside a 63-bit integer is a 422 here, not an overflow in the driver.
-RowId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+from api.schemas import MAX_ROW_ID
+
+# Database ids: anything outside their columns is a 422 here, not an overflow in the driver.
+RowId = Annotated[int, Parameter(ge=1, le=MAX_ROW_ID)]
 # Paging of every list: checked by Litestar (a 422 naming the parameter) and shown in the OpenAPI docs.
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="How many items (1–1000).")]
 Offset = Annotated[int, Parameter(ge=0, le=10**9, description="How many items to skip.")]
