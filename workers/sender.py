@@ -131,6 +131,9 @@ class QueueSender:
 
 # How long a stopping process waits for the sends it has queued (BackgroundSender.flush).
 FLUSH_SECONDS = 5.0
+# A send that failed is tried again after this long, then twice as long each time, up to the max.
+RETRY_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 
 
 class BackgroundSender:
@@ -140,8 +143,10 @@ class BackgroundSender:
 
     The job is committed before it is handed over here, so a send that fails (the broker is down)
     or that a dying process never makes loses nothing: the workers' sweeper re-sends jobs whose
-    message was lost. The upload is not failed for it. A process that stops normally first sends
-    what it has queued (:meth:`flush`, at exit).
+    message was lost. The upload is not failed for it. A send that failed is tried again here
+    every RETRY_SECONDS (doubling, up to RETRY_MAX_SECONDS) until it goes through, so work waits
+    seconds after a broker blip rather than the sweeper's minutes. A process that stops normally
+    first sends what it has queued (:meth:`flush`, at exit).
     """
 
     def __init__(self, inner: QueueSender) -> None:
@@ -150,6 +155,10 @@ class BackgroundSender:
         # Classify jobs handed over before this moment are covered by a message already sent or
         # found waiting (see _send_forever).
         self._covered_before = 0.0
+        # Sends that failed, to try again: one classify job stands for them all (its drain claims
+        # every waiting job), each task for itself (id -> kind).
+        self._classify_retry: str | None = None
+        self._task_retry: dict[str, str] = {}
         self._thread = threading.Thread(target=self._send_forever, name="heron-sender", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
@@ -174,8 +183,14 @@ class BackgroundSender:
         needs nothing more: its job was committed before that send finished, so the drain that
         message starts claims it. (Checked again, the broker may not count a message published a
         moment ago, and a burst that queued up behind the first send sent two.)"""
+        wait = RETRY_SECONDS
         while True:
-            what, item_id, kind, handed_over = self._queue.get()
+            try:
+                failed = self._classify_retry is not None or self._task_retry
+                what, item_id, kind, handed_over = self._queue.get(timeout=wait if failed else None)
+            except queue.Empty:
+                wait = min(wait * 2, RETRY_MAX_SECONDS) if self._retry_failed() else RETRY_SECONDS
+                continue
             try:
                 if what == "classify":
                     if handed_over >= self._covered_before:
@@ -184,10 +199,31 @@ class BackgroundSender:
                         # Sent: it covers every job handed over until now. Found a message waiting:
                         # that one covers the jobs handed over before the look.
                         self._covered_before = time.monotonic() if sent else started
+                        self._classify_retry = None
                 else:
                     self.inner.send_task(item_id, kind)
             except Exception:
-                message = "could not send %s %s to the broker; the sweeper re-sends it"
-                log.warning(message, what, item_id, exc_info=True)
+                message = "could not send %s %s to the broker; trying again in %.0f s"
+                log.warning(message, what, item_id, wait, exc_info=True)
+                if what == "classify":
+                    self._classify_retry = item_id
+                else:
+                    self._task_retry[item_id] = kind
             finally:
                 self._queue.task_done()
+
+    def _retry_failed(self) -> bool:
+        """Send again what failed; True while some of it still fails."""
+        try:
+            if self._classify_retry is not None:
+                self.inner.send_classify(self._classify_retry)
+                self._covered_before = time.monotonic()
+                self._classify_retry = None
+            for task_id, kind in list(self._task_retry.items()):
+                self.inner.send_task(task_id, kind)
+                del self._task_retry[task_id]
+        except Exception as error:
+            log.info("the broker still refuses work: %s", error)
+            return True
+        log.info("the broker answers again: sent what had failed")
+        return False

@@ -33,3 +33,43 @@ def test_jobs_handed_over_while_a_send_is_under_way_need_no_message_of_their_own
     sender.send_classify("job-5")
     assert sender.flush()
     assert inner.sent == ["job-0", "job-5"]
+
+
+def test_a_send_the_broker_refused_goes_out_once_it_answers_again(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from workers import sender as module
+
+    monkeypatch.setattr(module, "RETRY_SECONDS", 0.05, raising=False)
+
+    # Given a broker that refuses the first three attempts (it is restarting), then answers
+    class RestartingBroker:
+        def __init__(self) -> None:
+            self.refusals = 3
+            self.sent: list[tuple[str, str]] = []
+
+        def _attempt(self) -> None:
+            if self.refusals:
+                self.refusals -= 1
+                raise ConnectionError("connection refused")
+
+        def send_classify(self, job_id: str) -> bool:
+            self._attempt()
+            self.sent.append(("classify", job_id))
+            return True
+
+        def send_task(self, task_id: str, kind: str) -> None:
+            self._attempt()
+            self.sent.append((kind, task_id))
+
+    inner = RestartingBroker()
+    sender = module.BackgroundSender(inner)  # type: ignore[arg-type]
+    # When an upload and a training request are handed over while it refuses
+    sender.send_classify("job-1")
+    sender.send_task("task-1", "training")
+    assert sender.flush()
+    # Then, with nothing more handed over, both go out within seconds of it answering again
+    deadline = time.monotonic() + 5
+    while len(inner.sent) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inner.sent == [("classify", "job-1"), ("training", "task-1")]
