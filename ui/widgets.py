@@ -15,7 +15,14 @@ from core.runtime import Runtime
 from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
 from core.services.models import served_escalation_threshold
 
-REVIEW_REASONS = ("low_confidence", "small_margin", "tiers_disagree", "little_text", "new_industry_unsure")
+REVIEW_REASONS = (
+    "low_confidence",
+    "small_margin",
+    "tiers_disagree",
+    "little_text",
+    "new_industry_unsure",
+    "new_industry_carved",
+)
 TEXT_PREVIEW_CHARS = 20_000
 PAGE_CACHE_DOCUMENTS = 8
 
@@ -86,6 +93,12 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
                 "Queued for review: an industry still being learned was the likeliest answer, but not "
                 f"by {settings.review_threshold:.0%}; the document keeps its earlier answer until a "
                 "person decides."
+            )
+        elif reason == "new_industry_carved":
+            sentences.append(
+                "Queued for review: it reads more like the description of an industry still being "
+                "learned than like the rest of the catch-all it would otherwise be filed under; a "
+                "person confirms it (and so teaches the new industry)."
             )
         else:
             sentences.append(f"Queued for review: {reason.replace('_', ' ')}.")

@@ -184,41 +184,52 @@ class BackgroundSender:
         message starts claims it. (Checked again, the broker may not count a message published a
         moment ago, and a burst that queued up behind the first send sent two.)"""
         wait = RETRY_SECONDS
+        retry_at = None  # when to send again what failed (None: nothing failed)
         while True:
+            if retry_at is not None and time.monotonic() >= retry_at:
+                if self._retry_failed():
+                    wait = min(wait * 2, RETRY_MAX_SECONDS)
+                    retry_at = time.monotonic() + wait
+                else:
+                    wait, retry_at = RETRY_SECONDS, None
+            timeout = None if retry_at is None else max(retry_at - time.monotonic(), 0.0)
             try:
-                failed = self._classify_retry is not None or self._task_retry
-                what, item_id, kind, handed_over = self._queue.get(timeout=wait if failed else None)
+                what, item_id, kind, handed_over = self._queue.get(timeout=timeout)
             except queue.Empty:
-                wait = min(wait * 2, RETRY_MAX_SECONDS) if self._retry_failed() else RETRY_SECONDS
                 continue
             try:
                 if what == "classify":
                     if handed_over >= self._covered_before:
-                        started = time.monotonic()
-                        sent = self.inner.send_classify(item_id)
-                        # Sent: it covers every job handed over until now. Found a message waiting:
-                        # that one covers the jobs handed over before the look.
-                        self._covered_before = time.monotonic() if sent else started
-                        self._classify_retry = None
+                        self._send_classify(item_id)
                 else:
                     self.inner.send_task(item_id, kind)
+                if retry_at is not None:
+                    retry_at = time.monotonic()  # the broker answers again: send what failed now
             except Exception:
-                message = "could not send %s %s to the broker; trying again in %.0f s"
+                message = "could not send %s %s to the broker; trying again within %.0f s"
                 log.warning(message, what, item_id, wait, exc_info=True)
                 if what == "classify":
                     self._classify_retry = item_id
                 else:
                     self._task_retry[item_id] = kind
+                if retry_at is None:
+                    retry_at = time.monotonic() + wait
             finally:
                 self._queue.task_done()
+
+    def _send_classify(self, job_id: str) -> None:
+        started = time.monotonic()
+        sent = self.inner.send_classify(job_id)
+        # Sent: it covers every job handed over until now. Found a message waiting: that one covers
+        # the jobs handed over before the look.
+        self._covered_before = time.monotonic() if sent else started
+        self._classify_retry = None
 
     def _retry_failed(self) -> bool:
         """Send again what failed; True while some of it still fails."""
         try:
             if self._classify_retry is not None:
-                self.inner.send_classify(self._classify_retry)
-                self._covered_before = time.monotonic()
-                self._classify_retry = None
+                self._send_classify(self._classify_retry)
             for task_id, kind in list(self._task_retry.items()):
                 self.inner.send_task(task_id, kind)
                 del self._task_retry[task_id]

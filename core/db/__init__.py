@@ -16,8 +16,6 @@ from sqlalchemy import Connection, Engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
-from core.errors import Invalid
-
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK_KEY = 0x4845524F4E  # "HERON": the PostgreSQL advisory-lock key for migrations
@@ -200,7 +198,6 @@ def read_scope(engine: Engine) -> Iterator[Session]:
     two of the three round trips a job view took, read once per document by every client that
     follows its job). Several statements here each see their own snapshot."""
     with (
-        _values_refused_as_invalid(),
         outside_transactions(engine) as connection,
         Session(bind=connection, expire_on_commit=False) as session,
     ):
@@ -210,25 +207,13 @@ def read_scope(engine: Engine) -> Iterator[Session]:
 @contextlib.contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    with _values_refused_as_invalid(), Session(engine, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
-
-
-@contextlib.contextmanager
-def _values_refused_as_invalid() -> Iterator[None]:
-    """A value the database refuses (PostgreSQL: a NUL character in text, a number beyond its column)
-    is the request's fault, not ours: Invalid, not an internal error. SQLite takes both, so only
-    fuzzing the scaled shape showed them (a label filter with a NUL in it answered 500)."""
-    try:
-        yield
-    except exc.DataError as refused:
-        reason = str(refused.orig).strip().splitlines()[0] if refused.orig is not None else "refused"
-        raise Invalid(f"The database cannot take a value of this request: {reason}.") from refused
 
 
 def alembic_config(url: str) -> Config:

@@ -23,6 +23,5 @@ def queue_training(
     task, joined = training.request_training(
         engine=engine, mode="incremental" if incremental else "full", actor=actor
     )
-    if not joined or tasks.looks_lost(task):
-        work.send_task(task.id, task.kind)
+    tasks.send(engine, work, task, joined=joined)
     return task

@@ -19,6 +19,7 @@ from core.db import session_scope
 from core.db.tables import Task, TaskStatus, utcnow
 from core.errors import Invalid, NotFound
 from core.services import audit
+from core.work import WorkSender
 
 KINDS = ("training", "synthesis", "unpack")
 FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
@@ -111,6 +112,22 @@ def looks_lost(task: TaskView) -> bool:
     sending twice is safe, since claiming is atomic."""
     updated = task.updated_at if task.updated_at.tzinfo else task.updated_at.replace(tzinfo=UTC)
     return task.status == TaskStatus.PENDING and utcnow() - updated > timedelta(seconds=UNTOUCHED_SECONDS)
+
+
+def send(engine: Engine, work: WorkSender, task: TaskView, *, joined: bool) -> None:
+    """Send a requested task's message: a new task's, or again a waiting one's that a request
+    joined and whose message looks lost (:func:`looks_lost`). Its row is touched then, so that the
+    requests joining it over the next UNTOUCHED_SECONDS send nothing more."""
+    if joined and not looks_lost(task):
+        return
+    if joined:
+        with session_scope(engine) as session:
+            session.execute(
+                update(Task)
+                .where(Task.id == task.id, Task.status == TaskStatus.PENDING)
+                .values(updated_at=utcnow())
+            )
+    work.send_task(task.id, task.kind)
 
 
 def start(engine: Engine, task_id: str) -> Task | None:

@@ -851,8 +851,7 @@ def run_training_task(
     }
     if mode == "incremental" and work is not None and refresh_due(engine):
         refresh, joined = request_training(engine=engine, mode="full", actor=task.requested_by)
-        if not joined or tasks.looks_lost(refresh):
-            work.send_task(refresh.id, refresh.kind)
+        tasks.send(engine, work, refresh, joined=joined)
         result["full_run_task_id"] = refresh.id
     tasks.finish(engine, task_id, TaskStatus.SUCCEEDED, result=result)
     return f"model {outcome.version_id} (activated={outcome.activated}: {outcome.reason})"

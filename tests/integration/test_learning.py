@@ -247,6 +247,8 @@ def test_a_described_industry_takes_what_the_catch_all_would_answer_by_the_same_
     model = ModelCache(runtime.encoder, refresh_seconds=0).active(runtime.engine)[1]
     verdicts = model.classify(TRIP_POSTS, runtime.policy, encoder=runtime.encoder)
     assert [v.label for v in verdicts] == ["travel"] * len(TRIP_POSTS), verdicts
+    # ... and queued for a person to confirm (which teaches travel its first examples)
+    assert all(v.needs_review and "new_industry_carved" in v.review_reasons for v in verdicts)
     # And the other industries' documents keep their answers
     after = model.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
     assert [v.label for v in after] == [v.label for v in before]

@@ -73,3 +73,37 @@ def test_a_send_the_broker_refused_goes_out_once_it_answers_again(monkeypatch) -
     while len(inner.sent) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert inner.sent == [("classify", "job-1"), ("training", "task-1")]
+
+
+def test_a_refused_task_goes_out_as_soon_as_the_broker_takes_other_work(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from workers import sender as module
+
+    monkeypatch.setattr(module, "RETRY_SECONDS", 30.0, raising=False)
+    sent: list[str] = []
+    refusals = [1]
+
+    class BlippingBroker:
+        def send_classify(self, job_id: str) -> bool:
+            sent.append(job_id)
+            return True
+
+        def send_task(self, task_id: str, kind: str) -> None:
+            if refusals[0]:
+                refusals[0] -= 1
+                raise ConnectionError("connection refused")
+            sent.append(task_id)
+
+    sender = module.BackgroundSender(BlippingBroker())  # type: ignore[arg-type]
+    # Given a training request the broker refused in a blip
+    sender.send_task("task-1", "training")
+    assert sender.flush() and sent == []
+    # When uploads keep coming and the broker takes them, then the request goes out with them,
+    # long before its 30 s retry
+    sender.send_classify("job-1")
+    assert sender.flush()
+    deadline = time.monotonic() + 2
+    while "task-1" not in sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sent == ["job-1", "task-1"]
