@@ -144,6 +144,18 @@ NOT_SPORTS = [
 ]
 
 
+def _described(runtime, name: str, description: str) -> dict:  # type: ignore[no-untyped-def]
+    """Add an industry from its description only and run the training its creation queues; returns
+    what the new (activated) version learned from."""
+    create_industry(engine=runtime.engine, name=name, description=description, actor="test")
+    outcome = train_incremental(
+        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
+    )
+    assert outcome.activated, outcome.reason
+    with session_scope(runtime.engine) as session:
+        return session.get(ModelVersion, outcome.version_id).trained_on
+
+
 def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_answers(copies) -> None:  # type: ignore[no-untyped-def]
     answers = []
     for runtime in copies:
@@ -152,13 +164,7 @@ def test_sports_carved_out_of_other_is_found_and_the_same_steps_give_the_same_an
         _, starter = models.active(runtime.engine)
         before = starter.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
         # When "sports" is added from a description only and the training its creation queues runs
-        create_industry(engine=runtime.engine, name="sports", description=SPORTS, actor="test")
-        outcome = train_incremental(
-            engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
-        )
-        assert outcome.activated, outcome.reason
-        with session_scope(runtime.engine) as session:
-            trained_on = session.get(ModelVersion, outcome.version_id).trained_on
+        trained_on = _described(runtime, "sports", SPORTS)
         # Then the starter's sports reports moved from "other" to "sports", and nothing else did
         assert trained_on["by_label"]["sports"] == trained_on["carved"] >= 4
         _, model = models.active(runtime.engine)
@@ -194,13 +200,7 @@ def test_a_described_industry_takes_the_catch_alls_documents_of_its_kind(copies)
     assert {v.label for v in starter.classify(RECIPES, runtime.policy, encoder=runtime.encoder)} == {"other"}
     before = starter.classify(NOT_SPORTS, runtime.policy, encoder=runtime.encoder)
     # When "cooking" is added from a description only
-    create_industry(engine=runtime.engine, name="cooking", description=COOKING, actor="test")
-    outcome = train_incremental(
-        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
-    )
-    assert outcome.activated, outcome.reason
-    with session_scope(runtime.engine) as session:
-        trained_on = session.get(ModelVersion, outcome.version_id).trained_on
+    trained_on = _described(runtime, "cooking", COOKING)
     # Then the starter's recipes moved to it (and only they did), and new recipes are cooking
     assert trained_on["by_label"]["cooking"] == trained_on["carved"] >= 3
     _, model = models.active(runtime.engine)
@@ -238,11 +238,7 @@ def test_a_described_industry_takes_what_the_catch_all_would_answer_by_the_same_
     before = runtime.models.active(runtime.engine)[1].classify(
         NOT_SPORTS, runtime.policy, encoder=runtime.encoder
     )
-    create_industry(engine=runtime.engine, name="travel", description=TRAVEL, actor="test")
-    outcome = train_incremental(
-        engine=runtime.engine, policy=runtime.policy, encoder=runtime.training_encoder
-    )
-    assert outcome.activated, outcome.reason
+    _described(runtime, "travel", TRAVEL)
     # When a holiday account comes in, then it is travel, not "other"
     model = ModelCache(runtime.encoder, refresh_seconds=0).active(runtime.engine)[1]
     verdicts = model.classify(TRIP_POSTS, runtime.policy, encoder=runtime.encoder)
