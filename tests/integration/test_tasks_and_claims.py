@@ -83,6 +83,9 @@ def test_an_industry_created_with_example_files_trains_on_them(client) -> None: 
     # And the same name again, in any spelling, is a conflict
     again = client.post("/api/industries", json={"industry_name": "  AVIATION "})
     assert (again.status_code, again.json()["code"]) == (409, "conflict")
+    # (Retired again: test_synthesis, which may share this process's Heron, adds aviation industries
+    # of its own, and two young industries about the same thing split its documents between them.)
+    assert client.delete("/api/industries/aviation").status_code in (200, 202, 204)
 
 
 def test_industry_creation_validates_its_fields_in_json_and_forms(client) -> None:  # type: ignore[no-untyped-def]
