@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.services import MAX_ROW_ID
+
 
 class SkippedMember(BaseModel):
     """A ZIP member that did not become a job."""
@@ -115,12 +117,6 @@ class ReviewClaimed(BaseModel):
 
 class Health(BaseModel):
     status: str
-
-
-# Database ids are INTEGER columns, 32-bit on PostgreSQL: a larger id overflowed in the driver there
-# (a 500, found by fuzzing the scaled shape; SQLite's integers are 64-bit, so the embedded shape
-# never showed it).
-MAX_ROW_ID = 2**31 - 1
 
 
 class IdList(BaseModel):

@@ -51,6 +51,16 @@ def _at_least_one(value: str) -> int:
     return number
 
 
+def _row_id(value: str) -> int:
+    """A row's id, as the database can hold it (from 1 to MAX_ROW_ID)."""
+    from core.services import MAX_ROW_ID
+
+    number = _at_least_one(value)
+    if number > MAX_ROW_ID:
+        raise argparse.ArgumentTypeError(f"no row has an id above {MAX_ROW_ID}, not {number}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heron", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -100,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     models_commands = models.add_subparsers(dest="action", required=True)
     models_commands.add_parser("list", help="Every version with its status and metrics.")
     activate = models_commands.add_parser("activate", help="Make version ID the active one.")
-    activate.add_argument("version_id", type=int)
+    activate.add_argument("version_id", type=_row_id)
     return parser
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar.params import Parameter
 
-from api.schemas import MAX_ROW_ID
+from core.services import MAX_ROW_ID
 
 # Database ids: anything outside their columns is a 422 here, not an overflow in the driver.
 RowId = Annotated[int, Parameter(ge=1, le=MAX_ROW_ID)]

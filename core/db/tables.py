@@ -10,6 +10,11 @@ from typing import Any
 from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+# Integer ids are INTEGER columns, 32-bit on PostgreSQL: a larger id overflows in the driver there (a
+# 500, found by fuzzing the scaled shape; SQLite's integers are 64-bit, so the embedded shape never
+# showed it). Whatever takes an id from outside (the API, the CLI) refuses one beyond this.
+MAX_ROW_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

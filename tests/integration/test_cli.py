@@ -174,3 +174,13 @@ def test_a_worker_count_below_one_is_refused_with_a_usage_error(tmp_path: Path) 
         # Then heron says what is wrong with the argument and exits with a usage error (no traceback)
         assert result.returncode == 2, result.stderr
         assert "--processes" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_version_id_no_database_can_hold_is_refused_with_a_usage_error(tmp_path: Path) -> None:
+    # When someone asks to activate version 0, or one beyond PostgreSQL's 32-bit INTEGER ids (where
+    # the driver overflowed with a traceback)
+    for version in ("0", str(2**31), "v2"):
+        result = heron(tmp_path, "models", "activate", version)
+        # Then heron says what is wrong with the argument and exits with a usage error
+        assert result.returncode == 2, result.stderr
+        assert "version_id" in result.stderr and "Traceback" not in result.stderr
