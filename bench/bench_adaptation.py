@@ -28,11 +28,14 @@ Scenarios:
                classify the news articles and forum posts it never saw: imported real files carry
                over to other genres; --seeds draws of which imported files are held out as gold.
   industries   "sports" carved out of "other" from a description only, and from 3 example files;
-               "astronomy", an industry no description mentions, from a description only; the
-               same steps twice must give the same answers.
+               "astronomy", an industry no description mentions, from a description only; public
+               health, television and programming languages carved out of the established industry
+               that holds them (healthcare, entertainment, technology); the same steps twice must
+               give the same answers.
   carve-dev    development only (decisions about new industries are made here, so it is never
-               reported as held out): cooking, politics, religion and travel carved out of "other"
-               from a description each.
+               reported as held out): cooking, politics, religion and travel carved out of "other",
+               music and film out of entertainment, veterans' benefits out of legal and monetary
+               policy out of finance, from a description each.
   speed        the routed model in one process on industry-real-dev, beside plain MiniLM encode.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_adaptation.py [--seeds 5] [--only out-of-box,speed]
@@ -841,17 +844,23 @@ def industries(
         ("sports, 3 example files", "sports", SPORTS, examples, lambda d: d.sport),
         ("astronomy, description only", "astronomy", ASTRONOMY, (), lambda d: "deepsky" in d.path.name),
     )
-    if development:
-        cases = tuple(
-            (
-                f"{industry}, description only",
-                industry,
-                description,
-                (),
-                lambda d, prefixes=prefixes: d.label == "other" and d.path.name.startswith(prefixes),
-            )
-            for industry, description, prefixes in DEVELOPMENT_CARVE_OUTS
+    carve_outs = tuple(
+        (industry, description, "other", prefixes)
+        for industry, description, prefixes in DEVELOPMENT_CARVE_OUTS
+    )
+    overlaps = DEVELOPMENT_OVERLAPS if development else OVERLAPS
+    cases = (() if development else cases) + tuple(
+        (
+            f"{industry} out of {parent}, description only",
+            industry,
+            description,
+            (),
+            lambda d, parent=parent, prefixes=prefixes: (
+                d.label == parent and d.path.name.startswith(prefixes)
+            ),
         )
+        for industry, description, parent, prefixes in ((carve_outs if development else ()) + overlaps)
+    )
     recalls = []
     for case, industry, description, example_docs, member in cases:
         got = runs[case] = run(case.replace(" ", "-").replace(",", ""), industry, description, example_docs)

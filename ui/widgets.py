@@ -21,6 +21,7 @@ REVIEW_REASONS = (
     "tiers_disagree",
     "little_text",
     "new_industry_unsure",
+    "new_industry_held_back",
     "new_industry_carved",
 )
 TEXT_PREVIEW_CHARS = 20_000
@@ -93,6 +94,12 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
                 "Queued for review: an industry still being learned was the likeliest answer, but not "
                 f"by {settings.review_threshold:.0%}; the document keeps its earlier answer until a "
                 "person decides."
+            )
+        elif reason == "new_industry_held_back":
+            sentences.append(
+                "Queued for review: an industry still being learned was the likeliest answer, but the "
+                "document reads no more like that industry's description than like the one it had "
+                "before; it keeps its earlier answer until a person decides."
             )
         elif reason == "new_industry_carved":
             sentences.append(

@@ -12,8 +12,10 @@ Routing, per document:
    industries are close (``small_margin``), when the fast tier's answer was overturned
    (``tiers_disagree``), when the document says too little to go on (``little_text``), or when an
    industry still being learned was its likeliest answer but below the review threshold
-   (``new_industry_unsure``: it keeps the answer it had before that industry came), or when such an
-   industry took it from the catch-all by carving's rule (``new_industry_carved``).
+   (``new_industry_unsure``: it keeps the answer it had before that industry came), or was the
+   answer but carving's rule held it back (``new_industry_held_back``: the document reads no more
+   like its description than like the earlier industry's), or when such an industry took it from
+   the catch-all by carving's rule (``new_industry_carved``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ LITTLE_TEXT = 0.5
 MAX_RAISED_THRESHOLD = 0.9
 # The review reason of a document an industry being learned leaned towards but did not take.
 NEW_INDUSTRY_UNSURE = "new_industry_unsure"
+# The review reason of a document an industry being learned was the answer for, held back by
+# carving's rule: it reads no more like the newcomer's description than like its earlier industry's.
+NEW_INDUSTRY_HELD_BACK = "new_industry_held_back"
 # The review reason of a document the catch-all would have answered, given to an industry being
 # learned by carving's rule (_carve): a person confirms it, and those confirmations are the
 # newcomer's first examples.
@@ -318,7 +323,7 @@ class HeronModel:
         encoder = RememberingEncoder(encoder)  # every step reads the same documents: embed them once
         verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
         if self.settled is not None:
-            verdicts = _settle(self.settled, texts, verdicts, policy, encoder, labels, newcomers)
+            verdicts = _settle(self.settled, texts, verdicts, policy, encoder, labels, newcomers, self.carver)
         if self.carver is not None:
             verdicts = _carve(self.carver, texts, verdicts, encoder, newcomers)
         return verdicts
@@ -547,29 +552,45 @@ def _settle(
     encoder: Encoder,
     labels: list[str],
     newcomers: set[str],
+    carver: Carver | None = None,
 ) -> list[Verdict]:
     """Every document no newcomer takes gets the settled model's answer (HeronModel.settled).
 
     A newcomer takes a document only when it is the answer with at least the review threshold's
-    confidence; a document it only leans towards keeps its answer from before and goes to a person
-    (that is where the newcomer's first examples come from).
+    confidence, and (when carving's rule knows both industries' descriptions) the document reads
+    more like the newcomer's description than like that of the industry it had before
+    (Carver.holds). A document it only leans towards, or may not take, keeps its answer from before
+    and goes to a person (that is where the newcomer's first examples come from).
     """
     unsure = {
         i
         for i, verdict in enumerate(verdicts)
         if verdict.label in newcomers and verdict.confidence < policy.review_threshold
     }
-    rest = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure]
-    if rest:
-        established = [label for label in labels if label not in newcomers]
-        answers = settled.classify([texts[i] for i in rest], policy, encoder=encoder, allowed=established)
-        for i, verdict in zip(rest, answers, strict=True):
-            if i in unsure:
-                verdict = replace(
-                    verdict,
-                    needs_review=True,
-                    review_reasons=(*verdict.review_reasons, NEW_INDUSTRY_UNSURE),
-                )
+    taken = [i for i, verdict in enumerate(verdicts) if verdict.label in newcomers and i not in unsure]
+    asked = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure]
+    if carver is not None:
+        asked = sorted([*asked, *taken])
+    if not asked:
+        return verdicts
+    established = [label for label in labels if label not in newcomers]
+    answers = settled.classify([texts[i] for i in asked], policy, encoder=encoder, allowed=established)
+    before = dict(zip(asked, answers, strict=True))
+    held: set[int] = set()
+    if carver is not None and taken:
+        vectors = (encoder.embed([texts[i] for i in taken]), encoder.static([texts[i] for i in taken]))
+        for newcomer in {verdicts[i].label for i in taken}:
+            rows = [row for row, i in enumerate(taken) if verdicts[i].label == newcomer]
+            chosen = (vectors[0][rows], vectors[1][rows])
+            holds = carver.holds(chosen, newcomer, [before[taken[row]].label for row in rows])
+            held |= {taken[row] for row, ok in zip(rows, holds, strict=True) if not ok}
+    for i, verdict in before.items():
+        if i in unsure or i in held:
+            reason = NEW_INDUSTRY_UNSURE if i in unsure else NEW_INDUSTRY_HELD_BACK
+            verdicts[i] = replace(
+                verdict, needs_review=True, review_reasons=(*verdict.review_reasons, reason)
+            )
+        elif verdicts[i].label not in newcomers:
             verdicts[i] = verdict
     return verdicts
 

@@ -406,32 +406,36 @@ def example_weights(sources: list[str]) -> np.ndarray:
 @dataclass(frozen=True)
 class _Carving:
     """What carving needs, computed once per run: the catch-all, the industries added since the
-    starter corpus (newcomers), and the digest and static vectors of their description sentences."""
+    starter corpus (newcomers), and the digest and static vectors of the description sentences of
+    every industry that has a description (the catch-all or a newcomer without one: its name)."""
 
-    catch_all: str
+    catch_all: str | None
     newcomers: list[str]
     sentences: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 def _carving(data: _Data, encoder: Encoder) -> _Carving | None:
-    """None when there is nothing to carve (no catch-all, or no industry the starter lacks)."""
+    """None when there is nothing to carve (no industry the starter lacks)."""
     starter = {
         e["label"] for e in (*data.train, *data.starter_holdout) if e["source"] == ExampleSource.starter
     }
     newcomers = [label for label in data.labels if label not in starter and label != data.catch_all]
-    if data.catch_all is None or not newcomers:
+    if not newcomers:
         return None
     sentences = {}
-    for label in [data.catch_all, *newcomers]:
-        texts = description_sentences(data.industries[label]) or [label.replace("_", " ")]
-        sentences[label] = (encoder.embed(texts), encoder.static(texts))
+    for label in data.labels:
+        texts = description_sentences(data.industries[label])
+        if not texts and (label in newcomers or label == data.catch_all):
+            texts = [label.replace("_", " ")]
+        if texts:
+            sentences[label] = (encoder.embed(texts), encoder.static(texts))
     return _Carving(catch_all=data.catch_all, newcomers=newcomers, sentences=sentences)
 
 
 def _prototypes(described: dict[str, np.ndarray], carving: _Carving | None) -> dict[str, np.ndarray]:
     """Description prototypes per industry; the catch-all's without its sentences about newcomers
     ("A sports match report …" once "sports" exists), so it does not absorb what they now claim."""
-    if carving is None:
+    if carving is None or carving.catch_all not in carving.sentences:
         return described
     prototypes = dict(described)
     own = carving.sentences[carving.catch_all][0]

@@ -250,6 +250,52 @@ def test_a_described_industry_takes_what_the_catch_all_would_answer_by_the_same_
     assert [v.label for v in after] == [v.label for v in before]
 
 
+MONETARY_POLICY = (
+    "Monetary policy and central banking: speeches and statements by central bankers about interest "
+    "rates, inflation, employment and financial stability."
+)
+CENTRAL_BANKER = (
+    "Thank you for the invitation to speak today. Inflation has come down a long way from its peak, but "
+    "it remains above our two percent objective, and the labour market is still tight. The Committee "
+    "decided last week to hold the policy rate steady. We will keep policy restrictive until we are "
+    "confident that inflation is moving sustainably back to target, and we stand ready to adjust the "
+    "stance of monetary policy as the data evolve."
+)
+# Finance documents that mention interest rates and the central bank: a description of monetary
+# policy resembles them a little, and finance's own description (market news, filings) more.
+RATES_IN_FINANCE = [
+    "Item 7A. Quantitative and Qualitative Disclosures About Market Risk. We are exposed to market risk "
+    "from changes in interest rates and foreign currency exchange rates. A hypothetical 100 basis point "
+    "increase in interest rates would increase annual interest expense on our variable-rate term loan by "
+    "approximately $3.2 million. We do not use derivative financial instruments for speculative purposes.",
+    "The central bank's decision to raise rates again sent bank shares higher on Thursday, while "
+    "homebuilders fell. The S&P 500 closed down 0.4%, and the yield on the ten-year Treasury note rose to "
+    "4.6%. Analysts said markets now expect one more increase before the end of the year.",
+]
+
+
+def test_an_industry_carved_out_of_an_established_one_takes_only_what_reads_like_its_description(
+    copies,
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a user who adds "monetary policy" from a description only, beside finance
+    runtime = copies[0]
+    before = runtime.models.active(runtime.engine)[1].classify(
+        RATES_IN_FINANCE, runtime.policy, encoder=runtime.encoder
+    )
+    assert [v.label for v in before] == ["finance"] * len(RATES_IN_FINANCE)
+    _described(runtime, "monetary_policy", MONETARY_POLICY)
+    model = ModelCache(runtime.encoder, refresh_seconds=0).active(runtime.engine)[1]
+    # When a central banker's speech comes in, then it is monetary policy
+    speech = model.classify([CENTRAL_BANKER], runtime.policy, encoder=runtime.encoder)[0]
+    assert speech.label == "monetary_policy", speech
+    # And finance's market-risk disclosure and market news, which the newcomer's description
+    # resembles only a little (without carving's rule both went to it, at 0.67 and 0.54), stay
+    # finance, queued for a person to say which they are
+    verdicts = model.classify(RATES_IN_FINANCE, runtime.policy, encoder=runtime.encoder)
+    assert [v.label for v in verdicts] == ["finance"] * len(RATES_IN_FINANCE), verdicts
+    assert all(v.needs_review and "new_industry_held_back" in v.review_reasons for v in verdicts)
+
+
 def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  # type: ignore[no-untyped-def]
     # Given a user (a cooking school) who files recipes under education, although the starter corpus
     # files its recipes under "other"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -144,7 +147,9 @@ def test_carving_moves_only_starter_catch_all_examples_that_the_newcomer_describ
     carver = Carver.measured(sentences, (documents, documents), catch_all="other", newcomers=["sports"])
     carved = carve_out(labels, carvable, (documents, documents), carver)
     assert carved == ["sports", "other", "other", "finance"]
-    assert Carver.measured(sentences, (documents, documents), catch_all=None, newcomers=["sports"]) is None
+    # Without a catch-all nothing is carved
+    without = Carver.measured(sentences, (documents, documents), catch_all=None, newcomers=["sports"])
+    assert carve_out(labels, carvable, (documents, documents), without) == labels
     assert carve_out(labels, carvable, (documents, documents), None) == labels
 
 
@@ -193,6 +198,64 @@ def test_a_saved_model_keeps_carvings_rule_for_incoming_documents() -> None:
     )
     # And only the newcomers still being learned may claim
     assert again.claims((incoming, incoming), among=["cooking"]) == [None, "cooking", None]
+
+
+def test_a_newcomer_takes_from_an_established_industry_only_what_reads_like_its_description() -> None:
+    # 3-d toy vectors: x = central banking, y = company filings, z = stock markets. "finance"
+    # describes all three; "monetary policy", added since, describes central banking.
+    eye = np.eye(3)
+    sentences = {"finance": (eye, eye), "monetary_policy": (eye[:1], eye[:1])}
+    reference = np.array([[0.5, 0.6, 0.6], [0.6, 0.5, 0.6], [0.6, 0.6, 0.5]])
+    carver = Carver.measured(
+        sentences, (reference, reference), catch_all="other", newcomers=["monetary_policy"]
+    )
+    assert carver is not None
+    speech, filing = np.array([0.95, 0.2, 0.24]), np.array([0.45, 0.85, 0.3])
+    documents = np.array([speech, filing, filing])
+    # When the model would give all three to the newcomer: the central banker's speech, and a
+    # company filing that mentions interest rates, first from finance, then from an industry with
+    # no description (nothing to weigh the newcomer against)
+    holds = carver.holds((documents, documents), "monetary_policy", ["finance", "finance", "invoices"])
+    # Then the newcomer takes the speech, not the filing finance had
+    assert holds.tolist() == [True, False, True]
+    # And the rule saved with a model says the same
+    again = Carver.from_bytes(carver.to_bytes())
+    assert again is not None
+    assert again.holds(
+        (documents, documents), "monetary_policy", ["finance", "finance", "invoices"]
+    ).tolist() == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_a_rule_saved_as_an_earlier_heron_saved_it_still_claims_the_same() -> None:
+    # Given the rule for "sports" and "cooking" carved out of "other", saved, and the same bytes as
+    # an earlier Heron wrote them: only the catch-all's sentences, one subset per newcomer
+    eye = np.eye(3)
+    sentences = {"other": (eye, eye), "sports": (eye[:1], eye[:1]), "cooking": (eye[1:2], eye[1:2])}
+    reference = np.array([[0.6, 0.6, 0.5], [0.5, 0.6, 0.6], [0.6, 0.5, 0.6]])
+    carver = Carver.measured(
+        sentences, (reference, reference), catch_all="other", newcomers=["sports", "cooking"]
+    )
+    assert carver is not None
+    blob = carver.to_bytes()
+    size = int.from_bytes(blob[:4], "big")
+    meta = json.loads(blob[4 : 4 + size])
+    with np.load(io.BytesIO(blob[4 + size :])) as stored:
+        legacy = {key: stored[key] for key in stored.files if key[0].isdigit()}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **legacy)
+    encoded = json.dumps({"catch_all": meta["catch_all"], "newcomers": meta["newcomers"]}).encode()
+    earlier = len(encoded).to_bytes(4, "big") + encoded + buffer.getvalue()
+    # When either is read back, then incoming documents get the same claims (so a worker not yet
+    # upgraded, which reads only the earlier keys, answers as this one does, and a model trained by
+    # an earlier Heron keeps its rule)
+    incoming = np.array([[0.9, 0.1, 0.4], [0.1, 0.9, 0.4], [0.1, 0.1, 1.0]])
+    expected = ["sports", "cooking", None]
+    assert Carver.from_bytes(blob).claims((incoming, incoming)) == expected
+    assert Carver.from_bytes(earlier).claims((incoming, incoming)) == expected
 
 
 def test_description_sentences_leave_out_the_whole() -> None:
