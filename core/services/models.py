@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
 from core.classify.training import prototype_sentences
 from core.db import session_scope
-from core.db.tables import EvaluationReport, ModelStatus, ModelVersion, utcnow
-from core.errors import Invalid, ModelNotReady, NotFound
+from core.db.tables import EvaluationReport, Industry, IndustryStatus, ModelStatus, ModelVersion, utcnow
+from core.errors import Conflict, Invalid, ModelNotReady, NotFound
 from core.services import audit
 
 
@@ -181,10 +181,33 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
     """Promote a version or roll back to it; every process serves it within seconds.
 
     Raises:
-        NotFound: no such version. Invalid: it was trained by an older Heron and cannot be served.
+        NotFound: no such version. Invalid: it was trained by an older Heron, or cannot be read, and
+        cannot be served. Conflict: it knows none of the active industries.
     """
     with session_scope(engine) as session:
+        version = session.get(ModelVersion, version_id)
+        if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:
+            _check_servable(session, version)
         return _version_view(activate(session, version_id, actor=actor))
+
+
+def _check_servable(session: Session, version: ModelVersion) -> None:
+    """Refuse a rollback to a version that would fail every document: one this Heron cannot read,
+    or one that knows none of today's active industries (all retired by an import since)."""
+    try:
+        model = HeronModel.from_bytes(version.artifact)
+    except Exception as error:  # a damaged or foreign artifact: any failure to read it
+        raise Invalid(
+            f"Model version {version.id} cannot be read by this Heron ({type(error).__name__}: {error}); "
+            "retrain instead."
+        ) from error
+    active = set(session.exec(select(Industry.name).where(Industry.status == IndustryStatus.active)))
+    if not active & set(model.labels):
+        raise Conflict(
+            f"Model version {version.id} knows none of the active industries ({', '.join(sorted(active))}): "
+            "served, it would fail every document. Activate a version trained since, or bring its "
+            f"industries back ({', '.join(model.labels)}) and retrain."
+        )
 
 
 def version_report(*, engine: Engine, version_id: int) -> VersionReport:

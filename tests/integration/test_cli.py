@@ -127,6 +127,14 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path, prepared_dir:
     labels = {Path(line["path"]).name: line["label"] for line in lines}
     assert labels["listing.txt"] == "property"
     assert labels["contract.txt"] in {"money", "property"}  # retired industries are never predicted
+    # And a rollback to the starter model, whose industries are all retired now (it would fail every
+    # document), is refused, and the imported taxonomy's version stays active
+    refused = heron(prepared_dir, "models", "activate", "1")
+    assert refused.returncode == 1
+    error = json.loads(refused.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "conflict" and "none of the active industries" in error["message"], error
+    versions = [json.loads(line) for line in heron(prepared_dir, "models", "list").stdout.splitlines()]
+    assert next(v for v in versions if v["status"] == "active")["labels"] == ["money", "property"]
 
 
 def test_a_long_command_shows_progress_on_a_terminal_and_nothing_in_a_pipe(
