@@ -13,6 +13,7 @@ from core.db import session_scope
 from core.db.tables import (
     Document,
     ExampleSource,
+    ExampleStatus,
     Feedback,
     FeedbackStatus,
     Job,
@@ -21,9 +22,9 @@ from core.db.tables import (
     TrainingExample,
     utcnow,
 )
-from core.errors import Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
-from core.services.industries import require_active_industry
+from core.services.industries import active_industry_names, require_active_industry
 from core.services.jobs import existing_job
 from core.services.retraining import queue_training
 from core.services.tasks import TaskView
@@ -164,7 +165,9 @@ def decide(
             themselves right after (the benchmarks).
 
     Raises:
-        NotFound: an id does not exist. Invalid: one of them was already decided.
+        NotFound: an id does not exist. Invalid: one of them was already decided. Conflict (approving
+        only): one labels its job with an industry retired since, or two of them label one job
+        differently. Nothing is decided then.
     """
     with session_scope(engine) as session:
         rows = []
@@ -175,6 +178,8 @@ def decide(
             if row.status != FeedbackStatus.pending:
                 raise Invalid(f"Feedback {feedback_id} is already {row.status}.")
             rows.append(row)
+        if approve:
+            _check_approvable(session, rows)
         for row in rows:
             row.status = FeedbackStatus.approved if approve else FeedbackStatus.rejected
             row.reviewer = reviewer
@@ -199,6 +204,28 @@ def decide(
     return FeedbackDecision(decided, training_task)
 
 
+def _check_approvable(session: Session, rows: list[Feedback]) -> None:
+    """Approved, a correction becomes a training or gold example: refuse one whose industry was
+    retired since it was filed (it would train nothing), and two that label one job differently
+    (a gold document with two labels is always half wrong)."""
+    active = set(active_industry_names(session))
+    for row in rows:
+        if row.label not in active:
+            raise Conflict(
+                f"Feedback {row.id} labels job {row.job_id} {row.label!r}, an industry retired since it "
+                "was filed: reject it, or label the job again."
+            )
+    by_job: dict[str, list[Feedback]] = {}
+    for row in rows:
+        by_job.setdefault(row.job_id, []).append(row)
+    for job_id, given in by_job.items():
+        if len({row.label for row in given}) > 1:
+            named = ", ".join(f"{row.id} ({row.label})" for row in given)
+            raise Conflict(
+                f"Feedback {named} label job {job_id} differently: approve the right one and reject the rest."
+            )
+
+
 def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> None:
     job = session.get(Job, feedback.job_id)
     document = session.get(Document, job.document_id)
@@ -206,13 +233,37 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
         return
     digest = content_hash(document.text)
     exists = session.exec(
-        select(TrainingExample.id).where(
+        select(TrainingExample).where(
             TrainingExample.content_hash == digest,
             TrainingExample.label == feedback.label,
             TrainingExample.source == ExampleSource.feedback,
         )
     ).first()
-    if exists:
+    # A correction approved later is the last word on the document: an earlier approved one that
+    # labelled it otherwise stops training (and judging) on it.
+    for earlier in session.exec(
+        select(TrainingExample).where(
+            TrainingExample.content_hash == digest,
+            TrainingExample.label != feedback.label,
+            TrainingExample.source == ExampleSource.feedback,
+            TrainingExample.status == ExampleStatus.approved,
+        )
+    ):
+        earlier.status = ExampleStatus.rejected
+        session.add(earlier)
+        audit.record(
+            session,
+            action="example.superseded",
+            subject_type="training_example",
+            subject_id=earlier.id,
+            actor=feedback.reviewer,
+            label=earlier.label,
+            by_feedback=feedback.id,
+        )
+    if exists is not None:
+        if exists.status != ExampleStatus.approved:  # superseded once, and now the last word again
+            exists.status = ExampleStatus.approved
+            session.add(exists)
         return
     session.add(
         TrainingExample(

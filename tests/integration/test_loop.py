@@ -191,3 +191,48 @@ def test_approved_data_exports_as_jsonl_and_csv(client) -> None:  # type: ignore
     assert table[0][:3] == ["id", "label", "source"] and len(table) > len(rows)
     bad = client.get("/api/export", params={"format": "xml"})
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid")
+
+
+def test_approving_corrections_keeps_one_label_per_document_and_only_active_industries(
+    client, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    from core.corpus import content_hash
+
+    text = "Quarterly statement: the fund's bond holdings fell as yields rose; the manager cut duration."
+    job = _upload(client, text, "statement-disputed.txt")
+
+    def correct(label: str) -> int:
+        response = client.post(
+            "/api/feedback/", json={"job_id": job["id"], "corrected_classification": label}
+        )
+        return response.json()["feedback_id"]
+
+    def approved_labels() -> list[str]:
+        with session_scope(runtime.engine) as session:
+            rows = session.exec(
+                select(TrainingExample).where(
+                    TrainingExample.content_hash == content_hash(text),
+                    TrainingExample.source == "feedback",
+                    TrainingExample.status == "approved",
+                )
+            ).all()
+        return sorted(row.label for row in rows)
+
+    # Given two annotators who labelled one document differently
+    finance, legal = correct("finance"), correct("legal")
+    # When a reviewer approves both at once, then nothing is approved: one document, one label
+    both = client.post("/api/feedback/approve", json={"ids": [finance, legal]})
+    assert (both.status_code, both.json()["code"]) == (409, "conflict"), both.json()
+    assert approved_labels() == []
+    # When the reviewer approves one, then the other, then the later approval is the last word
+    assert client.post("/api/feedback/approve", json={"ids": [finance]}).status_code == 200
+    assert approved_labels() == ["finance"]
+    assert client.post("/api/feedback/approve", json={"ids": [legal]}).status_code == 200
+    assert approved_labels() == ["legal"]
+    # And a correction to an industry retired since it was filed is refused, not trained on
+    assert client.post("/api/industries", json={"industry_name": "brokerage"}).status_code == 202
+    brokerage = correct("brokerage")
+    assert client.delete("/api/industries/brokerage").status_code == 200
+    late = client.post("/api/feedback/approve", json={"ids": [brokerage]})
+    assert (late.status_code, late.json()["code"]) == (409, "conflict"), late.json()
+    assert "retired" in late.json()["message"] and approved_labels() == ["legal"]
