@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from core.db.tables import (
     Industry,
     ModelVersion,
     Split,
+    Task,
     TaskStatus,
     TrainingExample,
 )
@@ -804,6 +806,26 @@ def request_training(
         return tasks.task_view(task), False
 
 
+def _covered_by(engine: Engine, task: Task) -> str | None:
+    """A training run that succeeded having started after ``task`` was requested, of its mode or a
+    full one: it read every example the request was for, so running the request again would only
+    repeat it. (Requests made while a run is under way queue one follow-up between them, but one
+    made while that follow-up was briefly taken and put back — the training lease was busy —
+    queued another, and each ran in full.)"""
+    modes = {"full"} if task.params.get("mode", "full") == "full" else {"full", "incremental"}
+    with session_scope(engine) as session:
+        runs = session.exec(
+            select(Task).where(
+                Task.kind == "training",
+                Task.status == TaskStatus.SUCCEEDED,
+                Task.id != task.id,
+                # A second's grace for clocks of different machines (the request's and the run's)
+                Task.started_at >= task.created_at + timedelta(seconds=1),
+            )
+        ).all()
+    return next((run.id for run in runs if run.params.get("mode", "full") in modes), None)
+
+
 def run_training_task(
     *, engine: Engine, task_id: str, policy: RoutingPolicy, encoder: Encoder, work: WorkSender | None = None
 ) -> str:
@@ -817,6 +839,12 @@ def run_training_task(
     if task is None:
         return "not pending (already run, running elsewhere or cancelled)"
     mode = task.params.get("mode", "full")
+    if (covering := _covered_by(engine, task)) is not None:
+        message = f"training run {covering} started after this request and learned what it asked for"
+        tasks.finish(
+            engine, task_id, TaskStatus.SUCCEEDED, result={"skipped": message, "covered_by": covering}
+        )
+        return f"skipped: {message}"
     train = train_incremental if mode == "incremental" else train_full
 
     def report(done: int, stage: str) -> None:

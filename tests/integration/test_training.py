@@ -236,3 +236,26 @@ def _add_examples(runtime, rows: list[tuple[str, str]]) -> list[int]:  # type: i
         session.add_all(added)
         session.flush()
         return [example.id for example in added]
+
+
+def test_a_training_request_a_later_run_already_covered_does_not_run_again(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services import tasks
+
+    # Given two full retrains requested while a run was under way (the second made while the first
+    # was briefly taken and put back, so it did not join it)
+    with session_scope(fresh.engine) as session:
+        first = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4).id
+        second = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4).id
+    with session_scope(fresh.engine) as session:
+        versions = len(session.exec(select(ModelVersion)).all())
+    # When the workers run both, the first starting a moment after both were requested
+    time.sleep(1.1)
+    run_training_task(engine=fresh.engine, task_id=first, policy=fresh.policy, encoder=fresh.training_encoder)
+    run_training_task(
+        engine=fresh.engine, task_id=second, policy=fresh.policy, encoder=fresh.training_encoder
+    )
+    # Then one trained, and the other says which run learned what it asked for
+    with session_scope(fresh.engine) as session:
+        assert len(session.exec(select(ModelVersion)).all()) == versions + 1
+    done = tasks.get_task(engine=fresh.engine, task_id=second)
+    assert done.status == "SUCCEEDED" and done.result["covered_by"] == first, done
