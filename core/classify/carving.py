@@ -8,6 +8,10 @@ sentences about the newcomer ("A recipe or food blog …" once "cooking" exists)
 own starter examples by this rule (never a person's label), and a model keeps the rule, measured
 against the same training examples, for the documents it files under the catch-all while the
 newcomer is being learned (:meth:`core.classify.model.HeronModel.classify`).
+
+The same comparison holds a newcomer back beside an established industry: while it is being learned,
+it takes a document from the industry that had it only when the document reads more like the
+newcomer's description than like that industry's (its sentences about the newcomer set aside).
 """
 
 from __future__ import annotations
