@@ -109,8 +109,50 @@ class IndustriesController(Controller):
         """Retire an industry: no longer predicted; its data and history stay."""
         retired = taxonomy.retire_industry(
             engine=runtime.engine, work=runtime.work, name=name, actor=actor(request)
-        ).industry
-        return {"name": retired.name, "status": retired.status}
+        )
+        return _changed(retired)
+
+    @post("/{name:str}/restore", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def restore(self, request: Request, runtime: NamedDependency[Runtime], name: FromPath[str]) -> dict:
+        """Restore a retired industry: predicted again, with the examples and corrections it kept."""
+        restored = taxonomy.restore_industry(
+            engine=runtime.engine, work=runtime.work, name=name, actor=actor(request)
+        )
+        return _changed(restored)
+
+    @post("/{name:str}/examples", status_code=HTTP_202_ACCEPTED, guards=[requires("reviewer")])
+    async def add_examples(
+        self, request: Request, runtime: NamedDependency[Runtime], name: FromPath[str]
+    ) -> dict:
+        """Add example files (multipart field ``files``, any supported format) to an industry; the
+        training run that learns them is queued."""
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise Invalid("Send the example files as multipart/form-data, in the field 'files'.")
+        files = await _example_files(await request.form(), runtime)
+        added = await sync_to_thread(
+            taxonomy.add_examples,
+            engine=runtime.engine,
+            work=runtime.work,
+            name=name,
+            files=files,
+            limits=runtime.extraction_limits,
+            extractor=runtime.extractor if files else None,
+            actor=actor(request),
+        )
+        return {
+            "industry_name": added.industry,
+            "examples_added": added.examples_added,
+            "example_errors": added.example_errors,
+            "training_task_id": added.training_task.id,
+        }
+
+
+def _changed(changed: taxonomy.IndustryChanged) -> dict:
+    return {
+        "name": changed.industry.name,
+        "status": changed.industry.status,
+        "training_task_id": changed.training_task.id,
+    }
 
 
 MAX_EXAMPLE_FILES = 200
@@ -126,20 +168,7 @@ async def _industry_form(
         if content_type.startswith("multipart/form-data"):
             form = await request.form()
             raw = {key: form.get(key) for key in ("industry_name", "description", "num_synthetic_documents")}
-            uploads = (
-                [item for item in form.getall("files") if isinstance(item, UploadFile)]
-                if "files" in form
-                else []
-            )
-            if len(uploads) > MAX_EXAMPLE_FILES:
-                raise Invalid(f"At most {MAX_EXAMPLE_FILES} example files (got {len(uploads)}).")
-            for upload in uploads:
-                data = await upload.read()
-                if len(data) > runtime.settings.max_upload_bytes:
-                    raise TooLarge(
-                        f"Example file {upload.filename!r} is over {runtime.settings.max_upload_mb} MB."
-                    )
-                files.append((clean_filename(upload.filename), data))
+            files = await _example_files(form, runtime)
             fields = IndustryCreate.model_validate({k: v for k, v in raw.items() if v not in (None, "")})
         else:
             body = await request.body()
@@ -147,6 +176,22 @@ async def _industry_form(
     except ValidationError as error:
         raise Invalid("Invalid industry: " + "; ".join(_describe(e) for e in error.errors())) from error
     return fields, files
+
+
+async def _example_files(form: Any, runtime: Runtime) -> list[tuple[str, bytes]]:
+    """The example files of a multipart form (field ``files``), each within the upload limit."""
+    uploads = (
+        [item for item in form.getall("files") if isinstance(item, UploadFile)] if "files" in form else []
+    )
+    if len(uploads) > MAX_EXAMPLE_FILES:
+        raise Invalid(f"At most {MAX_EXAMPLE_FILES} example files (got {len(uploads)}).")
+    files = []
+    for upload in uploads:
+        data = await upload.read()
+        if len(data) > runtime.settings.max_upload_bytes:
+            raise TooLarge(f"Example file {upload.filename!r} is over {runtime.settings.max_upload_mb} MB.")
+        files.append((clean_filename(upload.filename), data))
+    return files
 
 
 def _describe(error: Any) -> str:

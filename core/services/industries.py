@@ -200,8 +200,31 @@ def update_industry(
         return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
 
 
+def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
+    """Predict a retired industry again, with the examples and corrections it kept (undoes a retirement).
+
+    Raises:
+        NotFound: no such industry. Invalid: it is active already.
+    """
+    current = normalise_name(name)
+    with session_scope(engine) as session:
+        industry = session.exec(select(Industry).where(Industry.name == current)).first()
+        if industry is None:
+            raise NotFound(f"Unknown industry {name!r}.")
+        if industry.status == IndustryStatus.active:
+            raise Invalid(f"Industry {current!r} is active already.")
+        industry.status = IndustryStatus.active
+        industry.updated_at = utcnow()
+        session.add(industry)
+        audit.record(
+            session, action="industry.restored", subject_type="industry", subject_id=current, actor=actor
+        )
+        session.flush()
+        return _view(industry, _example_counts(session, current).get(current, {}))
+
+
 def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
-    """Stop predicting an industry; nothing is deleted, and it can be re-activated by importing it."""
+    """Stop predicting an industry; nothing is deleted, and it can be restored (restore_industry)."""
     current = normalise_name(name)
     with session_scope(engine) as session:
         industry = session.exec(select(Industry).where(Industry.name == current)).first()

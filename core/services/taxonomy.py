@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from core.errors import Invalid
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor
 from core.services import datasets, industries, synthesis
@@ -32,6 +33,14 @@ class IndustryAdded:
 @dataclass(frozen=True)
 class IndustryChanged:
     industry: IndustryView
+    training_task: TaskView
+
+
+@dataclass(frozen=True)
+class ExamplesAdded:
+    industry: str
+    examples_added: int
+    example_errors: list[dict[str, str]]
     training_task: TaskView
 
 
@@ -110,3 +119,47 @@ def retire_industry(
     """
     industry = industries.retire_industry(engine=engine, name=name, actor=actor)
     return IndustryChanged(industry, queue_training(engine=engine, work=work, actor=actor))
+
+
+def restore_industry(
+    *, engine: Engine, work: WorkSender, name: str, actor: str | None = None
+) -> IndustryChanged:
+    """Predict a retired industry again and queue the training that brings it back.
+
+    Raises NotFound, or Invalid when it is active already.
+    """
+    industry = industries.restore_industry(engine=engine, name=name, actor=actor)
+    return IndustryChanged(industry, queue_training(engine=engine, work=work, actor=actor))
+
+
+def add_examples(
+    *,
+    engine: Engine,
+    work: WorkSender,
+    name: str,
+    files: Sequence[tuple[str, bytes]],
+    limits: ExtractionLimits | None = None,
+    extractor: Extractor | None = None,
+    actor: str | None = None,
+) -> ExamplesAdded:
+    """Store example files of an existing industry and queue the training that learns them.
+
+    Raises:
+        Invalid: no files, or the industry is not active.
+    """
+    if not files:
+        raise Invalid("Send at least one example file (multipart field 'files').")
+    added = datasets.add_example_files(
+        engine=engine,
+        industry=name,
+        files=list(files),
+        limits=limits or ExtractionLimits(),
+        actor=actor,
+        extractor=extractor,
+    )
+    return ExamplesAdded(
+        industry=industries.normalise_name(name),
+        examples_added=added["added"],
+        example_errors=added["errors"],
+        training_task=queue_training(engine=engine, work=work, actor=actor),
+    )

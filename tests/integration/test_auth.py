@@ -21,6 +21,8 @@ NEEDS = {
     ("POST", "/api/industries"): "reviewer",
     ("PATCH", "/api/industries/{name}"): "reviewer",
     ("DELETE", "/api/industries/{name}"): "reviewer",
+    ("POST", "/api/industries/{name}/restore"): "reviewer",
+    ("POST", "/api/industries/{name}/examples"): "reviewer",
     ("POST", "/api/models/{version_id}/activate"): "admin",
     ("POST", "/api/retrain_model"): "admin",
     ("POST", "/api/review/next"): "annotator",

@@ -163,13 +163,36 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     duplicate = client.patch("/api/industries/maritime", json={"name": "finance"})
     assert (duplicate.status_code, duplicate.json()["code"]) == (409, "conflict")
     retired = client.delete("/api/industries/maritime")
-    assert retired.json()["status"] == "retired"
+    assert retired.json()["status"] == "retired" and retired.json()["training_task_id"]
     names = {i["name"]: i["status"] for i in client.get("/api/industries").json()["items"]}
     assert names["maritime"] == "retired" and "shipping" not in names
     job = _upload(
         client, "Container ship berthed at the port; freight forwarders cleared customs.", "ship.txt"
     )
     assert job["classification_result"] != "maritime" and "maritime" not in job["scores"]
+    # A retirement can be undone, and an existing industry given example files
+    restored = client.post("/api/industries/maritime/restore")
+    assert restored.status_code == 200 and restored.json()["status"] == "active", restored.json()
+    again = client.post("/api/industries/maritime/restore")
+    assert (again.status_code, again.json()["code"]) == (422, "invalid")
+    files = [
+        (
+            "files",
+            (
+                f"manifest{i}.txt",
+                f"Cargo manifest {i}: containers loaded at berth {i}; bill of lading.".encode(),
+            ),
+        )
+        for i in range(3)
+    ]
+    added = client.post("/api/industries/maritime/examples", files=files)
+    assert added.status_code == 202 and added.json()["examples_added"] == 3, added.json()
+    assert added.json()["training_task_id"]
+    none = client.post("/api/industries/maritime/examples", json={"files": []})
+    assert (none.status_code, none.json()["code"]) == (422, "invalid")
+    listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
+    assert listed["maritime"]["status"] == "active" and listed["maritime"]["examples"]["import"] == 3
+    assert client.delete("/api/industries/maritime").status_code == 200
     missing = client.delete("/api/industries/atlantis")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
 
