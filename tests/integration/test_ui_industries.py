@@ -136,6 +136,13 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     assert _industries(runtime)[new].status == "retired"
     assert new not in app.selectbox(key="industries_retire_target").options
     assert app.dataframe[0].value.set_index("industry").loc[new, "status"] == "retired"
+    # When the reviewer restores it, then it is active again and offered for retirement once more
+    app.selectbox(key="industries_restore_target").select(new).run()
+    app.button(key="industries_restore").click().run()
+    assert not app.exception
+    assert app.success[0].value.startswith(f"Restored {new!r}")
+    assert _industries(runtime)[new].status == "active"
+    assert new in app.selectbox(key="industries_retire_target").options
 
 
 def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from core.services.industries import IndustryView, list_industries
 from core.services.models import active_report
 from core.services.synthesis import MAX_DOCUMENTS
 from core.services.tasks import list_tasks
-from core.services.taxonomy import add_industry, retire_industry, update_industry
+from core.services.taxonomy import add_industry, restore_industry, retire_industry, update_industry
 from core.services.training import HOLDOUT_DATASET
 from ui.state import User, require, runtime
 from ui.tasks import follow_tasks
@@ -25,6 +25,7 @@ FLASH_KEY = "industries_flash"
 GENERATION_KEY = "industries_generation"
 RENAMED_KEY = "industries_renamed"
 RETIRED_KEY = "industries_retired"
+RESTORED_KEY = "industries_restored"
 EVERY_INDUSTRY = "every industry"
 
 
@@ -164,7 +165,7 @@ def retire(rt: Runtime, user: User, active_names: list[str]) -> None:
         return
     st.warning(
         f"Heron will stop predicting {retiring!r}. Nothing is deleted: its examples, corrections and "
-        "past predictions stay, and importing it again brings it back."
+        "past predictions stay, and restoring it (below) brings it back."
     )
     if st.button(f"Retire {retiring}", key="industries_retire"):
         try:
@@ -174,6 +175,29 @@ def retire(rt: Runtime, user: User, active_names: list[str]) -> None:
             return
         st.session_state[RETIRED_KEY] = True
         flash("success", f"Retired {retiring!r}.")
+        st.rerun()
+
+
+def restore(rt: Runtime, user: User, retired_names: list[str]) -> None:
+    if st.session_state.pop(RESTORED_KEY, False):
+        st.session_state["industries_restore_target"] = None
+    restoring = st.selectbox(
+        "Retired industry to restore",
+        retired_names,
+        index=None,
+        placeholder="Choose a retired industry…",
+        key="industries_restore_target",
+    )
+    if not restoring:
+        return
+    if st.button(f"Restore {restoring}", key="industries_restore"):
+        try:
+            restore_industry(engine=rt.engine, work=rt.work, name=restoring, actor=user.name)
+        except HeronError as error:
+            st.error(error.message)
+            return
+        st.session_state[RESTORED_KEY] = True
+        flash("success", f"Restored {restoring!r}: predicted again once the training it queued is live.")
         st.rerun()
 
 
@@ -352,6 +376,8 @@ if industries:
     edit_industry(rt, user, by_name)
     st.subheader("Retire")
     retire(rt, user, active_names)
+    if retired_names := [industry.name for industry in industries if industry.status == "retired"]:
+        restore(rt, user, retired_names)
 
 st.subheader("Synthetic documents awaiting review")
 review_synthetic(rt, user, awaiting)
