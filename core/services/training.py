@@ -316,7 +316,7 @@ def _train(
     labels = _carved_labels(carver, data.train, embeddings, static)
     fingerprint = _fingerprint(data, data.train, labels)
     if kind == "incremental" and fingerprint == data.parent_trained_on.get("fingerprint"):
-        raise Invalid("No training examples were added since the active model was trained.")
+        raise Invalid("No training examples were added since the active model was trained." + _new_gold(data))
     training_set = TrainingSet(
         texts=texts,
         labels=labels,
@@ -483,6 +483,18 @@ def _evaluation_sets(data: _Data, encoder: Encoder, carver: Carver | None) -> di
             e for e, label in zip(data.starter_holdout, labels, strict=True) if label == e["label"]
         ]
     return sets
+
+
+def _new_gold(data: _Data) -> str:
+    """Why an approval trained nothing, when it is because its documents joined the gold set."""
+    known = expand_ranges(data.parent_trained_on.get("example_ids", []))
+    newer = [e for e in data.gold if known and e["id"] > max(known)]
+    if not newer:
+        return ""
+    return (
+        f" The {len(newer)} document(s) approved or imported since joined the gold set: a fixed share "
+        "of them judges every model and is never trained on."
+    )
 
 
 def _fingerprint(data: _Data, examples: list[dict[str, Any]], labels: list[str]) -> str:

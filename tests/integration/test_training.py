@@ -259,3 +259,23 @@ def test_a_training_request_a_later_run_already_covered_does_not_run_again(fresh
         assert len(session.exec(select(ModelVersion)).all()) == versions + 1
     done = tasks.get_task(engine=fresh.engine, task_id=second)
     assert done.status == "SUCCEEDED" and done.result["covered_by"] == first, done
+
+
+def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh) -> None:  # type: ignore[no-untyped-def]
+    # Given an approved correction that landed in the gold set (judged on, never trained on)
+    with session_scope(fresh.engine) as session:
+        session.add(
+            TrainingExample(
+                text=FINANCE,
+                content_hash="gold-test",
+                label="finance",
+                source=ExampleSource.feedback,
+                split=Split.holdout,
+                origin="feedback/test",
+            )
+        )
+    # When the incremental run it queued looks for something new to learn
+    with pytest.raises(Invalid) as nothing:
+        train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    # Then it says why nothing was trained
+    assert "joined the gold set" in nothing.value.message
