@@ -55,9 +55,16 @@ def heron_error(_: Request, exc: errors.HeronError) -> Response:
 
 def http_error(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, ValidationException):
-        return _json(
-            422 if exc.status_code == 400 else exc.status_code, "invalid", exc.detail, errors=exc.extra or []
-        )
+        problems = exc.extra or []
+        message = exc.detail
+        if isinstance(problems, list) and any(_missing_body(problem) for problem in problems):
+            # Litestar names a missing JSON body by the handler's parameter ("'data'"): say what it is.
+            problems = [
+                {**problem, "message": "A JSON body is required."} if _missing_body(problem) else problem
+                for problem in problems
+            ]
+            message = f"{exc.detail}: the request needs a JSON body."
+        return _json(422 if exc.status_code == 400 else exc.status_code, "invalid", message, errors=problems)
     status = exc.status_code
     if status == 413:
         limit = request.app.state.runtime.settings.max_upload_mb
@@ -65,6 +72,10 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if status >= 500:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
     return _json(status, CODE_BY_STATUS.get(status, "error"), exc.detail)
+
+
+def _missing_body(problem: object) -> bool:
+    return isinstance(problem, dict) and problem.get("source") == "body" and problem.get("key") == "data"
 
 
 def database_unavailable(request: Request, exc: OperationalError) -> Response:

@@ -147,8 +147,11 @@ def update_industry(
     """Rename and/or redescribe an industry (or make it the catch-all, the one that holds what no
     other claims); its training examples and feedback follow the new name.
 
-    Predictions keep the label they were made with (history). Raises NotFound or Conflict.
+    Predictions keep the label they were made with (history). Raises NotFound or Conflict, or
+    Invalid when nothing is asked to change.
     """
+    if new_name is None and description is None and catch_all is None:
+        raise Invalid("Nothing to change: send a new name, a description or catch_all.")
     current = normalise_name(name)
     with session_scope(engine) as session:
         industry = session.exec(select(Industry).where(Industry.name == current)).first()

@@ -162,6 +162,11 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     assert renamed.status_code == 200 and renamed.json()["name"] == "maritime"
     duplicate = client.patch("/api/industries/maritime", json={"name": "finance"})
     assert (duplicate.status_code, duplicate.json()["code"]) == (409, "conflict")
+    nothing = client.patch("/api/industries/maritime", json={})
+    assert (nothing.status_code, nothing.json()["code"]) == (
+        422,
+        "invalid",
+    ) and "Nothing to change" in nothing.json()["message"]
     retired = client.delete("/api/industries/maritime")
     assert retired.json()["status"] == "retired" and retired.json()["training_task_id"]
     names = {i["name"]: i["status"] for i in client.get("/api/industries").json()["items"]}
@@ -259,3 +264,9 @@ def test_approving_corrections_keeps_one_label_per_document_and_only_active_indu
     late = client.post("/api/feedback/approve", json={"ids": [brokerage]})
     assert (late.status_code, late.json()["code"]) == (409, "conflict"), late.json()
     assert "retired" in late.json()["message"] and approved_labels() == ["legal"]
+
+
+def test_a_request_without_its_json_body_says_so(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/api/feedback/approve")
+    assert (response.status_code, response.json()["code"]) == (422, "invalid")
+    assert "needs a JSON body" in response.json()["message"], response.json()
