@@ -189,6 +189,8 @@ def finish(
         if task is None or task.status in FINISHED:
             return
         task.status = status
+        if status == TaskStatus.SUCCEEDED:
+            task.done = max(task.done, task.total)  # however many stages it had to go through
         task.result = result or {}
         task.error_code = error_code
         task.error_message = error_message

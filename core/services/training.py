@@ -818,6 +818,10 @@ def request_training(
         return tasks.task_view(task), False
 
 
+class _Cancelled(Exception):
+    """Someone asked to cancel the training run under way."""
+
+
 def _covered_by(engine: Engine, task: Task) -> str | None:
     """A training run that succeeded having started after ``task`` was requested, of its mode or a
     full one: it read every example the request was for, so running the request again would only
@@ -860,12 +864,18 @@ def run_training_task(
     train = train_incremental if mode == "incremental" else train_full
 
     def report(done: int, stage: str) -> None:
-        tasks.progress(engine, task_id, done=done, stage=stage)
+        if not tasks.progress(engine, task_id, done=done, stage=stage):
+            raise _Cancelled  # checked at each stage: a cancelled run stores and activates nothing
 
     try:
         outcome = train(
             engine=engine, policy=policy, encoder=encoder, actor=task.requested_by, on_progress=report
         )
+    except _Cancelled:
+        tasks.finish(
+            engine, task_id, TaskStatus.CANCELLED, result={"cancelled": "before it stored a version"}
+        )
+        return "cancelled"
     except Conflict:
         tasks.put_back(engine, task_id, stage="waiting for the running training to finish")
         raise

@@ -279,3 +279,26 @@ def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh)
         train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
     # Then it says why nothing was trained
     assert "joined the gold set" in nothing.value.message
+
+
+def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.db.tables import Task
+    from core.services import tasks
+
+    # Given a training run asked to cancel just as a worker took it
+    with session_scope(fresh.engine) as session:
+        task = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4)
+        task.cancel_requested = True
+        session.add(task)
+        task_id = task.id
+    with session_scope(fresh.engine) as session:
+        versions = len(session.exec(select(ModelVersion)).all())
+    # When the worker runs it
+    outcome = run_training_task(
+        engine=fresh.engine, task_id=task_id, policy=fresh.policy, encoder=fresh.training_encoder
+    )
+    # Then it stops at its next stage: no version stored, none activated, the task CANCELLED
+    assert outcome == "cancelled"
+    with session_scope(fresh.engine) as session:
+        assert len(session.exec(select(ModelVersion)).all()) == versions
+        assert session.get(Task, task_id).status == "CANCELLED"
