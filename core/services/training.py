@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from core.db.tables import (
     Task,
     TaskStatus,
     TrainingExample,
+    utcnow,
 )
 from core.errors import Conflict, HeronError, Invalid, ModelNotReady
 from core.evaluation import evaluation_report, routing_curve
@@ -813,6 +814,9 @@ def request_training(
         if waiting is None and mode == "incremental":
             waiting = tasks.find_waiting(session, kind="training", params={"mode": "incremental"})
         if waiting is not None:
+            # When it was last asked for: a run started after that covers it (_covered_by).
+            waiting.params = {**waiting.params, "requested_at": utcnow().isoformat()}
+            session.add(waiting)
             return tasks.task_view(waiting), True
         task = tasks.create_task(session, kind="training", params={"mode": mode}, total=4, requested_by=actor)
         return tasks.task_view(task), False
@@ -823,12 +827,16 @@ class _Cancelled(Exception):
 
 
 def _covered_by(engine: Engine, task: Task) -> str | None:
-    """A training run that succeeded having started after ``task`` was requested, of its mode or a
-    full one: it read every example the request was for, so running the request again would only
+    """A training run that succeeded having started after ``task`` was last requested, of its mode
+    or a full one: it read every example the requests were for, so running the request again would only
     repeat it. (Requests made while a run is under way queue one follow-up between them, but one
     made while that follow-up was briefly taken and put back — the training lease was busy —
     queued another, and each ran in full.)"""
     modes = {"full"} if task.params.get("mode", "full") == "full" else {"full", "incremental"}
+    since = task.created_at  # or, when requests joined it since, the last of them
+    if requested := task.params.get("requested_at"):
+        joined = datetime.fromisoformat(requested)
+        since = max(since, joined.replace(tzinfo=None) if since.tzinfo is None else joined)
     with session_scope(engine) as session:
         runs = session.exec(
             select(Task).where(
@@ -836,7 +844,7 @@ def _covered_by(engine: Engine, task: Task) -> str | None:
                 Task.status == TaskStatus.SUCCEEDED,
                 Task.id != task.id,
                 # A second's grace for clocks of different machines (the request's and the run's)
-                Task.started_at >= task.created_at + timedelta(seconds=1),
+                Task.started_at >= since + timedelta(seconds=1),
             )
         ).all()
     return next((run.id for run in runs if run.params.get("mode", "full") in modes), None)

@@ -259,6 +259,25 @@ def test_a_training_request_a_later_run_already_covered_does_not_run_again(fresh
         assert len(session.exec(select(ModelVersion)).all()) == versions + 1
     done = tasks.get_task(engine=fresh.engine, task_id=second)
     assert done.status == "SUCCEEDED" and done.result["covered_by"] == first, done
+    # Given a waiting request, a run that started after it was made, and then another request (an
+    # approval) joining the waiting one while that run is under way
+    with session_scope(fresh.engine) as session:
+        waiting = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4).id
+    time.sleep(1.1)
+    with session_scope(fresh.engine) as session:
+        under_way = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4)
+        under_way.status, under_way.started_at = "SUCCEEDED", under_way.created_at
+        session.add(under_way)
+    joined, was_waiting = request_training(engine=fresh.engine, mode="full")
+    assert (joined.id, was_waiting) == (waiting, True)
+    # When the waiting one runs, then it trains: the run under way may have read the examples
+    # before that approval
+    run_training_task(
+        engine=fresh.engine, task_id=waiting, policy=fresh.policy, encoder=fresh.training_encoder
+    )
+    with session_scope(fresh.engine) as session:
+        assert len(session.exec(select(ModelVersion)).all()) == versions + 2
+    assert "covered_by" not in tasks.get_task(engine=fresh.engine, task_id=waiting).result
 
 
 def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh) -> None:  # type: ignore[no-untyped-def]
