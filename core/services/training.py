@@ -847,7 +847,9 @@ def _covered_by(engine: Engine, task: Task) -> str | None:
                 Task.started_at >= since + timedelta(seconds=1),
             )
         ).all()
-    return next((run.id for run in runs if run.params.get("mode", "full") in modes), None)
+    # A run that was itself covered read nothing: it cannot vouch for what was asked after it.
+    read = [run for run in runs if run.params.get("mode", "full") in modes and "covered_by" not in run.result]
+    return next((run.id for run in read), None)
 
 
 def run_training_task(
