@@ -122,6 +122,9 @@ class Carver:
     # Per newcomer (in the order of ``newcomers``): per other described industry, a mask over its
     # sentences keeping those not about the newcomer.
     masks: tuple[Mapping[str, np.ndarray], ...]
+    # Newcomers without a description, whose only sentence is their name: too little to hold their
+    # examples' answers back (holds), though still enough to carve the catch-all's (claims).
+    named_only: tuple[str, ...] = ()
 
     @classmethod
     def measured(
@@ -131,9 +134,10 @@ class Carver:
         *,
         catch_all: str | None,
         newcomers: Sequence[str],
+        named_only: Sequence[str] = (),
     ) -> Carver | None:
         """The rule with similarities measured against ``reference`` (the training examples);
-        None when no newcomer has a description."""
+        None when no newcomer has sentences. ``named_only``: newcomers whose sentence is their name."""
         newcomers = [label for label in newcomers if label in sentences and label != catch_all]
         if not newcomers:
             return None
@@ -146,7 +150,14 @@ class Carver:
             for newcomer in newcomers
         )
         described = {label: Sentences.measured(vectors, reference) for label, vectors in sentences.items()}
-        return cls(catch_all=catch_all, newcomers=tuple(newcomers), described=described, masks=masks)
+        named = tuple(label for label in newcomers if label in named_only)
+        return cls(
+            catch_all=catch_all,
+            newcomers=tuple(newcomers),
+            described=described,
+            masks=masks,
+            named_only=named,
+        )
 
     def margins(self, documents: Vectors, newcomer: str, against: Sequence[str | None]) -> np.ndarray:
         """Per document, how much more it is like ``newcomer`` than like the industry ``against``
@@ -168,7 +179,7 @@ class Carver:
         """Per document of the catch-all, the newcomer (of ``among``, default all) that takes it
         from the catch-all, or None: the one it is most like, by more than CARVE_MARGIN."""
         columns = [i for i, label in enumerate(self.newcomers) if among is None or label in among]
-        if self.catch_all is None or not columns or not len(documents[0]):
+        if self.catch_all not in self.described or not columns or not len(documents[0]):
             return [None] * len(documents[0])
         against = [self.catch_all] * len(documents[0])
         margins = np.stack([self.margins(documents, self.newcomers[i], against) for i in columns], axis=1)
@@ -182,7 +193,7 @@ class Carver:
         """Per document the model gives ``newcomer``, whether the newcomer may take it from the
         industry it had before (``before``): only when the document is more like the newcomer's
         description than like that industry's own, by more than TAKE_MARGIN."""
-        if newcomer not in self.newcomers:
+        if newcomer not in self.newcomers or newcomer in self.named_only:
             return np.ones(len(before), dtype=bool)
         return self.margins(documents, newcomer, before) > TAKE_MARGIN
 
@@ -210,7 +221,12 @@ class Carver:
                     arrays[f"{i}_{side}_{name}"] = getattr(sentences, name)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        meta = {"catch_all": self.catch_all, "newcomers": list(self.newcomers), "described": labels}
+        meta = {
+            "catch_all": self.catch_all,
+            "newcomers": list(self.newcomers),
+            "described": labels,
+            "named_only": list(self.named_only),
+        }
         encoded = json.dumps(meta).encode()
         return len(encoded).to_bytes(4, "big") + encoded + buffer.getvalue()
 
@@ -232,7 +248,13 @@ class Carver:
             {label: arrays[f"mask_{i}_{k}"] for k, label in enumerate(labels) if f"mask_{i}_{k}" in arrays}
             for i in range(len(newcomers))
         )
-        return cls(catch_all=meta["catch_all"], newcomers=newcomers, described=described, masks=masks)
+        return cls(
+            catch_all=meta["catch_all"],
+            newcomers=newcomers,
+            described=described,
+            masks=masks,
+            named_only=tuple(meta.get("named_only", ())),
+        )
 
     @classmethod
     def _from_catch_all_only(

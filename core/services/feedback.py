@@ -215,14 +215,16 @@ def _check_approvable(session: Session, rows: list[Feedback]) -> None:
                 f"Feedback {row.id} labels job {row.job_id} {row.label!r}, an industry retired since it "
                 "was filed: reject it, or label the job again."
             )
-    by_job: dict[str, list[Feedback]] = {}
+    # By document, not job: two uploads of one file are one document to learn from.
+    by_document: dict[str, list[Feedback]] = {}
     for row in rows:
-        by_job.setdefault(row.job_id, []).append(row)
-    for job_id, given in by_job.items():
+        job = session.get(Job, row.job_id)
+        by_document.setdefault(job.document_id if job else row.job_id, []).append(row)
+    for given in by_document.values():
         if len({row.label for row in given}) > 1:
             named = ", ".join(f"{row.id} ({row.label})" for row in given)
             raise Conflict(
-                f"Feedback {named} label job {job_id} differently: approve the right one and reject the rest."
+                f"Feedback {named} label one document differently: approve the right one and reject the rest."
             )
 
 

@@ -16,9 +16,10 @@ from sqlmodel import Session, select
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
 from core.classify.training import prototype_sentences
 from core.db import session_scope
-from core.db.tables import EvaluationReport, Industry, IndustryStatus, ModelStatus, ModelVersion, utcnow
+from core.db.tables import EvaluationReport, ModelStatus, ModelVersion, utcnow
 from core.errors import Conflict, Invalid, ModelNotReady, NotFound
 from core.services import audit
+from core.services.industries import active_industry_names
 
 
 def active_version_id(session: Session) -> int | None:
@@ -201,7 +202,7 @@ def _check_servable(session: Session, version: ModelVersion) -> None:
             f"Model version {version.id} cannot be read by this Heron ({type(error).__name__}: {error}); "
             "retrain instead."
         ) from error
-    active = set(session.exec(select(Industry.name).where(Industry.status == IndustryStatus.active)))
+    active = set(active_industry_names(session))
     if not active & set(model.labels):
         raise Conflict(
             f"Model version {version.id} knows none of the active industries ({', '.join(sorted(active))}): "

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from core.classify.calibration import softmax
@@ -415,6 +415,7 @@ class _Carving:
     catch_all: str | None
     newcomers: list[str]
     sentences: dict[str, tuple[np.ndarray, np.ndarray]]
+    named_only: list[str]  # newcomers without a description: their sentence is their name
 
 
 def _carving(data: _Data, encoder: Encoder) -> _Carving | None:
@@ -425,14 +426,18 @@ def _carving(data: _Data, encoder: Encoder) -> _Carving | None:
     newcomers = [label for label in data.labels if label not in starter and label != data.catch_all]
     if not newcomers:
         return None
-    sentences = {}
+    sentences, named_only = {}, []
     for label in data.labels:
         texts = description_sentences(data.industries[label])
+        # An import describes an industry by its name: that is no description either.
+        if len(texts) == 1 and texts[0].lower() == label.replace("_", " ").replace("-", " ").lower():
+            texts = []
         if not texts and (label in newcomers or label == data.catch_all):
             texts = [label.replace("_", " ")]
+            named_only.append(label)
         if texts:
             sentences[label] = (encoder.embed(texts), encoder.static(texts))
-    return _Carving(catch_all=data.catch_all, newcomers=newcomers, sentences=sentences)
+    return _Carving(catch_all=data.catch_all, newcomers=newcomers, sentences=sentences, named_only=named_only)
 
 
 def _prototypes(described: dict[str, np.ndarray], carving: _Carving | None) -> dict[str, np.ndarray]:
@@ -454,7 +459,11 @@ def _carver(carving: _Carving | None, embeddings: np.ndarray, static: np.ndarray
     if carving is None:
         return None
     return Carver.measured(
-        carving.sentences, (embeddings, static), catch_all=carving.catch_all, newcomers=carving.newcomers
+        carving.sentences,
+        (embeddings, static),
+        catch_all=carving.catch_all,
+        newcomers=carving.newcomers,
+        named_only=carving.named_only,
     )
 
 
@@ -487,14 +496,14 @@ def _evaluation_sets(data: _Data, encoder: Encoder, carver: Carver | None) -> di
 
 
 def _new_gold(data: _Data) -> str:
-    """Why an approval trained nothing, when it is because its documents joined the gold set."""
-    known = expand_ranges(data.parent_trained_on.get("example_ids", []))
-    newer = [e for e in data.gold if known and e["id"] > max(known)]
-    if not newer:
+    """Why an approval trained nothing, when it is because its documents joined the gold set: the
+    newest example is a gold one."""
+    newest = max([*data.train, *data.gold], key=lambda e: e["id"], default=None)
+    if newest is None or not any(e is newest for e in data.gold):
         return ""
     return (
-        f" The {len(newer)} document(s) approved or imported since joined the gold set: a fixed share "
-        "of them judges every model and is never trained on."
+        " The newest approved document went to the gold set: a fixed share of the people's documents "
+        "judges every model and is never trained on."
     )
 
 
@@ -814,10 +823,18 @@ def request_training(
         if waiting is None and mode == "incremental":
             waiting = tasks.find_waiting(session, kind="training", params={"mode": "incremental"})
         if waiting is not None:
-            # When it was last asked for: a run started after that covers it (_covered_by).
-            waiting.params = {**waiting.params, "requested_at": utcnow().isoformat()}
-            session.add(waiting)
-            return tasks.task_view(waiting), True
+            # Record when it was last asked for (a run started after that covers it: _covered_by),
+            # and only while it still waits: one a worker took meanwhile may have read the examples
+            # before this request's, so the request then gets a task of its own.
+            params = {**waiting.params, "requested_at": utcnow().isoformat()}
+            joined = session.execute(
+                update(Task)
+                .where(Task.id == waiting.id, Task.status == TaskStatus.PENDING)
+                .values(params=params)
+            ).rowcount
+            if joined:
+                session.refresh(waiting)
+                return tasks.task_view(waiting), True
         task = tasks.create_task(session, kind="training", params={"mode": mode}, total=4, requested_by=actor)
         return tasks.task_view(task), False
 

@@ -297,7 +297,7 @@ def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh)
     with pytest.raises(Invalid) as nothing:
         train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
     # Then it says why nothing was trained
-    assert "joined the gold set" in nothing.value.message
+    assert "went to the gold set" in nothing.value.message
 
 
 def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(fresh) -> None:  # type: ignore[no-untyped-def]

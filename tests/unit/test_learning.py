@@ -218,6 +218,17 @@ def test_a_newcomer_takes_from_an_established_industry_only_what_reads_like_its_
     holds = carver.holds((documents, documents), "monetary_policy", ["finance", "finance", "invoices"])
     # Then the newcomer takes the speech, not the filing finance had
     assert holds.tolist() == [True, False, True]
+    # And a newcomer known by its name alone (imported, or given only examples) is never held back:
+    # a word is too little to overrule what its examples taught
+    named = Carver.measured(
+        sentences,
+        (reference, reference),
+        catch_all="other",
+        newcomers=["monetary_policy"],
+        named_only=["monetary_policy"],
+    )
+    assert named is not None
+    assert named.holds((documents, documents), "monetary_policy", ["finance"] * 3).all()
     # And the rule saved with a model says the same
     again = Carver.from_bytes(carver.to_bytes())
     assert again is not None
