@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,6 +268,9 @@ def test_a_rule_saved_as_an_earlier_heron_saved_it_still_claims_the_same() -> No
     expected = ["sports", "cooking", None]
     assert Carver.from_bytes(blob).claims((incoming, incoming)) == expected
     assert Carver.from_bytes(earlier).claims((incoming, incoming)) == expected
+    # And the same rule as the earlier Heron itself wrote it (Carver.to_bytes at bb89b96) reads the same
+    written = (Path(__file__).parent / "data" / "carver-bb89b96.bin").read_bytes()
+    assert Carver.from_bytes(written).claims((incoming, incoming)) == expected
 
 
 def test_description_sentences_leave_out_the_whole() -> None:
