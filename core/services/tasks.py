@@ -62,7 +62,8 @@ def task_view(task: Task) -> TaskView:
         done=task.done,
         total=task.total,
         stage=task.stage,
-        params=task.params or {},
+        # requested_at is bookkeeping (when a request last joined it; core.services.training)
+        params={key: value for key, value in (task.params or {}).items() if key != "requested_at"},
         result=task.result or {},
         error_code=task.error_code,
         error_message=task.error_message,
