@@ -227,7 +227,10 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
 
 
 def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
-    """Stop predicting an industry; nothing is deleted, and it can be restored (restore_industry)."""
+    """Stop predicting an industry; nothing is deleted, and it can be restored (restore_industry).
+
+    Raises NotFound, or Conflict when fewer than two would stay active or it is the catch-all.
+    """
     current = normalise_name(name)
     with session_scope(engine) as session:
         industry = session.exec(select(Industry).where(Industry.name == current)).first()
@@ -235,6 +238,14 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
             raise NotFound(f"Unknown industry {name!r}.")
         if len(active_industry_names(session)) <= 2 and industry.status == IndustryStatus.active:
             raise Conflict("At least two industries must stay active.")
+        if industry.catch_all and industry.status == IndustryStatus.active:
+            # Retired, it would still be marked the catch-all, and the industries carved out of it
+            # would lose the starter examples they learned from ("sports" was then never predicted).
+            raise Conflict(
+                f"Industry {current!r} is the catch-all: it holds what no other industry claims, and new "
+                "industries take their first examples from it. Make another industry the catch-all, or "
+                f'set {{"catch_all": false}} on {current!r}, before retiring it.'
+            )
         industry.status = IndustryStatus.retired
         industry.updated_at = utcnow()
         session.add(industry)

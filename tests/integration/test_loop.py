@@ -198,6 +198,13 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
     assert listed["maritime"]["status"] == "active" and listed["maritime"]["examples"]["import"] == 3
     assert client.delete("/api/industries/maritime").status_code == 200
+    # The catch-all is not retired by accident: it holds what no other industry claims
+    catch_all = client.delete("/api/industries/other")
+    assert (catch_all.status_code, catch_all.json()["code"]) == (409, "conflict"), catch_all.json()
+    assert "catch-all" in catch_all.json()["message"]
+    assert {i["name"]: i["status"] for i in client.get("/api/industries").json()["items"]}[
+        "other"
+    ] == "active"
     missing = client.delete("/api/industries/atlantis")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
 
