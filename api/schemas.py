@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.services import MAX_ROW_ID
 
@@ -139,3 +139,11 @@ class IndustryUpdate(BaseModel):
     catch_all: bool | None = Field(
         None, description="Make this the industry that holds what no other claims (new ones carve from it)."
     )
+
+    @field_validator("catch_all", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: object) -> object:
+        """JSON true or false, not a word that reads like one ("yes" made an industry the catch-all)."""
+        if value is not None and not isinstance(value, bool):
+            raise ValueError("catch_all must be true or false")
+        return value

@@ -59,10 +59,11 @@ def _example_counts(session: Session, label: str | None = None) -> dict[str, dic
 def normalise_name(raw: str) -> str:
     """``"  Real Estate "`` → ``"real_estate"``; raises Invalid for names that stay unusable."""
     name = unicodedata.normalize("NFKC", raw or "").strip().lower()
-    name = re.sub(r"[\s/]+", "_", name)
+    name = re.sub(r"[\s/]+", "_", name).strip("_-")  # "sports_" is "sports"
     if not NAME_PATTERN.match(name):
         raise Invalid(
-            f"Industry name {raw!r} must be 2–64 characters of letters, digits, spaces, '_' or '-'."
+            f"Industry name {raw!r} must be 2–64 characters of unaccented letters (a–z), digits, spaces, "
+            "'_' or '-'."
         )
     return name
 

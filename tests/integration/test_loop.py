@@ -162,6 +162,10 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     assert renamed.status_code == 200 and renamed.json()["name"] == "maritime"
     duplicate = client.patch("/api/industries/maritime", json={"name": "finance"})
     assert (duplicate.status_code, duplicate.json()["code"]) == (409, "conflict")
+    loose = client.patch("/api/industries/maritime", json={"catch_all": "yes"})
+    assert (loose.status_code, loose.json()["code"]) == (422, "invalid")  # true or false, not a word
+    twin = client.post("/api/industries", json={"industry_name": "Maritime_"})
+    assert (twin.status_code, twin.json()["code"]) == (409, "conflict")  # "maritime_" is "maritime"
     nothing = client.patch("/api/industries/maritime", json={})
     assert (nothing.status_code, nothing.json()["code"]) == (
         422,
