@@ -165,8 +165,8 @@ def decide(
             themselves right after (the benchmarks).
 
     Raises:
-        NotFound: an id does not exist. Invalid: one of them was already decided. Conflict (approving
-        only): one labels its job with an industry retired since, or two of them label one job
+        NotFound: an id does not exist. Conflict: one of them was already decided, or (approving)
+        one labels its job with an industry retired since, or two of them label one document
         differently. Nothing is decided then.
     """
     with session_scope(engine) as session:
@@ -176,7 +176,7 @@ def decide(
             if row is None:
                 raise NotFound(f"Feedback {feedback_id} does not exist.")
             if row.status != FeedbackStatus.pending:
-                raise Invalid(f"Feedback {feedback_id} is already {row.status}.")
+                raise Conflict(f"Feedback {feedback_id} is already {row.status}.")
             rows.append(row)
         if approve:
             _check_approvable(session, rows)

@@ -75,9 +75,9 @@ def test_approved_corrections_train_a_new_version_that_gets_them_right(client, r
     assert again["classification_result"] == "real_estate" and again["model_version"] >= version.id
     # And the job view shows the approved correction
     assert client.get(f"/api/jobs/{jobs[0]['id']}").json()["feedback_status"] == "approved"
-    # Deciding twice is refused with a code
+    # Deciding twice is refused with a code (a conflict with its state, not a malformed request)
     again = client.post(f"/api/feedback/{ids[0]}/reject")
-    assert (again.status_code, again.json()["code"]) == (422, "invalid")
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
 
 
 def test_the_review_queue_puts_the_least_certain_first(client) -> None:  # type: ignore[no-untyped-def]
@@ -266,6 +266,8 @@ def test_approving_corrections_keeps_one_label_per_document_and_only_active_indu
     # When the reviewer approves one, then the other, then the later approval is the last word
     assert client.post("/api/feedback/approve", json={"ids": [finance]}).status_code == 200
     assert approved_labels() == ["finance"]
+    twice = client.post("/api/feedback/approve", json={"ids": [finance]})
+    assert (twice.status_code, twice.json()["code"]) == (409, "conflict")  # decided already
     assert client.post("/api/feedback/approve", json={"ids": [legal]}).status_code == 200
     assert approved_labels() == ["legal"]
     # And a correction to an industry retired since it was filed is refused, not trained on
