@@ -30,6 +30,11 @@ class IndustrySpec:
     catch_all: bool = False
 
 
+def readable_name(label: str) -> str:
+    """An industry's name as words ("real_estate" → "real estate"): what an import describes it by."""
+    return label.replace("_", " ").replace("-", " ")
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).lower().encode()).hexdigest()
 

@@ -189,11 +189,15 @@ class Carver:
             for column, row in zip(best, margins, strict=True)
         ]
 
+    def judges(self, newcomer: str) -> bool:
+        """Whether the rule may hold ``newcomer`` back (it has a description here)."""
+        return newcomer in self.newcomers and newcomer not in self.named_only
+
     def holds(self, documents: Vectors, newcomer: str, before: Sequence[str]) -> np.ndarray:
         """Per document the model gives ``newcomer``, whether the newcomer may take it from the
         industry it had before (``before``): only when the document is more like the newcomer's
         description than like that industry's own, by more than TAKE_MARGIN."""
-        if newcomer not in self.newcomers or newcomer in self.named_only:
+        if not self.judges(newcomer):
             return np.ones(len(before), dtype=bool)
         return self.margins(documents, newcomer, before) > TAKE_MARGIN
 

@@ -567,10 +567,18 @@ def _settle(
         for i, verdict in enumerate(verdicts)
         if verdict.label in newcomers and verdict.confidence < policy.review_threshold
     }
-    taken = [i for i, verdict in enumerate(verdicts) if verdict.label in newcomers and i not in unsure]
-    asked = [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure]
-    if carver is not None:
-        asked = sorted([*asked, *taken])
+    # A document a newcomer takes needs its earlier answer only where the rule may hold it back.
+    taken = [
+        i
+        for i, verdict in enumerate(verdicts)
+        if verdict.label in newcomers
+        and i not in unsure
+        and carver is not None
+        and carver.judges(verdict.label)
+    ]
+    asked = sorted(
+        [i for i, verdict in enumerate(verdicts) if verdict.label not in newcomers or i in unsure] + taken
+    )
     if not asked:
         return verdicts
     established = [label for label in labels if label not in newcomers]

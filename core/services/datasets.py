@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from core.classify.model import Encoder, RoutingPolicy
-from core.corpus import content_hash, is_holdout
+from core.corpus import content_hash, is_holdout, readable_name
 from core.db import session_scope
 from core.db.tables import ExampleSource, Industry, IndustryStatus, Split, TrainingExample, utcnow
 from core.errors import HeronError, Invalid
@@ -136,7 +136,7 @@ def import_directory(
         for label in labels:
             industry = existing.get(label)
             if industry is None:
-                session.add(Industry(name=label, description=label.replace("_", " ").replace("-", " ")))
+                session.add(Industry(name=label, description=readable_name(label)))
                 audit.record(
                     session, action="industry.created", subject_type="industry", subject_id=label, actor=actor
                 )

@@ -155,9 +155,7 @@ def update_industry(
         raise Invalid("Nothing to change: send a new name, a description or catch_all.")
     current = normalise_name(name)
     with session_scope(engine) as session:
-        industry = session.exec(select(Industry).where(Industry.name == current)).first()
-        if industry is None:
-            raise NotFound(f"Unknown industry {name!r}.")
+        industry = _named(session, name)
         if new_name is not None and normalise_name(new_name) != current:
             target = normalise_name(new_name)
             if session.exec(select(Industry.id).where(Industry.name == target)).first():
@@ -210,21 +208,11 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
     Raises:
         NotFound: no such industry. Invalid: it is active already.
     """
-    current = normalise_name(name)
     with session_scope(engine) as session:
-        industry = session.exec(select(Industry).where(Industry.name == current)).first()
-        if industry is None:
-            raise NotFound(f"Unknown industry {name!r}.")
+        industry = _named(session, name)
         if industry.status == IndustryStatus.active:
-            raise Invalid(f"Industry {current!r} is active already.")
-        industry.status = IndustryStatus.active
-        industry.updated_at = utcnow()
-        session.add(industry)
-        audit.record(
-            session, action="industry.restored", subject_type="industry", subject_id=current, actor=actor
-        )
-        session.flush()
-        return _view(industry, _example_counts(session, current).get(current, {}))
+            raise Invalid(f"Industry {industry.name!r} is active already.")
+        return _set_status(session, industry, IndustryStatus.active, actor=actor)
 
 
 def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
@@ -232,11 +220,9 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
 
     Raises NotFound, or Conflict when fewer than two would stay active or it is the catch-all.
     """
-    current = normalise_name(name)
     with session_scope(engine) as session:
-        industry = session.exec(select(Industry).where(Industry.name == current)).first()
-        if industry is None:
-            raise NotFound(f"Unknown industry {name!r}.")
+        industry = _named(session, name)
+        current = industry.name
         if len(active_industry_names(session)) <= 2 and industry.status == IndustryStatus.active:
             raise Conflict("At least two industries must stay active.")
         if industry.catch_all and industry.status == IndustryStatus.active:
@@ -247,11 +233,25 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
                 "industries take their first examples from it. Make another industry the catch-all, or "
                 f'set {{"catch_all": false}} on {current!r}, before retiring it.'
             )
-        industry.status = IndustryStatus.retired
-        industry.updated_at = utcnow()
-        session.add(industry)
-        audit.record(
-            session, action="industry.retired", subject_type="industry", subject_id=current, actor=actor
-        )
-        session.flush()
-        return _view(industry, _example_counts(session, current).get(current, {}))
+        return _set_status(session, industry, IndustryStatus.retired, actor=actor)
+
+
+def _named(session: Session, name: str) -> Industry:
+    """The industry called ``name`` (normalised), retired or not; NotFound otherwise."""
+    industry = session.exec(select(Industry).where(Industry.name == normalise_name(name))).first()
+    if industry is None:
+        raise NotFound(f"Unknown industry {name!r}.")
+    return industry
+
+
+def _set_status(
+    session: Session, industry: Industry, status: IndustryStatus, *, actor: str | None
+) -> IndustryView:
+    """Retire or restore ``industry``, with its audit event; its view after."""
+    industry.status = status
+    industry.updated_at = utcnow()
+    session.add(industry)
+    action = "industry.restored" if status == IndustryStatus.active else "industry.retired"
+    audit.record(session, action=action, subject_type="industry", subject_id=industry.name, actor=actor)
+    session.flush()
+    return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))

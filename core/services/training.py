@@ -30,7 +30,7 @@ from core.classify.training import (
     newcomers,
     origin_group,
 )
-from core.corpus import read_industries, read_text_corpus, stratified_holdout
+from core.corpus import read_industries, read_text_corpus, readable_name, stratified_holdout
 from core.db import session_scope
 from core.db.tables import (
     EvaluationReport,
@@ -430,10 +430,10 @@ def _carving(data: _Data, encoder: Encoder) -> _Carving | None:
     for label in data.labels:
         texts = description_sentences(data.industries[label])
         # An import describes an industry by its name: that is no description either.
-        if len(texts) == 1 and texts[0].lower() == label.replace("_", " ").replace("-", " ").lower():
+        if len(texts) == 1 and texts[0].lower() == readable_name(label).lower():
             texts = []
         if not texts and (label in newcomers or label == data.catch_all):
-            texts = [label.replace("_", " ")]
+            texts = [readable_name(label)]
             named_only.append(label)
         if texts:
             sentences[label] = (encoder.embed(texts), encoder.static(texts))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.corpus import readable_name
+
 # Stored with every synthetic example; change it whenever the prompts change meaningfully.
 PROMPT_VERSION = "synthesis-v1"
 
@@ -121,10 +123,6 @@ def plan_briefs(genres: Sequence[str], count: int, *, start: int = 0, seed: str 
     return briefs
 
 
-def _readable(industry: str) -> str:
-    return industry.replace("_", " ").replace("-", " ")
-
-
 def genre_messages(industry: str, description: str, count: int = 12) -> list[dict[str, str]]:
     """Ask the model which kinds of documents the industry produces."""
     return [
@@ -135,8 +133,8 @@ def genre_messages(industry: str, description: str, count: int = 12) -> list[dic
         {
             "role": "user",
             "content": (
-                f"Industry: {_readable(industry)}.\n"
-                f"What it covers: {description or _readable(industry)}\n\n"
+                f"Industry: {readable_name(industry)}.\n"
+                f"What it covers: {description or readable_name(industry)}\n\n"
                 f"List {count} different kinds of documents that are typical of this industry, from as many "
                 "different writers and situations as you can (professionals, customers, regulators, "
                 "journalists, the public). Describe each in one short phrase, e.g. "
@@ -166,8 +164,8 @@ def document_messages(industry: str, description: str, briefs: Sequence[Brief]) 
         {
             "role": "user",
             "content": (
-                f"Industry: {_readable(industry)}.\n"
-                f"What it covers: {description or _readable(industry)}\n\n"
+                f"Industry: {readable_name(industry)}.\n"
+                f"What it covers: {description or readable_name(industry)}\n\n"
                 f"Write {len(briefs)} documents of this industry, one for each line below, in this order:\n"
                 f"{lines}\n\n"
                 "Make them clearly different from each other: different writers, organisations, places, "

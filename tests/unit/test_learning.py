@@ -174,9 +174,9 @@ def test_a_generic_catch_all_sentence_does_not_outbid_the_newcomer() -> None:
     assert carved == ["sports", "other", "other", "other"]
 
 
-def test_a_saved_model_keeps_carvings_rule_for_incoming_documents() -> None:
-    # Given the rule measured when "sports" and "cooking" were carved out of "other" (3-d toy
-    # vectors: x = sport, y = cooking, z = hobbies)
+def _sports_and_cooking_rule() -> Carver:
+    """The rule measured when "sports" and "cooking" were carved out of "other" (3-d toy vectors:
+    x = sport, y = cooking, z = hobbies)."""
     eye = np.eye(3)
     sentences = {"other": (eye, eye), "sports": (eye[:1], eye[:1]), "cooking": (eye[1:2], eye[1:2])}
     reference = np.array([[0.6, 0.6, 0.5], [0.5, 0.6, 0.6], [0.6, 0.5, 0.6]])
@@ -184,6 +184,13 @@ def test_a_saved_model_keeps_carvings_rule_for_incoming_documents() -> None:
         sentences, (reference, reference), catch_all="other", newcomers=["sports", "cooking"]
     )
     assert carver is not None
+    return carver
+
+
+def test_a_saved_model_keeps_carvings_rule_for_incoming_documents() -> None:
+    # Given the rule measured when "sports" and "cooking" were carved out of "other" (3-d toy
+    # vectors: x = sport, y = cooking, z = hobbies)
+    carver = _sports_and_cooking_rule()
     incoming = np.array([[0.9, 0.1, 0.4], [0.1, 0.9, 0.4], [0.1, 0.1, 1.0]])
     # Then, saved and read back, it gives each incoming document the same claim: the sports
     # report to sports, the recipe to cooking, the hobby post to no newcomer
@@ -245,13 +252,7 @@ def test_a_newcomer_takes_from_an_established_industry_only_what_reads_like_its_
 def test_a_rule_saved_as_an_earlier_heron_saved_it_still_claims_the_same() -> None:
     # Given the rule for "sports" and "cooking" carved out of "other", saved, and the same bytes as
     # an earlier Heron wrote them: only the catch-all's sentences, one subset per newcomer
-    eye = np.eye(3)
-    sentences = {"other": (eye, eye), "sports": (eye[:1], eye[:1]), "cooking": (eye[1:2], eye[1:2])}
-    reference = np.array([[0.6, 0.6, 0.5], [0.5, 0.6, 0.6], [0.6, 0.5, 0.6]])
-    carver = Carver.measured(
-        sentences, (reference, reference), catch_all="other", newcomers=["sports", "cooking"]
-    )
-    assert carver is not None
+    carver = _sports_and_cooking_rule()
     blob = carver.to_bytes()
     size = int.from_bytes(blob[:4], "big")
     meta = json.loads(blob[4 : 4 + size])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
@@ -24,8 +26,6 @@ TASKS_KEY = "industries_tasks"
 FLASH_KEY = "industries_flash"
 GENERATION_KEY = "industries_generation"
 RENAMED_KEY = "industries_renamed"
-RETIRED_KEY = "industries_retired"
-RESTORED_KEY = "industries_restored"
 EVERY_INDUSTRY = "every industry"
 
 
@@ -152,52 +152,64 @@ def edit_industry(rt: Runtime, user: User, by_name: dict[str, IndustryView]) -> 
 
 
 def retire(rt: Runtime, user: User, active_names: list[str]) -> None:
-    if st.session_state.pop(RETIRED_KEY, False):
-        st.session_state["industries_retire_target"] = None
-    retiring = st.selectbox(
-        "Industry to retire",
+    _change_status(
+        rt,
+        user,
         active_names,
-        index=None,
+        verb="retire",
+        label="Industry to retire",
         placeholder="Choose an industry…",
-        key="industries_retire_target",
+        change=retire_industry,
+        done="Retired {name!r}.",
+        warning=(
+            "Heron will stop predicting {name!r}. Nothing is deleted: its examples, corrections and past "
+            "predictions stay, and restoring it (below) brings it back."
+        ),
     )
-    if not retiring:
-        return
-    st.warning(
-        f"Heron will stop predicting {retiring!r}. Nothing is deleted: its examples, corrections and "
-        "past predictions stay, and restoring it (below) brings it back."
-    )
-    if st.button(f"Retire {retiring}", key="industries_retire"):
-        try:
-            retire_industry(engine=rt.engine, work=rt.work, name=retiring, actor=user.name)
-        except HeronError as error:
-            st.error(error.message)
-            return
-        st.session_state[RETIRED_KEY] = True
-        flash("success", f"Retired {retiring!r}.")
-        st.rerun()
 
 
 def restore(rt: Runtime, user: User, retired_names: list[str]) -> None:
-    if st.session_state.pop(RESTORED_KEY, False):
-        st.session_state["industries_restore_target"] = None
-    restoring = st.selectbox(
-        "Retired industry to restore",
+    _change_status(
+        rt,
+        user,
         retired_names,
-        index=None,
+        verb="restore",
+        label="Retired industry to restore",
         placeholder="Choose a retired industry…",
-        key="industries_restore_target",
+        change=restore_industry,
+        done="Restored {name!r}: predicted again once the training it queued is live.",
     )
-    if not restoring:
+
+
+def _change_status(
+    rt: Runtime,
+    user: User,
+    names: list[str],
+    *,
+    verb: str,
+    label: str,
+    placeholder: str,
+    change: Callable[..., object],
+    done: str,
+    warning: str | None = None,
+) -> None:
+    """Choose an industry and retire or restore it (``change``); its widgets' keys name ``verb``."""
+    target, changed = f"industries_{verb}_target", f"industries_{verb}_done"
+    if st.session_state.pop(changed, False):
+        st.session_state[target] = None
+    name = st.selectbox(label, names, index=None, placeholder=placeholder, key=target)
+    if not name:
         return
-    if st.button(f"Restore {restoring}", key="industries_restore"):
+    if warning:
+        st.warning(warning.format(name=name))
+    if st.button(f"{verb.capitalize()} {name}", key=f"industries_{verb}"):
         try:
-            restore_industry(engine=rt.engine, work=rt.work, name=restoring, actor=user.name)
+            change(engine=rt.engine, work=rt.work, name=name, actor=user.name)
         except HeronError as error:
             st.error(error.message)
             return
-        st.session_state[RESTORED_KEY] = True
-        flash("success", f"Restored {restoring!r}: predicted again once the training it queued is live.")
+        st.session_state[changed] = True
+        flash("success", done.format(name=name))
         st.rerun()
 
 
