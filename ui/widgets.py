@@ -104,7 +104,8 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
         elif reason == "new_industry_carved":
             sentences.append(
                 "Queued for review: it reads more like the description of an industry still being "
-                "learned than like the rest of the catch-all it would otherwise be filed under; a "
+                "learned than like the rest of the industry it would otherwise be filed under (the "
+                "catch-all, or one whose description named the new industry's kind of document); a "
                 "person confirms it (and so teaches the new industry)."
             )
         else:

@@ -175,19 +175,48 @@ class Carver:
             margins[rows] = theirs[rows] - own.likeness((documents[0][rows], documents[1][rows]))
         return margins
 
+    def parents(self, newcomer: str) -> tuple[str, ...]:
+        """The established industries whose descriptions name ``newcomer``'s kind of document (some
+        of their sentences are about it: "A review of a music album …" in entertainment's, once
+        "music" exists). Their examples include the newcomer's kind, so what a model files under
+        them is partly the newcomer's, as with the catch-all. Only a described newcomer has them."""
+        if not self.judges(newcomer):
+            return ()
+        masks = self.masks[self.newcomers.index(newcomer)]
+        return tuple(label for label, keep in masks.items() if label != self.catch_all and not keep.all())
+
     def claims(self, documents: Vectors, among: Sequence[str] | None = None) -> list[str | None]:
         """Per document of the catch-all, the newcomer (of ``among``, default all) that takes it
         from the catch-all, or None: the one it is most like, by more than CARVE_MARGIN."""
-        columns = [i for i, label in enumerate(self.newcomers) if among is None or label in among]
-        if self.catch_all not in self.described or not columns or not len(documents[0]):
-            return [None] * len(documents[0])
-        against = [self.catch_all] * len(documents[0])
-        margins = np.stack([self.margins(documents, self.newcomers[i], against) for i in columns], axis=1)
-        best = margins.argmax(axis=1)
-        return [
-            self.newcomers[columns[int(column)]] if row[column] > CARVE_MARGIN else None
-            for column, row in zip(best, margins, strict=True)
-        ]
+        return self.takes(documents, [self.catch_all] * len(documents[0]), among)
+
+    def takes(
+        self, documents: Vectors, answers: Sequence[str | None], among: Sequence[str] | None = None
+    ) -> list[str | None]:
+        """Per document, the newcomer (of ``among``, default all) that takes it from the industry
+        it is answered (``answers``), or None. A newcomer may take documents of the catch-all and
+        of its parents (Carver.parents); of those that may, the document goes to the one it is most
+        like, by more than CARVE_MARGIN."""
+        taken: list[str | None] = [None] * len(answers)
+        for answer in set(answers):
+            if answer is None or answer not in self.described:
+                continue
+            columns = [
+                i
+                for i, label in enumerate(self.newcomers)
+                if (among is None or label in among)
+                and (answer == self.catch_all or answer in self.parents(label))
+            ]
+            rows = np.array([i for i, label in enumerate(answers) if label == answer])
+            if not columns:
+                continue
+            chosen = (documents[0][rows], documents[1][rows])
+            against = [answer] * len(rows)
+            margins = np.stack([self.margins(chosen, self.newcomers[i], against) for i in columns], axis=1)
+            for row, best, line in zip(rows, margins.argmax(axis=1), margins, strict=True):
+                if line[best] > CARVE_MARGIN:
+                    taken[int(row)] = self.newcomers[columns[int(best)]]
+        return taken
 
     def judges(self, newcomer: str) -> bool:
         """Whether the rule may hold ``newcomer`` back (it has a description here)."""

@@ -11,6 +11,7 @@ import pytest
 from scipy import sparse
 
 from core.classify.carving import Carver, sentences_not_about
+from core.classify.model import NEW_INDUSTRY_CARVED, Verdict, _carve
 from core.classify.softmax import SoftmaxRegression
 from core.classify.training import (
     TrainingSet,
@@ -247,6 +248,56 @@ def test_a_newcomer_takes_from_an_established_industry_only_what_reads_like_its_
         False,
         True,
     ]
+
+
+def test_a_newcomer_carves_what_reads_like_it_out_of_an_industry_that_described_its_kind() -> None:
+    # 4-d toy vectors: x = music, y = film, z = games, w = money. "entertainment" describes music,
+    # film and games; "finance" describes money; "music", added since, describes music.
+    eye = np.eye(4)
+    sentences = {
+        "other": (eye[3:] * 0 + 0.5, eye[3:] * 0 + 0.5),
+        "entertainment": (eye[:3], eye[:3]),
+        "finance": (eye[3:], eye[3:]),
+        "music": (eye[:1], eye[:1]),
+    }
+    reference = np.full((4, 4), 0.5)
+    carver = Carver.measured(sentences, (reference, reference), catch_all="other", newcomers=["music"])
+    assert carver is not None
+    # Then entertainment, whose description named music reviews, is music's parent; finance is not
+    assert carver.parents("music") == ("entertainment",)
+    review = np.array([0.9, 0.3, 0.1, 0.3])
+    film = np.array([0.3, 0.9, 0.1, 0.3])
+    documents = np.array([review, film, review])
+    verdicts = [
+        Verdict(label=label, confidence=0.8, scores={label: 0.8, "music": 0.0}, tier="transformer")
+        for label in ("entertainment", "entertainment", "finance")
+    ]
+
+    class Vectors:
+        def embed(self, texts: list[str]) -> np.ndarray:
+            return documents[[int(text) for text in texts]]
+
+        static = embed
+
+    # When the documents a model filed under entertainment and finance are served while music is
+    # being learned
+    served = _carve(carver, ["0", "1", "2"], list(verdicts), Vectors(), {"music"})
+    # Then the album review filed under entertainment goes to music, with entertainment's
+    # confidence, for a person to confirm; the film review stays; nothing is taken from finance,
+    # whose description never named music (the same review filed there stays)
+    assert [v.label for v in served] == ["music", "entertainment", "finance"]
+    assert served[0].confidence == 0.8 and served[0].scores["music"] == 0.8
+    assert served[0].needs_review and served[0].review_reasons == (NEW_INDUSTRY_CARVED,)
+    assert not served[1].needs_review and not served[2].needs_review
+    # And a music known by its name alone has no parents: it carves the catch-all only
+    named = Carver.measured(
+        sentences, (reference, reference), catch_all="other", newcomers=["music"], named_only=["music"]
+    )
+    assert named is not None and named.parents("music") == ()
+    # And the rule saved with a model says the same
+    again = Carver.from_bytes(carver.to_bytes())
+    assert again.parents("music") == ("entertainment",)
+    assert again.takes((documents, documents), ["entertainment"] * 2 + ["finance"]) == ["music", None, None]
 
 
 def test_a_rule_saved_as_an_earlier_heron_saved_it_still_claims_the_same() -> None:
