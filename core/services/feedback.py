@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, select
 
 from core.corpus import content_hash, is_holdout
@@ -180,11 +180,20 @@ def decide(
             rows.append(row)
         if approve:
             _check_approvable(session, rows)
+            _lock_documents(session, rows)
+        status = FeedbackStatus.approved if approve else FeedbackStatus.rejected
+        for row in sorted(rows, key=lambda row: row.id):
+            # Decided only if still pending when written: a reviewer deciding it in another call at
+            # the same moment read it pending too, and the later of the two is refused.
+            claimed = session.execute(
+                update(Feedback)
+                .where(Feedback.id == row.id, Feedback.status == FeedbackStatus.pending)
+                .values(status=status, reviewer=reviewer, reviewed_at=utcnow())
+            ).rowcount
+            if claimed != 1:
+                raise Conflict(f"Feedback {row.id} was decided by someone else meanwhile.")
+            session.refresh(row)
         for row in rows:
-            row.status = FeedbackStatus.approved if approve else FeedbackStatus.rejected
-            row.reviewer = reviewer
-            row.reviewed_at = utcnow()
-            session.add(row)
             audit.record(
                 session,
                 action="feedback.approved" if approve else "feedback.rejected",
@@ -226,6 +235,21 @@ def _check_approvable(session: Session, rows: list[Feedback]) -> None:
             raise Conflict(
                 f"Feedback {named} label one document differently: approve the right one and reject the rest."
             )
+
+
+def _lock_documents(session: Session, rows: list[Feedback]) -> None:
+    """Approvals of one document wait for each other (PostgreSQL; SQLite has one writer at a time):
+    each supersedes the examples of those approved before it (_add_training_example), and two in
+    parallel calls would otherwise each miss the other's and leave the document with two labels."""
+    jobs = sorted({row.job_id for row in rows})
+    documents = session.exec(select(Job.document_id).where(Job.id.in_(jobs))).all()
+    if documents:
+        session.exec(
+            select(Document.id)
+            .where(Document.id.in_(sorted(set(documents))))
+            .order_by(Document.id)
+            .with_for_update()
+        ).all()
 
 
 def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> None:

@@ -1,0 +1,130 @@
+"""Two reviewers deciding at the same moment, on SQLite and on PostgreSQL: each outcome is one a
+reviewer could have reached one after the other."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from core.db import make_engine, migrate, session_scope
+from core.db.tables import Document, ExampleSource, ExampleStatus, Job, TrainingExample
+from core.errors import Conflict
+from core.services import feedback
+from core.services.feedback import decide, submit_feedback
+from core.services.industries import create_industry
+from tests.conftest import needs_services, postgres_schema
+
+TEXT = "Quarterly results: revenue rose, the board settled the lawsuit and the bank raised its loan."
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_services("PostgreSQL"))])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        made = make_engine(f"sqlite:///{tmp_path / 'heron.db'}")
+        migrate(made)
+        yield made
+        made.dispose()
+        return
+    with postgres_schema("heron_races") as url:
+        made = make_engine(url)
+        migrate(made)
+        yield made
+        made.dispose()
+
+
+def _one_job(engine: Engine) -> str:
+    for name in ("finance", "legal"):
+        create_industry(engine=engine, name=name, description=f"Documents about {name}.")
+    with session_scope(engine) as session:
+        document = Document(
+            sha256="ab" * 32, original_name="q.txt", size=len(TEXT), storage_key="ab/q", text=TEXT
+        )
+        session.add(document)
+        session.flush()
+        job = Job(document_id=document.id, original_filename="q.txt", file_content_type="text/plain")
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def _together(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], object]) -> list[object]:
+    """Run ``calls`` in threads that have all read what they decide on before any of them writes
+    (they meet after the checks, the moment two reviewers' clicks would cross); what each returned
+    or raised."""
+    meeting = threading.Barrier(len(calls), timeout=20)
+    checked = feedback._check_approvable
+
+    def check_then_meet(session, rows):  # type: ignore[no-untyped-def]
+        checked(session, rows)
+        meeting.wait()
+
+    monkeypatch.setattr(feedback, "_check_approvable", check_then_meet)
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as error:  # the outcome under test
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def _approved_labels(engine: Engine) -> list[str]:
+    with session_scope(engine) as session:
+        return sorted(
+            session.exec(
+                select(TrainingExample.label).where(
+                    TrainingExample.source == ExampleSource.feedback,
+                    TrainingExample.status == ExampleStatus.approved,
+                )
+            ).all()
+        )
+
+
+def test_one_correction_approved_twice_at_once_is_approved_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a correction waiting for review
+    job = _one_job(engine)
+    correction = submit_feedback(engine=engine, job_id=job, label="finance", author="ann")
+    # When two reviewers approve it at the same moment
+    outcomes = _together(
+        monkeypatch,
+        lambda: decide(engine=engine, feedback_ids=[correction.id], approve=True, reviewer="rob"),
+        lambda: decide(engine=engine, feedback_ids=[correction.id], approve=True, reviewer="sue"),
+    )
+    # Then one of them decides it and the other is told it was decided meanwhile
+    conflicts = [outcome for outcome in outcomes if isinstance(outcome, Conflict)]
+    assert len(conflicts) == 1, outcomes
+    assert "meanwhile" in str(conflicts[0])
+    assert _approved_labels(engine) == ["finance"]
+
+
+def test_two_corrections_of_one_document_approved_at_once_leave_it_one_label(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two annotators' different labels for one document
+    job = _one_job(engine)
+    first = submit_feedback(engine=engine, job_id=job, label="finance", author="ann")
+    second = submit_feedback(engine=engine, job_id=job, label="legal", author="bob")
+    # When two reviewers each approve one of them at the same moment
+    outcomes = _together(
+        monkeypatch,
+        lambda: decide(engine=engine, feedback_ids=[first.id], approve=True, reviewer="rob"),
+        lambda: decide(engine=engine, feedback_ids=[second.id], approve=True, reviewer="sue"),
+    )
+    # Then both are approved, as one after the other would be, and the later one is the document's
+    # only label to learn from: it never trains on both
+    assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)], outcomes
+    assert len(_approved_labels(engine)) == 1
