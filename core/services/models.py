@@ -144,6 +144,9 @@ class VersionView:
     labels: list[str]
     metrics: dict[str, Any]
     trained_on: dict[str, Any]
+    # Whether training promoted it, by which rule, and why ({activated, rule, reason}); None for a
+    # version trained before this was recorded (its report still says, under starter_holdout).
+    promotion: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,12 @@ class VersionReport:
     metrics: dict[str, Any]
     trained_on: dict[str, Any]
     reports: dict[str, dict[str, Any]]
+    promotion: dict[str, Any] | None = None  # as VersionView's
 
 
 def _version_view(version: ModelVersion) -> VersionView:
+    metrics = dict(version.metrics or {})
+    promotion = metrics.pop("promotion", None)
     return VersionView(
         id=version.id,
         status=version.status,
@@ -166,8 +172,9 @@ def _version_view(version: ModelVersion) -> VersionView:
         created_at=version.created_at,
         activated_at=version.activated_at,
         labels=list(version.labels or []),
-        metrics=version.metrics or {},
+        metrics=metrics,
         trained_on=version.trained_on or {},
+        promotion=promotion,
     )
 
 
@@ -246,12 +253,14 @@ def _report(session: Session, version_id: int) -> VersionReport:
     reports = session.exec(
         select(EvaluationReport).where(EvaluationReport.model_version_id == version_id)
     ).all()
+    view = _version_view(version)
     return VersionReport(
         id=version.id,
         status=version.status,
-        metrics=version.metrics or {},
-        trained_on=version.trained_on or {},
+        metrics=view.metrics,
+        trained_on=view.trained_on,
         reports={report.dataset: report.report for report in reports},
+        promotion=view.promotion,
     )
 
 

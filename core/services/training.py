@@ -589,8 +589,10 @@ def _register(
     reports[HOLDOUT_DATASET]["promotion"] = promotion
     reports[HOLDOUT_DATASET]["learned"] = trained_on["learned"]
     with session_scope(engine) as session:
+        # Listed with the version (GET /api/models, the Models page): whether and why it was promoted.
+        listed = {**headline, "promotion": {key: promotion[key] for key in ("activated", "rule", "reason")}}
         version = store_version(
-            session, model, parent_id=parent_id, kind=kind, metrics=headline, trained_on=trained_on
+            session, model, parent_id=parent_id, kind=kind, metrics=listed, trained_on=trained_on
         )
         for name, report in reports.items():
             if name == HOLDOUT_DATASET or report.get("n"):

@@ -72,10 +72,10 @@ def test_an_approved_correction_is_live_within_seconds_and_named_in_the_new_vers
     assert task["status"] == "SUCCEEDED" and task["result"]["activated"], task
     assert time.monotonic() - approved_at < 10, task
     version_id = task["result"]["version_id"]
-    assert (
-        next(m for m in client.get("/api/models").json()["items"] if m["id"] == version_id)["status"]
-        == "active"
-    )
+    listed = next(m for m in client.get("/api/models").json()["items"] if m["id"] == version_id)
+    assert listed["status"] == "active"
+    # ... listed with why it was promoted, as its training task said
+    assert listed["promotion"]["activated"] and listed["promotion"]["reason"] == task["result"]["reason"]
     # ... whose report names the approval that triggered it and says why it went live
     report = client.get(f"/api/models/{version_id}/report").json()
     learned = report["reports"]["starter_holdout"]["learned"]
@@ -84,6 +84,7 @@ def test_an_approved_correction_is_live_within_seconds_and_named_in_the_new_vers
     ).items()
     promotion = report["reports"]["starter_holdout"]["promotion"]
     assert promotion["activated"] and promotion["reason"] and promotion["rule"]
+    assert report["promotion"] == listed["promotion"]
     # ... and the same document is now more entertainment than it was
     time.sleep(2.5)  # every process re-reads the active version within its refresh interval
     again = wait_for_job(

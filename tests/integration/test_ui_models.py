@@ -75,6 +75,12 @@ def test_models_page_lists_versions_and_draws_the_report(app: AppTest, runtime) 
         table.loc[table["version"] == version, "escalates below"].item() == threshold
         for version, threshold in recorded.items()
     )
+    # ... and why training promoted each one, or did not
+    reasons = {v.id: v.promotion["reason"] for v in versions if v.promotion}
+    assert reasons and all(
+        table.loc[table["version"] == version, "promotion"].item() == reason
+        for version, reason in reasons.items()
+    )
     # ... and the active version's report is drawn: P/R/F1 bars, confusion matrix, reliability
     # diagram and accuracy at coverage (plus the learning curve once there are two versions)
     assert app.selectbox(key="models_report_version").value == _active(runtime)

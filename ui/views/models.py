@@ -82,6 +82,7 @@ table = pd.DataFrame(
             "accuracy": version.metrics.get("accuracy"),
             "ECE": version.metrics.get("ece"),
             "escalates below": version.metrics.get("escalation_threshold"),
+            "promotion": (version.promotion or {}).get("reason"),
         }
         for version in versions
     ]
@@ -102,6 +103,10 @@ st.dataframe(
         "escalates below": st.column_config.NumberColumn(
             format="%.2f",
             help=f"The fast tier answers alone from this confidence on: {THRESHOLD_SOURCE}.",
+        ),
+        "promotion": st.column_config.TextColumn(
+            help="Why training promoted this version, or did not: the user's gold documents decide once "
+            "there are enough of them; the starter holdout guards against collapse."
         ),
     },
 )
