@@ -25,7 +25,7 @@ from api.controllers import (
     metrics,
     ready,
 )
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, document_errors
 from core.runtime import Runtime, open_runtime
 from core.services import similar
 from core.settings import Settings, get_settings
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 dispatch.stop()
                 app.state.runtime.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             JobsController,
             FeedbackController,
@@ -84,3 +84,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
         ),
     )
+    document_errors(app)
+    return app

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from litestar import MediaType, Request, Response
+from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DataError, OperationalError
 
+from api.schemas import ErrorBody
 from core import errors
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,41 @@ CODE_BY_STATUS = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+# What each error status means here, for the OpenAPI document (document_errors).
+ERROR_DESCRIPTIONS = {
+    400: "Bad request: an empty file, or a request Heron cannot read.",
+    401: "Unauthorized: no or an unknown API key (when keys are configured).",
+    403: "Forbidden: the caller's role may not do this.",
+    404: "Not found.",
+    409: "Conflict: the resource's state forbids it (already decided, exists, retired …).",
+    413: "Too large: the request is larger than the upload limit.",
+    415: "Unsupported media type: a file type Heron cannot read.",
+    422: "Invalid: a malformed or out-of-range request, or a file that cannot be read (corrupt, "
+    "encrypted, no text, over a limit); the problems are listed under errors.",
+    503: "Unavailable: no model is active yet, or the database does not answer.",
+}
+UPLOAD_ONLY = (415,)
+
+
+def document_errors(app: Litestar) -> None:
+    """Describe every /api operation's errors as they are answered ({code, message}), instead of
+    the {status_code, detail} Litestar documents by default: clients generated from the OpenAPI
+    document read the code. Uploads also answer 415."""
+    for route in app.routes:
+        if not route.path.startswith("/api"):
+            continue
+        for handler in getattr(route, "route_handlers", ()):
+            uploads = "data" in handler.parsed_fn_signature.parameters and "POST" in handler.http_methods
+            documented = {
+                status: ResponseSpec(
+                    data_container=ErrorBody, description=description, generate_examples=False
+                )
+                for status, description in ERROR_DESCRIPTIONS.items()
+                if uploads or status not in UPLOAD_ONLY
+            }
+            handler.responses = {**documented, **(handler.responses or {})}
 
 
 def _json(status: int, code: str, message: str, **extra: object) -> Response:

@@ -147,3 +147,12 @@ class IndustryUpdate(BaseModel):
         if value is not None and not isinstance(value, bool):
             raise ValueError("catch_all must be true or false")
         return value
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers (api.errors): a stable ``code`` to branch on and a message for
+    people; a malformed request also lists its problems under ``errors``."""
+
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["Job 3f2a… does not exist."])
+    errors: list[dict[str, Any]] | None = None

@@ -172,6 +172,28 @@ def test_the_api_serves_its_own_openapi_docs(client) -> None:  # type: ignore[no
     assert client.get("/docs/swagger").status_code == 200
 
 
+def test_the_openapi_document_describes_errors_as_they_are_answered(client) -> None:  # type: ignore[no-untyped-def]
+    # Given the OpenAPI document a client generates its code from
+    schema = client.get("/docs/openapi.json").json()
+    error = schema["components"]["schemas"]["ErrorBody"]
+    assert error["required"] == ["code", "message"]
+    # Then every error of every /api operation is documented as answered: {code, message}, not
+    # Litestar's default {status_code, detail}
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/api"):
+            continue
+        for method, operation in operations.items():
+            errors = {status: r for status, r in operation["responses"].items() if int(status) >= 400}
+            assert {"404", "409", "422"} <= set(errors), (method, path)
+            for status, response in errors.items():
+                documented = response["content"]["application/json"]["schema"]
+                assert documented == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+    # And an error answered carries what is documented
+    missing = client.get("/api/jobs/nope")
+    assert "404" in schema["paths"]["/api/jobs/{job_id}"]["get"]["responses"]
+    assert set(error["required"]) <= set(missing.json()) <= set(error["properties"])
+
+
 def test_wait_returns_the_finished_job_inline(client) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
         "/api/classify_file?wait=30", files={"file": ("w.txt", FINANCE.encode() + b" Q4.")}
