@@ -265,13 +265,13 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
             TrainingExample.source == ExampleSource.feedback,
         )
     ).first()
-    # A correction approved later is the last word on the document: an earlier approved one that
-    # labelled it otherwise stops training (and judging) on it.
+    # A correction approved later is the last word on the document: an earlier example that
+    # labelled it otherwise (an approved correction, an imported or example file, a starter
+    # document) stops training (and judging) on it.
     for earlier in session.exec(
         select(TrainingExample).where(
             TrainingExample.content_hash == digest,
             TrainingExample.label != feedback.label,
-            TrainingExample.source == ExampleSource.feedback,
             TrainingExample.status == ExampleStatus.approved,
         )
     ):

@@ -279,6 +279,31 @@ def test_approving_corrections_keeps_one_label_per_document_and_only_active_indu
     assert "retired" in late.json()["message"] and approved_labels() == ["legal"]
 
 
+def test_a_correction_is_the_last_word_on_a_document_imported_with_another_label(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    from core.corpus import content_hash
+
+    text = "Tenancy notice: the landlord's bank returned the deposit with interest after the lease ended."
+    # Given a file a user gave finance as an example
+    added = client.post(
+        "/api/industries/finance/examples", files=[("files", ("deposit-notice.txt", text.encode()))]
+    )
+    assert added.status_code in (200, 202), added.json()
+    # When the same document comes in, is corrected to legal and the correction approved
+    job = _upload(client, text, "deposit-notice-again.txt")
+    feedback_id = client.post(
+        "/api/feedback/", json={"job_id": job["id"], "corrected_classification": "legal"}
+    ).json()["feedback_id"]
+    assert client.post("/api/feedback/approve", json={"ids": [feedback_id]}).status_code == 200
+    # Then Heron learns the document as legal only, not as both
+    with session_scope(runtime.engine) as session:
+        labels = session.exec(
+            select(TrainingExample.label, TrainingExample.source).where(
+                TrainingExample.content_hash == content_hash(text), TrainingExample.status == "approved"
+            )
+        ).all()
+    assert [label for label, _ in labels] == ["legal"], labels
+
+
 def test_a_request_without_its_json_body_says_so(client) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/api/feedback/approve")
     assert (response.status_code, response.json()["code"]) == (422, "invalid")
