@@ -313,7 +313,7 @@ def _train(
     progress(1, f"embedding and fitting {len(texts)} examples")
     embeddings = encoder.embed(texts)
     static = encoder.static(texts)
-    carver = _carver(carving, embeddings, static)
+    carver = _carver(carving, embeddings, static, data.train)
     labels = _carved_labels(carver, data.train, embeddings, static)
     fingerprint = _fingerprint(data, data.train, labels)
     if kind == "incremental" and fingerprint == data.parent_trained_on.get("fingerprint"):
@@ -454,16 +454,25 @@ def _prototypes(described: dict[str, np.ndarray], carving: _Carving | None) -> d
     return prototypes
 
 
-def _carver(carving: _Carving | None, embeddings: np.ndarray, static: np.ndarray) -> Carver | None:
-    """Carving's rule, its similarities measured against this run's training examples."""
+def _carver(
+    carving: _Carving | None, embeddings: np.ndarray, static: np.ndarray, examples: list[dict[str, Any]]
+) -> Carver | None:
+    """Carving's rule, its similarities measured against this run's training examples (the
+    newcomers' own from people among them)."""
     if carving is None:
         return None
+    own = {}
+    for newcomer in carving.newcomers:
+        rows = [i for i, e in enumerate(examples) if e["label"] == newcomer and e["source"] in USER_SOURCES]
+        if rows:
+            own[newcomer] = (embeddings[rows], static[rows])
     return Carver.measured(
         carving.sentences,
         (embeddings, static),
         catch_all=carving.catch_all,
         newcomers=carving.newcomers,
         named_only=carving.named_only,
+        examples=own,
     )
 
 

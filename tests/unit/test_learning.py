@@ -300,6 +300,45 @@ def test_a_newcomer_carves_what_reads_like_it_out_of_an_industry_that_described_
     assert again.takes((documents, documents), ["entertainment"] * 2 + ["finance"]) == ["music", None, None]
 
 
+def test_a_newcomers_first_examples_let_it_take_documents_that_read_like_them() -> None:
+    # 4-d toy vectors: x = clinical notes, y = lab reports, z = case reports, w = what documents share.
+    # The newcomer's description ("clinical case reports") reads like healthcare in general; its
+    # first example is a case report.
+    def unit(rows: list[list[float]]) -> np.ndarray:
+        vectors = np.array(rows)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    healthcare = unit([[1, 0.4, 0, 0.5], [0.4, 1, 0, 0.5]])
+    cases = unit([[0.6, 0.5, 0, 0.6]])
+    sentences = {"healthcare": (healthcare, healthcare), "clinical_cases": (cases, cases)}
+    reference = unit([[0.5, 0.5, 0.1, 1], [0.6, 0.3, 0.1, 1], [0.3, 0.6, 0.1, 1]])
+    example = unit([[0.3, 0, 1, 0.3]])
+    documents = unit([[0.35, 0.05, 0.95, 0.3], [1, 0.3, 0.05, 0.4]])  # a case report, a clinical note
+
+    def rule(**examples: tuple[np.ndarray, np.ndarray]) -> Carver:
+        carver = Carver.measured(
+            sentences,
+            (reference, reference),
+            catch_all="other",
+            newcomers=["clinical_cases"],
+            examples=examples,
+        )
+        assert carver is not None
+        return carver
+
+    # Known by its description alone, it may take neither from healthcare
+    assert rule().holds((documents, documents), "clinical_cases", ["healthcare"] * 2).tolist() == [
+        False,
+        False,
+    ]
+    # Given a first example, it takes the case report that reads like it, not the clinical note
+    given = rule(clinical_cases=(example, example))
+    assert given.holds((documents, documents), "clinical_cases", ["healthcare"] * 2).tolist() == [True, False]
+    # And the rule saved with a model keeps its examples
+    again = Carver.from_bytes(given.to_bytes())
+    assert again.holds((documents, documents), "clinical_cases", ["healthcare"] * 2).tolist() == [True, False]
+
+
 def test_a_rule_saved_as_an_earlier_heron_saved_it_still_claims_the_same() -> None:
     # Given the rule for "sports" and "cooking" carved out of "other", saved, and the same bytes as
     # an earlier Heron wrote them: only the catch-all's sentences, one subset per newcomer
