@@ -595,13 +595,8 @@ def _settle(
     for i, verdict in before.items():
         if i in unsure or i in held:
             reason = NEW_INDUSTRY_UNSURE if i in unsure else NEW_INDUSTRY_HELD_BACK
-            # The reviewer sees how strongly the newcomers wanted it beside the answer it keeps.
-            leaning = {label: p for label, p in verdicts[i].scores.items() if label in newcomers}
             verdicts[i] = replace(
-                verdict,
-                scores={**verdict.scores, **leaning},
-                needs_review=True,
-                review_reasons=(*verdict.review_reasons, reason),
+                verdict, needs_review=True, review_reasons=(*verdict.review_reasons, reason)
             )
         elif verdicts[i].label not in newcomers:
             verdicts[i] = verdict

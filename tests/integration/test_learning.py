@@ -295,8 +295,6 @@ def test_an_industry_carved_out_of_an_established_one_takes_only_what_reads_like
     verdicts = model.classify(RATES_IN_FINANCE, runtime.policy, encoder=runtime.encoder)
     assert [v.label for v in verdicts] == ["finance"] * len(RATES_IN_FINANCE), verdicts
     assert all(v.needs_review and "new_industry_held_back" in v.review_reasons for v in verdicts)
-    # And the reviewer sees how strongly the newcomer wanted each of them beside finance's answer
-    assert all(v.scores["monetary_policy"] >= runtime.policy.review_threshold for v in verdicts), verdicts
 
 
 def test_the_users_own_documents_outweigh_the_starter_corpus(copies) -> None:  # type: ignore[no-untyped-def]
