@@ -135,6 +135,12 @@ def undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
     return _json(400, "bad_request", f"Part of the request is not valid UTF-8 text: {exc.reason}.")
 
 
+def too_deep(request: Request, exc: RecursionError) -> Response:
+    # A JSON body nested thousands deep ({"ids": [[[[…]]]]}) exhausts the decoder's recursion.
+    log.warning("request on %s nested too deeply to read", request.url.path)
+    return _json(422, "invalid", "The request body is nested too deeply to read.")
+
+
 def unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     return _json(
@@ -150,5 +156,6 @@ EXCEPTION_HANDLERS = {
     OperationalError: database_unavailable,
     DataError: refused_value,
     UnicodeDecodeError: undecodable,
+    RecursionError: too_deep,
     Exception: unexpected,
 }

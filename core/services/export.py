@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from core.db import session_scope
-from core.db.tables import TrainingExample
+from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
 from core.errors import Invalid
 
 FORMATS = ("jsonl", "csv")
@@ -30,14 +30,22 @@ class Export:
 def export_examples(
     *, engine: Engine, fmt: str = "jsonl", source: str | None = None, label: str | None = None
 ) -> Export:
-    """The labelled examples (approved feedback, imports, synthetic, starter) as JSONL or CSV.
+    """The labelled examples Heron learns from (approved feedback, imports, synthetic, starter) as
+    JSONL or CSV; not those rejected or superseded by a later correction.
 
     Raises:
-        Invalid: an unknown format.
+        Invalid: an unknown format or source.
     """
     if fmt not in FORMATS:
         raise Invalid(f"Unknown export format {fmt!r}; use jsonl or csv.")
-    query = select(TrainingExample).order_by(TrainingExample.id)
+    sources = [member.value for member in ExampleSource]
+    if source and source not in sources:
+        raise Invalid(f"Unknown source {source!r}; use one of {', '.join(sources)}.")
+    query = (
+        select(TrainingExample)
+        .where(TrainingExample.status == ExampleStatus.approved)
+        .order_by(TrainingExample.id)
+    )
     if source:
         query = query.where(TrainingExample.source == source)
     if label:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.db.tables import Feedback, Industry, IndustryStatus, TrainingExample, utcnow
+from core.db.tables import ExampleStatus, Feedback, Industry, IndustryStatus, TrainingExample, utcnow
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 
@@ -45,8 +45,11 @@ def _view(row: Industry, examples: dict[str, int]) -> IndustryView:
 
 
 def _example_counts(session: Session, label: str | None = None) -> dict[str, dict[str, int]]:
-    query = select(TrainingExample.label, TrainingExample.source, func.count()).group_by(
-        TrainingExample.label, TrainingExample.source
+    # Examples it learns from: not the ones rejected or superseded by a later correction.
+    query = (
+        select(TrainingExample.label, TrainingExample.source, func.count())
+        .where(TrainingExample.status == ExampleStatus.approved)
+        .group_by(TrainingExample.label, TrainingExample.source)
     )
     if label is not None:
         query = query.where(TrainingExample.label == label)
@@ -183,6 +186,11 @@ def update_industry(
                 actor=actor,
             )
         if catch_all is not None and catch_all != industry.catch_all:
+            if catch_all and industry.status != IndustryStatus.active:
+                # Otherwise the active taxonomy is left without a catch-all to carve newcomers from.
+                raise Conflict(
+                    f"Industry {industry.name!r} is retired: restore it before making it the catch-all."
+                )
             if catch_all:  # there is one catch-all at most
                 for other in session.exec(select(Industry).where(Industry.catch_all)):
                     other.catch_all = False
@@ -206,12 +214,12 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
     """Predict a retired industry again, with the examples and corrections it kept (undoes a retirement).
 
     Raises:
-        NotFound: no such industry. Invalid: it is active already.
+        NotFound: no such industry. Conflict: it is active already.
     """
     with session_scope(engine) as session:
         industry = _named(session, name)
         if industry.status == IndustryStatus.active:
-            raise Invalid(f"Industry {industry.name!r} is active already.")
+            raise Conflict(f"Industry {industry.name!r} is active already.")
         return _set_status(session, industry, IndustryStatus.active, actor=actor)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, bindparam, func, or_, update
+from sqlalchemy import Engine, bindparam, case, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
@@ -23,6 +23,7 @@ from core.db import read_scope, session_scope
 from core.db.tables import (
     Document,
     Feedback,
+    FeedbackStatus,
     Job,
     JobStatus,
     Prediction,
@@ -691,8 +692,21 @@ def new_job_view(job: Job, document: Document) -> JobView:
 
 
 def _view_query(job_ids: Sequence[str]):  # type: ignore[no-untyped-def]
-    """Each job with its prediction, its latest correction and its document: one statement."""
-    latest = select(func.max(Feedback.id)).where(Feedback.job_id == Job.id).correlate(Job).scalar_subquery()
+    """Each job with its prediction, its correction and its document: one statement. The
+    correction shown is the one that decides: the last approved (a later approval supersedes an
+    earlier one, whichever was filed first), else the latest filed."""
+    latest = (
+        select(Feedback.id)
+        .where(Feedback.job_id == Job.id)
+        .correlate(Job)
+        .order_by(
+            case((Feedback.status == FeedbackStatus.approved, 1), else_=0).desc(),
+            Feedback.reviewed_at.desc(),
+            Feedback.id.desc(),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
     return (
         select(Job, Prediction, Feedback, Document)
         .outerjoin(Prediction, Prediction.job_id == Job.id)

@@ -595,9 +595,19 @@ def _register(
     if reports[GOLD_DATASET].get("n"):
         headline["gold_macro_f1"] = reports[GOLD_DATASET]["macro_f1"]
         headline["gold_n"] = reports[GOLD_DATASET]["n"]
-    reports[HOLDOUT_DATASET]["promotion"] = promotion
-    reports[HOLDOUT_DATASET]["learned"] = trained_on["learned"]
     with session_scope(engine) as session:
+        active = active_version_id(session)
+        if promotion["activated"] and promotion["rule"] != "none" and active != parent_id:
+            # Someone activated another version while this one trained (a rollback, most likely):
+            # it was judged against the version it started from, and it does not undo their choice.
+            promotion = {
+                **promotion,
+                "activated": False,
+                "reason": f"not promoted: v{active} was made active while it trained from v{parent_id} "
+                f"(it was judged against v{parent_id}: {promotion['reason']})",
+            }
+        reports[HOLDOUT_DATASET]["promotion"] = promotion
+        reports[HOLDOUT_DATASET]["learned"] = trained_on["learned"]
         # Listed with the version (GET /api/models, the Models page): whether and why it was promoted.
         listed = {**headline, "promotion": {key: promotion[key] for key in ("activated", "rule", "reason")}}
         version = store_version(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlmodel import select
@@ -183,7 +184,7 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     restored = client.post("/api/industries/maritime/restore")
     assert restored.status_code == 200 and restored.json()["status"] == "active", restored.json()
     again = client.post("/api/industries/maritime/restore")
-    assert (again.status_code, again.json()["code"]) == (422, "invalid")
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")  # active already
     files = [
         (
             "files",
@@ -202,6 +203,10 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
     assert listed["maritime"]["status"] == "active" and listed["maritime"]["examples"]["import"] == 3
     assert client.delete("/api/industries/maritime").status_code == 200
+    # A retired industry cannot become the catch-all: the active ones would be left without one
+    retired_catch_all = client.patch("/api/industries/maritime", json={"catch_all": True})
+    assert (retired_catch_all.status_code, retired_catch_all.json()["code"]) == (409, "conflict")
+    assert {i["name"] for i in client.get("/api/industries").json()["items"] if i["catch_all"]} == {"other"}
     # The catch-all is not retired by accident: it holds what no other industry claims
     catch_all = client.delete("/api/industries/other")
     assert (catch_all.status_code, catch_all.json()["code"]) == (409, "conflict"), catch_all.json()
@@ -284,6 +289,9 @@ def test_a_correction_is_the_last_word_on_a_document_imported_with_another_label
 
     text = "Tenancy notice: the landlord's bank returned the deposit with interest after the lease ended."
     # Given a file a user gave finance as an example
+    imported_before = {i["name"]: i["examples"] for i in client.get("/api/industries").json()["items"]}[
+        "finance"
+    ].get("import", 0)
     added = client.post(
         "/api/industries/finance/examples", files=[("files", ("deposit-notice.txt", text.encode()))]
     )
@@ -294,7 +302,14 @@ def test_a_correction_is_the_last_word_on_a_document_imported_with_another_label
         "/api/feedback/", json={"job_id": job["id"], "corrected_classification": "legal"}
     ).json()["feedback_id"]
     assert client.post("/api/feedback/approve", json={"ids": [feedback_id]}).status_code == 200
-    # Then Heron learns the document as legal only, not as both
+    # Then Heron learns the document as legal only, not as both: in its examples, in the counts
+    # per industry and in the export
+    exported = [
+        json.loads(line) for line in client.get("/api/export", params={"format": "jsonl"}).text.splitlines()
+    ]
+    assert [row["label"] for row in exported if row["text"] == text] == ["legal"]
+    counts = {i["name"]: i["examples"] for i in client.get("/api/industries").json()["items"]}
+    assert counts["finance"].get("import", 0) == imported_before
     with session_scope(runtime.engine) as session:
         labels = session.exec(
             select(TrainingExample.label, TrainingExample.source).where(
@@ -302,6 +317,31 @@ def test_a_correction_is_the_last_word_on_a_document_imported_with_another_label
             )
         ).all()
     assert [label for label, _ in labels] == ["legal"], labels
+
+
+def test_the_job_shows_the_correction_approved_last_whichever_was_filed_first(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    job = _upload(
+        client, "The tenant's rent arrears were settled by the bank's loan in court.", "arrears.txt"
+    )
+    first, second = (
+        client.post("/api/feedback/", json={"job_id": job["id"], "corrected_classification": label}).json()[
+            "feedback_id"
+        ]
+        for label in ("finance", "legal")
+    )
+    # When the reviewer approves the later-filed correction first, then the earlier one
+    assert client.post("/api/feedback/approve", json={"ids": [second]}).status_code == 200
+    assert client.post("/api/feedback/approve", json={"ids": [first]}).status_code == 200
+    # Then the job shows the approval that decides (the last one), as its training example does
+    view = client.get(f"/api/jobs/{job['id']}").json()
+    assert (view["corrected_classification"], view["feedback_status"]) == ("finance", "approved")
+
+
+def test_a_request_nested_too_deeply_to_read_is_refused_not_a_server_error(client) -> None:  # type: ignore[no-untyped-def]
+    body = '{"ids": ' + "[" * 5000 + "]" * 5000 + "}"
+    for path in ("/api/feedback/approve", "/api/retrain_model"):
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert (response.status_code, response.json()["code"]) == (422, "invalid"), (path, response.text)
 
 
 def test_a_request_without_its_json_body_says_so(client) -> None:  # type: ignore[no-untyped-def]

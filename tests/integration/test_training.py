@@ -321,3 +321,30 @@ def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(f
     with session_scope(fresh.engine) as session:
         assert len(session.exec(select(ModelVersion)).all()) == versions
         assert session.get(Task, task_id).status == "CANCELLED"
+
+
+def test_a_rollback_while_a_run_trains_is_not_undone_by_it(fresh, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from core.services import training
+    from core.services.models import activate_version, list_versions
+
+    # Given a second version (a new industry learned), so that there is something to roll back to
+    create_industry(engine=fresh.engine, name="real_estate", description="Houses and property.")
+    first = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    assert first.activated
+    create_industry(engine=fresh.engine, name="beekeeping", description="Bees, hives and honey.")
+    # When an admin rolls back to the starter version while the next run is being judged
+    judged = training.promotion_decision
+
+    def rolled_back_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        activate_version(engine=fresh.engine, version_id=1, actor="admin")
+        return judged(**kwargs)
+
+    monkeypatch.setattr(training, "promotion_decision", rolled_back_meanwhile)
+    outcome = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    # Then the run stores its version but does not undo the rollback, and says why
+    assert not outcome.activated
+    assert "v1 was made active while it trained" in outcome.reason
+    listed = {v.id: v for v in list_versions(engine=fresh.engine)}
+    assert listed[1].status == "active"
+    assert listed[outcome.version_id].status == "candidate"
+    assert listed[outcome.version_id].promotion["reason"] == outcome.reason
