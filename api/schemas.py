@@ -95,9 +95,22 @@ class IndustryCreated(BaseModel):
     example_errors: list[dict[str, str]] = Field(default_factory=list)
 
 
+def true_or_false(value: object, name: str) -> object:
+    """JSON true or false, not a word or number that reads like one ("yes" made an industry the
+    catch-all; 1 asked for an incremental update while joining a full run)."""
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
+
+
 class RetrainRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     retrain_on_feedback_only: bool = False
+
+    @field_validator("retrain_on_feedback_only", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: object) -> object:
+        return true_or_false(value, "retrain_on_feedback_only")
 
 
 class RetrainAccepted(BaseModel):
@@ -143,10 +156,7 @@ class IndustryUpdate(BaseModel):
     @field_validator("catch_all", mode="before")
     @classmethod
     def _true_or_false(cls, value: object) -> object:
-        """JSON true or false, not a word that reads like one ("yes" made an industry the catch-all)."""
-        if value is not None and not isinstance(value, bool):
-            raise ValueError("catch_all must be true or false")
-        return value
+        return true_or_false(value, "catch_all")
 
 
 class ErrorBody(BaseModel):

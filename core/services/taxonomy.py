@@ -145,7 +145,7 @@ def add_examples(
     """Store example files of an existing industry and queue the training that learns them.
 
     Raises:
-        Invalid: no files, or the industry is not active.
+        Invalid: no files, none of them could be read, or the industry is not active.
     """
     if not files:
         raise Invalid("Send at least one example file (multipart field 'files').")
@@ -157,6 +157,9 @@ def add_examples(
         actor=actor,
         extractor=extractor,
     )
+    if not added["added"] and len(added["errors"]) == len(files):
+        reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in added["errors"][:10])
+        raise Invalid(f"None of the example files could be read ({reasons}); nothing was added.")
     return ExamplesAdded(
         industry=industries.normalise_name(name),
         examples_added=added["added"],

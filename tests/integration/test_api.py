@@ -130,6 +130,14 @@ def test_adding_an_industry_is_accepted_and_duplicates_conflict(client) -> None:
 def test_retraining_produces_a_new_active_version(client, runtime) -> None:  # type: ignore[no-untyped-def]
     with session_scope(runtime.engine) as session:
         before = active_version_id(session)
+    # A word or number for a flag, or a misspelt one, is refused rather than guessed at
+    for body in (
+        {"retrain_on_feedback_only": "yes"},
+        {"retrain_on_feedback_only": 1},
+        {"feedback_only": True},
+    ):
+        refused = client.post("/api/retrain_model/", json=body)
+        assert (refused.status_code, refused.json()["code"]) == (422, "invalid"), body
     response = client.post("/api/retrain_model/", json={"retrain_on_feedback_only": False})
     assert response.status_code == 202
     deadline = time.monotonic() + 60

@@ -200,6 +200,12 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     assert added.json()["training_task_id"]
     none = client.post("/api/industries/maritime/examples", json={"files": []})
     assert (none.status_code, none.json()["code"]) == (422, "invalid")
+    unreadable = client.post(
+        "/api/industries/maritime/examples",
+        files=[("files", ("empty.txt", b"")), ("files", ("x.exe", b"MZ\x90\x00"))],
+    )
+    assert (unreadable.status_code, unreadable.json()["code"]) == (422, "invalid"), unreadable.json()
+    assert "empty.txt" in unreadable.json()["message"] and "nothing was added" in unreadable.json()["message"]
     listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
     assert listed["maritime"]["status"] == "active" and listed["maritime"]["examples"]["import"] == 3
     assert client.delete("/api/industries/maritime").status_code == 200
