@@ -22,6 +22,7 @@ REVIEW_REASONS = (
     "little_text",
     "new_industry_unsure",
     "new_industry_held_back",
+    "new_industry_taken",
     "new_industry_carved",
 )
 TEXT_PREVIEW_CHARS = 20_000
@@ -100,6 +101,11 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
                 "Queued for review: an industry still being learned was the likeliest answer, but the "
                 "document reads no more like that industry's description than like the one it had "
                 "before; it keeps its earlier answer until a person decides."
+            )
+        elif reason == "new_industry_taken":
+            sentences.append(
+                "Queued for review: an industry still being learned took it from the industry it had "
+                "before; a person confirms it (and so teaches the new industry)."
             )
         elif reason == "new_industry_carved":
             sentences.append(

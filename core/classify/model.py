@@ -14,8 +14,8 @@ Routing, per document:
    industry still being learned was its likeliest answer but below the review threshold
    (``new_industry_unsure``: it keeps the answer it had before that industry came), or was the
    answer but carving's rule held it back (``new_industry_held_back``: the document reads no more
-   like its description than like the earlier industry's), or when such an industry took it from
-   the catch-all by carving's rule (``new_industry_carved``).
+   like its description than like the earlier industry's), or took it (``new_industry_taken``), or
+   when such an industry took it from the catch-all by carving's rule (``new_industry_carved``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ NEW_INDUSTRY_UNSURE = "new_industry_unsure"
 # The review reason of a document an industry being learned was the answer for, held back by
 # carving's rule: it reads no more like the newcomer's description than like its earlier industry's.
 NEW_INDUSTRY_HELD_BACK = "new_industry_held_back"
+# The review reason of a document an industry being learned took from the one that had it: a
+# person confirms it, and those confirmations are the newcomer's first examples.
+NEW_INDUSTRY_TAKEN = "new_industry_taken"
 # The review reason of a document the catch-all would have answered, given to an industry being
 # learned by carving's rule (_carve): a person confirms it, and those confirmations are the
 # newcomer's first examples.
@@ -600,6 +603,12 @@ def _settle(
             )
         elif verdicts[i].label not in newcomers:
             verdicts[i] = verdict
+    # What a newcomer takes, a person confirms (a newcomer known by its name alone included).
+    for i, verdict in enumerate(verdicts):
+        if verdict.label in newcomers and NEW_INDUSTRY_TAKEN not in verdict.review_reasons:
+            verdicts[i] = replace(
+                verdict, needs_review=True, review_reasons=(*verdict.review_reasons, NEW_INDUSTRY_TAKEN)
+            )
     return verdicts
 
 
