@@ -15,16 +15,6 @@ from core.runtime import Runtime
 from core.services.jobs import DocumentPage, JobView, job_document, job_document_pages
 from core.services.models import served_escalation_threshold
 
-REVIEW_REASONS = (
-    "low_confidence",
-    "small_margin",
-    "tiers_disagree",
-    "little_text",
-    "new_industry_unsure",
-    "new_industry_held_back",
-    "new_industry_taken",
-    "new_industry_carved",
-)
 TEXT_PREVIEW_CHARS = 20_000
 PAGE_CACHE_DOCUMENTS = 8
 

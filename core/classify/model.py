@@ -46,6 +46,17 @@ LITTLE_TEXT = 0.5
 # documents from a single template (a clean import) are near-certain, and their percentile would send
 # almost every other document to the transformer tier as well.
 MAX_RAISED_THRESHOLD = 0.9
+# Every review reason a prediction may carry (Verdict.review_reasons), in the order they are explained.
+REVIEW_REASONS = (
+    "low_confidence",
+    "small_margin",
+    "tiers_disagree",
+    "little_text",
+    "new_industry_unsure",
+    "new_industry_held_back",
+    "new_industry_taken",
+    "new_industry_carved",
+)
 # The review reason of a document an industry being learned leaned towards but did not take.
 NEW_INDUSTRY_UNSURE = "new_industry_unsure"
 # The review reason of a document an industry being learned was the answer for, held back by

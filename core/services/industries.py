@@ -16,7 +16,9 @@ from core.db.tables import ExampleStatus, Feedback, Industry, IndustryStatus, Tr
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,63}$")
+NAME_PATTERN = re.compile(
+    r"^(?=.*[a-z])[a-z0-9][a-z0-9_\-]{1,63}$"
+)  # at least one letter: "123" names nothing
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def normalise_name(raw: str) -> str:
     if not NAME_PATTERN.match(name):
         raise Invalid(
             f"Industry name {raw!r} must be 2–64 characters of unaccented letters (a–z), digits, spaces, "
-            "'_' or '-'."
+            "'_' or '-', with at least one letter."
         )
     return name
 
@@ -102,6 +104,13 @@ def require_active_industry(session: Session, raw: str) -> str:
     name = normalise_name(raw)
     names = active_industry_names(session)
     if name not in names:
+        retired = session.exec(
+            select(Industry.id).where(Industry.name == name, Industry.status == IndustryStatus.retired)
+        ).first()
+        if retired:
+            raise Invalid(
+                f"Industry {name!r} is retired: restore it first, or use one of {', '.join(names)}."
+            )
         raise Invalid(f"Unknown industry {raw!r}; known industries: {', '.join(names)}.")
     return name
 

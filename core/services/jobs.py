@@ -29,7 +29,7 @@ from core.db.tables import (
     Prediction,
     utcnow,
 )
-from core.errors import HeronError, NotFound
+from core.errors import HeronError, Invalid, NotFound
 from core.events import JOB_EVENTS, job_ended
 from core.extract import Extraction, ExtractionLimits, extract
 from core.extract.isolation import FAST, SLOW, Extractor, NeedsSlowLane
@@ -798,9 +798,16 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[JobView], int]:
-    """Jobs, newest first, filtered by status and by whether their prediction needs review."""
+    """Jobs, newest first, filtered by status and by whether their prediction needs review.
+
+    Raises:
+        Invalid: an unknown status.
+    """
     from sqlalchemy import func
 
+    statuses = [member.value for member in JobStatus]
+    if status and status not in statuses:
+        raise Invalid(f"Unknown job status {status!r}; use one of {', '.join(statuses)}.")
     query = select(Job)
     if status:
         query = query.where(Job.status == status)

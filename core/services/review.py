@@ -10,6 +10,7 @@ from sqlalchemy import Engine, Text, cast, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core.classify.model import REVIEW_REASONS
 from core.db import session_scope
 from core.db.tables import (
     EvaluationReport,
@@ -31,6 +32,7 @@ from core.uncertainty import STRATEGIES, uncertainty
 
 __all__ = [
     "LABEL_ISSUES",
+    "REVIEW_REASONS",
     "STRATEGIES",
     "Claim",
     "LabelIssueView",
@@ -95,6 +97,8 @@ def _queue(
 ) -> tuple[list[JobView], int]:
     if strategy not in STRATEGIES:
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
+    if reason and reason not in REVIEW_REASONS:
+        raise Invalid(f"Unknown review reason {reason!r}; use one of {', '.join(REVIEW_REASONS)}.")
     labelled = select(Feedback.job_id).where(Feedback.status != FeedbackStatus.rejected)
     claimed_by_others = select(ReviewClaim.job_id).where(
         ReviewClaim.expires_at > utcnow(), ReviewClaim.claimed_by != (annotator or "")

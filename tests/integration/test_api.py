@@ -202,6 +202,20 @@ def test_the_openapi_document_describes_errors_as_they_are_answered(client) -> N
     assert set(error["required"]) <= set(missing.json()) <= set(error["properties"])
 
 
+def test_a_filter_with_an_unknown_value_is_refused_not_answered_empty(client) -> None:  # type: ignore[no-untyped-def]
+    for path, params in (
+        ("/api/jobs", {"status": "DONE"}),
+        ("/api/review", {"reason": "bogus"}),
+        ("/api/export", {"source": "bogus"}),
+    ):
+        response = client.get(path, params=params)
+        assert (response.status_code, response.json()["code"]) == (422, "invalid"), (path, response.text)
+        assert "use one of" in response.json()["message"]
+    # The known values still filter
+    assert client.get("/api/jobs", params={"status": "COMPLETED"}).status_code == 200
+    assert client.get("/api/review", params={"reason": "new_industry_taken"}).status_code == 200
+
+
 def test_wait_returns_the_finished_job_inline(client) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
         "/api/classify_file?wait=30", files={"file": ("w.txt", FINANCE.encode() + b" Q4.")}

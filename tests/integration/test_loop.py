@@ -209,6 +209,11 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
     assert listed["maritime"]["status"] == "active" and listed["maritime"]["examples"]["import"] == 3
     assert client.delete("/api/industries/maritime").status_code == 200
+    # A correction to a retired industry says so, and a name needs a letter
+    late = client.post("/api/feedback/", json={"job_id": job["id"], "corrected_classification": "maritime"})
+    assert (late.status_code, late.json()["code"]) == (422, "invalid") and "retired" in late.json()["message"]
+    digits = client.post("/api/industries", json={"industry_name": "123"})
+    assert (digits.status_code, digits.json()["code"]) == (422, "invalid")
     # A retired industry cannot become the catch-all: the active ones would be left without one
     retired_catch_all = client.patch("/api/industries/maritime", json={"catch_all": True})
     assert (retired_catch_all.status_code, retired_catch_all.json()["code"]) == (409, "conflict")

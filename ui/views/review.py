@@ -19,6 +19,7 @@ from core.services.industries import active_names
 from core.services.jobs import JobView, get_job
 from core.services.review import (
     LABEL_ISSUES,
+    REVIEW_REASONS,
     STRATEGIES,
     claim,
     claim_next,
@@ -28,7 +29,7 @@ from core.services.review import (
 )
 from core.services.similar import SimilarDocument, similar_documents
 from ui.state import current_user, runtime
-from ui.widgets import REVIEW_REASONS, document_text, evidence_table, review_explanation
+from ui.widgets import document_text, evidence_table, review_explanation
 
 SHORTCUT_KEYS = "123456789"
 SKIP_KEY = "S"
