@@ -91,9 +91,28 @@ def heron_error(_: Request, exc: errors.HeronError) -> Response:
 
 
 def http_error(request: Request, exc: HTTPException) -> Response:
+    content_type = request.headers.get("content-type", "")
+    if "JSON is malformed" in str(exc.detail) and content_type and "json" not in content_type:
+        sent = content_type.split(";")[0]
+        return _json(
+            415, "unsupported_media_type", f"This endpoint reads JSON: send application/json, not {sent}."
+        )
     if isinstance(exc, ValidationException):
         problems = exc.extra or []
         message = exc.detail
+        if (
+            content_type.startswith("multipart/")
+            and request.url.path.rstrip("/").endswith(("/classify_file", "/classify_files"))
+            and isinstance(problems, list)
+            and any(_missing_body(p) for p in problems)
+        ):
+            return _json(
+                422,
+                "invalid",
+                "The multipart form is not what this endpoint takes: /api/classify_file takes one file in "
+                "the field 'file'; several files go to /api/classify_files in the field 'files'.",
+                errors=problems,
+            )
         if isinstance(problems, list) and any(_missing_body(problem) for problem in problems):
             # Litestar names a missing JSON body by the handler's parameter ("'data'"): say what it is.
             problems = [

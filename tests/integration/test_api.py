@@ -202,6 +202,20 @@ def test_the_openapi_document_describes_errors_as_they_are_answered(client) -> N
     assert set(error["required"]) <= set(missing.json()) <= set(error["properties"])
 
 
+def test_a_body_of_the_wrong_kind_is_told_what_the_endpoint_reads(client) -> None:  # type: ignore[no-untyped-def]
+    # JSON sent as plain text or a form: 415, naming what to send
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = client.post("/api/feedback/", content=b"job_id=1", headers={"content-type": content_type})
+        assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type"), (
+            response.text
+        )
+        assert "application/json" in response.json()["message"]
+    # Two files where one is taken: the form's shape, not "a JSON body", is what is wrong
+    two = client.post("/api/classify_file", files=[("file", ("a.txt", b"one")), ("file", ("b.txt", b"two"))])
+    assert (two.status_code, two.json()["code"]) == (422, "invalid"), two.text
+    assert "'file'" in two.json()["message"] and "JSON" not in two.json()["message"]
+
+
 def test_a_filter_with_an_unknown_value_is_refused_not_answered_empty(client) -> None:  # type: ignore[no-untyped-def]
     for path, params in (
         ("/api/jobs", {"status": "DONE"}),
