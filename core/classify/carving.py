@@ -11,7 +11,11 @@ newcomer is being learned (:meth:`core.classify.model.HeronModel.classify`).
 
 The same comparison holds a newcomer back beside an established industry: while it is being learned,
 it takes a document from the industry that had it only when the document reads more like the
-newcomer's description than like that industry's (its sentences about the newcomer set aside).
+newcomer's description than like that industry's (its sentences about the newcomer set aside). An
+established industry whose description names the newcomer's kind of document is its parent
+(Carver.parents) and gives up what reads like the newcomer as the catch-all does. Once people have
+given the newcomer examples, a document may read like one of those instead of like its description
+(EXAMPLE_MARGIN).
 """
 
 from __future__ import annotations
