@@ -12,7 +12,7 @@ from api.schemas import (
     Page,
 )
 from core.runtime import Runtime
-from core.services import models
+from core.services import industries, models
 from core.services.models import VersionReport
 
 
@@ -30,9 +30,14 @@ class ModelsController(Controller):
         "/{version_id:int}/activate", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("admin")]
     )
     def activate(self, request: Request, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
-        """Make this version the active one (promotion or rollback); every process follows within seconds."""
-        models.activate_version(engine=runtime.engine, version_id=version_id, actor=actor(request))
-        return {"id": version_id, "status": "active"}
+        """Make this version the active one (promotion or rollback); every process follows within
+        seconds. ``not_predicted`` lists the active industries this version never learned: it
+        cannot answer them until a training run (retrain) learns them."""
+        version = models.activate_version(engine=runtime.engine, version_id=version_id, actor=actor(request))
+        unknown = [
+            name for name in industries.active_names(engine=runtime.engine) if name not in version.labels
+        ]
+        return {"id": version_id, "status": "active", "not_predicted": unknown}
 
     @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
     def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> VersionReport:

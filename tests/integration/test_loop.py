@@ -142,7 +142,16 @@ def test_models_can_be_listed_inspected_and_rolled_back(client, runtime) -> None
     report = client.get(f"/api/models/{first}/report").json()
     assert "starter_holdout" in report["reports"] and "macro_f1" in report["reports"]["starter_holdout"]
     active = next(m["id"] for m in models if m["status"] == "active")
-    assert client.post(f"/api/models/{first}/activate").status_code == 200
+    rolled = client.post(f"/api/models/{first}/activate")
+    assert rolled.status_code == 200
+    # ... and a rollback names the active industries that version never learned (it cannot answer them)
+    learned = next(m["labels"] for m in models if m["id"] == first)
+    active_names = [
+        i["name"] for i in client.get("/api/industries").json()["items"] if i["status"] == "active"
+    ]
+    assert sorted(rolled.json()["not_predicted"]) == sorted(
+        name for name in active_names if name not in learned
+    )
     statuses = {m["id"]: m["status"] for m in client.get("/api/models").json()["items"]}
     assert statuses[first] == "active" and (active == first or statuses[active] == "retired")
     assert client.post(f"/api/models/{active}/activate").status_code == 200
