@@ -100,6 +100,17 @@ def active_names(*, engine: Engine) -> list[str]:
         return active_industry_names(session)
 
 
+def existing_industry(*, engine: Engine, name: str) -> IndustryView:
+    """The industry called ``name`` (normalised), retired or not.
+
+    Raises:
+        NotFound: no such industry.
+    """
+    with session_scope(engine) as session:
+        industry = _named(session, name)
+        return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
+
+
 def require_active_industry(session: Session, raw: str) -> str:
     name = normalise_name(raw)
     names = active_industry_names(session)
@@ -168,6 +179,15 @@ def update_industry(
     current = normalise_name(name)
     with session_scope(engine) as session:
         industry = _named(session, name)
+        if (
+            (new_name is None or normalise_name(new_name) == industry.name)
+            and (description is None or description.strip() == industry.description)
+            and (catch_all is None or catch_all == industry.catch_all)
+        ):
+            # Nothing would change, and a training run would learn nothing new.
+            raise Invalid(
+                f"Nothing to change: {industry.name!r} already has that name, description and role."
+            )
         if new_name is not None and normalise_name(new_name) != current:
             target = normalise_name(new_name)
             if session.exec(select(Industry.id).where(Industry.name == target)).first():
@@ -235,11 +255,14 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
 def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
     """Stop predicting an industry; nothing is deleted, and it can be restored (restore_industry).
 
-    Raises NotFound, or Conflict when fewer than two would stay active or it is the catch-all.
+    Raises NotFound, or Conflict when it is retired already, fewer than two would stay active or it
+    is the catch-all.
     """
     with session_scope(engine) as session:
         industry = _named(session, name)
         current = industry.name
+        if industry.status == IndustryStatus.retired:
+            raise Conflict(f"Industry {current!r} is retired already.")
         if len(active_industry_names(session)) <= 2 and industry.status == IndustryStatus.active:
             raise Conflict("At least two industries must stay active.")
         if industry.catch_all and industry.status == IndustryStatus.active:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from core.errors import Invalid
+from core.errors import Conflict, Invalid
 from core.extract import ExtractionLimits
 from core.extract.isolation import Extractor
 from core.services import datasets, industries, synthesis
@@ -145,8 +145,12 @@ def add_examples(
     """Store example files of an existing industry and queue the training that learns them.
 
     Raises:
-        Invalid: no files, none of them could be read, or the industry is not active.
+        NotFound: no such industry. Conflict: it is retired. Invalid: no files, or none of them
+        could be read.
     """
+    industry = industries.existing_industry(engine=engine, name=name)
+    if industry.status != "active":
+        raise Conflict(f"Industry {industry.name!r} is retired: restore it before adding examples.")
     if not files:
         raise Invalid("Send at least one example file (multipart field 'files').")
     added = datasets.add_example_files(

@@ -123,8 +123,9 @@ def test_the_review_queue_is_ordered_filtered_and_paged_by_the_database(client) 
         page = client.get("/api/review", params={"reason": reason, "limit": 1000}).json()
         expected = [item["id"] for item in whole if reason in item["review_reasons"]]
         assert [item["id"] for item in page["items"]] == expected and page["total"] == len(expected)
-    nothing = client.get("/api/review", params={"reason": "low%", "limit": 1000}).json()
-    assert nothing["total"] == 0  # a LIKE wildcard in the filter is taken literally
+    # A reason outside the vocabulary, a LIKE wildcard included, is refused rather than matched
+    wildcard = client.get("/api/review", params={"reason": "low%", "limit": 1000})
+    assert (wildcard.status_code, wildcard.json()["code"]) == (422, "invalid")
 
 
 def test_job_list_pages_and_filters(client) -> None:  # type: ignore[no-untyped-def]
@@ -176,6 +177,10 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     assert (loose.status_code, loose.json()["code"]) == (422, "invalid")  # true or false, not a word
     twin = client.post("/api/industries", json={"industry_name": "Maritime_"})
     assert (twin.status_code, twin.json()["code"]) == (409, "conflict")  # "maritime_" is "maritime"
+    same = client.patch("/api/industries/maritime", json={"description": "Ports and freight."})
+    assert (same.status_code, same.json()["code"]) == (422, "invalid") and "Nothing to change" in same.json()[
+        "message"
+    ]
     nothing = client.patch("/api/industries/maritime", json={})
     assert (nothing.status_code, nothing.json()["code"]) == (
         422,
@@ -218,6 +223,13 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     listed = {i["name"]: i for i in client.get("/api/industries").json()["items"]}
     assert listed["maritime"]["status"] == "active" and listed["maritime"]["examples"]["import"] == 3
     assert client.delete("/api/industries/maritime").status_code == 200
+    again = client.delete("/api/industries/maritime")
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")  # retired already
+    manifest = [("files", ("manifest9.txt", b"Cargo manifest 9: containers loaded at berth 9."))]
+    to_retired = client.post("/api/industries/maritime/examples", files=manifest)
+    assert (to_retired.status_code, to_retired.json()["code"]) == (409, "conflict"), to_retired.json()
+    to_unknown = client.post("/api/industries/atlantis/examples", files=manifest)
+    assert (to_unknown.status_code, to_unknown.json()["code"]) == (404, "not_found"), to_unknown.json()
     # A correction to a retired industry says so, and a name needs a letter
     late = client.post("/api/feedback/", json={"job_id": job["id"], "corrected_classification": "maritime"})
     assert (late.status_code, late.json()["code"]) == (422, "invalid") and "retired" in late.json()["message"]
