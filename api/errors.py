@@ -50,29 +50,32 @@ ERROR_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflict: the resource's state forbids it (already decided, exists, retired …).",
     413: "Too large: the request is larger than the upload limit.",
-    415: "Unsupported media type: a file type Heron cannot read.",
+    415: "Unsupported media type: a file type Heron cannot read (unsupported_type), or a body that "
+    "is not JSON where JSON is read (unsupported_media_type).",
     422: "Invalid: a malformed or out-of-range request, or a file that cannot be read (corrupt, "
     "encrypted, no text, over a limit); the problems are listed under errors.",
     503: "Unavailable: no model is active yet, or the database does not answer.",
 }
-UPLOAD_ONLY = (415,)
+WITH_A_BODY_ONLY = (415,)  # what a request without a body cannot get
 
 
 def document_errors(app: Litestar) -> None:
     """Describe every /api operation's errors as they are answered ({code, message}), instead of
     the {status_code, detail} Litestar documents by default: clients generated from the OpenAPI
-    document read the code. Uploads also answer 415."""
+    document read the code. Requests with a body also answer 415."""
     for route in app.routes:
         if not route.path.startswith("/api"):
             continue
         for handler in getattr(route, "route_handlers", ()):
-            uploads = "data" in handler.parsed_fn_signature.parameters and "POST" in handler.http_methods
+            with_body = "data" in handler.parsed_fn_signature.parameters or bool(
+                handler.http_methods & {"POST", "PATCH", "PUT"}
+            )
             documented = {
                 status: ResponseSpec(
                     data_container=ErrorBody, description=description, generate_examples=False
                 )
                 for status, description in ERROR_DESCRIPTIONS.items()
-                if uploads or status not in UPLOAD_ONLY
+                if with_body or status not in WITH_A_BODY_ONLY
             }
             handler.responses = {**documented, **(handler.responses or {})}
 
@@ -156,7 +159,7 @@ def undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
 
 def too_deep(request: Request, exc: RecursionError) -> Response:
     # A JSON body nested thousands deep ({"ids": [[[[…]]]]}) exhausts the decoder's recursion.
-    log.warning("request on %s nested too deeply to read", request.url.path)
+    log.warning("request on %s nested too deeply to read", request.url.path, exc_info=exc)
     return _json(422, "invalid", "The request body is nested too deeply to read.")
 
 

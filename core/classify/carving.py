@@ -215,7 +215,11 @@ class Carver:
         if not self.judges(newcomer):
             return ()
         masks = self.masks[self.newcomers.index(newcomer)]
-        return tuple(label for label, keep in masks.items() if label != self.catch_all and not keep.all())
+        return tuple(
+            label
+            for label, keep in masks.items()
+            if label != self.catch_all and label not in self.newcomers and not keep.all()
+        )
 
     def claims(self, documents: Vectors, among: Sequence[str] | None = None) -> list[str | None]:
         """Per document of the catch-all, the newcomer (of ``among``, default all) that takes it

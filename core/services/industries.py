@@ -16,9 +16,7 @@ from core.db.tables import ExampleStatus, Feedback, Industry, IndustryStatus, Tr
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 
-NAME_PATTERN = re.compile(
-    r"^(?=.*[a-z])[a-z0-9][a-z0-9_\-]{1,63}$"
-)  # at least one letter: "123" names nothing
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,63}$")
 
 
 @dataclass(frozen=True)
@@ -68,8 +66,17 @@ def normalise_name(raw: str) -> str:
     if not NAME_PATTERN.match(name):
         raise Invalid(
             f"Industry name {raw!r} must be 2–64 characters of unaccented letters (a–z), digits, spaces, "
-            "'_' or '-', with at least one letter."
+            "'_' or '-'."
         )
+    return name
+
+
+def fresh_name(raw: str) -> str:
+    """A name for a new or renamed industry: normalised, and with at least one letter ("123" names
+    nothing a person would recognise). Existing names and imported folders are not held to it."""
+    name = normalise_name(raw)
+    if not any("a" <= character <= "z" for character in name):
+        raise Invalid(f"Industry name {raw!r} needs at least one letter (a–z).")
     return name
 
 
@@ -130,7 +137,7 @@ def create_industry(
     *, engine: Engine, name: str, description: str = "", actor: str | None = None
 ) -> IndustryView:
     """Add an industry. Raises Conflict if the (normalised) name exists, retired ones included."""
-    normalised = normalise_name(name)
+    normalised = fresh_name(name)
     try:
         with session_scope(engine) as session:
             if session.exec(select(Industry.id).where(Industry.name == normalised)).first():
@@ -189,7 +196,7 @@ def update_industry(
                 f"Nothing to change: {industry.name!r} already has that name, description and role."
             )
         if new_name is not None and normalise_name(new_name) != current:
-            target = normalise_name(new_name)
+            target = fresh_name(new_name)
             if session.exec(select(Industry.id).where(Industry.name == target)).first():
                 raise Conflict(f"Industry {target!r} already exists.")
             industry.name = target

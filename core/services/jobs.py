@@ -701,7 +701,9 @@ def _view_query(job_ids: Sequence[str]):  # type: ignore[no-untyped-def]
         .correlate(Job)
         .order_by(
             case((Feedback.status == FeedbackStatus.approved, 1), else_=0).desc(),
-            Feedback.reviewed_at.desc(),
+            case((Feedback.status == FeedbackStatus.approved, Feedback.reviewed_at), else_=None)
+            .desc()
+            .nulls_last(),
             Feedback.id.desc(),
         )
         .limit(1)

@@ -145,8 +145,8 @@ def add_examples(
     """Store example files of an existing industry and queue the training that learns them.
 
     Raises:
-        NotFound: no such industry. Conflict: it is retired. Invalid: no files, or none of them
-        could be read.
+        NotFound: no such industry. Conflict: it is retired, or every file is an example already.
+        Invalid: no files, or none of them could be read.
     """
     industry = industries.existing_industry(engine=engine, name=name)
     if industry.status != "active":
@@ -161,9 +161,16 @@ def add_examples(
         actor=actor,
         extractor=extractor,
     )
-    if not added["added"] and len(added["errors"]) == len(files):
+    if not added["added"]:
+        # Nothing to learn: no training run, and the caller is told why.
         reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in added["errors"][:10])
-        raise Invalid(f"None of the example files could be read ({reasons}); nothing was added.")
+        if len(added["errors"]) == len(files):
+            raise Invalid(f"None of the example files could be read ({reasons}); nothing was added.")
+        known = len(files) - len(added["errors"])
+        raise Conflict(
+            f"Nothing was added: {known} of the files are examples already"
+            + (f", and the rest could not be read ({reasons})." if reasons else ".")
+        )
     return ExamplesAdded(
         industry=industries.normalise_name(name),
         examples_added=added["added"],

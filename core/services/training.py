@@ -490,16 +490,22 @@ def _carved_labels(
 def _evaluation_sets(data: _Data, encoder: Encoder, carver: Carver | None) -> dict[str, list[dict[str, Any]]]:
     """The starter holdout and the gold set.
 
-    The starter holdout guards what the starter corpus taught: its catch-all documents that a new
-    industry would claim (carved like the training ones) are left out of it, since they no longer
-    belong to the catch-all and were never labelled as the newcomer by anyone.
+    The starter holdout guards what the starter corpus taught: its documents that a new industry
+    would take from the catch-all or from a parent (carved like the training ones, or as a version
+    serves them) are left out of it, since they no longer belong where the starter filed them and
+    were never labelled as the newcomer by anyone. Kept, they counted against every candidate that
+    knows the newcomer and never against the active model.
     """
     sets: dict[str, list[dict[str, Any]]] = {HOLDOUT_DATASET: data.starter_holdout, GOLD_DATASET: data.gold}
     if data.starter_holdout and carver is not None:
         texts = [e["text"] for e in data.starter_holdout]
-        labels = _carved_labels(carver, data.starter_holdout, encoder.embed(texts), encoder.static(texts))
+        vectors = (encoder.embed(texts), encoder.static(texts))
+        labels = _carved_labels(carver, data.starter_holdout, *vectors)
+        taken = carver.takes(vectors, [e["label"] for e in data.starter_holdout])
         sets[HOLDOUT_DATASET] = [
-            e for e, label in zip(data.starter_holdout, labels, strict=True) if label == e["label"]
+            e
+            for e, label, newcomer in zip(data.starter_holdout, labels, taken, strict=True)
+            if label == e["label"] and newcomer is None
         ]
     return sets
 

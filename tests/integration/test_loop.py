@@ -212,6 +212,10 @@ def test_industries_are_listed_renamed_and_retired_without_losing_data(client, r
     added = client.post("/api/industries/maritime/examples", files=files)
     assert added.status_code == 202 and added.json()["examples_added"] == 3, added.json()
     assert added.json()["training_task_id"]
+    known = client.post("/api/industries/maritime/examples", files=files)  # the same again: nothing new
+    assert (known.status_code, known.json()["code"]) == (409, "conflict") and "already" in known.json()[
+        "message"
+    ]
     none = client.post("/api/industries/maritime/examples", json={"files": []})
     assert (none.status_code, none.json()["code"]) == (422, "invalid")
     unreadable = client.post(
@@ -367,6 +371,15 @@ def test_the_job_shows_the_correction_approved_last_whichever_was_filed_first(cl
     # Then the job shows the approval that decides (the last one), as its training example does
     view = client.get(f"/api/jobs/{job['id']}").json()
     assert (view["corrected_classification"], view["feedback_status"]) == ("finance", "approved")
+    # And with no approval, the correction filed last: a new one after a rejected one
+    other = _upload(client, "Minutes: the school board debated the library's opening hours.", "minutes.txt")
+    rejected = client.post(
+        "/api/feedback/", json={"job_id": other["id"], "corrected_classification": "finance"}
+    ).json()["feedback_id"]
+    assert client.post(f"/api/feedback/{rejected}/reject").status_code == 200
+    client.post("/api/feedback/", json={"job_id": other["id"], "corrected_classification": "education"})
+    view = client.get(f"/api/jobs/{other['id']}").json()
+    assert (view["corrected_classification"], view["feedback_status"]) == ("education", "pending")
 
 
 def test_a_request_nested_too_deeply_to_read_is_refused_not_a_server_error(client) -> None:  # type: ignore[no-untyped-def]

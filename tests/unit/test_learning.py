@@ -265,6 +265,14 @@ def test_a_newcomer_carves_what_reads_like_it_out_of_an_industry_that_described_
     assert carver is not None
     # Then entertainment, whose description named music reviews, is music's parent; finance is not
     assert carver.parents("music") == ("entertainment",)
+    # And another newcomer is never a parent, even one whose description names music
+    both = Carver.measured(
+        {**sentences, "film": (eye[:2], eye[:2])},
+        (reference, reference),
+        catch_all="other",
+        newcomers=["music", "film"],
+    )
+    assert both is not None and both.parents("music") == ("entertainment",)
     review = np.array([0.9, 0.3, 0.1, 0.3])
     film = np.array([0.3, 0.9, 0.1, 0.3])
     documents = np.array([review, film, review])
