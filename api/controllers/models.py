@@ -12,7 +12,7 @@ from api.schemas import (
     Page,
 )
 from core.runtime import Runtime
-from core.services import industries, models
+from core.services import models
 from core.services.models import VersionReport
 
 
@@ -33,11 +33,10 @@ class ModelsController(Controller):
         """Make this version the active one (promotion or rollback); every process follows within
         seconds. ``not_predicted`` lists the active industries this version never learned: it
         cannot answer them until a training run (retrain) learns them."""
-        version = models.activate_version(engine=runtime.engine, version_id=version_id, actor=actor(request))
-        unknown = [
-            name for name in industries.active_names(engine=runtime.engine) if name not in version.labels
-        ]
-        return {"id": version_id, "status": "active", "not_predicted": unknown}
+        activated = models.activate_version(
+            engine=runtime.engine, version_id=version_id, actor=actor(request)
+        )
+        return {"id": version_id, "status": "active", "not_predicted": activated.not_predicted}
 
     @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
     def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> VersionReport:

@@ -243,9 +243,9 @@ class Carver:
                 if (among is None or label in among)
                 and (answer == self.catch_all or answer in self.parents(label))
             ]
-            rows = np.array([i for i, label in enumerate(answers) if label == answer])
             if not columns:
                 continue
+            rows = np.array([i for i, label in enumerate(answers) if label == answer])
             chosen = (documents[0][rows], documents[1][rows])
             against = [answer] * len(rows)
             margins = np.stack([self.margins(chosen, self.newcomers[i], against) for i in columns], axis=1)

@@ -616,7 +616,7 @@ def _settle(
             verdicts[i] = verdict
     # What a newcomer takes, a person confirms (a newcomer known by its name alone included).
     for i, verdict in enumerate(verdicts):
-        if verdict.label in newcomers and NEW_INDUSTRY_TAKEN not in verdict.review_reasons:
+        if verdict.label in newcomers:
             verdicts[i] = replace(
                 verdict, needs_review=True, review_reasons=(*verdict.review_reasons, NEW_INDUSTRY_TAKEN)
             )

@@ -179,8 +179,11 @@ def decide(
                 raise Conflict(f"Feedback {feedback_id} is already {row.status}.")
             rows.append(row)
         if approve:
-            _check_approvable(session, rows)
-            _lock_documents(session, rows)
+            # By document, not job: two uploads of one file are one document to learn from.
+            jobs = {row.job_id for row in rows}
+            documents = dict(session.exec(select(Job.id, Job.document_id).where(Job.id.in_(jobs))).all())
+            _check_approvable(session, rows, documents)
+            _lock_documents(session, sorted(set(documents.values())))
         status = FeedbackStatus.approved if approve else FeedbackStatus.rejected
         for row in sorted(rows, key=lambda row: row.id):
             # Decided only if still pending when written: a reviewer deciding it in another call at
@@ -192,7 +195,6 @@ def decide(
             ).rowcount
             if claimed != 1:
                 raise Conflict(f"Feedback {row.id} was decided by someone else meanwhile.")
-            session.refresh(row)
         for row in rows:
             audit.record(
                 session,
@@ -213,10 +215,11 @@ def decide(
     return FeedbackDecision(decided, training_task)
 
 
-def _check_approvable(session: Session, rows: list[Feedback]) -> None:
+def _check_approvable(session: Session, rows: list[Feedback], documents: dict[str, int]) -> None:
     """Approved, a correction becomes a training or gold example: refuse one whose industry was
-    retired since it was filed (it would train nothing), and two that label one job differently
-    (a gold document with two labels is always half wrong)."""
+    retired since it was filed (it would train nothing), and two that label one document
+    differently (a gold document with two labels is always half wrong). ``documents``: each job's
+    document."""
     active = set(active_industry_names(session))
     for row in rows:
         if row.label not in active:
@@ -224,11 +227,9 @@ def _check_approvable(session: Session, rows: list[Feedback]) -> None:
                 f"Feedback {row.id} labels job {row.job_id} {row.label!r}, an industry retired since it "
                 "was filed: reject it, or label the job again."
             )
-    # By document, not job: two uploads of one file are one document to learn from.
-    by_document: dict[str, list[Feedback]] = {}
+    by_document: dict[int | str, list[Feedback]] = {}
     for row in rows:
-        job = session.get(Job, row.job_id)
-        by_document.setdefault(job.document_id if job else row.job_id, []).append(row)
+        by_document.setdefault(documents.get(row.job_id, row.job_id), []).append(row)
     for given in by_document.values():
         if len({row.label for row in given}) > 1:
             named = ", ".join(f"{row.id} ({row.label})" for row in given)
@@ -237,18 +238,13 @@ def _check_approvable(session: Session, rows: list[Feedback]) -> None:
             )
 
 
-def _lock_documents(session: Session, rows: list[Feedback]) -> None:
+def _lock_documents(session: Session, documents: list[int]) -> None:
     """Approvals of one document wait for each other (PostgreSQL; SQLite has one writer at a time):
     each supersedes the examples of those approved before it (_add_training_example), and two in
     parallel calls would otherwise each miss the other's and leave the document with two labels."""
-    jobs = sorted({row.job_id for row in rows})
-    documents = session.exec(select(Job.document_id).where(Job.id.in_(jobs))).all()
     if documents:
         session.exec(
-            select(Document.id)
-            .where(Document.id.in_(sorted(set(documents))))
-            .order_by(Document.id)
-            .with_for_update()
+            select(Document.id).where(Document.id.in_(documents)).order_by(Document.id).with_for_update()
         ).all()
 
 

@@ -44,6 +44,11 @@ def _view(row: Industry, examples: dict[str, int]) -> IndustryView:
     )
 
 
+def _counted(session: Session, industry: Industry) -> IndustryView:
+    """The view of one industry, with its examples counted."""
+    return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
+
+
 def _example_counts(session: Session, label: str | None = None) -> dict[str, dict[str, int]]:
     # Examples it learns from: not the ones rejected or superseded by a later correction.
     query = (
@@ -115,7 +120,7 @@ def existing_industry(*, engine: Engine, name: str) -> IndustryView:
     """
     with session_scope(engine) as session:
         industry = _named(session, name)
-        return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
+        return _counted(session, industry)
 
 
 def require_active_industry(session: Session, raw: str) -> str:
@@ -183,9 +188,9 @@ def update_industry(
     """
     if new_name is None and description is None and catch_all is None:
         raise Invalid("Nothing to change: send a new name, a description or catch_all.")
-    current = normalise_name(name)
     with session_scope(engine) as session:
         industry = _named(session, name)
+        current = industry.name
         if (
             (new_name is None or normalise_name(new_name) == industry.name)
             and (description is None or description.strip() == industry.description)
@@ -243,7 +248,7 @@ def update_industry(
         industry.updated_at = utcnow()
         session.add(industry)
         session.flush()
-        return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
+        return _counted(session, industry)
 
 
 def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:
@@ -301,4 +306,4 @@ def _set_status(
     action = "industry.restored" if status == IndustryStatus.active else "industry.retired"
     audit.record(session, action=action, subject_type="industry", subject_id=industry.name, actor=actor)
     session.flush()
-    return _view(industry, _example_counts(session, industry.name).get(industry.name, {}))
+    return _counted(session, industry)

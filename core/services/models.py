@@ -185,7 +185,16 @@ def list_versions(*, engine: Engine) -> list[VersionView]:
         return [_version_view(version) for version in session.exec(query)]
 
 
-def activate_version(*, engine: Engine, version_id: int, actor: str | None = None) -> VersionView:
+@dataclass(frozen=True)
+class Activated:
+    """A version just made active, and the active industries it never learned (it cannot answer
+    them until a training run learns them)."""
+
+    version: VersionView
+    not_predicted: list[str]
+
+
+def activate_version(*, engine: Engine, version_id: int, actor: str | None = None) -> Activated:
     """Promote a version or roll back to it; every process serves it within seconds.
 
     Raises:
@@ -193,13 +202,15 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
         cannot be served. Conflict: it knows none of the active industries.
     """
     with session_scope(engine) as session:
+        active = active_industry_names(session)
         version = session.get(ModelVersion, version_id)
         if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:
-            _check_servable(session, version)
-        return _version_view(activate(session, version_id, actor=actor))
+            _check_servable(version, active)
+        view = _version_view(activate(session, version_id, actor=actor))
+        return Activated(view, [name for name in active if name not in view.labels])
 
 
-def _check_servable(session: Session, version: ModelVersion) -> None:
+def _check_servable(version: ModelVersion, active: list[str]) -> None:
     """Refuse a rollback to a version that would fail every document: one this Heron cannot read,
     or one that knows none of today's active industries (all retired by an import since)."""
     try:
@@ -209,8 +220,7 @@ def _check_servable(session: Session, version: ModelVersion) -> None:
             f"Model version {version.id} cannot be read by this Heron ({type(error).__name__}: {error}); "
             "retrain instead."
         ) from error
-    active = set(active_industry_names(session))
-    if not active & set(model.labels):
+    if not set(active) & set(model.labels):
         raise Conflict(
             f"Model version {version.id} knows none of the active industries ({', '.join(sorted(active))}): "
             "served, it would fail every document. Activate a version trained since, or bring its "

@@ -126,7 +126,7 @@ def restore_industry(
 ) -> IndustryChanged:
     """Predict a retired industry again and queue the training that brings it back.
 
-    Raises NotFound, or Invalid when it is active already.
+    Raises NotFound, or Conflict when it is active already.
     """
     industry = industries.restore_industry(engine=engine, name=name, actor=actor)
     return IndustryChanged(industry, queue_training(engine=engine, work=work, actor=actor))
@@ -172,7 +172,7 @@ def add_examples(
             + (f", and the rest could not be read ({reasons})." if reasons else ".")
         )
     return ExamplesAdded(
-        industry=industries.normalise_name(name),
+        industry=industry.name,
         examples_added=added["added"],
         example_errors=added["errors"],
         training_task=queue_training(engine=engine, work=work, actor=actor),

@@ -499,13 +499,12 @@ def _evaluation_sets(data: _Data, encoder: Encoder, carver: Carver | None) -> di
     sets: dict[str, list[dict[str, Any]]] = {HOLDOUT_DATASET: data.starter_holdout, GOLD_DATASET: data.gold}
     if data.starter_holdout and carver is not None:
         texts = [e["text"] for e in data.starter_holdout]
-        vectors = (encoder.embed(texts), encoder.static(texts))
-        labels = _carved_labels(carver, data.starter_holdout, *vectors)
-        taken = carver.takes(vectors, [e["label"] for e in data.starter_holdout])
+        # takes covers the catch-all too: what it takes from there is what training carves
+        taken = carver.takes(
+            (encoder.embed(texts), encoder.static(texts)), [e["label"] for e in data.starter_holdout]
+        )
         sets[HOLDOUT_DATASET] = [
-            e
-            for e, label, newcomer in zip(data.starter_holdout, labels, taken, strict=True)
-            if label == e["label"] and newcomer is None
+            e for e, newcomer in zip(data.starter_holdout, taken, strict=True) if newcomer is None
         ]
     return sets
 

@@ -59,8 +59,8 @@ def _together(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], object]) -> 
     meeting = threading.Barrier(len(calls), timeout=20)
     checked = feedback._check_approvable
 
-    def check_then_meet(session, rows):  # type: ignore[no-untyped-def]
-        checked(session, rows)
+    def check_then_meet(*args):  # type: ignore[no-untyped-def]
+        checked(*args)
         meeting.wait()
 
     monkeypatch.setattr(feedback, "_check_approvable", check_then_meet)
