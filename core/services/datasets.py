@@ -191,6 +191,26 @@ def import_directory(
     return {"added": dict(added), "labels": labels, "retired": retired, "errors": errors}
 
 
+def read_example_files(
+    files: list[tuple[str, bytes]],
+    limits: ExtractionLimits,
+    extractor: Extractor | None = None,
+) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """The text of each readable file as (filename, text), and an error for each unreadable one."""
+    read, errors = [], []
+    for filename, data in files:
+        try:
+            if extractor is not None:  # a person's upload: read in a child process, like any document
+                text = extractor.extract(data, limits=limits or ExtractionLimits(), filename=filename).text
+            else:
+                text = extract(data, limits=limits, filename=filename).text
+        except HeronError as error:
+            errors.append({"filename": filename, **error.as_dict()})
+            continue
+        read.append((filename, text))
+    return read, errors
+
+
 def add_example_files(
     *,
     engine: Engine,
@@ -199,11 +219,13 @@ def add_example_files(
     limits: ExtractionLimits,
     actor: str | None = None,
     extractor: Extractor | None = None,
+    read: tuple[list[tuple[str, str]], list[dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
     """Store example documents of one industry (e.g. given when it is created) as training data.
 
     A handful of examples all train; from ten on, 20% of them (by file name) are held out to
-    judge models. Unreadable files are reported, not stored. Returns counts and errors.
+    judge models. Unreadable files are reported, not stored. ``read`` is what read_example_files
+    gave for ``files`` when the caller read them already. Returns counts and errors.
     """
     with session_scope(engine) as session:
         label = require_active_industry(session, industry)
@@ -214,16 +236,9 @@ def add_example_files(
                 )
             )
         )
-    examples, errors = [], []
-    for filename, data in files:
-        try:
-            if extractor is not None:  # a person's upload: read in a child process, like any document
-                text = extractor.extract(data, limits=limits or ExtractionLimits(), filename=filename).text
-            else:
-                text = extract(data, limits=limits, filename=filename).text
-        except HeronError as error:
-            errors.append({"filename": filename, **error.as_dict()})
-            continue
+    texts, errors = read if read is not None else read_example_files(files, limits, extractor)
+    examples = []
+    for filename, text in texts:
         digest = content_hash(text)
         if digest in known:
             continue

@@ -142,11 +142,9 @@ def create_industry(
     *, engine: Engine, name: str, description: str = "", actor: str | None = None
 ) -> IndustryView:
     """Add an industry. Raises Conflict if the (normalised) name exists, retired ones included."""
-    normalised = fresh_name(name)
     try:
         with session_scope(engine) as session:
-            if session.exec(select(Industry.id).where(Industry.name == normalised)).first():
-                raise Conflict(f"Industry {normalised!r} already exists.")
+            normalised = _free_name(session, name)
             industry = Industry(name=normalised, description=(description or "").strip())
             session.add(industry)
             audit.record(
@@ -161,6 +159,22 @@ def create_industry(
     except IntegrityError as exc:
         raise Conflict(f"Industry {normalised!r} already exists.") from exc
     return view
+
+
+def new_industry_name(*, engine: Engine, name: str) -> str:
+    """``name`` normalised, when an industry could be created with it now (checked again on creation).
+
+    Raises Invalid (no letter) or Conflict (the name exists, retired industries included).
+    """
+    with session_scope(engine) as session:
+        return _free_name(session, name)
+
+
+def _free_name(session: Session, raw: str) -> str:
+    name = fresh_name(raw)
+    if session.exec(select(Industry.id).where(Industry.name == name)).first():
+        raise Conflict(f"Industry {name!r} already exists.")
+    return name
 
 
 def list_industries(*, engine: Engine) -> list[IndustryView]:

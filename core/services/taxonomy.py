@@ -61,8 +61,15 @@ def add_industry(
     queue synthesis (``synthetic`` documents) and the training run that makes it live.
 
     Raises:
-        Invalid: a bad name or count. Conflict: the name exists (retired industries included).
+        Invalid: a bad name or count, or example files of which none could be read (nothing is
+        created then). Conflict: the name exists (retired industries included).
     """
+    industries.new_industry_name(engine=engine, name=name)  # before reading files for nothing
+    limits = limits or ExtractionLimits()
+    read = datasets.read_example_files(list(example_files), limits, extractor)
+    if example_files and not read[0]:
+        reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in read[1][:10])
+        raise Invalid(f"None of the example files could be read ({reasons}); the industry was not created.")
     industry = industries.create_industry(engine=engine, name=name, description=description, actor=actor)
     added: dict = {"added": 0, "errors": []}
     if example_files:
@@ -70,9 +77,9 @@ def add_industry(
             engine=engine,
             industry=industry.name,
             files=list(example_files),
-            limits=limits or ExtractionLimits(),
+            limits=limits,
             actor=actor,
-            extractor=extractor,
+            read=read,
         )
     # Always queue training, examples or not: the new industry is served once a version that knows
     # it is live (seconds), the same way whatever the timing, never by a guess a cache makes.

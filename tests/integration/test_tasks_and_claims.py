@@ -90,6 +90,27 @@ def test_an_industry_created_with_example_files_trains_on_them(client) -> None: 
     assert client.delete("/api/industries/aviation").status_code in (200, 202, 204)
 
 
+def test_an_industry_whose_example_files_are_all_unreadable_is_not_created(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a new industry sent with example files of which none can be read (empty, corrupt PDF)
+    files = [
+        ("files", ("blank.txt", b"", "text/plain")),
+        ("files", ("broken.pdf", b"%PDF-1.4 garbage", "application/pdf")),
+    ]
+    refused = client.post(
+        "/api/industries",
+        data={"industry_name": "Glassblowing", "description": "Furnaces, glass art and studio glassware."},
+        files=files,
+    )
+    # Then it is refused with each file's reason, and nothing is created: the same request can be
+    # sent again with readable files
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid"), refused.text
+    assert "blank.txt: empty" in refused.json()["message"] and "broken.pdf" in refused.json()["message"]
+    assert "glassblowing" not in {i["name"] for i in client.get("/api/industries").json()["items"]}
+    # And a name that exists is a conflict before any file is read
+    taken = client.post("/api/industries", data={"industry_name": "Finance"}, files=files)
+    assert (taken.status_code, taken.json()["code"]) == (409, "conflict")
+
+
 def test_industry_creation_validates_its_fields_in_json_and_forms(client) -> None:  # type: ignore[no-untyped-def]
     for response in (
         client.post("/api/industries", json={"description": "no name"}),
