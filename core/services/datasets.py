@@ -15,12 +15,21 @@ from sqlmodel import select
 from core.classify.model import Encoder, RoutingPolicy
 from core.corpus import content_hash, is_holdout, readable_name
 from core.db import session_scope
-from core.db.tables import ExampleSource, Industry, IndustryStatus, Split, TrainingExample, utcnow
+from core.db.tables import (
+    ExampleSource,
+    ExampleStatus,
+    Industry,
+    IndustryStatus,
+    Split,
+    TrainingExample,
+    utcnow,
+)
 from core.errors import HeronError, Invalid
 from core.evaluation import evaluation_report
 from core.extract import ExtractionLimits, extract
 from core.extract.isolation import Extractor
 from core.services import audit
+from core.services.examples import supersede_other_labels
 from core.services.industries import active_industry_names, normalise_name, require_active_industry
 from core.services.models import ModelCache
 
@@ -224,46 +233,54 @@ def add_example_files(
     """Store example documents of one industry (e.g. given when it is created) as training data.
 
     A handful of examples all train; from ten on, 20% of them (by file name) are held out to
-    judge models. Unreadable files are reported, not stored. ``read`` is what read_example_files
-    gave for ``files`` when the caller read them already. Returns counts and errors.
+    judge models. Unreadable files are reported, not stored. The newest word on a text wins, as with
+    corrections: a file's text supersedes approved examples that label it otherwise, and a file a
+    later correction superseded is an example again when it is sent again. ``read`` is what
+    read_example_files gave for ``files`` when the caller read them already. Returns counts (added,
+    superseded) and errors.
     """
+    texts, errors = read if read is not None else read_example_files(files, limits, extractor)
+    added = superseded = 0
     with session_scope(engine) as session:
         label = require_active_industry(session, industry)
-        known = set(
-            session.exec(
-                select(TrainingExample.content_hash).where(
+        known = {
+            row.content_hash: row
+            for row in session.exec(
+                select(TrainingExample).where(
                     TrainingExample.label == label, TrainingExample.source == ExampleSource.import_
                 )
             )
-        )
-    texts, errors = read if read is not None else read_example_files(files, limits, extractor)
-    examples = []
-    for filename, text in texts:
-        digest = content_hash(text)
-        if digest in known:
-            continue
-        known.add(digest)
-        origin = f"examples/{label}/{filename}"[:255]
-        held_out = len(files) >= 10 and is_holdout(origin)
-        examples.append(
-            TrainingExample(
-                text=text,
-                content_hash=digest,
-                label=label,
-                source=ExampleSource.import_,
-                split=Split.holdout if held_out else Split.train,
-                origin=origin,
+        }
+        for filename, text in texts:
+            digest = content_hash(text)
+            row = known.get(digest)
+            if row is not None and row.status == ExampleStatus.approved:
+                continue  # an example already (or twice in this upload)
+            if row is not None:  # superseded by a later correction, and sent again: the newest word
+                row.status = ExampleStatus.approved
+            else:
+                origin = f"examples/{label}/{filename}"[:255]
+                held_out = len(files) >= 10 and is_holdout(origin)
+                row = known[digest] = TrainingExample(
+                    text=text,
+                    content_hash=digest,
+                    label=label,
+                    source=ExampleSource.import_,
+                    split=Split.holdout if held_out else Split.train,
+                    origin=origin,
+                )
+            session.add(row)
+            added += 1
+            superseded += supersede_other_labels(
+                session, digest, label, actor=actor, by_example_file=filename
             )
-        )
-    with session_scope(engine) as session:
-        session.add_all(examples)
         audit.record(
             session,
             action="industry.examples_added",
             subject_type="industry",
             subject_id=label,
             actor=actor,
-            added=len(examples),
+            added=added,
             errors=len(errors),
         )
-    return {"added": len(examples), "errors": errors}
+    return {"added": added, "superseded": superseded, "errors": errors}

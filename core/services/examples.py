@@ -227,6 +227,32 @@ def label_kept(row: TrainingExample) -> bool:
     return kept.get("label") == row.label
 
 
+def supersede_other_labels(session: Session, digest: str, label: str, *, actor: str | None, **by: Any) -> int:
+    """The newest word on a text wins: approved examples that give it another label than ``label``
+    stop training (and judging), each with an audit event naming what superseded it (``by``).
+    Returns how many were superseded."""
+    earlier = session.exec(
+        select(TrainingExample).where(
+            TrainingExample.content_hash == digest,
+            TrainingExample.label != label,
+            TrainingExample.status == ExampleStatus.approved,
+        )
+    ).all()
+    for row in earlier:
+        row.status = ExampleStatus.rejected
+        session.add(row)
+        audit.record(
+            session,
+            action="example.superseded",
+            subject_type="training_example",
+            subject_id=row.id,
+            actor=actor,
+            label=row.label,
+            **by,
+        )
+    return len(earlier)
+
+
 def _approved_example(session: Session, example_id: int, doing: str) -> TrainingExample:
     row = session.get(TrainingExample, example_id)
     if row is None:

@@ -24,6 +24,7 @@ from core.db.tables import (
 )
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
+from core.services.examples import supersede_other_labels
 from core.services.industries import active_industry_names, require_active_industry
 from core.services.jobs import existing_job
 from core.services.retraining import queue_training
@@ -264,24 +265,7 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
     # A correction approved later is the last word on the document: an earlier example that
     # labelled it otherwise (an approved correction, an imported or example file, a starter
     # document) stops training (and judging) on it.
-    for earlier in session.exec(
-        select(TrainingExample).where(
-            TrainingExample.content_hash == digest,
-            TrainingExample.label != feedback.label,
-            TrainingExample.status == ExampleStatus.approved,
-        )
-    ):
-        earlier.status = ExampleStatus.rejected
-        session.add(earlier)
-        audit.record(
-            session,
-            action="example.superseded",
-            subject_type="training_example",
-            subject_id=earlier.id,
-            actor=feedback.reviewer,
-            label=earlier.label,
-            by_feedback=feedback.id,
-        )
+    supersede_other_labels(session, digest, feedback.label, actor=feedback.reviewer, by_feedback=feedback.id)
     if exists is not None:
         if exists.status != ExampleStatus.approved:  # superseded once, and now the last word again
             exists.status = ExampleStatus.approved

@@ -353,6 +353,33 @@ def test_a_correction_is_the_last_word_on_a_document_imported_with_another_label
             )
         ).all()
     assert [label for label, _ in labels] == ["legal"], labels
+    # And when the user sends the finance example again, that is the newest word: it is an example
+    # again (not skipped as known), and the correction it contradicts stops training
+    again = client.post(
+        "/api/industries/finance/examples", files=[("files", ("deposit-notice.txt", text.encode()))]
+    )
+    assert again.status_code in (200, 202) and again.json()["examples_added"] == 1, again.json()
+    exported = [
+        json.loads(line) for line in client.get("/api/export", params={"format": "jsonl"}).text.splitlines()
+    ]
+    assert [row["label"] for row in exported if row["text"] == text] == ["finance"]
+    # And a file whose text a correction labels otherwise supersedes that correction when it is newer
+    other = "Tenancy notice: the lease ends in May and the deposit is returned after the inspection."
+    other_job = _upload(client, other, "lease-end.txt")
+    other_feedback = client.post(
+        "/api/feedback/", json={"job_id": other_job["id"], "corrected_classification": "legal"}
+    ).json()["feedback_id"]
+    assert client.post("/api/feedback/approve", json={"ids": [other_feedback]}).status_code == 200
+    assert (
+        client.post(
+            "/api/industries/finance/examples", files=[("files", ("lease-end.txt", other.encode()))]
+        ).json()["examples_added"]
+        == 1
+    )
+    exported = [
+        json.loads(line) for line in client.get("/api/export", params={"format": "jsonl"}).text.splitlines()
+    ]
+    assert [row["label"] for row in exported if row["text"] == other] == ["finance"]
 
 
 def test_the_job_shows_the_correction_approved_last_whichever_was_filed_first(client, runtime) -> None:  # type: ignore[no-untyped-def]
