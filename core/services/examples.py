@@ -155,8 +155,8 @@ def relabel_example(
     *, engine: Engine, work: WorkSender, example_id: int, label: str, actor: str | None = None
 ) -> ExampleDecision:
     """Correct an approved example's label (a label issue on second look); it retrains like any
-    approval. An example that already exists with that label from the same source is rejected
-    instead (the text keeps one label per source).
+    approval. When the text already has an example with that label from the same source, that one
+    trains (again) and this one stops; either way no other label of the text trains any longer.
 
     Raises:
         NotFound: no such example. Invalid: the example is not approved, or the label is not an
@@ -168,7 +168,7 @@ def relabel_example(
         if label == row.label:
             raise Invalid(f"Training example {example_id} is already labelled {label!r}.")
         twin = session.exec(
-            select(TrainingExample.id).where(
+            select(TrainingExample).where(
                 TrainingExample.content_hash == row.content_hash,
                 TrainingExample.label == label,
                 TrainingExample.source == row.source,
@@ -186,9 +186,13 @@ def relabel_example(
         )
         if twin is None:
             row.label = label
-        else:
-            row.status = ExampleStatus.rejected
-        session.add(row)
+            session.add(row)
+        else:  # the text's example with that label (superseded earlier, perhaps) trains again
+            twin.status = ExampleStatus.approved
+            session.add(twin)
+        # The reviewer's is the newest word on the text: no other label of it trains (this row's
+        # old one included, when its twin takes over).
+        supersede_other_labels(session, row.content_hash, label, actor=actor, by_relabel=example_id)
         session.flush()
         decided = [example_view(row)]
     return ExampleDecision(decided, queue_training(engine=engine, work=work, actor=actor))

@@ -17,6 +17,7 @@ from core.db.tables import (
     Feedback,
     FeedbackStatus,
     Job,
+    JobStatus,
     Prediction,
     Split,
     TrainingExample,
@@ -54,6 +55,7 @@ def submit_feedback_many(
     Raises:
         NotFound: one of the jobs does not exist.
         Invalid: no jobs, too many, or the label is not an active industry.
+        Conflict: a job has no text to learn from (not read yet, or unreadable).
     """
     job_ids = list(dict.fromkeys(job_ids))
     if not job_ids or len(job_ids) > MAX_LABELLED_AT_ONCE:
@@ -62,7 +64,7 @@ def submit_feedback_many(
         label = require_active_industry(session, label)
         rows = []
         for job_id in job_ids:
-            existing_job(session, job_id)
+            _require_text(session, existing_job(session, job_id))
             rows.append(Feedback(job_id=job_id, label=label, author=author))
         session.add_all(rows)
         session.flush()
@@ -166,10 +168,12 @@ def decide(
             themselves right after (the benchmarks).
 
     Raises:
-        NotFound: an id does not exist. Conflict: one of them was already decided, or (approving)
-        one labels its job with an industry retired since, or two of them label one document
-        differently. Nothing is decided then.
+        Invalid: no ids. NotFound: an id does not exist. Conflict: one of them was already decided,
+        or (approving) one is for a job without text or labels it with an industry retired since,
+        or two of them label one document differently. Nothing is decided then.
     """
+    if not feedback_ids:
+        raise Invalid("Choose at least one correction to decide.")
     with session_scope(engine) as session:
         rows = []
         for feedback_id in dict.fromkeys(feedback_ids):
@@ -216,13 +220,27 @@ def decide(
     return FeedbackDecision(decided, training_task)
 
 
+def _require_text(session: Session, job: Job) -> None:
+    """A correction teaches the document's text: refuse one for a job that has none (yet)."""
+    document = session.get(Document, job.document_id)
+    if document is not None and document.text:
+        return
+    if job.status in (JobStatus.PENDING, JobStatus.PROCESSING):
+        raise Conflict(f"Job {job.id} is not read yet ({job.status}): label it once it is classified.")
+    raise Conflict(
+        f"Job {job.id} has no text to learn from ({job.error_code or job.status}): a label for it would "
+        "train nothing."
+    )
+
+
 def _check_approvable(session: Session, rows: list[Feedback], documents: dict[str, int]) -> None:
-    """Approved, a correction becomes a training or gold example: refuse one whose industry was
-    retired since it was filed (it would train nothing), and two that label one document
-    differently (a gold document with two labels is always half wrong). ``documents``: each job's
-    document."""
+    """Approved, a correction becomes a training or gold example: refuse one whose job has no text
+    or whose industry was retired since it was filed (either would train nothing), and two that
+    label one document differently (a gold document with two labels is always half wrong).
+    ``documents``: each job's document."""
     active = set(active_industry_names(session))
     for row in rows:
+        _require_text(session, existing_job(session, row.job_id))
         if row.label not in active:
             raise Conflict(
                 f"Feedback {row.id} labels job {row.job_id} {row.label!r}, an industry retired since it "

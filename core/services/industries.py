@@ -202,7 +202,22 @@ def update_industry(
     """
     if new_name is None and description is None and catch_all is None:
         raise Invalid("Nothing to change: send a new name, a description or catch_all.")
+    try:
+        return _update(engine, name, new_name, description, catch_all, actor)
+    except IntegrityError as exc:  # a name taken by a create at the same moment
+        raise Conflict(f"Industry {normalise_name(new_name or name)!r} already exists.") from exc
+
+
+def _update(
+    engine: Engine,
+    name: str,
+    new_name: str | None,
+    description: str | None,
+    catch_all: bool | None,
+    actor: str | None,
+) -> IndustryView:
     with session_scope(engine) as session:
+        _taking_turns(session)
         industry = _named(session, name)
         current = industry.name
         if (
@@ -272,6 +287,7 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
         NotFound: no such industry. Conflict: it is active already.
     """
     with session_scope(engine) as session:
+        _taking_turns(session)
         industry = _named(session, name)
         if industry.status == IndustryStatus.active:
             raise Conflict(f"Industry {industry.name!r} is active already.")
@@ -285,6 +301,7 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
     is the catch-all.
     """
     with session_scope(engine) as session:
+        _taking_turns(session)
         industry = _named(session, name)
         current = industry.name
         if industry.status == IndustryStatus.retired:
@@ -300,6 +317,18 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
                 f'set {{"catch_all": false}} on {current!r}, before retiring it.'
             )
         return _set_status(session, industry, IndustryStatus.retired, actor=actor)
+
+
+def _taking_turns(session: Session) -> None:
+    """Changes to the industries take turns, so each sees the one before: rules that span several
+    industries (two stay active, one catch-all at most, names unique) were checked against what a
+    change running at the same moment had not written yet (eleven parallel retirements left only
+    the catch-all). PostgreSQL locks the rows; SQLite's single writer is taken by a write that
+    changes nothing (core.db gives writers their turn at their first write)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(select(Industry.id).order_by(Industry.id).with_for_update()).all()
+    else:
+        session.execute(update(Industry).where(Industry.id < 0).values(updated_at=Industry.updated_at))
 
 
 def _named(session: Session, name: str) -> Industry:

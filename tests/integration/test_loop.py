@@ -420,3 +420,53 @@ def test_a_request_without_its_json_body_says_so(client) -> None:  # type: ignor
     response = client.post("/api/feedback/approve")
     assert (response.status_code, response.json()["code"]) == (422, "invalid")
     assert "needs a JSON body" in response.json()["message"], response.json()
+
+
+def test_relabelling_an_example_back_to_a_superseded_label_trains_that_label_again(client) -> None:  # type: ignore[no-untyped-def]
+    text = "Gallery notice: the museum's autumn exhibition of ceramics opens on Friday with a talk."
+
+    def exported() -> list[str]:
+        rows = [
+            json.loads(line)
+            for line in client.get("/api/export", params={"format": "jsonl"}).text.splitlines()
+        ]
+        return [row["label"] for row in rows if row["text"] == text]
+
+    def correct_and_approve(job_id: str, label: str) -> None:
+        feedback = client.post("/api/feedback/", json={"job_id": job_id, "corrected_classification": label})
+        assert (
+            client.post("/api/feedback/approve", json={"ids": [feedback.json()["feedback_id"]]}).status_code
+            == 200
+        )
+
+    # Given a document corrected to "other", then to "entertainment" (which supersedes "other")
+    job = _upload(client, text, "gallery.txt")
+    correct_and_approve(job["id"], "other")
+    correct_and_approve(job["id"], "entertainment")
+    assert exported() == ["entertainment"]
+    # When a reviewer relabels that example back to "other" (a label issue on second look)
+    example = next(
+        item
+        for item in client.get("/api/examples", params={"label": "entertainment", "limit": 1000}).json()[
+            "items"
+        ]
+        if item["text"] == text
+    )
+    relabelled = client.post(f"/api/examples/{example['id']}/relabel", json={"label": "other"})
+    assert relabelled.status_code in (200, 202), relabelled.text
+    # Then the document trains as "other" again: it is not left without a label
+    assert exported() == ["other"]
+
+
+def test_a_job_without_text_cannot_be_labelled_so_no_approval_trains_nothing(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given an upload with no text to read (a file of blanks)
+    failed = wait_for_job(
+        client, client.post("/api/classify_file", files={"file": ("blank.txt", b"   \n  ")}).json()["job_id"]
+    )
+    assert failed["status"] == "FAILED", failed
+    # When an annotator labels it, then it is refused with the reason, nothing waits for a reviewer
+    refused = client.post(
+        "/api/feedback/", json={"job_id": failed["id"], "corrected_classification": "legal"}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict"), refused.text
+    assert "no text" in refused.json()["message"]

@@ -1,9 +1,11 @@
-"""Two reviewers deciding at the same moment, on SQLite and on PostgreSQL: each outcome is one a
-reviewer could have reached one after the other."""
+"""Two people changing the same thing at the same moment, on SQLite and on PostgreSQL: two reviewers
+deciding corrections, several hands changing the industries. Each outcome is one they could have
+reached one after the other."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,9 +16,9 @@ from sqlmodel import select
 from core.db import make_engine, migrate, session_scope
 from core.db.tables import Document, ExampleSource, ExampleStatus, Job, TrainingExample
 from core.errors import Conflict
-from core.services import feedback
+from core.services import feedback, industries
 from core.services.feedback import decide, submit_feedback
-from core.services.industries import create_industry
+from core.services.industries import create_industry, list_industries, retire_industry, update_industry
 from tests.conftest import needs_services, postgres_schema
 
 TEXT = "Quarterly results: revenue rose, the board settled the lawsuit and the bank raised its loan."
@@ -128,3 +130,72 @@ def test_two_corrections_of_one_document_approved_at_once_leave_it_one_label(
     # only label to learn from: it never trains on both
     assert not [outcome for outcome in outcomes if isinstance(outcome, Exception)], outcomes
     assert len(_approved_labels(engine)) == 1
+
+
+def _all_at_once(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], object]) -> list[object]:
+    """Run ``calls`` in threads, each lingering after it reads an industry or the active ones (as
+    a busy server would), so that without turns every one of them reads before any writes."""
+    for reader in ("_named", "active_industry_names"):
+        read = getattr(industries, reader)
+
+        def read_slowly(*args, read=read):  # type: ignore[no-untyped-def]
+            found = read(*args)
+            time.sleep(0.3)
+            return found
+
+        monkeypatch.setattr(industries, reader, read_slowly)
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = calls[index]()
+        except Exception as error:  # the outcome under test
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+NAMES = ("finance", "legal", "health", "media", "travel")
+
+
+def test_industries_retired_all_at_once_leave_two_active(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given five industries
+    for name in NAMES:
+        create_industry(engine=engine, name=name, description=f"Documents about {name}.")
+    # When someone retires every one of them at the same moment
+    outcomes = _all_at_once(
+        monkeypatch, *[lambda name=name: retire_industry(engine=engine, name=name) for name in NAMES]
+    )
+    # Then three are retired and the last two are refused: two always stay active
+    refused = [outcome for outcome in outcomes if isinstance(outcome, Conflict)]
+    assert len(refused) == 2 and all("two industries" in str(outcome) for outcome in refused), outcomes
+    assert len([i for i in list_industries(engine=engine) if i.status == "active"]) == 2
+
+
+def test_industries_changed_at_once_keep_one_catch_all_and_unique_names(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in NAMES:
+        create_industry(engine=engine, name=name, description=f"Documents about {name}.")
+    # When three people each make a different industry the catch-all at the same moment
+    _all_at_once(
+        monkeypatch,
+        *[lambda name=name: update_industry(engine=engine, name=name, catch_all=True) for name in NAMES[:3]],
+    )
+    # Then there is one catch-all, the one set last
+    assert len([i for i in list_industries(engine=engine) if i.catch_all]) == 1
+    # And when three industries are renamed to one name at the same moment, one gets it and the
+    # others are told it exists (never a database error)
+    outcomes = _all_at_once(
+        monkeypatch,
+        *[lambda name=name: update_industry(engine=engine, name=name, new_name="same") for name in NAMES[2:]],
+    )
+    assert len([o for o in outcomes if isinstance(o, Conflict)]) == 2, outcomes
+    assert [i.name for i in list_industries(engine=engine)].count("same") == 1
