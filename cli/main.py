@@ -644,8 +644,15 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     runtime = _runtime(settings)
     try:
         if args.action == "activate":
-            activate_version(engine=runtime.engine, version_id=args.version_id, actor="cli")
-            print(json.dumps({"activated": args.version_id}))
+            activated = activate_version(engine=runtime.engine, version_id=args.version_id, actor="cli")
+            print(json.dumps({"activated": args.version_id, "not_predicted": activated.not_predicted}))
+            if activated.not_predicted:
+                missing = ", ".join(activated.not_predicted)
+                print(
+                    f"warning: v{args.version_id} never learned {missing}: it cannot answer them until "
+                    "a training run learns them (heron train).",
+                    file=sys.stderr,
+                )
         else:
             for version in list_versions(engine=runtime.engine):
                 print(_json_line(version))

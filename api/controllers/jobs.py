@@ -209,9 +209,12 @@ class JobsController(Controller):
     def release_item(
         self, request: Request, runtime: NamedDependency[Runtime], job_id: FromPath[str]
     ) -> dict:
-        """Give a claimed item back to the queue (skip)."""
-        review.release_claim(engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous")
-        return {"job_id": job_id, "released": True}
+        """Give a claimed item back to the queue (skip). ``released`` is false when nobody held it;
+        404 for an unknown job, 409 when another annotator holds it."""
+        released = review.release_claim(
+            engine=runtime.engine, job_id=job_id, annotator=actor(request) or "anonymous"
+        )
+        return {"job_id": job_id, "released": released}
 
     @get("/batches/{batch_id:str}", sync_to_thread=True, guards=[requires("annotator")])
     def batch(self, runtime: NamedDependency[Runtime], batch_id: FromPath[str]) -> BatchView:

@@ -134,10 +134,19 @@ def import_directory(
     """Store a labelled folder as training data (20% of it, by file, as holdout).
 
     Unknown labels become industries; with ``replace``, every active industry the folder does not
-    name is retired (its data and history stay). Returns counts and the files that could not be read.
+    name is retired (its data and history stay; a retired catch-all is no longer the catch-all).
+    Returns counts and the files that could not be read.
+
+    Raises:
+        Invalid: with ``replace``, a folder of fewer than two labels (a model needs two to choose from).
     """
     files = labelled_files(root)
     labels = sorted({item.label for item in files})
+    if replace and len(labels) < 2:
+        raise Invalid(
+            f"A taxonomy needs at least two industries; {root} has {len(labels)} "
+            f"({', '.join(labels) or 'none'}). Nothing was imported."
+        )
     added: Counter[str] = Counter()
     errors = []
     with session_scope(engine) as session:
@@ -158,6 +167,7 @@ def import_directory(
             for name, industry in existing.items():
                 if name not in labels and industry.status == IndustryStatus.active:
                     industry.status = IndustryStatus.retired
+                    industry.catch_all = False  # the imported taxonomy names its own, if any
                     industry.updated_at = utcnow()
                     session.add(industry)
                     retired.append(name)

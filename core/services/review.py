@@ -196,13 +196,23 @@ def claim_next(
     return None
 
 
-def release_claim(*, engine: Engine, job_id: str, annotator: str | None = None) -> None:
-    """Give an item back to the queue (only the holder's claim, unless ``annotator`` is None)."""
+def release_claim(*, engine: Engine, job_id: str, annotator: str | None = None) -> bool:
+    """Give an item back to the queue (only the holder's claim, unless ``annotator`` is None).
+    Returns whether a claim was given back (False: nobody held it).
+
+    Raises:
+        NotFound: no such job. Conflict: another annotator holds it (their claim stays).
+    """
     with session_scope(engine) as session:
-        query = delete(ReviewClaim).where(ReviewClaim.job_id == job_id)
-        if annotator is not None:
-            query = query.where(ReviewClaim.claimed_by == annotator)
-        session.execute(query)
+        existing_job(session, job_id)
+        held = session.get(ReviewClaim, job_id)
+        if held is None or _as_utc(held.expires_at) <= utcnow():
+            return False
+        if annotator is not None and held.claimed_by != annotator:
+            raise Conflict(
+                f"Job {job_id!r} is held by {held.claimed_by}, not {annotator}: only they can give it back."
+            )
+        return bool(session.execute(delete(ReviewClaim).where(ReviewClaim.job_id == job_id)).rowcount)
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -117,6 +117,11 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path, prepared_dir:
         "other",
     }
     assert outcome["activated"] is True
+    industries = {
+        line["name"]: line
+        for line in map(json.loads, heron(prepared_dir, "industries", "list").stdout.splitlines())
+    }
+    assert industries["other"]["status"] == "retired" and not industries["other"]["catch_all"]
     docs = tmp_path / "new"
     docs.mkdir()
     (docs / "listing.txt").write_text(
@@ -134,7 +139,39 @@ def test_import_with_replace_brings_a_new_taxonomy(tmp_path: Path, prepared_dir:
     error = json.loads(refused.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] == "conflict" and "none of the active industries" in error["message"], error
     versions = [json.loads(line) for line in heron(prepared_dir, "models", "list").stdout.splitlines()]
-    assert next(v for v in versions if v["status"] == "active")["labels"] == ["money", "property"]
+    imported = next(v for v in versions if v["status"] == "active")
+    assert imported["labels"] == ["money", "property"]
+    # And when an industry is added (a version that knows it goes live) and the user rolls back to
+    # the imported version, heron says which active industry that version cannot answer
+    assert (
+        heron(
+            prepared_dir, "industries", "add", "tax", "--description", "Tax returns and tax advice."
+        ).returncode
+        == 0
+    )
+    back = heron(prepared_dir, "models", "activate", str(imported["id"]))
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["not_predicted"] == ["tax"]
+    assert "never learned tax" in back.stderr
+
+
+def test_a_taxonomy_of_one_industry_is_refused_and_nothing_changes(
+    tmp_path: Path, prepared_dir: Path
+) -> None:
+    from tests.documents import FINANCE
+
+    # When someone replaces the taxonomy with a folder naming a single industry
+    folder = _labelled_dir(tmp_path / "one", {"money": [FINANCE, FINANCE + " Again."]})
+    result = heron(prepared_dir, "import", str(folder), "--replace")
+    # Then it is refused (a model needs two industries to choose between) and no industry is retired
+    assert result.returncode == 1
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "invalid" and "at least two industries" in error["message"], error
+    statuses = {
+        line["name"]: line["status"]
+        for line in map(json.loads, heron(prepared_dir, "industries", "list").stdout.splitlines())
+    }
+    assert "money" not in statuses and set(statuses.values()) == {"active"}
 
 
 def test_a_long_command_shows_progress_on_a_terminal_and_nothing_in_a_pipe(

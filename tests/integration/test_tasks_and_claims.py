@@ -168,11 +168,22 @@ def test_a_claimed_item_is_hidden_from_other_annotators(client) -> None:  # type
     # Ada still sees her own claim, and can extend it
     assert held in {item["id"] for item in client.get("/api/review?limit=1000", headers=ada).json()["items"]}
     assert client.post(f"/api/review/{held}/claim", headers=ada).status_code == 200
+    # And Bob cannot give Ada's claim back for her: he is told who holds it, and it stays hers
+    theirs = client.delete(f"/api/review/{held}/claim", headers=bob)
+    assert (theirs.status_code, theirs.json()["code"]) == (409, "conflict") and "ada" in theirs.json()[
+        "message"
+    ]
+    assert client.post(f"/api/review/{held}/claim", headers=bob).status_code == 409
     # When Ada skips it (releases the claim), Bob can take it
-    assert client.delete(f"/api/review/{held}/claim", headers=ada).status_code == 200
+    released = client.delete(f"/api/review/{held}/claim", headers=ada)
+    assert released.status_code == 200 and released.json()["released"] is True
+    again = client.delete(f"/api/review/{held}/claim", headers=ada)  # nothing held any more
+    assert again.status_code == 200 and again.json()["released"] is False
     assert client.post(f"/api/review/{held}/claim", headers=bob).json()["claimed_by"] == "bob"
     client.delete(f"/api/review/{held}/claim", headers=bob)
     if other:
         client.delete(f"/api/review/{other['id']}/claim", headers=bob)
     missing = client.post("/api/review/nope/claim", headers=ada)
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    gone = client.delete("/api/review/nope/claim", headers=ada)
+    assert (gone.status_code, gone.json()["code"]) == (404, "not_found")

@@ -96,10 +96,18 @@ if flash := state.pop("review_flash", None):
     st.toast(flash)
 
 
+def _give_back(job_id: str, annotator: str) -> None:
+    """Give this annotator's claim back; one that expired and someone else took is theirs now."""
+    try:
+        release_claim(engine=rt.engine, job_id=job_id, annotator=annotator)
+    except HeronError:
+        pass
+
+
 def _release_held() -> None:
     held = state.get("review_claim")
     if held:
-        release_claim(engine=rt.engine, job_id=held[0], annotator=held[1])
+        _give_back(held[0], held[1])
     state["review_claim"] = None
 
 
@@ -109,14 +117,14 @@ def _label(job_id: str, label: str, annotator: str) -> None:
     except HeronError as error:
         state["review_flash"] = f"Not saved: {error.message} ({error.code})"
         return
-    release_claim(engine=rt.engine, job_id=job_id, annotator=annotator)
+    _give_back(job_id, annotator)
     state["review_claim"] = None
     state["review_labelled"] += 1
     state["review_flash"] = f"Saved **{label}**; it waits for a reviewer's approval."
 
 
 def _skip(job_id: str, annotator: str) -> None:
-    release_claim(engine=rt.engine, job_id=job_id, annotator=annotator)
+    _give_back(job_id, annotator)
     state["review_claim"] = None
     state["review_skipped"] = [*state["review_skipped"], job_id]
 
@@ -158,7 +166,7 @@ def _label_selection(job_ids: list[str], label: str, annotator: str, held: str |
     state["review_similar_generation"] += 1
     state["review_labelled"] += len(created)
     if held:
-        release_claim(engine=rt.engine, job_id=held, annotator=annotator)
+        _give_back(held, annotator)
         state["review_claim"] = None
     similar = len(job_ids)
     what = (["this document"] if held else []) + (
