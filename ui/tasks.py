@@ -13,41 +13,47 @@ POLL_SECONDS = 0.5
 WAIT_SECONDS = 60
 
 
-def describe_outcome(kind: str, task: TaskView) -> None:
-    """How a task ended (or that it is still going), in a sentence or two."""
+def outcome(kind: str, task: TaskView) -> tuple[str, str]:
+    """How a task ended (or that it is still going), in a sentence or two, and how to show it
+    (success, info, warning or error)."""
     result = task.result
     if task.status == "FAILED":
-        show = st.warning if task.error_code == "llm_not_configured" else st.error
-        show(f"{kind.capitalize()} did not run ({task.error_code}): {task.error_message}")
-    elif task.status == "CANCELLED":
-        st.warning(f"{kind.capitalize()} was cancelled; what it finished before is kept.")
-    elif task.status != "SUCCEEDED":
-        st.info(
-            f"{kind.capitalize()} is still {task.status.lower()} ({task.stage}). "
-            "Press Refresh to check again."
-        )
-    elif kind == "training" and "skipped" in result:
-        st.info(f"Training had nothing new to learn: {result['skipped']}")
-    elif kind == "training":
+        level = "warning" if task.error_code == "llm_not_configured" else "error"
+        return level, f"{kind.capitalize()} did not run ({task.error_code}): {task.error_message}"
+    if task.status == "CANCELLED":
+        return "warning", f"{kind.capitalize()} was cancelled; what it finished before is kept."
+    if task.status != "SUCCEEDED":
+        still = f"{kind.capitalize()} is still {task.status.lower()} ({task.stage})."
+        return "info", f"{still} Press Refresh to check again."
+    if kind == "training" and "skipped" in result:
+        return "info", f"Training had nothing new to learn: {result['skipped']}"
+    if kind == "training":
         version, reason = result.get("version_id"), result.get("reason")
         if result.get("activated"):
-            st.success(f"Model v{version} was trained and is now active ({reason}).")
-        else:
-            st.success(
-                f"Model v{version} was trained and was not activated ({reason}); the active model is "
-                "unchanged, and an admin can still promote it on the Models page."
-            )
-    else:
-        pending = result.get("pending", 0)
-        review = f" {pending} wait for your review below." if pending else ""
-        flagged = (
-            f" {result['flagged']} look like another industry to the model." if result.get("flagged") else ""
+            return "success", f"Model v{version} was trained and is now active ({reason})."
+        return "warning", (
+            f"Model v{version} was trained and was not activated ({reason}); the active model is "
+            "unchanged, and an admin can still promote it on the Models page."
         )
-        note = f" {result['note']}" if result.get("note") else ""
-        st.success(
-            f"Synthesis stored {result.get('stored', 0)} of {result.get('requested', 0)} documents."
-            f"{review}{flagged}{note}"
-        )
+    pending = result.get("pending", 0)
+    review = f" {pending} wait for your review below." if pending else ""
+    flagged = (
+        f" {result['flagged']} look like another industry to the model." if result.get("flagged") else ""
+    )
+    note = f" {result['note']}" if result.get("note") else ""
+    return "success", (
+        f"Synthesis stored {result.get('stored', 0)} of {result.get('requested', 0)} documents."
+        f"{review}{flagged}{note}"
+    )
+
+
+def show(level: str, message: str) -> None:
+    {"success": st.success, "info": st.info, "warning": st.warning}.get(level, st.error)(message)
+
+
+def describe_outcome(kind: str, task: TaskView) -> None:
+    """How a task ended (or that it is still going), in a sentence or two."""
+    show(*outcome(kind, task))
 
 
 def follow_tasks(rt: Runtime, task_ids: dict[str, str]) -> bool:

@@ -59,7 +59,11 @@ class IndustriesController(Controller):
         )
         synthesis = added.synthesis_task
         return IndustryCreated(
-            message=f"Industry {added.name!r} created; predicted from its description until it has examples.",
+            message=(
+                f"Industry {added.name!r} created; it is predicted once the training run "
+                "(training_task_id) makes a version that knows it live: from its description, then "
+                "its examples."
+            ),
             industry_name=added.name,
             description=added.description,
             num_synthetic_documents=fields.num_synthetic_documents,

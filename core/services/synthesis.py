@@ -135,7 +135,8 @@ def queue_synthesis(
 def _not_configured(industry: str) -> str:
     return (
         "No LLM is configured: set OPENAI_API_KEY for the hosted API, or HERON_LLM_BASE_URL for a "
-        f"local OpenAI-compatible server. Industry {industry!r} is still predicted from its description."
+        f"local OpenAI-compatible server. Industry {industry!r} learns from its description and "
+        "examples only."
     )
 
 

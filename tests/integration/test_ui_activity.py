@@ -83,9 +83,12 @@ def test_activity_shows_jobs_tasks_failures_and_the_audit_log(app: AppTest, runt
     audit = table_with(app, "action")
     assert {"document.uploaded", "synthesis.requested", "synthesis.failed"} <= set(audit["action"])
     assert "Ada" in set(audit.loc[audit["action"] == "synthesis.requested", "actor"])
+    # When the reader pages past the end, they are told how many pages there are
+    app.number_input(key="activity_audit_page_None").set_value(10_000).run()
+    assert any("No events on page 10000: there are" in info.value for info in app.info)
     # When the audit log is filtered to one action
     app.selectbox(key="activity_audit_action").set_value("synthesis.failed").run()
-    # Then only those events are left
+    # Then only those events are left, from the first page on
     assert set(table_with(app, "action")["action"]) == {"synthesis.failed"}
 
 

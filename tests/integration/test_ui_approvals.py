@@ -50,6 +50,11 @@ def _version_ids(runtime) -> set[int]:  # type: ignore[no-untyped-def]
     return {version.id for version in list_versions(engine=runtime.engine)}
 
 
+def _decide_all(app: AppTest):  # type: ignore[no-untyped-def]
+    """The "decide all shown" confirmation (its key changes with every decision)."""
+    return next(box for box in app.checkbox if box.label.startswith("Decide all"))
+
+
 def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     app: AppTest, runtime, client
 ) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +100,7 @@ def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     assert not app.data_editor[0].value["disagreement"].any()
 
     # When the reviewer approves all five shown
-    app.checkbox(key="approvals_confirm_all").check().run()
+    _decide_all(app).check().run()
     app.button(key="approve_all").click().run(timeout=120)
     # Then they are approved in the reviewer's name, the page follows the training run they queued
     # to its end and says which version it produced and whether it went live
@@ -106,6 +111,9 @@ def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     assert [bar.value for bar in app.get("progress")][-1] == 100  # percent
     outcome = " ".join(element.value for element in [*app.success, *app.warning, *app.info, *app.error])
     assert "Model v" in outcome or "nothing new to learn" in outcome, outcome
+    # ... and "decide all" asks afresh: nothing is armed for whatever the queue shows next
+    assert not [box for box in app.checkbox if box.label.startswith("Decide all") and box.value]
+    assert not [button for button in app.button if button.key in ("approve_all", "reject_all")]
     # ... and a new model version exists
     deadline = time.monotonic() + 120
     while not (_version_ids(runtime) - before) and time.monotonic() < deadline:

@@ -83,6 +83,7 @@ def test_an_industry_added_on_the_page_is_listed_and_predicted(app: AppTest, run
     # (no LLM is configured in the tests, so synthesis says so and the industry works without it)
     assert any("No LLM is configured" in warning.value for warning in app.warning)
     assert any("Model v" in success.value for success in app.success)
+    assert not [warning for warning in app.warning if "not predicted yet" in warning.value]
     # ... it is listed, with its examples, in the reviewer's name
     listed = _industries(runtime)[name]
     assert listed.status == "active" and listed.examples == {"import": 2}
@@ -99,6 +100,32 @@ def test_an_industry_added_on_the_page_is_listed_and_predicted(app: AppTest, run
     assert wait_for_job(client, job_id)["classification_result"] == name
     # (the session's Heron is shared: stop predicting it so later tests see the usual industries)
     retire_industry(engine=runtime.engine, name=name, actor="test")
+
+
+def test_an_industry_whose_training_is_not_promoted_is_said_to_be_not_predicted(
+    app: AppTest, runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a Heron whose promotion rule refuses every candidate (as contradictory gold labels can)
+    from core.services import training
+
+    decide = training.promotion_decision
+
+    def refuse(**reports):  # type: ignore[no-untyped-def]
+        return {**decide(**reports), "activated": False, "reason": "refused for this test"}
+
+    monkeypatch.setattr(training, "promotion_decision", refuse)
+    run = uuid.uuid4().hex[:6]
+    _open_industries_page(app, f"Grace-{run}")
+    # When a reviewer adds an industry from its description
+    app.text_input(key="industries_new_name").input(f"Apiary {run}")
+    app.text_area(key="industries_new_description").input(BEEKEEPING)
+    app.button(key="industries_add_submit").click().run(timeout=120)
+    # Then the page does not claim it is predicted: the training's version was not promoted, and
+    # the page says the industry is not predicted yet and where to go
+    assert not app.exception
+    assert any("was not activated (refused for this test)" in warning.value for warning in app.warning)
+    assert any(f"'apiary_{run}' is not predicted yet" in warning.value for warning in app.warning)
+    retire_industry(engine=runtime.engine, name=f"apiary_{run}", actor="test")
 
 
 def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]

@@ -95,16 +95,27 @@ def test_promote_and_roll_back_take_effect_only_after_confirming(app: AppTest, r
     with session_scope(runtime.engine) as session:
         original = active_version_id(session)
         parent = session.get(ModelVersion, original)
-        candidate = store_version(
-            session,
-            HeronModel.from_bytes(parent.artifact),
-            parent_id=original,
-            kind="full",
-            metrics=dict(parent.metrics),
-            trained_on=dict(parent.trained_on),
-        ).id
+        candidate, other = (
+            store_version(
+                session,
+                HeronModel.from_bytes(parent.artifact),
+                parent_id=original,
+                kind="full",
+                metrics=dict(parent.metrics),
+                trained_on=dict(parent.trained_on),
+            ).id
+            for _ in range(2)
+        )
     admin = f"Grace-{uuid.uuid4().hex[:6]}"
     _open_models_page(app, admin)
+    # When an admin asks to promote one version, then picks another before confirming
+    app.selectbox(key="models_target").select(other).run()
+    app.button(key="models_activate").click().run()
+    app.selectbox(key="models_target").select(candidate).run()
+    # Then the question about the first is withdrawn: confirming never activates a version other
+    # than the one shown
+    assert not [w for w in app.warning if "Make **v" in w.value]
+    assert not [b for b in app.button if b.key == "models_confirm"]
     # When an admin asks to promote it and then cancels
     app.selectbox(key="models_target").select(candidate).run()
     assert app.button(key="models_activate").label == f"Promote v{candidate}…"
@@ -121,6 +132,8 @@ def test_promote_and_roll_back_take_effect_only_after_confirming(app: AppTest, r
     assert not app.exception
     assert _active(runtime) == candidate
     assert f"v{candidate} is now the active model" in app.success[0].value
+    # ... and the evaluation report follows it
+    assert app.selectbox(key="models_report_version").value == candidate
     # ... and its report view says it has no report of its own instead of failing
     app.selectbox(key="models_report_version").select(candidate).run()
     assert not app.exception

@@ -133,10 +133,14 @@ with audit_tab:
         format_func=lambda value: "Every action" if value is None else value,
         key="activity_audit_action",
     )
-    page = page_column.number_input("Page", min_value=1, value=1, step=1, key="activity_audit_page")
+    # Keyed by the filter: another action starts on its first page.
+    page = page_column.number_input("Page", min_value=1, value=1, step=1, key=f"activity_audit_page_{action}")
     offset = (int(page) - 1) * AUDIT_PAGE_SIZE
     events, total = list_events(engine=rt.engine, action=action, limit=AUDIT_PAGE_SIZE, offset=offset)
-    if not events:
+    if not events and total:
+        pages = -(-total // AUDIT_PAGE_SIZE)
+        st.info(f"No events on page {int(page)}: there are {total}, on {pages} page{'s' * (pages != 1)}.")
+    elif not events:
         st.info("Nothing recorded yet — uploads, corrections, approvals and training runs appear here.")
     else:
         st.caption(f"Events {offset + 1}–{offset + len(events)} of {total}.")

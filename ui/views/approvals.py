@@ -132,10 +132,13 @@ else:
         decide_and_train(rt, user, selected, approve=True)
     if chosen[1].button(f"Reject selected ({len(selected)})", disabled=not selected, key="reject_selected"):
         decide_and_train(rt, user, selected, approve=False)
+    # Keyed by the generation too: every decision asks for the confirmation afresh.
     sure = chosen[2].checkbox(
-        f"Decide all {len(everything)} shown", key="approvals_confirm_all", disabled=not everything
+        f"Decide all {len(everything)} shown",
+        key=f"approvals_confirm_all_{st.session_state.get(GENERATION_KEY, 0)}",
+        disabled=not everything,
     )
-    if sure:
+    if sure and everything:
         bulk = st.columns(4)
         if bulk[0].button(f"Approve all {len(everything)}", key="approve_all"):
             decide_and_train(rt, user, everything, approve=True)
@@ -161,7 +164,9 @@ with training_box:
     task_id = st.session_state.get(TASK_KEY)
     if task_id:
         st.subheader("Training from your approvals")
-        if not follow_tasks(rt, {"training": task_id}):
+        if follow_tasks(rt, {"training": task_id}):
+            st.session_state.pop(TASK_KEY)  # told once; it lives on under "Recent training runs"
+        else:
             st.button("Refresh", key="approvals_refresh")
 
 with st.expander("Recent training runs"):

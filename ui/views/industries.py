@@ -11,7 +11,7 @@ from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.examples import decide_examples, list_examples, pending_synthetic_counts
 from core.services.industries import IndustryView, list_industries
-from core.services.models import active_report
+from core.services.models import active_report, list_versions
 from core.services.synthesis import MAX_DOCUMENTS
 from core.services.tasks import list_tasks
 from core.services.taxonomy import add_industry, restore_industry, retire_industry, update_industry
@@ -109,14 +109,19 @@ def add_industry_form(rt: Runtime, user: User) -> None:
         if task is not None
     }
     if tasks:
-        st.session_state[TASKS_KEY] = {"title": f"Teaching {added.name}", "tasks": tasks}
+        st.session_state[TASKS_KEY] = {
+            "title": f"Teaching {added.name}",
+            "tasks": tasks,
+            "industry": added.name,
+        }
     skipped = "".join(
         f" {error['filename']} was not used: {error['message']}" for error in added.example_errors
     )
     flash(
         "warning" if skipped else "success",
-        f"Added {added.name!r} with {added.examples_added} example file(s); it is predicted from its "
-        f"description until it has learned from examples.{skipped}",
+        f"Added {added.name!r} with {added.examples_added} example file(s); it is predicted once the "
+        "training below makes a version that knows it live (from its description, then its "
+        f"examples).{skipped}",
     )
     st.rerun()
 
@@ -402,6 +407,13 @@ with progress_box:
         st.subheader(following["title"])
         if not follow_tasks(rt, following["tasks"]):
             st.button("Refresh", key="industries_refresh")
+        elif following.get("industry"):
+            served = next((v.labels for v in list_versions(engine=rt.engine) if v.status == "active"), [])
+            if following["industry"] not in served:
+                st.warning(
+                    f"{following['industry']!r} is not predicted yet: no active version knows it. Fix what "
+                    "the training says above, or promote its version on the Models page."
+                )
         elif st.button("Dismiss", key="industries_dismiss"):
             st.session_state.pop(TASKS_KEY, None)
             st.rerun()

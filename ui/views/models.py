@@ -6,12 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import HeronError
+from core.services.industries import list_industries
 from core.services.models import VersionView, activate_version, list_versions, version_report
 from core.services.retraining import queue_training
+from core.services.tasks import get_task
 from core.services.training import HOLDOUT_DATASET
 from ui import charts
 from ui.state import current_user, runtime
-from ui.tasks import follow_tasks
+from ui.tasks import follow_tasks, outcome, show
 
 # Where a version's escalation threshold comes from (the table's column and the report's metric).
 THRESHOLD_SOURCE = (
@@ -22,6 +24,7 @@ THRESHOLD_SOURCE = (
 PENDING_KEY = "models_pending_activation"
 FLASH_KEY = "models_flash"
 TRAINING_KEY = "models_training_task"
+REPORT_KEY = "models_report_version"
 
 
 def _trained_on(version: VersionView) -> str:
@@ -51,7 +54,7 @@ st.caption(
 rt = runtime()
 user = current_user()
 if flash := st.session_state.pop(FLASH_KEY, None):
-    st.success(flash)
+    show(*flash)
 
 versions = list_versions(engine=rt.engine)
 if not versions:
@@ -135,23 +138,43 @@ else:
         verb = "Roll back to" if rollback else "Promote"
         if st.button(f"{verb} v{target}…", key="models_activate"):
             st.session_state[PENDING_KEY] = target
+        if st.session_state.get(PENDING_KEY) not in (None, target):
+            st.session_state.pop(PENDING_KEY)  # another version was picked: confirm that one afresh
     pending = st.session_state.get(PENDING_KEY)
     if pending is not None and pending in by_id and by_id[pending].status != "active":
         current = f"v{active.id}" if active else "no version"
+        unknown = [
+            industry.name
+            for industry in list_industries(engine=rt.engine)
+            if industry.status == "active" and industry.name not in by_id[pending].labels
+        ]
+        cannot = (
+            f" It never learned **{', '.join(unknown)}**: nothing will be filed there until a training "
+            "run learns them."
+            if unknown
+            else ""
+        )
         st.warning(
-            f"Make **{_version_label(by_id[pending])}** the active model in place of {current}? "
+            f"Make **{_version_label(by_id[pending])}** the active model in place of {current}?{cannot} "
             "The API, the workers and this console switch to it within a few seconds; "
             "you can switch back at any time."
         )
         confirm, cancel = st.columns(2)
         if confirm.button("Yes, activate it", type="primary", key="models_confirm"):
             try:
-                activate_version(engine=rt.engine, version_id=pending, actor=user.name)
+                activated = activate_version(engine=rt.engine, version_id=pending, actor=user.name)
             except HeronError as error:
                 st.error(error.message)
             else:
                 st.session_state.pop(PENDING_KEY, None)
-                st.session_state[FLASH_KEY] = f"v{pending} is now the active model (by {user.name})."
+                st.session_state.pop(REPORT_KEY, None)  # the report shows the active version again
+                message = f"v{pending} is now the active model (by {user.name})."
+                if activated.not_predicted:
+                    message += (
+                        f" It cannot answer {', '.join(activated.not_predicted)} until a training run "
+                        "learns them."
+                    )
+                st.session_state[FLASH_KEY] = ("warning" if activated.not_predicted else "success", message)
                 st.rerun()
         if cancel.button("Cancel", key="models_cancel"):
             st.session_state.pop(PENDING_KEY, None)
@@ -170,7 +193,13 @@ else:
         task = queue_training(engine=rt.engine, work=rt.work, actor=user.name, incremental=False)
         st.session_state[TRAINING_KEY] = task.id
     following = st.session_state.get(TRAINING_KEY)
-    if following and not follow_tasks(rt, {"training": following}):
+    if following:
+        if follow_tasks(rt, {"training": following}):
+            # Ended: said once at the top of a page that lists the new version.
+            st.session_state.pop(TRAINING_KEY)
+            st.session_state.pop(REPORT_KEY, None)
+            st.session_state[FLASH_KEY] = outcome("training", get_task(engine=rt.engine, task_id=following))
+            st.rerun()
         st.button("Refresh", key="models_refresh")
 
 st.subheader("Evaluation report")
@@ -180,7 +209,7 @@ chosen = st.selectbox(
     ids,
     index=ids.index(active.id) if active else 0,
     format_func=lambda version_id: _version_label(by_id[version_id]),
-    key="models_report_version",
+    key=REPORT_KEY,
 )
 reports = version_report(engine=rt.engine, version_id=chosen).reports
 if not reports:

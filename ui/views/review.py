@@ -9,6 +9,8 @@ elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 import streamlit as st
 
@@ -98,10 +100,8 @@ if flash := state.pop("review_flash", None):
 
 def _give_back(job_id: str, annotator: str) -> None:
     """Give this annotator's claim back; one that expired and someone else took is theirs now."""
-    try:
+    with contextlib.suppress(HeronError):
         release_claim(engine=rt.engine, job_id=job_id, annotator=annotator)
-    except HeronError:
-        pass
 
 
 def _release_held() -> None:
