@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from core.db import session_scope
 from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
-from core.errors import Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 from core.services.industries import require_active_industry
 from core.services.retraining import queue_training
@@ -121,7 +121,7 @@ def decide_examples(
     run that learns them (it refits on every approved example, however old).
 
     Raises:
-        NotFound: an id does not exist. Invalid: one of them is not pending.
+        NotFound: an id does not exist. Conflict: one of them was decided already.
     """
     decision = ExampleStatus.approved if approve else ExampleStatus.rejected
     with session_scope(engine) as session:
@@ -130,8 +130,8 @@ def decide_examples(
             row = session.get(TrainingExample, example_id)
             if row is None:
                 raise NotFound(f"Training example {example_id} does not exist.")
-            if row.status != ExampleStatus.pending:
-                raise Invalid(f"Training example {example_id} is already {row.status}.")
+            if row.status != ExampleStatus.pending:  # as for corrections: decided once
+                raise Conflict(f"Training example {example_id} is already {row.status}.")
             rows.append(row)
         for row in rows:
             row.status = decision

@@ -534,7 +534,7 @@ def test_a_reviewer_adds_an_industry_with_synthetic_documents_and_approves_them_
         assert approved.status_code == 200 and {i["status"] for i in approved.json()["items"]} == {"approved"}
         assert rejected.status_code == 200 and rejected.json()["items"][0]["status"] == "rejected"
         again = client.post("/api/examples/approve", json={"ids": ids[2:]})
-        assert (again.status_code, again.json()["code"]) == (422, "invalid")
+        assert (again.status_code, again.json()["code"]) == (409, "conflict")  # as for corrections
         missing = client.post("/api/examples/reject", json={"ids": [10**9]})
         assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
         unknown = client.get("/api/examples", params={"status": "maybe"})
