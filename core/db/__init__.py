@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import threading
 import time
@@ -214,6 +215,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def one_at_a_time(session: Session, name: str) -> None:
+    """Transactions that call this with the same ``name`` run one after another from here to their
+    commit: for a check and the write that depends on it ("is a training run waiting? if not, add
+    one"), which two requests at the same moment would otherwise both pass. PostgreSQL takes a
+    transaction-scoped advisory lock; SQLite's single writer is taken by a write that changes
+    nothing (writers take their turn at their first write, :func:`_one_writer_at_a_time`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(text("UPDATE alembic_version SET version_num = version_num WHERE 0 = 1"))
 
 
 def alembic_config(url: str) -> Config:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.db import session_scope
+from core.db import one_at_a_time, session_scope
 from core.db.tables import ExampleStatus, Feedback, Industry, IndustryStatus, TrainingExample, utcnow
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
@@ -323,12 +323,8 @@ def _taking_turns(session: Session) -> None:
     """Changes to the industries take turns, so each sees the one before: rules that span several
     industries (two stay active, one catch-all at most, names unique) were checked against what a
     change running at the same moment had not written yet (eleven parallel retirements left only
-    the catch-all). PostgreSQL locks the rows; SQLite's single writer is taken by a write that
-    changes nothing (core.db gives writers their turn at their first write)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(select(Industry.id).order_by(Industry.id).with_for_update()).all()
-    else:
-        session.execute(update(Industry).where(Industry.id < 0).values(updated_at=Industry.updated_at))
+    the catch-all)."""
+    one_at_a_time(session, "industries")
 
 
 def _named(session: Session, name: str) -> Industry:

@@ -31,7 +31,7 @@ from core.classify.training import (
     origin_group,
 )
 from core.corpus import read_industries, read_text_corpus, readable_name, stratified_holdout
-from core.db import session_scope
+from core.db import one_at_a_time, session_scope
 from core.db.tables import (
     EvaluationReport,
     ExampleSource,
@@ -845,6 +845,7 @@ def request_training(
     if mode not in TRAINING_MODES:
         raise Invalid(f"Unknown training mode {mode!r}; use full or incremental.")
     with session_scope(engine) as session:
+        one_at_a_time(session, "training requests")  # two at once each found none waiting
         waiting = tasks.find_waiting(session, kind="training", params={"mode": "full"})
         if waiting is None and mode == "incremental":
             waiting = tasks.find_waiting(session, kind="training", params={"mode": "incremental"})

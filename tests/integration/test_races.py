@@ -1,6 +1,6 @@
 """Two people changing the same thing at the same moment, on SQLite and on PostgreSQL: two reviewers
-deciding corrections, several hands changing the industries. Each outcome is one they could have
-reached one after the other."""
+deciding corrections, several hands changing the industries, several admins asking for training.
+Each outcome is one they could have reached one after the other."""
 
 from __future__ import annotations
 
@@ -199,3 +199,33 @@ def test_industries_changed_at_once_keep_one_catch_all_and_unique_names(
     )
     assert len([o for o in outcomes if isinstance(o, Conflict)]) == 2, outcomes
     assert [i.name for i in list_industries(engine=engine)].count("same") == 1
+
+
+def test_training_asked_for_by_several_people_at_once_runs_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.services import tasks, training
+
+    # Given requests that each linger after looking for a training run already waiting
+    find = tasks.find_waiting
+
+    def find_slowly(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = find(*args, **kwargs)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(tasks, "find_waiting", find_slowly)
+    outcomes: list[object] = [None] * 3
+
+    def ask(index: int) -> None:
+        outcomes[index] = training.request_training(engine=engine, mode="full", actor=f"admin{index}")
+
+    # When three admins ask for a full retrain at the same moment
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then one training task is queued and the other two requests join it
+    assert len({task.id for task, _ in outcomes}) == 1, outcomes  # type: ignore[misc]
+    assert sorted(joined for _, joined in outcomes) == [False, True, True]  # type: ignore[misc]
