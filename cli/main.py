@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     industries_commands.add_parser("list", help="Every industry with its examples counted by source.")
     add = industries_commands.add_parser(
         "add",
-        help="Add an industry: predicted from its description at once, then trained on its examples.",
+        help="Add an industry and train a version that knows it: from its description, then its examples.",
     )
     add.add_argument("name")
     add.add_argument("--description", default="", help="What its documents are about (drives zero-shot).")

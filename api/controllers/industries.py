@@ -37,8 +37,10 @@ class IndustriesController(Controller):
         operation_class=IndustryCreateOperation,
     )
     async def create(self, request: Request, runtime: NamedDependency[Runtime]) -> IndustryCreated:
-        """Add an industry: predictable at once from its description; example files (multipart field
-        ``files``) and synthetic documents (when an LLM is configured) then train it.
+        """Add an industry: predicted from its description once the training run it queues
+        (``training_task_id``) makes a version that knows it live; example files (multipart field
+        ``files``) and synthetic documents (when an LLM is configured) then train it. When none of
+        the files can be read it is 422 and nothing is created.
 
         Send JSON (``industry_name``, ``description``, ``num_synthetic_documents``) or the same
         fields as a multipart form with any number of ``files``.

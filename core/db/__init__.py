@@ -221,8 +221,9 @@ def one_at_a_time(session: Session, name: str) -> None:
     """Transactions that call this with the same ``name`` run one after another from here to their
     commit: for a check and the write that depends on it ("is a training run waiting? if not, add
     one"), which two requests at the same moment would otherwise both pass. PostgreSQL takes a
-    transaction-scoped advisory lock; SQLite's single writer is taken by a write that changes
-    nothing (writers take their turn at their first write, :func:`_one_writer_at_a_time`)."""
+    transaction-scoped advisory lock (database-wide: deployments sharing one database in separate
+    schemas take turns with each other too); SQLite's single writer is taken by a write that
+    changes nothing (writers take their turn at their first write, :func:`_one_writer_at_a_time`)."""
     if session.get_bind().dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

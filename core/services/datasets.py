@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from core.classify.model import Encoder, RoutingPolicy
 from core.corpus import content_hash, is_holdout, readable_name
-from core.db import session_scope
+from core.db import one_at_a_time, session_scope
 from core.db.tables import (
     ExampleSource,
     ExampleStatus,
@@ -150,6 +150,7 @@ def import_directory(
     added: Counter[str] = Counter()
     errors = []
     with session_scope(engine) as session:
+        one_at_a_time(session, "industries")  # as every change to the industries does
         existing = {row.name: row for row in session.exec(select(Industry))}
         for label in labels:
             industry = existing.get(label)

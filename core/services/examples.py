@@ -194,7 +194,7 @@ def relabel_example(
         # old one included, when its twin takes over).
         supersede_other_labels(session, row.content_hash, label, actor=actor, by_relabel=example_id)
         session.flush()
-        decided = [example_view(row)]
+        decided = [example_view(twin if twin is not None else row)]  # the example that now trains
     return ExampleDecision(decided, queue_training(engine=engine, work=work, actor=actor))
 
 

@@ -212,7 +212,10 @@ def release_claim(*, engine: Engine, job_id: str, annotator: str | None = None) 
             raise Conflict(
                 f"Job {job_id!r} is held by {held.claimed_by}, not {annotator}: only they can give it back."
             )
-        return bool(session.execute(delete(ReviewClaim).where(ReviewClaim.job_id == job_id)).rowcount)
+        gone = delete(ReviewClaim).where(
+            ReviewClaim.job_id == job_id, ReviewClaim.claimed_by == held.claimed_by
+        )
+        return bool(session.execute(gone).rowcount)  # 0: it expired and someone took it meanwhile
 
 
 def _as_utc(moment: datetime) -> datetime:

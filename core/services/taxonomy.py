@@ -57,8 +57,8 @@ def add_industry(
     extractor: Extractor | None = None,
     actor: str | None = None,
 ) -> IndustryAdded:
-    """Create an industry (predictable at once from its description), store its example files, and
-    queue synthesis (``synthetic`` documents) and the training run that makes it live.
+    """Create an industry, store its example files, and queue synthesis (``synthetic`` documents)
+    and the training run that makes it live (predicted from its description, then its examples).
 
     Raises:
         Invalid: a bad name or count, or example files of which none could be read (nothing is

@@ -454,6 +454,8 @@ def test_relabelling_an_example_back_to_a_superseded_label_trains_that_label_aga
     )
     relabelled = client.post(f"/api/examples/{example['id']}/relabel", json={"label": "other"})
     assert relabelled.status_code in (200, 202), relabelled.text
+    now = relabelled.json()
+    assert (now["label"], now["status"]) == ("other", "approved")  # the example that trains now
     # Then the document trains as "other" again: it is not left without a label
     assert exported() == ["other"]
 

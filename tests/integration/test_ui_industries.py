@@ -84,6 +84,9 @@ def test_an_industry_added_on_the_page_is_listed_and_predicted(app: AppTest, run
     assert any("No LLM is configured" in warning.value for warning in app.warning)
     assert any("Model v" in success.value for success in app.success)
     assert not [warning for warning in app.warning if "not predicted yet" in warning.value]
+    # ... and once read, the progress can be dismissed
+    app.button(key="industries_dismiss").click().run()
+    assert not app.get("progress")
     # ... it is listed, with its examples, in the reviewer's name
     listed = _industries(runtime)[name]
     assert listed.status == "active" and listed.examples == {"import": 2}

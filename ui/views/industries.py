@@ -344,8 +344,9 @@ def recent_synthesis(rt: Runtime) -> None:
 
 st.title("Industries")
 st.caption(
-    "The industries Heron can predict. A new one is predicted at once from its description, "
-    "then learns from example files, synthetic documents and approved corrections."
+    "The industries Heron can predict. A new one is predicted from its description once the training "
+    "its creation starts goes live (seconds), then learns from example files, synthetic documents and "
+    "approved corrections."
 )
 user = require("reviewer")
 rt = runtime()
@@ -407,13 +408,14 @@ with progress_box:
         st.subheader(following["title"])
         if not follow_tasks(rt, following["tasks"]):
             st.button("Refresh", key="industries_refresh")
-        elif following.get("industry"):
-            served = next((v.labels for v in list_versions(engine=rt.engine) if v.status == "active"), [])
-            if following["industry"] not in served:
-                st.warning(
-                    f"{following['industry']!r} is not predicted yet: no active version knows it. Fix what "
-                    "the training says above, or promote its version on the Models page."
-                )
-        elif st.button("Dismiss", key="industries_dismiss"):
-            st.session_state.pop(TASKS_KEY, None)
-            st.rerun()
+        else:
+            if following.get("industry"):
+                served = next((v.labels for v in list_versions(engine=rt.engine) if v.status == "active"), [])
+                if following["industry"] not in served:
+                    st.warning(
+                        f"{following['industry']!r} is not predicted yet: no active version knows it. Fix "
+                        "what the training says above, or promote its version on the Models page."
+                    )
+            if st.button("Dismiss", key="industries_dismiss"):
+                st.session_state.pop(TASKS_KEY, None)
+                st.rerun()
