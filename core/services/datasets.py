@@ -211,6 +211,10 @@ def import_directory(
     return {"added": dict(added), "labels": labels, "retired": retired, "errors": errors}
 
 
+# The code given for an example file whose text is an example of its industry already.
+DUPLICATE = "duplicate"
+
+
 def read_example_files(
     files: list[tuple[str, bytes]],
     limits: ExtractionLimits,
@@ -248,9 +252,10 @@ def add_example_files(
     corrections: a file's text supersedes approved examples that label it otherwise, and a file a
     later correction superseded is an example again when it is sent again. ``read`` is what
     read_example_files gave for ``files`` when the caller read them already. Returns counts (added,
-    superseded) and errors.
+    superseded) and, per file not used, why: an extraction error's code, or ``duplicate``.
     """
-    texts, errors = read if read is not None else read_example_files(files, limits, extractor)
+    texts, unreadable = read if read is not None else read_example_files(files, limits, extractor)
+    errors = list(unreadable)
     added = superseded = 0
     with session_scope(engine) as session:
         label = require_active_industry(session, industry)
@@ -265,8 +270,11 @@ def add_example_files(
         for filename, text in texts:
             digest = content_hash(text)
             row = known.get(digest)
-            if row is not None and row.status == ExampleStatus.approved:
-                continue  # an example already (or twice in this upload)
+            if row is not None and row.status == ExampleStatus.approved:  # or twice in this upload
+                errors.append(
+                    {"filename": filename, "code": DUPLICATE, "message": "its text is an example already"}
+                )
+                continue
             if row is not None:  # superseded by a later correction, and sent again: the newest word
                 row.status = ExampleStatus.approved
             else:

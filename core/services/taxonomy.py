@@ -170,10 +170,11 @@ def add_examples(
     )
     if not added["added"]:
         # Nothing to learn: no training run, and the caller is told why.
-        reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in added["errors"][:10])
-        if len(added["errors"]) == len(files):
+        unreadable = [e for e in added["errors"] if e["code"] != datasets.DUPLICATE]
+        reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in unreadable[:10])
+        if len(unreadable) == len(files):
             raise Invalid(f"None of the example files could be read ({reasons}); nothing was added.")
-        known = len(files) - len(added["errors"])
+        known = len(files) - len(unreadable)
         raise Conflict(
             f"Nothing was added: {known} of the files are examples already"
             + (f", and the rest could not be read ({reasons})." if reasons else ".")

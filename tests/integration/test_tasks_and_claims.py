@@ -62,6 +62,7 @@ def test_an_industry_created_with_example_files_trains_on_them(client) -> None: 
     # Given three example documents of a new industry, sent as a multipart form
     files = [("files", (f"aviation{i}.txt", text.encode(), "text/plain")) for i, text in enumerate(AVIATION)]
     files.append(("files", ("blank.txt", b"", "text/plain")))
+    files.append(("files", ("aviation0-copy.txt", AVIATION[0].encode(), "text/plain")))
     created = client.post(
         "/api/industries",
         data={
@@ -70,11 +71,15 @@ def test_an_industry_created_with_example_files_trains_on_them(client) -> None: 
         },
         files=files,
     )
-    # Then the industry is created with the readable files as examples; the blank one is reported
+    # Then the industry is created with the readable files as examples; the blank one and the copy
+    # are reported, each with why it was not used
     assert created.status_code == 202, created.text
     body = created.json()
     assert body["industry_name"] == "aviation" and body["examples_added"] == 3
-    assert [error["code"] for error in body["example_errors"]] == ["empty"]
+    assert [(error["filename"], error["code"]) for error in body["example_errors"]] == [
+        ("blank.txt", "empty"),
+        ("aviation0-copy.txt", "duplicate"),
+    ]
     assert body["synthesis"] == "not_requested" and body["training_task_id"]
     # And a training task learns them: a new version that knows the industry
     task = wait_for_task(client, body["training_task_id"])
