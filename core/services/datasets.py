@@ -29,7 +29,7 @@ from core.evaluation import evaluation_report
 from core.extract import ExtractionLimits, extract
 from core.extract.isolation import Extractor
 from core.services import audit
-from core.services.examples import supersede_other_labels
+from core.services.examples import LABELS_TURN, supersede_other_labels
 from core.services.industries import active_industry_names, normalise_name, require_active_industry
 from core.services.models import ModelCache
 
@@ -258,6 +258,7 @@ def add_example_files(
     errors = list(unreadable)
     added = superseded = 0
     with session_scope(engine) as session:
+        one_at_a_time(session, LABELS_TURN)
         label = require_active_industry(session, industry)
         known = {
             row.content_hash: row

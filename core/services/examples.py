@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from core.db import session_scope
+from core.db import one_at_a_time, session_scope
 from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
@@ -163,6 +163,7 @@ def relabel_example(
         active industry, or it is the example's label already.
     """
     with session_scope(engine) as session:
+        one_at_a_time(session, LABELS_TURN)
         row = _approved_example(session, example_id, "relabelled")
         label = require_active_industry(session, label)
         if label == row.label:
@@ -229,6 +230,12 @@ def label_kept(row: TrainingExample) -> bool:
     """Whether a reviewer confirmed this example's current label (a label issue looked at)."""
     kept = (row.meta or {}).get(KEPT) or {}
     return kept.get("label") == row.label
+
+
+# Whatever gives a text a label (approving a correction, adding an example file, relabelling an
+# example) takes this turn (core.db.one_at_a_time) before it supersedes the text's other labels:
+# two at the same moment would each miss the other's and leave the text with two labels.
+LABELS_TURN = "labels"
 
 
 def supersede_other_labels(session: Session, digest: str, label: str, *, actor: str | None, **by: Any) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, update
 from sqlmodel import Session, select
 
 from core.corpus import content_hash, is_holdout
-from core.db import session_scope
+from core.db import one_at_a_time, session_scope
 from core.db.tables import (
     Document,
     ExampleSource,
@@ -25,7 +25,7 @@ from core.db.tables import (
 )
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
-from core.services.examples import supersede_other_labels
+from core.services.examples import LABELS_TURN, supersede_other_labels
 from core.services.industries import active_industry_names, require_active_industry
 from core.services.jobs import existing_job
 from core.services.retraining import queue_training
@@ -188,7 +188,7 @@ def decide(
             jobs = {row.job_id for row in rows}
             documents = dict(session.exec(select(Job.id, Job.document_id).where(Job.id.in_(jobs))).all())
             _check_approvable(session, rows, documents)
-            _lock_documents(session, sorted(set(documents.values())))
+            one_at_a_time(session, LABELS_TURN)  # each supersedes the labels given before it
         status = FeedbackStatus.approved if approve else FeedbackStatus.rejected
         for row in sorted(rows, key=lambda row: row.id):
             # Decided only if still pending when written: a reviewer deciding it in another call at
@@ -255,16 +255,6 @@ def _check_approvable(session: Session, rows: list[Feedback], documents: dict[st
             raise Conflict(
                 f"Feedback {named} label one document differently: approve the right one and reject the rest."
             )
-
-
-def _lock_documents(session: Session, documents: list[int]) -> None:
-    """Approvals of one document wait for each other (PostgreSQL; SQLite has one writer at a time):
-    each supersedes the examples of those approved before it (_add_training_example), and two in
-    parallel calls would otherwise each miss the other's and leave the document with two labels."""
-    if documents:
-        session.exec(
-            select(Document.id).where(Document.id.in_(documents)).order_by(Document.id).with_for_update()
-        ).all()
 
 
 def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> None:

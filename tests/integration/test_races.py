@@ -229,3 +229,47 @@ def test_training_asked_for_by_several_people_at_once_runs_once(
     # Then one training task is queued and the other two requests join it
     assert len({task.id for task, _ in outcomes}) == 1, outcomes  # type: ignore[misc]
     assert sorted(joined for _, joined in outcomes) == [False, True, True]  # type: ignore[misc]
+
+
+def test_a_correction_and_an_example_file_of_one_text_at_once_leave_it_one_label(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.extract import ExtractionLimits
+    from core.services import datasets
+
+    # Given a correction of a document to finance, waiting for approval
+    job = _one_job(engine)
+    correction = submit_feedback(engine=engine, job_id=job, label="finance", author="ann")
+    # ... and label-giving that lingers after it looked for the text's other labels
+    for module in (feedback, datasets):
+        supersede = module.supersede_other_labels
+
+        def slowly(*args, supersede=supersede, **kwargs):  # type: ignore[no-untyped-def]
+            found = supersede(*args, **kwargs)
+            time.sleep(0.3)  # before its transaction commits
+            return found
+
+        monkeypatch.setattr(module, "supersede_other_labels", slowly)
+    outcomes: list[object] = [None] * 2
+    calls = (
+        lambda: decide(engine=engine, feedback_ids=[correction.id], approve=True, reviewer="rob"),
+        lambda: datasets.add_example_files(
+            engine=engine, industry="legal", files=[("q.txt", TEXT.encode())], limits=ExtractionLimits()
+        ),
+    )
+
+    def run(index: int) -> None:
+        outcomes[index] = calls[index]()
+
+    # When the reviewer approves it while someone adds the same text as an example of legal
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then the text trains under one label, whichever came last, never under both
+    with session_scope(engine) as session:
+        labels = session.exec(
+            select(TrainingExample.label).where(TrainingExample.status == ExampleStatus.approved)
+        ).all()
+    assert len(labels) == 1 and None not in outcomes, (labels, outcomes)
