@@ -104,6 +104,10 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"FLV\x01", "video/x-flv"),
 )
 _ZIP_HEADS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+# A PDF's header may follow up to 1 KB of junk (a mail or HTTP header saved with it), as readers
+# allow; it has a line of its own and an object follows. A text that merely mentions "%PDF-1.7", or a
+# ZIP that stores a PDF (its members' bytes start after the ZIP's own header), is not a PDF.
+_PDF_AFTER_JUNK = re.compile(rb"^[\s\S]{0,1024}?[\r\n]%PDF-\d\.\d[^\r\n]{0,8}[\r\n][\s\S]*?\d+\s+\d+\s+obj\b")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _HTML_START = re.compile(
     rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S
@@ -140,7 +144,7 @@ def sniff(
     """
     src = source if isinstance(source, Source) else Source.of(source)
     head = src.head(4096)
-    if b"%PDF-" in head[:1024]:
+    if head.lstrip()[:5] == b"%PDF-":
         return PDF
     if head.startswith(_ZIP_HEADS):
         return _sniff_zip(src)
@@ -157,6 +161,8 @@ def sniff(
             return mime
     if len(head) > 262 and head[257:262] == b"ustar":
         return "application/x-tar"
+    if _PDF_AFTER_JUNK.search(head[: 1024 + 64]):
+        return PDF
     text_head = _as_text_head(head)
     if text_head is None:
         return UNKNOWN

@@ -38,6 +38,23 @@ def test_type_comes_from_the_bytes_not_the_name() -> None:
     assert sniff(b"MZ\x90\x00" + b"\x00" * 100) == "application/x-msdownload"
 
 
+def test_a_pdf_is_a_pdf_only_where_its_header_is_one() -> None:
+    import io
+    import zipfile
+
+    pdf = pdf_bytes("Lease agreement between landlord and tenant.")
+    # A PDF saved behind a mail header (readers allow up to 1 KB of junk) is a PDF
+    assert sniff(b"From: clerk@example.com\nSubject: lease\n\n" + pdf) == "application/pdf"
+    # A text that mentions the header is text, and a ZIP that stores a PDF first is a ZIP (it was
+    # read as one PDF and its other members were lost)
+    assert sniff(b"Every PDF file begins with the header %PDF-1.7, then objects: 1 0 obj.\n") == "text/plain"
+    stored = io.BytesIO()
+    with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("contract.pdf", pdf)
+        archive.writestr("notes.txt", "Lease clause.")
+    assert sniff(stored.getvalue()) == "application/zip"
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [
