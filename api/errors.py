@@ -93,6 +93,10 @@ def heron_error(_: Request, exc: errors.HeronError) -> Response:
     return _json(status, exc.code, exc.message)
 
 
+# What Litestar raises (as a 500) when a client goes away in the middle of sending its body.
+CLIENT_GONE = "client disconnected prematurely"
+
+
 def http_error(request: Request, exc: HTTPException) -> Response:
     content_type = request.headers.get("content-type", "")
     if "JSON is malformed" in str(exc.detail) and content_type and "json" not in content_type:
@@ -128,6 +132,10 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if status == 413:
         limit = request.app.state.runtime.settings.max_upload_mb
         return _json(413, "too_large", f"The request is larger than the upload limit of {limit} MB.")
+    if status == 500 and exc.detail == CLIENT_GONE:
+        # The client's fault, not the server's: no 5xx for alerts to count (nobody reads the answer).
+        log.info("%s on %s", exc.detail, request.url.path)
+        return _json(400, "invalid", "The client disconnected before its request body was complete.")
     if status >= 500:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
     return _json(status, CODE_BY_STATUS.get(status, "error"), exc.detail)

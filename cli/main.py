@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from cli.progress import Progress
-from core.errors import ConfigurationError, HeronError
+from core.errors import ConfigurationError, Conflict, HeronError
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
@@ -487,15 +487,22 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     )
     progress.close()
     stages = Progress("training")
-    outcome = train_full(
-        engine=runtime.engine,
-        policy=runtime.policy,
-        encoder=runtime.training_encoder,
-        actor="cli",
-        on_progress=lambda done, stage: stages(done, TRAINING_STAGES, stage),
-    )
-    stages.close()
-    runtime.close()
+    try:
+        outcome = train_full(
+            engine=runtime.engine,
+            policy=runtime.policy,
+            encoder=runtime.training_encoder,
+            actor="cli",
+            on_progress=lambda done, stage: stages(done, TRAINING_STAGES, stage),
+        )
+    except Conflict as busy:  # the files are stored: only the training has to wait
+        print(json.dumps({**imported, "trained": False}))
+        note = f"{busy.message} The files were imported; run `heron train --full` once it has finished."
+        print(json.dumps({"error": {"code": busy.code, "message": note}}), file=sys.stderr)
+        return 1
+    finally:
+        stages.close()
+        runtime.close()
     print(json.dumps({**imported, **_outcome(outcome)}))
     return 0
 

@@ -229,3 +229,35 @@ def test_a_version_id_no_database_can_hold_is_refused_with_a_usage_error(tmp_pat
         # Then heron says what is wrong with the argument and exits with a usage error
         assert result.returncode == 2, result.stderr
         assert "version_id" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_import_while_another_training_runs_says_the_files_were_imported(
+    tmp_path: Path, prepared_dir: Path
+) -> None:
+    from core.db import make_engine
+    from core.services import leases
+    from core.services.training import TRAINING_LEASE
+    from tests.documents import FINANCE, LEGAL
+
+    folder = _labelled_dir(
+        tmp_path / "more", {"finance": [FINANCE + " Annex A."], "legal": [LEGAL + " Annex B."]}
+    )
+    engine = make_engine(f"sqlite:///{prepared_dir / 'heron.db'}")
+    # Given a training run under way elsewhere (another process holds the training lease)
+    with leases.held(engine, TRAINING_LEASE, ttl_seconds=120) as acquired:
+        assert acquired
+        # When a folder is imported
+        result = heron(prepared_dir, "import", str(folder))
+    engine.dispose()
+    # Then heron says the files were imported and only the training has to wait, not that the
+    # import failed
+    assert result.returncode == 1
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "added": {"finance": 1, "legal": 1},
+        "labels": ["finance", "legal"],
+        "retired": [],
+        "errors": [],
+        "trained": False,
+    }
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "conflict" and "The files were imported" in error["message"], error

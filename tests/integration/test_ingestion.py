@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 import socket
@@ -96,45 +98,67 @@ def test_an_upload_over_the_limit_gets_413_too_large(small_upload_client, size: 
     assert response.json()["code"] == "too_large" and "1 MB" in response.json()["message"]
 
 
-def test_413_comes_before_the_body_is_read(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def _served(runtime: Runtime) -> Iterator[int]:
+    """The real API server on a loopback socket (its port), as clients meet it."""
     import uvicorn
 
     from api.app import create_app
 
-    # Given the real server on a socket, with HERON_MAX_UPLOAD_MB=1
-    monkeypatch.setenv("HERON_MAX_UPLOAD_MB", "1")
-    limited = dataclasses.replace(runtime, settings=make_settings(runtime.settings.data_dir))
     server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime=limited), host="127.0.0.1", port=0, log_level="error")
+        uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1", port=0, log_level="error")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        # When a client announces a 50 MB upload but sends only the headers and the first bytes
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-            boundary = "heronboundary"
-            connection.sendall(
-                (
-                    f"POST /api/classify_file/ HTTP/1.1\r\nHost: localhost\r\n"
-                    f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                    f"Content-Length: {50 * 1024 * 1024}\r\n\r\n"
-                    f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n'
-                ).encode()
-                + b"%PDF-1.7\n"
-            )
-            # Then the 413 arrives without the server waiting for (or holding) the other 50 MB
-            reply = ""
-            while '"}' not in reply and (chunk := connection.recv(65536)):
-                reply += chunk.decode("latin-1")
-        assert reply.startswith("HTTP/1.1 413"), reply[:200]
-        assert '"code":"too_large"' in reply.replace(" ", "")
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def _upload_head(boundary: str, length: int) -> bytes:
+    return (
+        f"POST /api/classify_file/ HTTP/1.1\r\nHost: localhost\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n\r\n'
+    ).encode()
+
+
+def test_413_comes_before_the_body_is_read(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the real server on a socket, with HERON_MAX_UPLOAD_MB=1
+    monkeypatch.setenv("HERON_MAX_UPLOAD_MB", "1")
+    limited = dataclasses.replace(runtime, settings=make_settings(runtime.settings.data_dir))
+    # When a client announces a 50 MB upload but sends only the headers and the first bytes
+    with _served(limited) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(_upload_head("heronboundary", 50 * 1024 * 1024) + b"%PDF-1.7\n")
+        # Then the 413 arrives without the server waiting for (or holding) the other 50 MB
+        reply = ""
+        while '"}' not in reply and (chunk := connection.recv(65536)):
+            reply += chunk.decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413"), reply[:200]
+    assert '"code":"too_large"' in reply.replace(" ", "")
+
+
+def test_a_client_that_goes_away_mid_upload_is_not_a_server_error(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the real server on a socket
+    with _served(runtime) as port, caplog.at_level(logging.INFO, logger="api.errors"):
+        # When clients announce an upload, send part of it and hang up
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                connection.sendall(_upload_head("heronboundary", 100_000) + b"Lease clause one.\n")
+        deadline = time.monotonic() + 10
+        while "client disconnected" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # Then the server notes it, and logs no HTTP 500 (which error alerts would count)
+    assert "client disconnected" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 # --- ZIP batches. ---
