@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from core.services import tasks
 from core.services.jobs import requeue_stale_jobs
+from core.services.training import TRAINING_LEASE, TRAINING_LEASE_SECONDS
 from core.work import WorkSender
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,12 @@ def resend_lost_work(
         work.send_classify(job_id)
     if job_ids:
         log.info("re-sent %d job(s) whose message was lost", len(job_ids))
-    stale = tasks.stale_tasks(engine, pending_older_than=pending_older_than, silent_for=silent_for)
+    stale = tasks.stale_tasks(
+        engine,
+        pending_older_than=pending_older_than,
+        silent_for=silent_for,
+        leased={"training": (TRAINING_LEASE, TRAINING_LEASE_SECONDS)},
+    )
     for task_id, kind in stale:
         work.send_task(task_id, kind)
     if stale:

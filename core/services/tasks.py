@@ -8,6 +8,7 @@ returns RUNNING tasks whose worker stopped reporting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, func, update
 from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.db.tables import Task, TaskStatus, utcnow
+from core.db.tables import Lease, Task, TaskStatus, utcnow
 from core.errors import Invalid, NotFound
 from core.services import audit
 from core.work import WorkSender
@@ -283,17 +284,38 @@ def list_tasks(
         return [task_view(row) for row in rows], int(total)
 
 
-def stale_tasks(engine: Engine, *, pending_older_than: float, silent_for: float) -> list[tuple[str, str]]:
+def stale_tasks(
+    engine: Engine,
+    *,
+    pending_older_than: float,
+    silent_for: float,
+    leased: Mapping[str, tuple[str, float]] | None = None,
+) -> list[tuple[str, str]]:
     """(id, kind) of tasks to send again: PENDING ones waiting longer than ``pending_older_than``
     seconds (their message was lost) and RUNNING ones whose worker has not reported for
-    ``silent_for`` seconds (it died); the latter go back to PENDING first."""
+    ``silent_for`` seconds (it died); the latter go back to PENDING first. ``leased``: per task
+    kind whose runs hold a renewed lease, (lease name, its time to live): such a task silent for
+    that long while nobody holds the lease lost its worker sooner than ``silent_for`` tells."""
     now = utcnow()
     with session_scope(engine) as session:
-        silent = session.exec(
-            select(Task.id, Task.kind).where(
-                Task.status == TaskStatus.RUNNING, Task.updated_at < now - timedelta(seconds=silent_for)
-            )
-        ).all()
+        silent = list(
+            session.exec(
+                select(Task.id, Task.kind).where(
+                    Task.status == TaskStatus.RUNNING, Task.updated_at < now - timedelta(seconds=silent_for)
+                )
+            ).all()
+        )
+        for kind, (lease, seconds) in (leased or {}).items():
+            if session.exec(select(Lease.name).where(Lease.name == lease, Lease.expires_at >= now)).first():
+                continue  # a live run holds it
+            silent += session.exec(
+                select(Task.id, Task.kind).where(
+                    Task.status == TaskStatus.RUNNING,
+                    Task.kind == kind,
+                    Task.updated_at < now - timedelta(seconds=seconds),
+                )
+            ).all()
+        silent = list(dict.fromkeys(silent))
         if silent:
             session.execute(
                 update(Task)

@@ -54,7 +54,8 @@ from core.work import WorkSender
 log = logging.getLogger(__name__)
 
 TRAINING_LEASE = "training"
-TRAINING_LEASE_SECONDS = 1800
+# Renewed while the run lives (leases.held): a worker killed mid-run holds training up this long.
+TRAINING_LEASE_SECONDS = 90
 HOLDOUT_DATASET = "starter_holdout"
 GOLD_DATASET = "gold"
 # The report of a version that lists the examples it doubts (core.classify.label_issues).

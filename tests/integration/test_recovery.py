@@ -113,3 +113,79 @@ def test_an_upload_is_accepted_and_kept_while_the_broker_is_unreachable(prepared
         assert client.get(f"/api/jobs/{job_id}").json()["status"] == "PENDING"
         # And the API keeps serving
         assert client.get("/health").status_code == 200
+
+
+def test_a_lease_outlives_its_ttl_while_its_holder_lives_and_not_once_it_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.db import make_engine, migrate
+    from core.services.leases import new_owner, try_acquire
+
+    url = f"sqlite:///{tmp_path / 'leases.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    # Given a process holding a lease with a 1.5 s time to live, working far longer (as a training
+    # run on a big corpus does)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from core.db import make_engine\n"
+            "from core.services.leases import held\n"
+            "with held(make_engine(sys.argv[1]), 'training', ttl_seconds=1.5) as got:\n"
+            "    print(got, flush=True)\n"
+            "    time.sleep(120)\n",
+            url,
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        # Then while it lives nobody else gets the lease, though its first term ran out long ago
+        time.sleep(4)
+        assert not try_acquire(engine, "training", new_owner(), ttl_seconds=60)
+        # When the holder is killed mid-work (no chance to let go)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+        # Then the lease is free again within its time to live, not after half an hour
+        deadline = time.monotonic() + 5
+        while not try_acquire(engine, "training", new_owner(), ttl_seconds=60):
+            assert time.monotonic() < deadline, "the dead holder's lease was never freed"
+            time.sleep(0.2)
+    finally:
+        holder.kill()
+        engine.dispose()
+
+
+def test_a_training_run_whose_worker_died_is_run_again_once_its_lease_is_free(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.db import make_engine, migrate
+    from core.services import leases, tasks
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'tasks.db'}")
+    migrate(engine)
+    # Given a training task RUNNING, silent for two minutes (its worker was killed mid-stage)
+    queued, _ = request_training(engine=engine, mode="full")
+    task_id = queued.id
+    with session_scope(engine) as session:
+        task = session.get(Task, task_id)
+        task.status, task.updated_at = "RUNNING", utcnow() - timedelta(minutes=2)
+        session.add(task)
+    leased = {"training": ("training", 90.0)}
+    # When a live run elsewhere holds the training lease, the task is left alone (it may be that run)
+    with leases.held(engine, "training", ttl_seconds=60):
+        assert tasks.stale_tasks(engine, pending_older_than=3600, silent_for=1800, leased=leased) == []
+    # When nobody holds it, the task lost its worker: it goes back to PENDING and is sent again,
+    # long before the half hour after which any silent task is
+    assert tasks.stale_tasks(engine, pending_older_than=3600, silent_for=1800, leased=leased) == [
+        (task_id, "training")
+    ]
+    with session_scope(engine) as session:
+        assert session.get(Task, task_id).status == "PENDING"
+    engine.dispose()
