@@ -486,6 +486,10 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         on_progress=progress,
     )
     progress.close()
+    if not (imported["added"] or imported["created"] or imported["retired"]):
+        runtime.close()  # the same files again: nothing for a training run to learn
+        print(json.dumps({**imported, "trained": False, "note": "nothing new to learn"}))
+        return 0
     stages = Progress("training")
     try:
         outcome = train_full(

@@ -135,7 +135,8 @@ def import_directory(
 
     Unknown labels become industries; with ``replace``, every active industry the folder does not
     name is retired (its data and history stay; a retired catch-all is no longer the catch-all).
-    Returns counts and the files that could not be read.
+    Returns counts, the industries it created or restored and retired, and the files that could
+    not be read.
 
     Raises:
         Invalid: with ``replace``, a folder of fewer than two labels (a model needs two to choose from).
@@ -149,6 +150,7 @@ def import_directory(
         )
     added: Counter[str] = Counter()
     errors = []
+    created: list[str] = []  # new industries, and retired ones it made active again
     with session_scope(engine) as session:
         one_at_a_time(session, "industries")  # as every change to the industries does
         existing = {row.name: row for row in session.exec(select(Industry))}
@@ -159,10 +161,12 @@ def import_directory(
                 audit.record(
                     session, action="industry.created", subject_type="industry", subject_id=label, actor=actor
                 )
+                created.append(label)
             elif industry.status != IndustryStatus.active:
                 industry.status = IndustryStatus.active
                 industry.updated_at = utcnow()
                 session.add(industry)
+                created.append(label)
         retired = []
         if replace:
             for name, industry in existing.items():
@@ -208,7 +212,7 @@ def import_directory(
         added[item.label] += 1
     with session_scope(engine) as session:
         session.add_all(examples)
-    return {"added": dict(added), "labels": labels, "retired": retired, "errors": errors}
+    return {"added": dict(added), "labels": labels, "created": created, "retired": retired, "errors": errors}
 
 
 # The code given for an example file whose text is an example of its industry already.

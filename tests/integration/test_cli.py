@@ -255,9 +255,16 @@ def test_an_import_while_another_training_runs_says_the_files_were_imported(
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "added": {"finance": 1, "legal": 1},
         "labels": ["finance", "legal"],
+        "created": [],
         "retired": [],
         "errors": [],
         "trained": False,
     }
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] == "conflict" and "The files were imported" in error["message"], error
+    # And importing the same folder again adds nothing, so nothing is trained
+    again = heron(prepared_dir, "import", str(folder))
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["trained"] is False
+    versions = heron(prepared_dir, "models", "list").stdout.splitlines()
+    assert len(versions) == 1  # the starter model only: neither import trained
