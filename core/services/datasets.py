@@ -30,7 +30,12 @@ from core.extract import ExtractionLimits, extract
 from core.extract.isolation import Extractor
 from core.services import audit
 from core.services.examples import LABELS_TURN, supersede_other_labels
-from core.services.industries import active_industry_names, normalise_name, require_active_industry
+from core.services.industries import (
+    INDUSTRIES_TURN,
+    active_industry_names,
+    normalise_name,
+    require_active_industry,
+)
 from core.services.models import ModelCache
 
 BATCH = 32
@@ -152,7 +157,7 @@ def import_directory(
     errors = []
     created: list[str] = []  # new industries, and retired ones it made active again
     with session_scope(engine) as session:
-        one_at_a_time(session, "industries")  # as every change to the industries does
+        one_at_a_time(session, INDUSTRIES_TURN)
         existing = {row.name: row for row in session.exec(select(Industry))}
         for label in labels:
             industry = existing.get(label)

@@ -76,6 +76,13 @@ def normalise_name(raw: str) -> str:
     return name
 
 
+# Every change to the industries takes this turn (core.db.one_at_a_time), so each sees the one
+# before: rules that span several industries (two stay active, one catch-all at most, names unique)
+# were checked against what a change running at the same moment had not written yet (eleven
+# parallel retirements left only the catch-all).
+INDUSTRIES_TURN = "industries"
+
+
 def fresh_name(raw: str) -> str:
     """A name for a new or renamed industry: normalised, and with at least one letter ("123" names
     nothing a person would recognise). Existing names and imported folders are not held to it."""
@@ -217,7 +224,7 @@ def _update(
     actor: str | None,
 ) -> IndustryView:
     with session_scope(engine) as session:
-        _taking_turns(session)
+        one_at_a_time(session, INDUSTRIES_TURN)
         industry = _named(session, name)
         current = industry.name
         if (
@@ -287,7 +294,7 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
         NotFound: no such industry. Conflict: it is active already.
     """
     with session_scope(engine) as session:
-        _taking_turns(session)
+        one_at_a_time(session, INDUSTRIES_TURN)
         industry = _named(session, name)
         if industry.status == IndustryStatus.active:
             raise Conflict(f"Industry {industry.name!r} is active already.")
@@ -301,7 +308,7 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
     is the catch-all.
     """
     with session_scope(engine) as session:
-        _taking_turns(session)
+        one_at_a_time(session, INDUSTRIES_TURN)
         industry = _named(session, name)
         current = industry.name
         if industry.status == IndustryStatus.retired:
@@ -317,14 +324,6 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
                 f'set {{"catch_all": false}} on {current!r}, before retiring it.'
             )
         return _set_status(session, industry, IndustryStatus.retired, actor=actor)
-
-
-def _taking_turns(session: Session) -> None:
-    """Changes to the industries take turns, so each sees the one before: rules that span several
-    industries (two stay active, one catch-all at most, names unique) were checked against what a
-    change running at the same moment had not written yet (eleven parallel retirements left only
-    the catch-all)."""
-    one_at_a_time(session, "industries")
 
 
 def _named(session: Session, name: str) -> Industry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -207,7 +208,19 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
         if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:
             _check_servable(version, active)
         view = _version_view(activate(session, version_id, actor=actor))
-        return Activated(view, [name for name in active if name not in view.labels])
+        return Activated(view, _unlearned(active, view.labels))
+
+
+def not_predicted(*, engine: Engine, labels: Sequence[str]) -> list[str]:
+    """The active industries a version that learned ``labels`` cannot answer (asked before it is
+    activated; :func:`activate_version` says the same after)."""
+    with session_scope(engine) as session:
+        return _unlearned(active_industry_names(session), labels)
+
+
+def _unlearned(active: Sequence[str], labels: Sequence[str]) -> list[str]:
+    learned = set(labels)
+    return [name for name in active if name not in learned]
 
 
 def _check_servable(version: ModelVersion, active: list[str]) -> None:

@@ -68,8 +68,9 @@ def add_industry(
     limits = limits or ExtractionLimits()
     read = datasets.read_example_files(list(example_files), limits, extractor)
     if example_files and not read[0]:
-        reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in read[1][:10])
-        raise Invalid(f"None of the example files could be read ({reasons}); the industry was not created.")
+        raise Invalid(
+            f"None of the example files could be read ({_reasons(read[1])}); the industry was not created."
+        )
     industry = industries.create_industry(engine=engine, name=name, description=description, actor=actor)
     added: dict = {"added": 0, "errors": []}
     if example_files:
@@ -171,7 +172,7 @@ def add_examples(
     if not added["added"]:
         # Nothing to learn: no training run, and the caller is told why.
         unreadable = [e for e in added["errors"] if e["code"] != datasets.DUPLICATE]
-        reasons = "; ".join(f"{e['filename']}: {e['code']}" for e in unreadable[:10])
+        reasons = _reasons(unreadable)
         if len(unreadable) == len(files):
             raise Invalid(f"None of the example files could be read ({reasons}); nothing was added.")
         known = len(files) - len(unreadable)
@@ -185,3 +186,8 @@ def add_examples(
         example_errors=added["errors"],
         training_task=queue_training(engine=engine, work=work, actor=actor),
     )
+
+
+def _reasons(errors: Sequence[dict[str, str]]) -> str:
+    """Why files were not used, the first ten, for a refusal's message."""
+    return "; ".join(f"{error['filename']}: {error['code']}" for error in errors[:10])

@@ -66,6 +66,11 @@ def _together(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], object]) -> 
         meeting.wait()
 
     monkeypatch.setattr(feedback, "_check_approvable", check_then_meet)
+    return _in_threads(*calls)
+
+
+def _in_threads(*calls: Callable[[], object]) -> list[object]:
+    """Run ``calls`` at the same moment, a thread each; what each returned or raised."""
     outcomes: list[object] = [None] * len(calls)
 
     def run(index: int) -> None:
@@ -80,6 +85,19 @@ def _together(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], object]) -> 
     for thread in threads:
         thread.join(timeout=60)
     return outcomes
+
+
+def _lingering(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> None:
+    """``module.name`` lingers after it returns, as on a busy server: without turns, every caller
+    running at the same moment reads before any of them writes (or commits)."""
+    original = getattr(module, name)
+
+    def slowly(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = original(*args, **kwargs)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(module, name, slowly)
 
 
 def _approved_labels(engine: Engine) -> list[str]:
@@ -133,31 +151,10 @@ def test_two_corrections_of_one_document_approved_at_once_leave_it_one_label(
 
 
 def _all_at_once(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], object]) -> list[object]:
-    """Run ``calls`` in threads, each lingering after it reads an industry or the active ones (as
-    a busy server would), so that without turns every one of them reads before any writes."""
+    """Run ``calls`` in threads, each lingering after it reads an industry or the active ones."""
     for reader in ("_named", "active_industry_names"):
-        read = getattr(industries, reader)
-
-        def read_slowly(*args, read=read):  # type: ignore[no-untyped-def]
-            found = read(*args)
-            time.sleep(0.3)
-            return found
-
-        monkeypatch.setattr(industries, reader, read_slowly)
-    outcomes: list[object] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            outcomes[index] = calls[index]()
-        except Exception as error:  # the outcome under test
-            outcomes[index] = error
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
+        _lingering(monkeypatch, industries, reader)
+    return _in_threads(*calls)
 
 
 NAMES = ("finance", "legal", "health", "media", "travel")
@@ -207,25 +204,14 @@ def test_training_asked_for_by_several_people_at_once_runs_once(
     from core.services import tasks, training
 
     # Given requests that each linger after looking for a training run already waiting
-    find = tasks.find_waiting
-
-    def find_slowly(*args, **kwargs):  # type: ignore[no-untyped-def]
-        found = find(*args, **kwargs)
-        time.sleep(0.3)
-        return found
-
-    monkeypatch.setattr(tasks, "find_waiting", find_slowly)
-    outcomes: list[object] = [None] * 3
-
-    def ask(index: int) -> None:
-        outcomes[index] = training.request_training(engine=engine, mode="full", actor=f"admin{index}")
-
+    _lingering(monkeypatch, tasks, "find_waiting")
     # When three admins ask for a full retrain at the same moment
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = _in_threads(
+        *[
+            lambda index=index: training.request_training(engine=engine, mode="full", actor=f"admin{index}")
+            for index in range(3)
+        ]
+    )
     # Then one training task is queued and the other two requests join it
     assert len({task.id for task, _ in outcomes}) == 1, outcomes  # type: ignore[misc]
     assert sorted(joined for _, joined in outcomes) == [False, True, True]  # type: ignore[misc]
@@ -242,34 +228,18 @@ def test_a_correction_and_an_example_file_of_one_text_at_once_leave_it_one_label
     correction = submit_feedback(engine=engine, job_id=job, label="finance", author="ann")
     # ... and label-giving that lingers after it looked for the text's other labels
     for module in (feedback, datasets):
-        supersede = module.supersede_other_labels
-
-        def slowly(*args, supersede=supersede, **kwargs):  # type: ignore[no-untyped-def]
-            found = supersede(*args, **kwargs)
-            time.sleep(0.3)  # before its transaction commits
-            return found
-
-        monkeypatch.setattr(module, "supersede_other_labels", slowly)
-    outcomes: list[object] = [None] * 2
-    calls = (
+        _lingering(monkeypatch, module, "supersede_other_labels")  # before its transaction commits
+    # When the reviewer approves it while someone adds the same text as an example of legal
+    outcomes = _in_threads(
         lambda: decide(engine=engine, feedback_ids=[correction.id], approve=True, reviewer="rob"),
         lambda: datasets.add_example_files(
             engine=engine, industry="legal", files=[("q.txt", TEXT.encode())], limits=ExtractionLimits()
         ),
     )
-
-    def run(index: int) -> None:
-        outcomes[index] = calls[index]()
-
-    # When the reviewer approves it while someone adds the same text as an example of legal
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
     # Then the text trains under one label, whichever came last, never under both
     with session_scope(engine) as session:
         labels = session.exec(
             select(TrainingExample.label).where(TrainingExample.status == ExampleStatus.approved)
         ).all()
-    assert len(labels) == 1 and None not in outcomes, (labels, outcomes)
+    failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+    assert len(labels) == 1 and not failed, (labels, outcomes)

@@ -6,8 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import HeronError
-from core.services.industries import list_industries
-from core.services.models import VersionView, activate_version, list_versions, version_report
+from core.services.models import VersionView, activate_version, list_versions, not_predicted, version_report
 from core.services.retraining import queue_training
 from core.services.tasks import get_task
 from core.services.training import HOLDOUT_DATASET
@@ -143,11 +142,7 @@ else:
     pending = st.session_state.get(PENDING_KEY)
     if pending is not None and pending in by_id and by_id[pending].status != "active":
         current = f"v{active.id}" if active else "no version"
-        unknown = [
-            industry.name
-            for industry in list_industries(engine=rt.engine)
-            if industry.status == "active" and industry.name not in by_id[pending].labels
-        ]
+        unknown = not_predicted(engine=rt.engine, labels=by_id[pending].labels)
         cannot = (
             f" It never learned **{', '.join(unknown)}**: nothing will be filed there until a training "
             "run learns them."
