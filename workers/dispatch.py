@@ -27,7 +27,8 @@ from workers.sender import DRAINS, BackgroundSender, QueueSender
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
 SWEEPER_LEASE = "sweeper"
-# A running task reports progress at least this often (training: per stage; synthesis: per batch).
+# A running task whose run holds no lease (one started by an earlier version) lost its worker once
+# silent this long; runs hold a renewed lease and are seen to be lost within its time to live.
 TASK_SILENCE_SECONDS = 30 * 60
 
 

@@ -217,10 +217,14 @@ def run_unpack_task(
     Returns the ids of the jobs created, or an empty list when the task
     was not PENDING, or the ZIP was refused as a whole (the task then ends FAILED with the code).
     """
-    task = tasks.start(engine, task_id)
-    if task is None:
-        return []
-    params = task.params
+    with tasks.running(engine, task_id) as task:
+        return [] if task is None else _unpack_task(engine, blobs, task, limits, work)
+
+
+def _unpack_task(
+    engine: Engine, blobs: BlobStore, task: Task, limits: ExtractionLimits, work: WorkSender | None
+) -> list[str]:
+    task_id, params = task.id, task.params
     batch_id, name = params["batch_id"], params.get("filename", "upload.zip")
     try:
         with session_scope(engine) as session:

@@ -34,7 +34,11 @@ def resend_lost_work(
         engine,
         pending_older_than=pending_older_than,
         silent_for=silent_for,
-        leased={"training": (TRAINING_LEASE, TRAINING_LEASE_SECONDS)},
+        leased={
+            "training": (TRAINING_LEASE, TRAINING_LEASE_SECONDS),
+            "synthesis": (tasks.RUN_LEASE, tasks.RUN_LEASE_SECONDS),
+            "unpack": (tasks.RUN_LEASE, tasks.RUN_LEASE_SECONDS),
+        },
     )
     for task_id, kind in stale:
         work.send_task(task_id, kind)

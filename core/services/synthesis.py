@@ -216,9 +216,16 @@ def _run_synthesis(
     CANCELLED. Examples of completed batches stay in every case. A task that is not PENDING is
     left alone, so running it twice is harmless.
     """
-    task = tasks.start(engine, task_id)
-    if task is None:
-        return NOT_PENDING
+    with tasks.running(engine, task_id) as task:
+        if task is None:
+            return NOT_PENDING
+        return _synthesise(engine, task, settings, models, policy)
+
+
+def _synthesise(
+    engine: Engine, task: Task, settings: Settings, models: ModelCache, policy: RoutingPolicy
+) -> str:
+    task_id = task.id
     if not settings.llm_configured:
         industry = str(task.params.get("industry", "?"))
         tasks.finish(

@@ -3,12 +3,14 @@
 The row is the source of truth, as for jobs: a worker claims PENDING → RUNNING, reports progress
 (which doubles as a heartbeat and as the place a cancellation is noticed) and ends the task
 SUCCEEDED, FAILED or CANCELLED. A sweeper re-sends PENDING tasks whose message was lost and
-returns RUNNING tasks whose worker stopped reporting.
+returns RUNNING tasks whose worker stopped reporting. A run holds a renewed lease (``running``), so
+a worker that dies lets its task go within ``RUN_LEASE_SECONDS`` however seldom the run reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +21,7 @@ from sqlmodel import Session, select
 from core.db import session_scope
 from core.db.tables import Lease, Task, TaskStatus, utcnow
 from core.errors import Invalid, NotFound
-from core.services import audit
+from core.services import audit, leases
 from core.work import WorkSender
 
 KINDS = ("training", "synthesis", "unpack")
@@ -27,6 +29,10 @@ FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 # A task held up by another (training waits for the run holding the lease) is claimed and put back
 # every few seconds, which touches its row; a PENDING task untouched this long has lost its message.
 UNTOUCHED_SECONDS = 10.0
+# A run's lease (``running``), renewed every third of this: a task silent this long whose lease
+# nobody holds lost its worker.
+RUN_LEASE = "task:{id}"
+RUN_LEASE_SECONDS = 90
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,16 @@ def start(engine: Engine, task_id: str) -> Task | None:
         task = session.get(Task, task_id)
         session.expunge(task)
         return task
+
+
+@contextlib.contextmanager
+def running(engine: Engine, task_id: str) -> Iterator[Task | None]:
+    """Claim a PENDING task (as ``start``) and hold its run lease while the block runs: yields
+    None if the task is not PENDING or another live worker is running it. A ZIP's unpacking
+    reports no progress and an LLM reply may take minutes, so silence alone cannot tell a dead
+    worker from a busy one; the lease can (see ``stale_tasks``)."""
+    with leases.held(engine, RUN_LEASE.format(id=task_id), ttl_seconds=RUN_LEASE_SECONDS) as acquired:
+        yield start(engine, task_id) if acquired else None
 
 
 def progress(engine: Engine, task_id: str, *, done: int, total: int | None = None, stage: str = "") -> bool:
@@ -294,8 +310,9 @@ def stale_tasks(
     """(id, kind) of tasks to send again: PENDING ones waiting longer than ``pending_older_than``
     seconds (their message was lost) and RUNNING ones whose worker has not reported for
     ``silent_for`` seconds (it died); the latter go back to PENDING first. ``leased``: per task
-    kind whose runs hold a renewed lease, (lease name, its time to live): such a task silent for
-    that long while nobody holds the lease lost its worker sooner than ``silent_for`` tells."""
+    kind whose runs hold a renewed lease, (lease name, with ``{id}`` for the task's id where each
+    run has its own, and its time to live): such a task silent for that long while nobody holds
+    the lease lost its worker sooner than ``silent_for`` tells."""
     now = utcnow()
     with session_scope(engine) as session:
         silent = list(
@@ -306,15 +323,19 @@ def stale_tasks(
             ).all()
         )
         for kind, (lease, seconds) in (leased or {}).items():
-            if session.exec(select(Lease.name).where(Lease.name == lease, Lease.expires_at >= now)).first():
-                continue  # a live run holds it
-            silent += session.exec(
+            quiet = session.exec(
                 select(Task.id, Task.kind).where(
                     Task.status == TaskStatus.RUNNING,
                     Task.kind == kind,
                     Task.updated_at < now - timedelta(seconds=seconds),
                 )
             ).all()
+            for task_id, task_kind in quiet:
+                name = lease.format(id=task_id)
+                if not session.exec(
+                    select(Lease.name).where(Lease.name == name, Lease.expires_at >= now)
+                ).first():
+                    silent.append((task_id, task_kind))  # nobody runs it any more
         silent = list(dict.fromkeys(silent))
         if silent:
             session.execute(

@@ -189,3 +189,64 @@ def test_a_training_run_whose_worker_died_is_run_again_once_its_lease_is_free(tm
     with session_scope(engine) as session:
         assert session.get(Task, task_id).status == "PENDING"
     engine.dispose()
+
+
+def test_a_zip_whose_unpacking_worker_died_is_unpacked_again_within_minutes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import zipfile
+
+    from core.blobs import BlobStore
+    from core.db import make_engine, migrate
+    from core.extract.types import ExtractionLimits
+    from core.services import leases, tasks
+    from core.services.documents import run_unpack_task, submit_batch
+    from core.services.recovery import resend_lost_work
+
+    class Sent:
+        def __init__(self) -> None:
+            self.tasks: list[tuple[str, str]] = []
+
+        def send_classify(self, job_id: str) -> None:
+            pass
+
+        def send_task(self, task_id: str, kind: str) -> None:
+            self.tasks.append((task_id, kind))
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'unpack.db'}")
+    migrate(engine)
+    blobs = BlobStore(tmp_path / "blobs")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("ruling.txt", LEGAL)
+        zipped.writestr("release.txt", TECHNOLOGY)
+    submission = submit_batch(
+        engine=engine, blobs=blobs, chunks=[archive.getvalue()], filename="batch.zip", max_bytes=10**6
+    )
+    task_id = submission.unpack_task_id
+    # Given its unpacking RUNNING and silent for two minutes: the worker was killed mid-unpack
+    # (unpacking reports no progress, so silence alone cannot tell)
+    with session_scope(engine) as session:
+        task = session.get(Task, task_id)
+        task.status, task.updated_at = "RUNNING", utcnow() - timedelta(minutes=2)
+        session.add(task)
+
+    def sweep() -> list[tuple[str, str]]:
+        sent = Sent()
+        resend_lost_work(
+            engine=engine, work=sent, pending_older_than=3600, lease_seconds=300, silent_for=1800
+        )
+        return sent.tasks
+
+    # When a live worker still holds its run's lease, the sweeper leaves it alone (it is busy)
+    with leases.held(engine, tasks.RUN_LEASE.format(id=task_id), ttl_seconds=60):
+        assert sweep() == []
+        # and another delivery of its message does not run it a second time
+        assert run_unpack_task(engine=engine, blobs=blobs, task_id=task_id, limits=ExtractionLimits()) == []
+    # When nobody holds it, the sweeper sends it again within minutes, not after the half hour
+    # any silent task waits, and the ZIP becomes its jobs
+    assert sweep() == [(task_id, "unpack")]
+    job_ids = run_unpack_task(engine=engine, blobs=blobs, task_id=task_id, limits=ExtractionLimits())
+    assert len(job_ids) == 2
+    assert tasks.get_task(engine=engine, task_id=task_id).status == "SUCCEEDED"
+    assert sweep() == []
+    engine.dispose()
