@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,8 @@ from core.errors import ConfigurationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("annotator", "reviewer", "admin")
+SECRET_SETTINGS = {"api_keys", "openai_api_key"}
+URL_SETTINGS = {"database_url", "broker_url", "llm_base_url"}
 
 
 class Settings(BaseSettings):
@@ -209,6 +212,17 @@ def parse_api_keys(value: str) -> dict[str, str]:
     return keys
 
 
+def _shown(field: str, value: object) -> str:
+    """The rejected value, for the error message: never a key, and URLs without their password
+    (the message goes to stderr, which log collectors keep)."""
+    if field in SECRET_SETTINGS:
+        return " (the value is not shown: it is a secret)"
+    text = repr(value)
+    if field in URL_SETTINGS:
+        text = re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", text)
+    return f" (got {text})"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment (and overrides), or fail with a readable sentence."""
     try:
@@ -216,10 +230,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "settings"
+            field = str(error["loc"][0]).lower().removeprefix("heron_") if error["loc"] else "settings"
             variable = "OPENAI_API_KEY" if field == "openai_api_key" else f"HERON_{field.upper()}"
             reason = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{variable}: {reason[:1].lower()}{reason[1:]} (got {error.get('input')!r})")
+            shown = _shown(field, error.get("input"))
+            problems.append(f"{variable}: {reason[:1].lower()}{reason[1:]}{shown}")
         raise ConfigurationError("Invalid configuration: " + "; ".join(problems) + ".") from None
 
 

@@ -33,8 +33,8 @@ class JobsController(Controller):
     path = "/api"
     tags = ["jobs"]
 
-    @post(["/classify_file"], status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("annotator")])
-    def classify_file(
+    @post(["/classify_file"], status_code=HTTP_200_OK, guards=[requires("annotator")])
+    async def classify_file(
         self,
         request: Request,
         runtime: NamedDependency[Runtime],
@@ -44,14 +44,15 @@ class JobsController(Controller):
         """Upload one document (multipart field ``file``); returns the job to poll.
 
         A ZIP becomes a batch: one job per readable member, all sharing ``batch_id``. With
-        ``?wait=SECONDS`` (up to 60) the answer waits for the first job to finish and includes it.
+        ``?wait=SECONDS`` (up to 60) the answer waits for the first job to finish and includes it
+        (on the event loop: a waiting client holds none of the threads other requests need).
         """
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise Invalid("Send the document as a multipart form field named 'file'.")
         if not 0 <= wait <= MAX_WAIT_SECONDS:
             raise Invalid(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds (got {wait}).")
-        submission = _submit(request, runtime, upload)
+        submission = await sync_to_thread(_submit, request, runtime, upload)
         if not submission.jobs:  # a ZIP: a worker unpacks it into the batch's jobs
             return Accepted(
                 job_id=None,
@@ -64,7 +65,9 @@ class JobsController(Controller):
                 batch_id=submission.batch_id,
             )
         first = submission.jobs[0]
-        finished = jobs.wait_for_job(engine=runtime.engine, job_id=first.id, seconds=wait) if wait else None
+        finished = None
+        if wait:  # on the event loop, like GET /api/jobs/{id}?wait=
+            finished = await jobs.wait_for_job_async(engine=runtime.engine, job_id=first.id, seconds=wait)
         return Accepted(
             job_id=first.id,
             status=finished.status if finished else first.status,
@@ -96,9 +99,8 @@ class JobsController(Controller):
             try:
                 submission = _submit(request, runtime, upload, batch_id=batch_id)
             except HeronError as error:
-                refused.append(
-                    SkippedMember(filename=upload.filename or "", code=error.code, message=error.message)
-                )
+                name = clean_filename(upload.filename)
+                refused.append(SkippedMember(filename=name, code=error.code, message=error.message))
                 continue
             queued.extend(submission.jobs)
             skipped.extend(_skipped(submission))

@@ -18,6 +18,9 @@ from core.errors import Invalid
 FORMATS = ("jsonl", "csv")
 FIELDS = ("id", "label", "source", "split", "origin", "created_at", "text")
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+# A cell starting with one of these is a formula to a spreadsheet (which may fetch URLs or run
+# commands): a document's text or file name must not be one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,19 @@ def _chunks(fmt: str, rows: Sequence[TrainingExample]) -> Iterator[str]:
         writer = csv.writer(buffer)
         writer.writerow(FIELDS)
         for row in rows:
-            writer.writerow([_value(row, name) for name in FIELDS])
+            writer.writerow([safe_cell(_value(row, name)) for name in FIELDS])
         yield buffer.getvalue()
         return
     for row in rows:
         yield json.dumps({name: _value(row, name) for name in FIELDS}, ensure_ascii=False) + "\n"
+
+
+def safe_cell(value: object) -> object:
+    """``value`` as a CSV cell a spreadsheet shows as text: a text that would start a formula gets
+    a leading apostrophe (OWASP's advice; the apostrophe is not shown)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _value(row: TrainingExample, name: str) -> object:

