@@ -137,6 +137,15 @@ class IdList(BaseModel):
 
     ids: list[Annotated[int, Field(ge=1, le=MAX_ROW_ID)]] = Field(min_length=1, max_length=1000)
 
+    @field_validator("ids", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: Any) -> Any:
+        # The API decodes leniently (true and "1" would both name row 1): a client bug must not
+        # decide a row it never named.
+        if isinstance(value, list) and any(type(item) is not int for item in value):
+            raise ValueError("ids must be whole numbers")
+        return value
+
 
 class Page(BaseModel):
     """A page of a list: the items and how many there are in all."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from core.db import session_scope
 from core.services.models import active_version_id
 from tests.conftest import wait_for_job
@@ -341,3 +343,11 @@ def test_a_page_of_jobs_costs_the_same_queries_whatever_its_size(client, runtime
     assert {item["id"] for item in items} == set(ids)  # the newest twelve are ours
     corrected = next(item for item in items if item["id"] == ids[0])
     assert corrected["corrected_classification"] == "legal"
+
+
+@pytest.mark.parametrize("ids", [[True], ["1"], [1.0]])
+def test_bulk_decisions_take_ids_only_as_numbers(client, ids) -> None:  # type: ignore[no-untyped-def]
+    # {"ids": [true]} reached correction #1: a client bug must not approve a row it never named
+    for path in ("/api/feedback/approve", "/api/examples/approve", "/api/examples/reject"):
+        answer = client.post(path, json={"ids": ids})
+        assert (answer.status_code, answer.json()["code"]) == (422, "invalid"), (path, answer.text)
