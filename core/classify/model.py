@@ -36,6 +36,7 @@ from core.classify.carving import Carver
 from core.classify.evidence import Passage, passage_spans, strongest
 from core.classify.softmax import SoftmaxRegression
 from core.classify.static import sample_text
+from core.errors import ModelNotReady
 
 MODEL_FORMAT = "heron-model-v3"
 HASHED_FEATURES = 2**18
@@ -346,7 +347,10 @@ class HeronModel:
         self, texts: Sequence[str], policy: RoutingPolicy, *, encoder: Encoder, labels: list[str]
     ) -> list[Verdict]:
         if not labels:
-            raise ValueError("None of the model's industries is active.")
+            raise ModelNotReady(
+                "The active model knows none of the active industries: train one (`heron train --full`, "
+                "or Retrain in the console) or activate a version that knows them."
+            )
         if not texts:
             return []
         static = encoder.static(texts)

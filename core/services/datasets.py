@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.classify.model import Encoder, RoutingPolicy
 from core.corpus import content_hash, is_holdout, readable_name
@@ -48,14 +48,14 @@ class LabelledFile:
 
 
 def labelled_files(root: Path) -> list[LabelledFile]:
-    """Every regular file below ``root/<label>/`` (hidden files skipped), in a stable order."""
+    """Every regular file below ``root/<label>/`` (hidden files and folders skipped), in a stable order."""
     if not root.is_dir():
         raise Invalid(f"{str(root)!r} is not a directory of <label>/<file> folders.")
     files = [
         LabelledFile(path=path, label=normalise_name(folder.name))
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     ]
     if not files:
         raise Invalid(f"{str(root)!r} has no files in <label>/ folders.")
@@ -93,6 +93,9 @@ def evaluate_directory(
 
     Files that cannot be read are listed under ``errors`` and left out of the scores; labels the
     model does not know count as wrong answers.
+
+    Raises:
+        Invalid: none of the files could be read (there is nothing to score).
     """
     started = time.perf_counter()
     files = labelled_files(root)
@@ -114,6 +117,12 @@ def evaluate_directory(
             pending = []
     if pending:
         verdicts += model.classify(pending, policy, encoder=encoder, allowed=allowed)
+    if not truth:  # scores of nothing would read as a model that is always wrong
+        codes = Counter(error["code"] for error in errors)
+        raise Invalid(
+            f"None of the {len(files)} files could be read "
+            f"({', '.join(f'{n} {code}' for code, n in codes.most_common())}); there is nothing to score."
+        )
     report = evaluation_report(
         truth,
         [v.label for v in verdicts],
@@ -138,86 +147,109 @@ def import_directory(
 ) -> dict[str, Any]:
     """Store a labelled folder as training data (20% of it, by file, as holdout).
 
-    Unknown labels become industries; with ``replace``, every active industry the folder does not
-    name is retired (its data and history stay; a retired catch-all is no longer the catch-all).
-    Returns counts, the industries it created or restored and retired, and the files that could
-    not be read.
+    Every file is read before anything changes. Unknown labels with a readable file become
+    industries (a label none of whose files can be read creates nothing); with ``replace``, every
+    active industry the folder does not name is retired (its data and history stay; a retired
+    catch-all is no longer the catch-all). The newest word on a text wins, as for corrections and
+    example files: an imported file supersedes approved examples that label its text otherwise
+    (within one folder, the file read last), and a file a later correction superseded trains again
+    when it is imported again. Returns counts (added, superseded), the industries it created or
+    restored and retired, and the files that could not be read.
 
     Raises:
-        Invalid: with ``replace``, a folder of fewer than two labels (a model needs two to choose from).
+        Invalid: with ``replace``, a folder with fewer than two labels that have a readable file (a
+            model needs two to choose from); nothing is changed then.
     """
     files = labelled_files(root)
-    labels = sorted({item.label for item in files})
+    read = list(_texts(files, limits, on_progress))  # before anything changes: reading may fail
+    errors = [{"path": str(i.path), **error.as_dict()} for i, error in read if isinstance(error, HeronError)]
+    texts = [(item, text) for item, text in read if isinstance(text, str)]
+    labels = sorted({item.label for item, _ in texts})
     if replace and len(labels) < 2:
+        named = sorted({item.label for item in files})
         raise Invalid(
-            f"A taxonomy needs at least two industries; {root} has {len(labels)} "
-            f"({', '.join(labels) or 'none'}). Nothing was imported."
+            f"A taxonomy needs at least two industries with a readable file; {root} has {len(labels)} "
+            f"of {len(named)} ({', '.join(named) or 'none'}; {len(errors)} file(s) could not be read). "
+            "Nothing was imported."
         )
     added: Counter[str] = Counter()
-    errors = []
-    created: list[str] = []  # new industries, and retired ones it made active again
+    superseded = 0
     with session_scope(engine) as session:
         one_at_a_time(session, INDUSTRIES_TURN)
-        existing = {row.name: row for row in session.exec(select(Industry))}
-        for label in labels:
-            industry = existing.get(label)
-            if industry is None:
-                session.add(Industry(name=label, description=readable_name(label)))
-                audit.record(
-                    session, action="industry.created", subject_type="industry", subject_id=label, actor=actor
-                )
-                created.append(label)
-            elif industry.status != IndustryStatus.active:
-                industry.status = IndustryStatus.active
-                industry.updated_at = utcnow()
-                session.add(industry)
-                created.append(label)
-        retired = []
-        if replace:
-            for name, industry in existing.items():
-                if name not in labels and industry.status == IndustryStatus.active:
-                    industry.status = IndustryStatus.retired
-                    industry.catch_all = False  # the imported taxonomy names its own, if any
-                    industry.updated_at = utcnow()
-                    session.add(industry)
-                    retired.append(name)
-                    audit.record(
-                        session,
-                        action="industry.retired",
-                        subject_type="industry",
-                        subject_id=name,
-                        actor=actor,
-                    )
+        one_at_a_time(session, LABELS_TURN)
+        created, retired = _import_taxonomy(session, labels, replace=replace, actor=actor)
         known = {
-            (row.content_hash, row.label)
+            (row.content_hash, row.label): row
             for row in session.exec(
                 select(TrainingExample).where(TrainingExample.source == ExampleSource.import_)
             )
         }
-    examples = []
-    for item, text in _texts(files, limits, on_progress):
-        if isinstance(text, HeronError):
-            errors.append({"path": str(item.path), **text.as_dict()})
-            continue
-        key = (content_hash(text), item.label)
-        if key in known:
-            continue
-        known.add(key)
-        origin = f"{root.name}/{item.path.relative_to(root)}"
-        examples.append(
-            TrainingExample(
-                text=text,
-                content_hash=key[0],
-                label=item.label,
-                source=ExampleSource.import_,
-                split=Split.holdout if is_holdout(origin) else Split.train,
-                origin=origin[:255],
+        for item, text in texts:
+            key = (content_hash(text), item.label)
+            row = known.get(key)
+            if row is not None and row.status == ExampleStatus.approved:
+                continue  # imported before
+            if row is not None:  # superseded by a later correction, and imported again: the newest word
+                row.status = ExampleStatus.approved
+            else:
+                origin = f"{root.name}/{item.path.relative_to(root)}"
+                row = known[key] = TrainingExample(
+                    text=text,
+                    content_hash=key[0],
+                    label=item.label,
+                    source=ExampleSource.import_,
+                    split=Split.holdout if is_holdout(origin) else Split.train,
+                    origin=origin[:255],
+                )
+            session.add(row)
+            session.flush()  # a later file of the same text under another label supersedes this one
+            added[item.label] += 1
+            superseded += supersede_other_labels(
+                session, key[0], item.label, actor=actor, by_import=str(item.path.relative_to(root))
             )
-        )
-        added[item.label] += 1
-    with session_scope(engine) as session:
-        session.add_all(examples)
-    return {"added": dict(added), "labels": labels, "created": created, "retired": retired, "errors": errors}
+    return {
+        "added": dict(added),
+        "superseded": superseded,
+        "labels": labels,
+        "created": created,
+        "retired": retired,
+        "errors": errors,
+    }
+
+
+def _import_taxonomy(
+    session: Session, labels: list[str], *, replace: bool, actor: str | None
+) -> tuple[list[str], list[str]]:
+    """Make the imported labels active industries (creating or restoring them) and, with
+    ``replace``, retire the others; returns (created or restored, retired)."""
+    existing = {row.name: row for row in session.exec(select(Industry))}
+    created: list[str] = []  # new industries, and retired ones it made active again
+    for label in labels:
+        industry = existing.get(label)
+        if industry is None:
+            session.add(Industry(name=label, description=readable_name(label)))
+            audit.record(
+                session, action="industry.created", subject_type="industry", subject_id=label, actor=actor
+            )
+            created.append(label)
+        elif industry.status != IndustryStatus.active:
+            industry.status = IndustryStatus.active
+            industry.updated_at = utcnow()
+            session.add(industry)
+            created.append(label)
+    retired = []
+    if replace:
+        for name, industry in existing.items():
+            if name not in labels and industry.status == IndustryStatus.active:
+                industry.status = IndustryStatus.retired
+                industry.catch_all = False  # the imported taxonomy names its own, if any
+                industry.updated_at = utcnow()
+                session.add(industry)
+                retired.append(name)
+                audit.record(
+                    session, action="industry.retired", subject_type="industry", subject_id=name, actor=actor
+                )
+    return created, retired
 
 
 # The code given for an example file whose text is an example of its industry already.

@@ -77,6 +77,12 @@ HEARTBEAT_SECONDS = 30.0
 NOT_PENDING = "not pending (already run, running elsewhere or cancelled)"
 
 
+def check_count(count: int, *, allow_none: bool = False) -> None:
+    """Refuse a number of synthetic documents outside 1–1000 (0 too, unless ``allow_none``)."""
+    if not (0 if allow_none else 1) <= count <= MAX_DOCUMENTS:
+        raise Invalid(f"Ask for 1–{MAX_DOCUMENTS} synthetic documents (got {count}).")
+
+
 def request_synthesis(
     *, engine: Engine, industry: str, count: int, settings: Settings, actor: str | None = None
 ) -> tasks.TaskView:
@@ -89,8 +95,7 @@ def request_synthesis(
     Raises:
         Invalid: unknown industry, or ``count`` outside 1–1000.
     """
-    if not 1 <= count <= MAX_DOCUMENTS:
-        raise Invalid(f"Ask for 1–{MAX_DOCUMENTS} synthetic documents (got {count}).")
+    check_count(count)
     with session_scope(engine) as session:
         name = require_active_industry(session, industry)
         task = tasks.create_task(

@@ -65,6 +65,7 @@ def add_industry(
         created then). Conflict: the name exists (retired industries included).
     """
     industries.new_industry_name(engine=engine, name=name)  # before reading files for nothing
+    synthesis.check_count(synthetic, allow_none=True)  # before creating what a refusal would leave
     limits = limits or ExtractionLimits()
     read = datasets.read_example_files(list(example_files), limits, extractor)
     if example_files and not read[0]:

@@ -174,6 +174,76 @@ def test_a_taxonomy_of_one_industry_is_refused_and_nothing_changes(
     assert "money" not in statuses and set(statuses.values()) == {"active"}
 
 
+def test_a_taxonomy_whose_files_cannot_be_read_changes_nothing_and_heron_keeps_classifying(
+    tmp_path: Path, prepared_dir: Path
+) -> None:
+    from tests.documents import LEGAL
+
+    # Given a folder of two industries, one of files Heron cannot read and one of empty files
+    folder = tmp_path / "broken"
+    (folder / "alpha").mkdir(parents=True)
+    (folder / "alpha" / "x.bin").write_bytes(bytes(range(256)) * 12)
+    (folder / "beta").mkdir()
+    (folder / "beta" / "y.txt").write_bytes(b"")
+    # When it replaces the taxonomy
+    result = heron(prepared_dir, "import", str(folder), "--replace")
+    # Then it is refused before anything changes (it retired the seven industries, created two
+    # empty ones, and every classification then failed)
+    assert result.returncode == 1
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "invalid" and "readable" in error["message"], error
+    statuses = {
+        line["name"]: line["status"]
+        for line in map(json.loads, heron(prepared_dir, "industries", "list").stdout.splitlines())
+    }
+    assert not {"alpha", "beta"} & set(statuses) and set(statuses.values()) == {"active"}
+    (tmp_path / "ruling.txt").write_text(LEGAL)
+    classified = heron(prepared_dir, "classify", str(tmp_path / "ruling.txt"))
+    assert classified.returncode == 0 and json.loads(classified.stdout)["label"] == "legal", classified.stderr
+
+
+def test_importing_a_text_under_another_label_supersedes_the_earlier_one(
+    tmp_path: Path, prepared_dir: Path
+) -> None:
+    from core.db import make_engine
+    from core.services.export import export_examples
+    from core.settings import load_settings
+    from tests.documents import FINANCE, LEGAL
+
+    memo = "Memorandum on the lease termination: the tenant's notice period and the landlord's deposit."
+    first = _labelled_dir(tmp_path / "first", {"finance": [memo, FINANCE]})
+    second = _labelled_dir(tmp_path / "second", {"legal": [memo, LEGAL]})
+    # When one import files the memo under finance and a later one under legal
+    assert heron(prepared_dir, "import", str(first)).returncode == 0
+    again = heron(prepared_dir, "import", str(second))
+    assert again.returncode == 0, again.stderr
+    # Then the later word wins: the memo trains under legal only (it trained under both)
+    assert json.loads(again.stdout.strip().splitlines()[-1])["superseded"] == 1
+    engine = make_engine(load_settings(data_dir=prepared_dir).effective_database_url)
+    rows = [json.loads(line) for line in export_examples(engine=engine, fmt="jsonl").body.splitlines()]
+    engine.dispose()
+    assert [row["label"] for row in rows if row["text"] == memo] == ["legal"]
+
+
+def test_commands_refused_for_bad_input_leave_nothing_behind(tmp_path: Path, prepared_dir: Path) -> None:
+    # An industry asked with a number of synthetic documents out of range is refused and not
+    # created (it was created, with a training run, and the name was then taken)
+    for count in ("1001", "-5"):
+        added = heron(prepared_dir, "industries", "add", "geology", "--synthetic", count)
+        assert added.returncode == 1 and "synthetic documents" in added.stderr, added.stderr
+    listed = heron(prepared_dir, "industries", "list").stdout
+    assert "geology" not in {json.loads(line)["name"] for line in listed.splitlines()}
+    # And an evaluation of files none of which can be read says so and fails (it reported
+    # "0 documents: accuracy 0.000 …" and succeeded)
+    folder = tmp_path / "unreadable"
+    (folder / "legal").mkdir(parents=True)
+    (folder / "legal" / "blank.txt").write_bytes(b"")
+    scored = heron(prepared_dir, "eval", str(folder))
+    assert scored.returncode == 1
+    error = json.loads(scored.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "invalid" and "1 empty" in error["message"], error
+
+
 def test_a_long_command_shows_progress_on_a_terminal_and_nothing_in_a_pipe(
     tmp_path: Path, prepared_dir: Path
 ) -> None:
