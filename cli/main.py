@@ -13,6 +13,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from alembic.util import CommandError as AlembicError
+from sqlalchemy.exc import DBAPIError
+
 from cli.progress import Progress
 from core.errors import ConfigurationError, Conflict, HeronError
 from core.logs import configure_logging
@@ -38,6 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except (DBAPIError, AlembicError, OSError) as error:
+        # What the machine refused (a database not there, a directory not writable): one line an
+        # operator can act on, not a traceback of a hundred lines.
+        print(json.dumps({"error": {"code": "unavailable", "message": _refusal(error)}}), file=sys.stderr)
+        return 1
+
+
+def _refusal(error: Exception) -> str:
+    if isinstance(error, DBAPIError):
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        return f"The database (HERON_DATABASE_URL, or heron.db in HERON_DATA_DIR) cannot be used: {reason}"
+    if isinstance(error, AlembicError):
+        return (
+            f"The database's schema is not one this Heron knows ({error}): it was made by another "
+            "version of Heron, or changed by hand."
+        )
+    where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+    return f"{error.strerror or error}{where}: check HERON_DATA_DIR, HERON_ORIGINALS_DIR, HERON_STARTER_DIR."
 
 
 def _at_least_one(value: str) -> int:

@@ -135,8 +135,11 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if value and not value.startswith(("sqlite", "postgresql")):
+        if value and not re.match(r"(sqlite(\+pysqlite)?|postgresql(\+psycopg)?)://", value):
             raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        if value.startswith("sqlite") and (value.rstrip("/").endswith("sqlite:") or ":memory:" in value):
+            # Each process (API, console, workers) would have a database of its own.
+            raise ValueError("must name a database file (Heron's processes cannot share one in memory)")
         return value
 
     @field_validator("broker_url")

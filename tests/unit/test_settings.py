@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ def test_defaults_put_all_state_under_the_data_dir(tmp_path: Path, monkeypatch: 
         ("HERON_BROKER_URL", "ftp://example"),
         ("HERON_DATABASE_URL", "mysql://root@localhost/heron"),
         ("HERON_REVIEW_THRESHOLD", "1.5"),
+        ("HERON_DATABASE_URL", "sqlitefoo://x"),
+        ("HERON_DATABASE_URL", "sqlite:///:memory:"),
     ],
 )
 def test_invalid_values_fail_naming_the_variable(
@@ -90,3 +93,29 @@ def test_the_cli_refuses_to_start_with_a_readable_sentence(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "HERON_API_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("HERON_DATABASE_URL", "postgresql+psycopg://heron@127.0.0.1:1/heron", "cannot be used: connection"),
+        ("HERON_DATA_DIR", "/proc/heron-nowhere", "HERON_DATA_DIR"),
+    ],
+)
+def test_a_machine_that_refuses_heron_gets_one_line_not_a_traceback(
+    variable: str, value: str, says: str, tmp_path: Path
+) -> None:
+    # Given a database that does not answer, or a data directory that cannot be made
+    env = {"HERON_DATA_DIR": str(tmp_path), variable: value, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    # Then the command fails with one line that says what to fix (it printed 125 lines of traceback)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "unavailable" and says in error["message"], error
