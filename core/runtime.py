@@ -14,8 +14,9 @@ from core.classify.encoder import TextEncoder
 from core.classify.model import RoutingPolicy
 from core.db import current_revision, head_revision, make_engine, migrate
 from core.embeddings import CachedEncoder
+from core.errors import ConfigurationError
 from core.events import JOB_EVENTS
-from core.extract import ExtractionLimits
+from core.extract import ExtractionLimits, ocr
 from core.extract.isolation import Extractor, IsolationLimits
 from core.services.backfill import needs_backfill
 from core.services.models import ModelCache
@@ -94,7 +95,19 @@ class Runtime:
 
 
 def open_runtime(settings: Settings, *, prepare: bool = True) -> Runtime:
-    """Connect to the database and blob store; with ``prepare``, migrate and make sure a model is active."""
+    """Connect to the database and blob store; with ``prepare``, migrate and make sure a model is active.
+
+    Raises:
+        ConfigurationError: ``HERON_OCR_LANGUAGE`` names a language Tesseract has no data for
+            (every scan would otherwise fail as ``no_text``).
+    """
+    missing = ocr.missing_languages(settings.ocr_language)
+    if missing:
+        raise ConfigurationError(
+            f"HERON_OCR_LANGUAGE: Tesseract has no language data for {'+'.join(missing)} "
+            f"(installed: {', '.join(sorted(ocr.installed_languages() or ()))}); install it "
+            f"(e.g. apt-get install tesseract-ocr-{missing[0]}) or change the setting."
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Several worker processes on one machine: each gets its share of the cores, not all of them.
     text_encoder = TextEncoder(

@@ -49,6 +49,31 @@ def available() -> bool:
     return _program("tesseract") is not None
 
 
+def missing_languages(language: str) -> list[str]:
+    """The languages of ``language`` (``eng+deu``) Tesseract has no data for; none when Tesseract
+    is not installed (images then get their own warning)."""
+    installed = installed_languages()
+    if installed is None:
+        return []
+    return [name for name in language.split("+") if name not in installed]
+
+
+@functools.cache
+def installed_languages() -> frozenset[str] | None:
+    tesseract = _program("tesseract")
+    if tesseract is None:
+        return None
+    try:
+        listed = subprocess.run(
+            [tesseract, "--list-langs"], capture_output=True, text=True, timeout=30, env=OCR_ENVIRONMENT
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # The first line is a header ("List of available languages in …"); stdout or stderr by version.
+    lines = (listed.stdout or listed.stderr).splitlines()[1:]
+    return frozenset(line.strip() for line in lines if line.strip())
+
+
 def can_render_pdf() -> bool:
     return _program("pdftoppm") is not None
 

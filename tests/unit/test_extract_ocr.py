@@ -179,3 +179,18 @@ def test_run_parallel_uses_the_configured_number_of_workers_and_keeps_order() ->
 def test_tesseract_runs_with_one_openmp_thread() -> None:
     # The environment is explicit (core never reads os.environ), and it pins OpenMP to one thread
     assert OCR_ENVIRONMENT["OMP_THREAD_LIMIT"] == "1"
+
+
+def test_an_ocr_language_tesseract_lacks_stops_heron_at_start_not_every_scan_later(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.errors import ConfigurationError
+    from core.runtime import open_runtime
+    from core.settings import load_settings
+
+    # Given HERON_OCR_LANGUAGE naming a language pack that is not installed (every scan and photo
+    # then failed as `no_text`, "Could not initialize tesseract")
+    settings = load_settings(data_dir=tmp_path, database_url="", broker_url="", ocr_language="eng+xyz")
+    # When Heron starts, it refuses at once, naming the setting, the language and what is installed
+    with pytest.raises(ConfigurationError) as caught:
+        open_runtime(settings, prepare=False)
+    assert "HERON_OCR_LANGUAGE" in caught.value.message and "xyz" in caught.value.message
+    assert "eng" in caught.value.message.split("installed:")[1]
