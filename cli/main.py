@@ -124,6 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--description", default="", help="What its documents are about (drives zero-shot).")
     add.add_argument("--examples", type=Path, metavar="DIR", help="Example documents of it (any format).")
     add.add_argument("--synthetic", type=int, default=0, metavar="N", help="Also write N synthetic ones.")
+    restore = industries_commands.add_parser(
+        "restore", help="Predict a retired industry again, with the examples it kept, and train."
+    )
+    restore.add_argument("name")
     synth = command("synth", cmd_synth, "Write N synthetic training documents of INDUSTRY with the LLM.")
     synth.add_argument("industry")
     synth.add_argument("count", type=int)
@@ -534,7 +538,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_industries(settings: Settings, args: argparse.Namespace) -> int:
     from core.services.industries import list_industries
-    from core.services.taxonomy import add_industry
+    from core.services.taxonomy import add_industry, restore_industry
     from workers import dispatch
 
     runtime = _runtime(settings)
@@ -542,6 +546,14 @@ def cmd_industries(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "list":
             for industry in list_industries(engine=runtime.engine):
                 print(_json_line(industry))
+            return 0
+        if args.action == "restore":
+            handle = dispatch.start(runtime)
+            earlier = _training_task_ids(runtime)
+            restored = restore_industry(engine=runtime.engine, work=runtime.work, name=args.name, actor="cli")
+            line = {"industry": restored.industry.name, "status": restored.industry.status}
+            print(json.dumps({**line, "training_task": restored.training_task.id}), flush=True)
+            _follow(runtime, handle, [], earlier)
             return 0
         files = _example_files(args.examples) if args.examples else []
         handle = dispatch.start(runtime)

@@ -179,7 +179,13 @@ def new_industry_name(*, engine: Engine, name: str) -> str:
 
 def _free_name(session: Session, raw: str) -> str:
     name = fresh_name(raw)
-    if session.exec(select(Industry.id).where(Industry.name == name)).first():
+    status = session.exec(select(Industry.status).where(Industry.name == name)).first()
+    if status == IndustryStatus.retired:
+        raise Conflict(
+            f"Industry {name!r} already exists, retired: restore it (console: Industries; "
+            f"POST /api/industries/{name}/restore; heron industries restore {name}) to predict it again."
+        )
+    if status is not None:
         raise Conflict(f"Industry {name!r} already exists.")
     return name
 

@@ -338,3 +338,31 @@ def test_an_import_while_another_training_runs_says_the_files_were_imported(
     assert json.loads(again.stdout.strip().splitlines()[-1])["trained"] is False
     versions = heron(prepared_dir, "models", "list").stdout.splitlines()
     assert len(versions) == 1  # the starter model only: neither import trained
+
+
+def test_a_retired_industry_is_restored_from_the_shell(prepared_dir: Path) -> None:
+    from core.db import make_engine
+    from core.services.industries import retire_industry
+    from core.settings import load_settings
+
+    engine = make_engine(load_settings(data_dir=prepared_dir).effective_database_url)
+    retire_industry(engine=engine, name="education")
+    engine.dispose()
+    # When someone adds it again, they are told it is retired and how to bring it back
+    again = heron(prepared_dir, "industries", "add", "education")
+    assert again.returncode == 1
+    message = json.loads(again.stderr.strip().splitlines()[-1])["error"]["message"]
+    assert "heron industries restore education" in message
+    # And restoring it makes it active (and queues the training that predicts it, when needed)
+    restored = heron(prepared_dir, "industries", "restore", "education")
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout.splitlines()[0])["status"] == "active"
+    statuses = {
+        line["name"]: line["status"]
+        for line in map(json.loads, heron(prepared_dir, "industries", "list").stdout.splitlines())
+    }
+    assert statuses["education"] == "active"
+    # And it is predicted again
+    (prepared_dir / "lesson.txt").write_text(EDUCATION)
+    classified = heron(prepared_dir, "classify", str(prepared_dir / "lesson.txt"))
+    assert json.loads(classified.stdout)["label"] == "education", classified.stderr
