@@ -15,12 +15,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from litestar import Litestar, Request, Response, post
+from litestar.response import Stream
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Reply:
     delay: float = 0.0
     prompt_tokens: int = 120
     completion_tokens: int = 480
+    raw: bytes | None = None  # sent as the JSON body instead of a completion (a broken server)
+    trickle: float = 0.0  # seconds between 64-byte pieces of the body (a server that dawdles)
 
 
 Responder = Callable[[dict[str, Any], int], Reply]
@@ -146,7 +149,18 @@ class FakeLLM:
             if reply.status != 200:
                 error = {"message": f"scripted HTTP {reply.status}", "type": "server_error", "code": None}
                 return Response({"error": error}, status_code=reply.status, headers=reply.headers)
-            return Response(_completion(body, number, reply), status_code=200, headers=reply.headers)
+            payload = reply.raw
+            if payload is None:
+                payload = json.dumps(_completion(body, number, reply)).encode()
+            if reply.trickle:
+
+                async def pieces() -> AsyncIterator[bytes]:
+                    for start in range(0, len(payload), 64):
+                        yield payload[start : start + 64]
+                        await asyncio.sleep(reply.trickle)
+
+                return Stream(pieces(), media_type="application/json", headers=reply.headers)
+            return Response(payload, media_type="application/json", headers=reply.headers)
 
         return Litestar(route_handlers=[chat_completions], debug=False)
 

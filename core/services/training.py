@@ -220,7 +220,10 @@ def _single_flight(
     """One training run at a time across every process and machine (a lease row decides)."""
     with leases.held(engine, TRAINING_LEASE, ttl_seconds=TRAINING_LEASE_SECONDS) as acquired:
         if not acquired:
-            raise Conflict("A training run is already in progress; try again when it has finished.")
+            raise Conflict(
+                "A training run is already in progress; try again when it has finished (a run whose "
+                f"process was killed lets go within {TRAINING_LEASE_SECONDS} s)."
+            )
         return _train(engine, policy, encoder, kind=kind, actor=actor, on_progress=on_progress)
 
 

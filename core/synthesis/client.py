@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import openai
 
 from core.errors import LlmBadReply, LlmUnavailable
@@ -36,6 +37,20 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
+
+
+_LIMITERS: dict[tuple[str, str, int], RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(base_url: str, api_key: str, per_minute: int) -> RateLimiter:
+    """The process's one limiter for an endpoint and key: synthesis runs side by side share the
+    endpoint's requests per minute (each run had its own, and two runs sent twice the rate)."""
+    with _LIMITERS_LOCK:
+        key = (base_url, api_key, per_minute)
+        if key not in _LIMITERS:
+            _LIMITERS[key] = RateLimiter(per_minute)
+        return _LIMITERS[key]
 
 
 class RateLimiter:
@@ -108,7 +123,10 @@ class LlmClient:
         self.max_retries = max_retries
         self.backoff = backoff
         self.stop = stop or threading.Event()
-        self._limiter = RateLimiter(requests_per_minute)
+        self._limiter = shared_limiter(base_url, api_key, requests_per_minute)
+        self.timeout = timeout
+        self._inflight: set[httpx.Client] = set()
+        self._inflight_lock = threading.Lock()
         # Retries are ours (so they honour the limiter and stop), hence max_retries=0 here.
         self._client = openai.OpenAI(
             api_key=api_key or PLACEHOLDER_KEY,
@@ -134,7 +152,44 @@ class LlmClient:
         )
 
     def close(self) -> None:
+        """Abort the requests in flight (a cancelled run) and close the connections."""
+        with self._inflight_lock:
+            inflight = list(self._inflight)
+        for http in inflight:
+            http.close()
         self._client.close()
+
+    def _create(self, request: dict[str, Any]) -> Any:
+        """One request, on a connection of its own that a watchdog closes ``timeout`` seconds after
+        it was sent: the client library's timeout bounds each wait for bytes, so a server trickling
+        a reply held a request (and its task) open for as long as it kept sending."""
+        http = openai.DefaultHttpxClient()
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            http.close()
+
+        watchdog = threading.Timer(self.timeout, expire)
+        watchdog.daemon = True
+        with self._inflight_lock:
+            self._inflight.add(http)
+        watchdog.start()
+        try:
+            return self._client.with_options(http_client=http).chat.completions.create(**request)
+        except openai.APIConnectionError as error:
+            if expired.is_set():
+                raise openai.APITimeoutError(request=error.request) from error
+            raise
+        except RuntimeError:
+            if http.is_closed and not expired.is_set():
+                raise Stopped() from None  # closed before it was sent: the run was cancelled
+            raise
+        finally:
+            watchdog.cancel()
+            with self._inflight_lock:
+                self._inflight.discard(http)
+            http.close()
 
     def complete(
         self,
@@ -160,7 +215,7 @@ class LlmClient:
             if response_format is not None and level < 2:
                 request["response_format"] = response_format if level == 0 else {"type": "json_object"}
             try:
-                response = self._client.chat.completions.create(**request)
+                response = self._create(request)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
                 if "response_format" in request:
                     self._step_down_format(level, error)
@@ -195,6 +250,12 @@ class LlmClient:
                 raise LlmBadReply(
                     f"The LLM at {self.where} sent a reply that is not a chat completion."
                 ) from error
+            except (ValueError, TypeError, AttributeError, RecursionError) as error:
+                # A body the client library could not decode (bytes that are not UTF-8, JSON
+                # nested too deep): the server's fault, like a reply of the wrong shape.
+                raise LlmBadReply(
+                    f"The LLM at {self.where} sent a reply that could not be read ({type(error).__name__})."
+                ) from error
             return _completion(response, self.where)
 
     def _wait(self, seconds: float) -> None:
@@ -220,12 +281,22 @@ def _message(error: openai.APIError) -> str:
 
 
 def _completion(response: Any, where: str) -> Completion:
+    """The completion's text and token counts; LlmBadReply for a reply of the wrong shape (the
+    client library passes through whatever a lenient server sends: ``"choices": "oops"``, a
+    number for the content)."""
     choices = getattr(response, "choices", None) or []
-    if not choices or choices[0].message is None:
+    message = choices[0].message if isinstance(choices, list) and choices else None
+    content = getattr(message, "content", None)
+    if message is None:
         raise LlmBadReply(f"The LLM at {where} sent a completion without choices.")
+    if content is not None and not isinstance(content, str):
+        raise LlmBadReply(f"The LLM at {where} sent a completion whose content is not text.")
     usage = getattr(response, "usage", None)
-    return Completion(
-        text=choices[0].message.content or "",
-        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-    )
+    try:
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    except (TypeError, ValueError):
+        prompt_tokens = completion_tokens = (
+            0  # counts are for the report: a bad one is no reason to drop the text
+        )
+    return Completion(text=content or "", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)

@@ -35,6 +35,12 @@ _CHATTY_END = re.compile(
 _ABOUT_THE_TASK = re.compile(r"\b(?:documents?|examples?|samples?|requested|variations?)\b", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
 _OPENER = re.compile(r"[{\[]")
+# A reply longer than this is not read: a batch of documents is far shorter, and reading a long
+# reply that is not JSON costs time that grows with the square of its length.
+MAX_REPLY_CHARS = 1_000_000
+# Embedded JSON is looked for at this many "{" or "[" at most (each failed attempt re-reads the
+# reply up to that point to say where it failed).
+MAX_JSON_ATTEMPTS = 200
 
 CONTAINER_KEYS = ("documents", "docs", "items", "results", "examples", "data")
 TEXT_KEYS = ("text", "content", "document", "body", "document_text")
@@ -56,8 +62,9 @@ def parse_documents(reply: str) -> list[ParsedDocument]:
     and "Document 2" headings. Chatty preambles are stripped from each text.
 
     Raises:
-        LlmBadReply: nothing usable is in the reply.
+        LlmBadReply: nothing usable is in the reply, or it is longer than ``MAX_REPLY_CHARS``.
     """
+    _check_size(reply)
     values = list(_json_values(reply))
     for value in values:
         if documents := _documents_in_container(value):
@@ -79,6 +86,7 @@ def parse_genres(reply: str, *, limit: int = 30) -> list[str]:
     Raises:
         LlmBadReply: the reply lists no genres.
     """
+    _check_size(reply)
     found: list[str] = []
     for value in _json_values(reply):
         items = value.get("genres") if isinstance(value, dict) else value
@@ -141,25 +149,35 @@ def _unescape(raw: str) -> str:
         return raw.replace("\\n", "\n").replace('\\"', '"')
 
 
+def _check_size(reply: str) -> None:
+    if len(reply) > MAX_REPLY_CHARS:
+        raise LlmBadReply(
+            f"The reply is {len(reply):,} characters long, more than a batch of documents can be."
+        )
+
+
 def _json_values(reply: str) -> Iterator[Any]:
-    """Every JSON object or array in the reply: the whole of it, fenced blocks, then embedded ones."""
+    """Every JSON object or array in the reply: the whole of it, fenced blocks, then embedded ones.
+
+    Nesting too deep for the parser (``[[[[…``, a degenerate reply) counts as not JSON."""
     try:
         yield json.loads(reply)
         return
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     for block in _FENCE.findall(reply):
         try:
             yield json.loads(block)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     decoder = json.JSONDecoder()
-    position = 0
-    while (match := _OPENER.search(reply, position)) is not None:
+    position = failures = 0
+    while failures < MAX_JSON_ATTEMPTS and (match := _OPENER.search(reply, position)) is not None:
         try:
             value, end = decoder.raw_decode(reply, match.start())
-        except ValueError:
+        except (ValueError, RecursionError):
             position = match.start() + 1
+            failures += 1
             continue
         if isinstance(value, dict | list):
             yield value

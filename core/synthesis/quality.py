@@ -26,7 +26,23 @@ ENGLISH_STOPWORDS = frozenset(_STOPWORDS.split())
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _TOKEN = re.compile(r"\w+")
 MIN_ENGLISH_SHARE = 0.12
+# An assistant declining the task, not a document: "I'm sorry, but I can't help with writing …",
+# "I cannot create these …", "As an AI …". An apology letter ("I am sorry for the delay in your
+# order") is a document: the refusal needs a "can't … write/help …" close to its start.
+_REFUSAL = re.compile(
+    r"^\W*(?:(?:(?:i['’]?m|i am) sorry|sorry|i apologi[sz]e|unfortunately)\b.{0,120}?"
+    r"\b(?:can['’]?t|cannot|unable|not able|won['’]t)\b.{0,40}?"
+    r"|i (?:can['’]?t|cannot|am unable to|['’]m unable to|won['’]t) )"
+    r"(?:help|assist|write|create|provide|comply|generate|produce|fulfil)"
+    r"|^\W*as an ai\b",
+    re.IGNORECASE | re.DOTALL,
+)
 MAX_SHINGLED_WORDS = 5000
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the text is the model declining to write, rather than a document."""
+    return _REFUSAL.match(text[:400]) is not None
 
 
 def english_share(text: str) -> float:
@@ -128,7 +144,8 @@ def screen(
 ) -> Screening:
     """Keep the candidates that pass every gate; count the others by reason.
 
-    Reasons: ``too_short``, ``too_long``, ``not_english``, ``duplicate`` (same text, ignoring
+    Reasons: ``refusal`` (the model declining the task), ``too_short``, ``too_long``,
+    ``not_english``, ``duplicate`` (same text, ignoring
     case and spacing, as a stored example or an earlier candidate) and ``near_duplicate``.
     ``seen_hashes`` and ``index`` are the run's memory: what is accepted is added to both, so
     later candidates are compared with it too.
@@ -137,7 +154,9 @@ def screen(
     for candidate in candidates:
         text = candidate.text.strip()
         digest = content_hash(text)
-        if len(text) < min_chars:
+        if is_refusal(text):
+            reason = "refusal"
+        elif len(text) < min_chars:
             reason = "too_short"
         elif len(text) > max_chars:
             reason = "too_long"

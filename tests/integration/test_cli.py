@@ -324,6 +324,7 @@ def test_an_import_while_another_training_runs_says_the_files_were_imported(
     assert result.returncode == 1
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "added": {"finance": 1, "legal": 1},
+        "superseded": 0,
         "labels": ["finance", "legal"],
         "created": [],
         "retired": [],

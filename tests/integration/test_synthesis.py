@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -448,6 +449,80 @@ def test_replies_without_a_readable_document_end_the_task_llm_bad_reply(
     # Then nothing is stored and the task says why
     assert (task.status, task.error_code) == ("FAILED", "llm_bad_reply")
     assert stored(runtime, task.id) == [] and task.result["rejected"]["bad_reply"] >= 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"choices": [{"message": {"role": "assistant", "content": 42}}]}).encode(),
+        json.dumps({"choices": "oops"}).encode(),
+        bytes(range(128, 256)) * 8,
+        json.dumps({"choices": [{"message": {"role": "assistant", "content": "[" * 3000}}]}).encode(),
+        json.dumps({"choices": [{"message": {"role": "assistant", "content": "{ " * 499_000}}]}).encode(),
+    ],
+    ids=["content-a-number", "choices-a-string", "not-utf8", "nested-too-deep", "a-megabyte-of-braces"],
+)
+def test_a_reply_that_is_not_a_completion_of_documents_ends_llm_bad_reply(
+    runtime: Runtime, industry: str, raw: bytes
+) -> None:
+    # Given a server whose every answer is broken in a way a lenient server's can be
+    with FakeLLM(serve_documents(AVIATION, before=lambda n: Reply(raw=raw))) as llm:
+        started = time.monotonic()
+        task = synthesise(runtime, llm_settings(runtime, llm), industry, 2)
+        elapsed = time.monotonic() - started
+    # Then the task ends with the code for a bad reply, not internal_error and a traceback (and a
+    # megabyte of "{ " is refused at once: reading it as JSON took minutes, uncancellable)
+    assert (task.status, task.error_code) == ("FAILED", "llm_bad_reply"), task
+    assert stored(runtime, task.id) == []
+    assert elapsed < 30
+
+
+def test_a_reply_trickled_past_the_timeout_is_cut_off_and_retried(runtime: Runtime, industry: str) -> None:
+    # Given a server that sends each reply 64 bytes at a time, a piece every 0.3 s (each wait for
+    # bytes is short; a whole reply takes half a minute)
+    documents = serve_documents(fresh(AVIATION))
+
+    def dawdling(body: dict[str, Any], number: int) -> Reply:
+        reply = documents(body, number)
+        return dataclasses.replace(reply, trickle=0.3) if number else reply  # the genres come at once
+
+    with FakeLLM(dawdling) as llm:
+        settings = llm_settings(runtime, llm, llm_timeout_seconds=2.0, llm_max_retries=1)
+        started = time.monotonic()
+        task = synthesise(runtime, settings, industry, 2)
+        elapsed = time.monotonic() - started
+        sent = len(llm.requests)
+    # Then each request is cut off at the timeout, retried, and the task fails in seconds
+    assert (task.status, task.error_code) == ("FAILED", "llm_unavailable"), task.error_message
+    assert "Timeout" in task.error_message, task.error_message
+    assert sent == 3 and elapsed < 15, (sent, elapsed)
+
+
+def test_a_model_declining_the_task_is_no_training_document(runtime: Runtime, industry: str) -> None:
+    refusal = (
+        "I'm sorry, but I can't help with writing these documents. Creating realistic aviation incident "
+        "reports could be misused to mislead people about real flights, so I have to decline this request. "
+        "If you would like, I can explain how such reports are usually structured in general terms instead, "
+        "or help with another task."
+    )
+    apology = fresh(["I am sorry for the delay to your flight BA1428 on Friday. " + AVIATION[5]])[0]
+    with FakeLLM(serve_documents([refusal, apology])) as llm:
+        task = synthesise(runtime, llm_settings(runtime, llm), industry, 2)
+    # Then the refusal is rejected as one, and a passenger's apology letter is still a document
+    assert task.result["rejected"].get("refusal", 0) >= 1, task.result
+    assert [normalised(e.text) for e in stored(runtime, task.id)] == [normalised(apology)]
+
+
+def test_runs_side_by_side_share_the_endpoints_request_rate() -> None:
+    from core.synthesis.client import LlmClient
+
+    first = LlmClient(model="m", base_url="http://127.0.0.1:9/v1", requests_per_minute=60)
+    second = LlmClient(model="m", base_url="http://127.0.0.1:9/v1", requests_per_minute=60)
+    # Two synthesis runs at once, one request each: the second waits its turn (1 s at 60 a minute)
+    assert first._limiter.reserve() == pytest.approx(0.0, abs=0.05)
+    assert second._limiter.reserve() == pytest.approx(1.0, abs=0.05)
+    first.close()
+    second.close()
 
 
 def test_without_an_llm_the_request_is_accepted_and_ends_llm_not_configured(
