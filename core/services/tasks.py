@@ -337,6 +337,17 @@ def stale_tasks(
                 ).first():
                     silent.append((task_id, task_kind))  # nobody runs it any more
         silent = list(dict.fromkeys(silent))
+        for task in session.exec(
+            select(Task).where(Task.id.in_([i for i, _ in silent]), Task.cancel_requested)
+        ):
+            # Someone asked it to stop, and its worker is gone: it has stopped (whole batches kept).
+            task.status, task.stage = TaskStatus.CANCELLED, "cancelled (its worker was lost)"
+            task.finished_at = task.updated_at = now
+            session.add(task)
+            audit.record(
+                session, action=f"{task.kind}.cancelled", subject_type="task", subject_id=task.id, actor=None
+            )
+            silent.remove((task.id, task.kind))
         if silent:
             session.execute(
                 update(Task)

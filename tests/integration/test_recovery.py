@@ -290,3 +290,28 @@ def test_a_zip_whose_unpacking_worker_died_is_unpacked_again_within_minutes(tmp_
     assert tasks.get_task(engine=engine, task_id=task_id).status == "SUCCEEDED"
     assert sweep() == []
     engine.dispose()
+
+
+def test_a_task_cancelled_after_its_worker_died_ends_cancelled_instead_of_running_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.db import make_engine, migrate
+    from core.services import tasks
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cancel.db'}")
+    migrate(engine)
+    # Given a training task RUNNING whose worker was killed two minutes ago
+    queued, _ = request_training(engine=engine, mode="full")
+    with session_scope(engine) as session:
+        task = session.get(Task, queued.id)
+        task.status, task.updated_at = "RUNNING", utcnow() - timedelta(minutes=2)
+        session.add(task)
+    # When someone cancels it (the cancellation waits for a progress report that never comes)
+    assert tasks.cancel(engine=engine, task_id=queued.id, actor="test").status == "RUNNING"
+    with session_scope(engine) as session:  # ... and the lease's time to live goes by
+        task = session.get(Task, queued.id)
+        task.updated_at = utcnow() - timedelta(minutes=2)
+        session.add(task)
+    # Then the sweeper ends it CANCELLED rather than sending it to run again
+    leased = {"training": ("training", 90.0)}
+    assert tasks.stale_tasks(engine, pending_older_than=3600, silent_for=1800, leased=leased) == []
+    assert tasks.get_task(engine=engine, task_id=queued.id).status == "CANCELLED"
+    engine.dispose()
