@@ -26,9 +26,9 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 def presented_key(connection: ASGIConnection) -> str | None:
     header = connection.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return connection.headers.get("x-api-key") or None
+    if header.lower().startswith("bearer ") and header[7:].strip():
+        return header[7:].strip()
+    return connection.headers.get("x-api-key") or None  # an empty Bearer hides no X-API-Key
 
 
 def caller(connection: ASGIConnection) -> tuple[str, str]:

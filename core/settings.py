@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json: one object a line, with job ids.")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value  # "debug" works too
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

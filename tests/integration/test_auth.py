@@ -104,6 +104,11 @@ def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[
 
 def test_reads_need_only_an_annotator_key_in_either_header(keyed) -> None:  # type: ignore[no-untyped-def]
     assert keyed.get("/api/jobs", headers={"X-API-Key": "ann-key"}).status_code == 200
+    # (a client library sending an empty bearer token beside the key is still let in)
+    assert (
+        keyed.get("/api/jobs", headers={"Authorization": "Bearer ", "X-API-Key": "ann-key"}).status_code
+        == 200
+    )
     assert keyed.get("/api/models", headers={"Authorization": "Bearer ann-key"}).status_code == 200
     wrong = keyed.get("/api/jobs", headers={"X-API-Key": "nope"})
     assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")

@@ -119,3 +119,8 @@ def test_a_machine_that_refuses_heron_gets_one_line_not_a_traceback(
     assert "Traceback" not in result.stderr
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] == "unavailable" and says in error["message"], error
+
+
+def test_a_log_level_may_be_written_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERON_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
