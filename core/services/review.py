@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Text, cast, delete, func
+from sqlalchemy import Engine, Text, cast, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -144,17 +144,25 @@ def claim(*, engine: Engine, job_id: str, annotator: str, seconds: int) -> Claim
     try:
         with session_scope(engine) as session:
             existing_job(session, job_id)
-            held = session.get(ReviewClaim, job_id)
-            if held is None:
-                held = ReviewClaim(job_id=job_id, claimed_by=annotator, expires_at=expires)
-            elif held.claimed_by == annotator or _as_utc(held.expires_at) <= now:
-                held.claimed_by, held.expires_at = annotator, expires
-            else:
-                raise Conflict(
-                    f"Job {job_id!r} is being reviewed by {held.claimed_by} until "
-                    f"{_as_utc(held.expires_at):%H:%M:%S} UTC."
+            # Ours already, or run out: take it only if it still is when the row is written (two
+            # people claiming a run-out item at once both read it as free, and both were told
+            # they held it).
+            taken = session.execute(
+                update(ReviewClaim)
+                .where(
+                    ReviewClaim.job_id == job_id,
+                    (ReviewClaim.claimed_by == annotator) | (ReviewClaim.expires_at <= now),
                 )
-            session.add(held)
+                .values(claimed_by=annotator, expires_at=expires)
+            ).rowcount
+            if not taken:
+                held = session.get(ReviewClaim, job_id)
+                if held is not None:
+                    raise Conflict(
+                        f"Job {job_id!r} is being reviewed by {held.claimed_by} until "
+                        f"{_as_utc(held.expires_at):%H:%M:%S} UTC."
+                    )
+                session.add(ReviewClaim(job_id=job_id, claimed_by=annotator, expires_at=expires))
     except IntegrityError as race:
         raise Conflict(f"Job {job_id!r} was just claimed by someone else.") from race
     return Claim(job_id=job_id, claimed_by=annotator, expires_at=expires)

@@ -243,3 +243,29 @@ def test_a_correction_and_an_example_file_of_one_text_at_once_leave_it_one_label
         ).all()
     failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     assert len(labels) == 1 and not failed, (labels, outcomes)
+
+
+def test_an_item_whose_claim_ran_out_claimed_by_two_at_once_goes_to_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from core.db.tables import ReviewClaim, utcnow
+    from core.services import review
+
+    # Given an item whose earlier claim ran out
+    job = _one_job(engine)
+    with session_scope(engine) as session:
+        session.add(ReviewClaim(job_id=job, claimed_by="bob", expires_at=utcnow() - timedelta(seconds=1)))
+    # When two annotators claim it at the same moment
+    _lingering(monkeypatch, review, "existing_job")
+    outcomes = _in_threads(
+        lambda: review.claim(engine=engine, job_id=job, annotator="alice", seconds=300),
+        lambda: review.claim(engine=engine, job_id=job, annotator="carol", seconds=300),
+    )
+    # Then one holds it and the other is told so (both were told they held it, and one could then
+    # neither see it nor give it back)
+    held = [outcome.claimed_by for outcome in outcomes if isinstance(outcome, review.Claim)]
+    assert len(held) == 1 and sum(isinstance(o, Conflict) for o in outcomes) == 1, outcomes
+    with session_scope(engine) as session:
+        assert session.get(ReviewClaim, job).claimed_by == held[0]
