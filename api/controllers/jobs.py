@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, MultipartBody
 from litestar.status_codes import HTTP_200_OK
 
 from api.auth import actor, requires
-from api.controllers.common import Limit, Offset
+from api.controllers.common import Exclude, Limit, Offset
 from api.schemas import (
     Accepted,
     Batch,
@@ -137,8 +137,10 @@ class JobsController(Controller):
         label: FromQuery[str | None] = None,
         limit: Limit = 50,
         offset: Offset = 0,
+        exclude: Exclude = None,
     ) -> Page:
-        """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else.
+        """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else
+        (``?exclude=JOB_ID``, repeated: items the caller skipped).
 
         ``?strategy=label_issues`` lists approved training examples instead: those the model,
         cross-validated, confidently places elsewhere (``example_id``, ``label``, ``suggested``),
@@ -155,6 +157,7 @@ class JobsController(Controller):
             annotator=actor(request),
             limit=limit,
             offset=offset,
+            exclude=exclude or (),
         )
         return Page(items=items, total=total)
 
@@ -166,8 +169,13 @@ class JobsController(Controller):
         strategy: FromQuery[str] = "least_confidence",
         reason: FromQuery[str | None] = None,
         label: FromQuery[str | None] = None,
+        exclude: Exclude = None,
     ) -> ReviewClaimed:
-        """Claim the most uncertain item nobody else holds (for ``HERON_REVIEW_CLAIM_SECONDS``)."""
+        """Claim the most uncertain item nobody else holds (for ``HERON_REVIEW_CLAIM_SECONDS``).
+
+        To skip an item, give its claim back (``DELETE /api/review/{job_id}/claim``) and leave it
+        out of the next call (``?exclude=JOB_ID``, repeated): the same item comes back otherwise.
+        """
         who = actor(request) or "anonymous"
         seconds = runtime.settings.review_claim_seconds
         item = review.claim_next(
@@ -177,6 +185,7 @@ class JobsController(Controller):
             strategy=strategy,
             reason=reason,
             label=label,
+            exclude=exclude or (),
         )
         if item is None:
             return ReviewClaimed(job=None)

@@ -188,6 +188,15 @@ def test_a_claimed_item_is_hidden_from_other_annotators(client) -> None:  # type
     client.delete(f"/api/review/{held}/claim", headers=bob)
     if other:
         client.delete(f"/api/review/{other['id']}/claim", headers=bob)
+    # A client skips an item by giving it back and leaving it out of its next call
+    first = client.post("/api/review/next", headers=ada).json()["job"]
+    client.delete(f"/api/review/{first['id']}/claim", headers=ada)
+    after_skip = client.post("/api/review/next", headers=ada, params={"exclude": [first["id"]]}).json()["job"]
+    assert after_skip is None or after_skip["id"] != first["id"]
+    listed = client.get("/api/review", headers=ada, params={"exclude": [first["id"]], "limit": 1000}).json()
+    assert first["id"] not in {item["id"] for item in listed["items"]}
+    if after_skip:
+        client.delete(f"/api/review/{after_skip['id']}/claim", headers=ada)
     missing = client.post("/api/review/nope/claim", headers=ada)
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     gone = client.delete("/api/review/nope/claim", headers=ada)
