@@ -106,7 +106,7 @@ class FeedbackDecision:
 def list_feedback(
     *, engine: Engine, status: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[FeedbackView], int]:
-    """Feedback, oldest first; ``disagreement`` flags jobs whose annotators gave different labels."""
+    """Feedback, oldest first; ``disagreement`` flags documents whose annotators' latest labels differ."""
     query = select(Feedback)
     if status:
         if status not in {s.value for s in FeedbackStatus}:
@@ -121,13 +121,19 @@ def list_feedback(
 def _feedback_views(session: Session, rows: list[Feedback]) -> list[FeedbackView]:
     """Views of ``rows`` in three queries however many there are (a page of the approval queue)."""
     job_ids = list({row.job_id for row in rows})
-    labels: dict[str, set[str]] = {}
-    for job_id, label in session.exec(
-        select(Feedback.job_id, Feedback.label).where(
-            Feedback.job_id.in_(job_ids), Feedback.status != FeedbackStatus.rejected
-        )
+    documents = dict(session.exec(select(Job.id, Job.document_id).where(Job.id.in_(job_ids))).all())
+    # Per document (whichever upload of it a correction came through), each author's latest label:
+    # people disagree when those differ; one person changing their mind is no disagreement.
+    latest: dict[int, dict[str | None, tuple[int, str]]] = {}
+    for feedback_id, document_id, author, label in session.exec(
+        select(Feedback.id, Job.document_id, Feedback.author, Feedback.label)
+        .join(Job, Job.id == Feedback.job_id)
+        .where(Job.document_id.in_(set(documents.values())), Feedback.status != FeedbackStatus.rejected)
     ):
-        labels.setdefault(job_id, set()).add(label)
+        by_author = latest.setdefault(document_id, {})
+        if author not in by_author or by_author[author][0] < feedback_id:
+            by_author[author] = (feedback_id, label)
+    disputed = {document for document, by in latest.items() if len({label for _, label in by.values()}) > 1}
     predicted = dict(
         session.exec(select(Prediction.job_id, Prediction.label).where(Prediction.job_id.in_(job_ids))).all()
     )
@@ -142,7 +148,7 @@ def _feedback_views(session: Session, rows: list[Feedback]) -> list[FeedbackView
             created_at=row.created_at,
             reviewed_at=row.reviewed_at,
             predicted=predicted.get(row.job_id),
-            disagreement=len(labels.get(row.job_id, ())) > 1,
+            disagreement=documents.get(row.job_id) in disputed,
         )
         for row in rows
     ]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, Text, cast, delete, func, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from core.classify.model import REVIEW_REASONS
@@ -99,9 +100,33 @@ def _queue(
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     if reason and reason not in REVIEW_REASONS:
         raise Invalid(f"Unknown review reason {reason!r}; use one of {', '.join(REVIEW_REASONS)}.")
-    labelled = select(Feedback.job_id).where(Feedback.status != FeedbackStatus.rejected)
+    # A document is reviewed once, whichever upload of it: none labelled through any of its jobs
+    # (or approved as an example) is shown again, and of several uploads only the first is shown.
+    labelled = (
+        select(Job.document_id)
+        .join(Feedback, Feedback.job_id == Job.id)
+        .where(Feedback.status != FeedbackStatus.rejected)
+    )
+    trained = select(TrainingExample.document_id).where(
+        TrainingExample.status == ExampleStatus.approved, TrainingExample.document_id.is_not(None)
+    )
     claimed_by_others = select(ReviewClaim.job_id).where(
         ReviewClaim.expires_at > utcnow(), ReviewClaim.claimed_by != (annotator or "")
+    )
+    earlier, its = aliased(Job), aliased(Prediction)
+    first_upload = (earlier.created_at < Job.created_at) | (
+        (earlier.created_at == Job.created_at) & (earlier.id < Job.id)
+    )
+    earlier_upload = (
+        select(earlier.id)
+        .join(its, its.job_id == earlier.id)
+        .where(
+            earlier.document_id == Job.document_id,
+            earlier.status == JobStatus.COMPLETED,
+            its.needs_review,
+            first_upload,
+        )
+        .exists()
     )
     query = (
         select(Job)
@@ -109,8 +134,10 @@ def _queue(
         .where(
             Job.status == JobStatus.COMPLETED,
             Prediction.needs_review,
-            Job.id.not_in(labelled),
+            Job.document_id.not_in(labelled),
+            Job.document_id.not_in(trained),
             Job.id.not_in(claimed_by_others),
+            ~earlier_upload,
         )
     )
     if label:

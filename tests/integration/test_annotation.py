@@ -276,3 +276,47 @@ def test_the_index_is_read_at_start_and_reread_in_the_background_without_losing_
     assert similar._index(engine) is not index
     after = heron.get(f"/api/jobs/{letter['id']}/similar", params={"limit": 100}).json()["items"]
     assert [i["job_id"] for i in after] == before
+
+
+def test_a_document_uploaded_twice_is_one_review_item_and_one_question_to_annotators(heron) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.db.tables import Prediction
+
+    text = "Minutes: the partners discussed the office lease renewal and the bank's overdraft terms. Copy 2."
+    twice = [_classified(heron, name, text.encode()) for name in ("minutes.txt", "minutes-again.txt")]
+    with session_scope(heron.app.state.runtime.engine) as session:  # both are unsure answers
+        for prediction in session.exec(
+            select(Prediction).where(Prediction.job_id.in_([j["id"] for j in twice]))
+        ):
+            prediction.needs_review = True
+            session.add(prediction)
+    ids = {job["id"] for job in twice}
+
+    def queued() -> set[str]:
+        return {item["id"] for item in heron.get("/api/review", params={"limit": 1000}).json()["items"]} & ids
+
+    # The same document, uploaded twice, is one item in the queue (two people labelled it twice)
+    assert len(queued()) == 1
+    # Once Ali labels it through one upload, neither upload is asked about again
+    first, second = twice
+    ali, bo = {"X-Heron-User": "ali"}, {"X-Heron-User": "bo"}
+    heron.post(
+        "/api/feedback", json={"job_id": first["id"], "corrected_classification": "legal"}, headers=ali
+    )
+    assert queued() == set()
+    # And when Bo labels it otherwise through the other upload, both corrections say they disagree
+    # (the flag was per upload, and approving both was then refused for that very disagreement)
+    heron.post(
+        "/api/feedback", json={"job_id": second["id"], "corrected_classification": "finance"}, headers=bo
+    )
+    pending = heron.get("/api/feedback", params={"status": "pending", "limit": 1000}).json()["items"]
+    mine = [item for item in pending if item["job_id"] in ids]
+    assert len(mine) == 2 and all(item["disagreement"] for item in mine), mine
+    # While one person changing their mind is no disagreement
+    heron.post(
+        "/api/feedback", json={"job_id": first["id"], "corrected_classification": "finance"}, headers=ali
+    )
+    pending = heron.get("/api/feedback", params={"status": "pending", "limit": 1000}).json()["items"]
+    assert not any(item["disagreement"] for item in pending if item["job_id"] in ids), pending
