@@ -56,7 +56,7 @@ def metrics(runtime: NamedDependency[Runtime]) -> Response:
     """Prometheus metrics for the whole deployment (read from the database): jobs by status, queue
     depth, upload→result latency, escalation and review rates, tasks, the active model version."""
     body = figures.prometheus_text(engine=runtime.engine)
-    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 @get("/health", tags=["health"])

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
 from core.classify.training import prototype_sentences
-from core.db import session_scope
+from core.db import one_at_a_time, session_scope
 from core.db.tables import EvaluationReport, ModelStatus, ModelVersion, utcnow
 from core.errors import Conflict, Invalid, ModelNotReady, NotFound
 from core.services import audit
@@ -52,8 +52,14 @@ def store_version(
     return version
 
 
+# Whatever decides which version is active takes this turn first (``one_at_a_time``), so that two
+# activations at once leave exactly one active version, the later one: they had left several, or none.
+ACTIVATION_TURN = "model activation"
+
+
 def activate(session: Session, version_id: int, *, actor: str | None = None) -> ModelVersion:
-    """Make ``version_id`` the one active version (also how a rollback is done)."""
+    """Make ``version_id`` the one active version (also how a rollback is done). The caller's
+    transaction has taken ``ACTIVATION_TURN`` before reading what it decides on."""
     version = session.get(ModelVersion, version_id)
     if version is None:
         raise NotFound(f"Model version {version_id} does not exist.")
@@ -62,10 +68,12 @@ def activate(session: Session, version_id: int, *, actor: str | None = None) -> 
             f"Model version {version_id} was trained by an older Heron (format {found!r}) and cannot be "
             "served; retrain instead."
         )
-    for current in session.exec(select(ModelVersion).where(ModelVersion.status == ModelStatus.active)):
-        if current.id != version_id:
-            current.status = ModelStatus.retired
-            session.add(current)
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.status == ModelStatus.active, ModelVersion.id != version_id)
+        .values(status=ModelStatus.retired)
+        .execution_options(synchronize_session="fetch")
+    )
     version.status = ModelStatus.active
     version.activated_at = utcnow()
     session.add(version)
@@ -203,6 +211,7 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
         cannot be served. Conflict: it knows none of the active industries.
     """
     with session_scope(engine) as session:
+        one_at_a_time(session, ACTIVATION_TURN)
         active = active_industry_names(session)
         version = session.get(ModelVersion, version_id)
         if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:

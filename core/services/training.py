@@ -48,7 +48,13 @@ from core.errors import Conflict, HeronError, Invalid, ModelNotReady
 from core.evaluation import evaluation_report, routing_curve
 from core.services import audit, leases, tasks
 from core.services.industries import active_industries, catch_all_industry
-from core.services.models import activate, active_version_id, industry_prototypes, store_version
+from core.services.models import (
+    ACTIVATION_TURN,
+    activate,
+    active_version_id,
+    industry_prototypes,
+    store_version,
+)
 from core.work import WorkSender
 
 log = logging.getLogger(__name__)
@@ -383,6 +389,9 @@ def _train(
             },
         )
     )
+    # Asked again just before anything is stored: the comparison takes seconds, and a run
+    # cancelled meanwhile stored and activated its version.
+    progress(3, "storing the version" + (" and activating it" if promotion["activated"] else ""))
     return _register(
         engine,
         fit.model,
@@ -605,6 +614,7 @@ def _register(
         headline["gold_macro_f1"] = reports[GOLD_DATASET]["macro_f1"]
         headline["gold_n"] = reports[GOLD_DATASET]["n"]
     with session_scope(engine) as session:
+        one_at_a_time(session, ACTIVATION_TURN)  # a rollback at this moment is seen, not undone
         active = active_version_id(session)
         if promotion["activated"] and promotion["rule"] != "none" and active != parent_id:
             # Someone activated another version while this one trained (a rollback, most likely):

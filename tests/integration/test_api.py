@@ -289,6 +289,9 @@ def test_metrics_report_jobs_latency_and_the_active_model(client) -> None:  # ty
     response = client.get("/metrics")
     # Then it gets the text format with jobs by status, latency quantiles and the model version
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    # (a valid media type: Prometheus 3 refuses a scrape whose parameters repeat)
+    parameters = [part.split("=")[0].strip() for part in response.headers["content-type"].split(";")[1:]]
+    assert sorted(parameters) == ["charset", "version"], response.headers["content-type"]
     values = dict(re.findall(r"^(heron_\S+) (\S+)$", response.text, flags=re.MULTILINE))
     assert float(values['heron_jobs{status="COMPLETED"}']) >= 1
     assert float(values["heron_job_latency_seconds_count"]) >= 1

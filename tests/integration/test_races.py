@@ -269,3 +269,34 @@ def test_an_item_whose_claim_ran_out_claimed_by_two_at_once_goes_to_one(
     assert len(held) == 1 and sum(isinstance(o, Conflict) for o in outcomes) == 1, outcomes
     with session_scope(engine) as session:
         assert session.get(ReviewClaim, job).claimed_by == held[0]
+
+
+def test_versions_activated_at_once_leave_exactly_one_active(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.db.tables import ModelVersion
+    from core.services import models
+    from core.services.models import activate_version, active_version_id
+
+    # Given three stored versions that can serve the active industries
+    with session_scope(engine) as session:
+        session.add(ModelVersion(status="active", artifact=b"", artifact_sha256="0" * 64, kind="full"))
+    for name in ("finance", "legal"):
+        create_industry(engine=engine, name=name, description=f"Documents about {name}.")
+    monkeypatch.setattr(models.HeronModel, "format_of", staticmethod(lambda artifact: models.MODEL_FORMAT))
+    monkeypatch.setattr(models, "_check_servable", lambda version, active: None)
+    with session_scope(engine) as session:
+        for _ in range(2):
+            session.add(ModelVersion(status="candidate", artifact=b"", artifact_sha256="0" * 64, kind="full"))
+    # When two admins activate different versions at the same moment
+    _lingering(monkeypatch, models, "active_industry_names")
+    outcomes = _in_threads(
+        lambda: activate_version(engine=engine, version_id=2),
+        lambda: activate_version(engine=engine, version_id=3),
+    )
+    # Then exactly one version is active, and it is one of theirs (they had left two, or none,
+    # and every upload then failed)
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    with session_scope(engine) as session:
+        active = session.exec(select(ModelVersion.id).where(ModelVersion.status == "active")).all()
+        assert len(active) == 1 and active[0] in (2, 3) and active_version_id(session) == active[0], active

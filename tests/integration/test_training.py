@@ -323,6 +323,35 @@ def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(f
         assert session.get(Task, task_id).status == "CANCELLED"
 
 
+def test_a_training_run_cancelled_while_it_compares_with_the_active_model_stores_nothing(  # type: ignore[no-untyped-def]
+    fresh, monkeypatch
+) -> None:
+    from core.db.tables import Task
+    from core.services import tasks, training
+
+    with session_scope(fresh.engine) as session:
+        task = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4)
+        task_id = task.id
+    with session_scope(fresh.engine) as session:
+        versions = len(session.exec(select(ModelVersion)).all())
+    compare = training.promotion_decision
+
+    def cancelled_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        tasks.cancel(engine=fresh.engine, task_id=task_id, actor="ada")  # during its last stage
+        return compare(**kwargs)
+
+    monkeypatch.setattr(training, "promotion_decision", cancelled_meanwhile)
+    # When the run is cancelled while it compares itself with the active model
+    outcome = run_training_task(
+        engine=fresh.engine, task_id=task_id, policy=fresh.policy, encoder=fresh.training_encoder
+    )
+    # Then it stores nothing (the cancel was accepted, and the version was stored and went live)
+    assert outcome == "cancelled"
+    with session_scope(fresh.engine) as session:
+        assert len(session.exec(select(ModelVersion)).all()) == versions
+        assert session.get(Task, task_id).status == "CANCELLED"
+
+
 def test_a_rollback_while_a_run_trains_is_not_undone_by_it(fresh, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from core.services import training
     from core.services.models import activate_version, list_versions
