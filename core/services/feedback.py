@@ -283,6 +283,8 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
     if exists is not None:
         if exists.status != ExampleStatus.approved:  # superseded once, and now the last word again
             exists.status = ExampleStatus.approved
+            # It trains again because of this approval: the version that learns it names this one.
+            exists.feedback_id = feedback.id
             session.add(exists)
         return
     session.add(

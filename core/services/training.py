@@ -552,7 +552,21 @@ def _trained_on(data: _Data, labels: list[str], fingerprint: str) -> dict[str, A
     imports or industries that triggered it), for its report."""
     ids = [e["id"] for e in data.train]
     parent_ids = set(expand_ranges(data.parent_trained_on.get("example_ids", [])))
-    new = [(e, label) for e, label in zip(data.train, labels, strict=True) if e["id"] not in parent_ids]
+    # The label each example trained under in the parent (versions from before this was kept
+    # have none): an example relabelled, or carved into a new industry, is learned anew.
+    parent_label = {
+        example_id: label
+        for label, runs in data.parent_trained_on.get("label_ids", {}).items()
+        for example_id in expand_ranges(runs)
+    }
+    new = [
+        (e, label)
+        for e, label in zip(data.train, labels, strict=True)
+        if e["id"] not in parent_ids or parent_label.get(e["id"], label) != label
+    ]
+    by_label: dict[str, list[int]] = {}
+    for e, label in zip(data.train, labels, strict=True):
+        by_label.setdefault(label, []).append(e["id"])
     parent_industries = set(data.parent_trained_on.get("industries", []))
     return {
         "examples": len(ids),
@@ -560,6 +574,7 @@ def _trained_on(data: _Data, labels: list[str], fingerprint: str) -> dict[str, A
         "by_source": dict(Counter(str(e["source"]) for e in data.train)),
         "max_example_id": max(ids),
         "example_ids": id_ranges(ids),
+        "label_ids": {label: id_ranges(members) for label, members in sorted(by_label.items())},
         "fingerprint": fingerprint,
         "industries": data.labels,
         "carved": sum(e["label"] != label for e, label in zip(data.train, labels, strict=True)),

@@ -320,3 +320,64 @@ def test_a_document_uploaded_twice_is_one_review_item_and_one_question_to_annota
     )
     pending = heron.get("/api/feedback", params={"status": "pending", "limit": 1000}).json()["items"]
     assert not any(item["disagreement"] for item in pending if item["job_id"] in ids), pending
+
+
+def test_every_version_names_the_change_that_made_it_even_a_label_given_back_or_relabelled(heron) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import time
+
+    from sqlmodel import select
+
+    from core.corpus import is_holdout
+    from core.db import session_scope
+    from core.db.tables import Job, ModelVersion, TrainingExample
+
+    engine = heron.app.state.runtime.engine
+
+    def trains(candidate: str) -> bool:  # its document lands in the training split, not the gold set
+        return not is_holdout(f"document:{hashlib.sha256(candidate.encode()).hexdigest()}")
+
+    text = next(candidate for i in range(100) if trains(candidate := f"{FINANCE[1]} Ref {i}."))
+    job = _classified(heron, "statement.txt", text.encode())
+
+    def learned_by_a_new_version(before: set[int]) -> list[dict]:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with session_scope(engine) as session:
+                new = [v for v in session.exec(select(ModelVersion)) if v.id not in before]
+                learned = [item for v in new for item in (v.trained_on or {}).get("learned", [])]
+            if learned:
+                return learned
+            time.sleep(0.5)
+        raise AssertionError("no version learned anything")
+
+    def versions() -> set[int]:
+        with session_scope(engine) as session:
+            return set(session.exec(select(ModelVersion.id)).all())
+
+    def approve(label: str) -> int:
+        before = versions()
+        sent = heron.post("/api/feedback", json={"job_id": job["id"], "corrected_classification": label})
+        feedback_id = sent.json()["feedback_id"]
+        assert heron.post(f"/api/feedback/{feedback_id}/approve").status_code == 200
+        learned = learned_by_a_new_version(before)
+        assert {(item["feedback_id"], item["label"]) for item in learned} >= {(feedback_id, label)}, learned
+        return feedback_id
+
+    # A correction, another, and the first label given back: each version names the approval that
+    # made it (the third named the first approval, and the one that triggered it appeared nowhere)
+    approve("legal")
+    approve("finance")
+    approve("legal")
+    # And a reviewer's relabelling of the example is what the next version learned (it said nothing)
+    with session_scope(engine) as session:
+        document_id = session.get(Job, job["id"]).document_id
+        example_id = session.exec(
+            select(TrainingExample.id).where(
+                TrainingExample.document_id == document_id, TrainingExample.status == "approved"
+            )
+        ).one()
+    before = versions()
+    assert heron.post(f"/api/examples/{example_id}/relabel", json={"label": "education"}).status_code == 200
+    learned = learned_by_a_new_version(before)
+    assert {(item["example_id"], item["label"]) for item in learned} >= {(example_id, "education")}, learned

@@ -33,7 +33,7 @@ def _trained_on(version: VersionView) -> str:
         return ""
     text = f"{examples} examples"
     if trained_on.get("new_examples"):
-        text += f" (+{trained_on['new_examples']} new, {trained_on.get('rehearsal_examples', 0)} rehearsed)"
+        text += f" (+{trained_on['new_examples']} new)"
     return text
 
 
@@ -98,7 +98,8 @@ st.dataframe(
         "trained at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         "activated at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
         "macro-F1": st.column_config.NumberColumn(
-            format="%.3f", help="On the held-out documents: the starter holdout plus the gold set."
+            format="%.3f",
+            help="On the starter holdout (our own documents); the gold set of approvals is in each report.",
         ),
         "accuracy": st.column_config.NumberColumn(format="%.3f"),
         "ECE": st.column_config.NumberColumn(format="%.3f"),
