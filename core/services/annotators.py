@@ -51,8 +51,10 @@ def annotator_report(*, engine: Engine) -> AnnotatorsReport:
             .where(Feedback.author.is_not(None))
             .order_by(Feedback.id)
         ).all()
-        gold_rows = session.exec(
-            select(TrainingExample.document_id, TrainingExample.label, TrainingExample.feedback_id).where(
+        gold_rows = session.exec(  # with the author of the correction that made it gold
+            select(TrainingExample.document_id, TrainingExample.label, Feedback.author)
+            .join(Feedback, Feedback.id == TrainingExample.feedback_id, isouter=True)
+            .where(
                 TrainingExample.split == Split.holdout,
                 TrainingExample.status == ExampleStatus.approved,
                 TrainingExample.document_id.is_not(None),
@@ -68,8 +70,10 @@ def annotator_report(*, engine: Engine) -> AnnotatorsReport:
     for author in sorted(labels):
         scored = [
             label == gold[document_id][0]
-            for document_id, (feedback_id, label) in labels[author].items()
-            if document_id in gold and gold[document_id][1] != feedback_id
+            for document_id, (_, label) in labels[author].items()
+            # Not the document whose gold label the annotator gave: that is no test of them,
+            # however often they say it again.
+            if document_id in gold and gold[document_id][1] != author
         ]
         annotators.append(
             AnnotatorView(

@@ -381,3 +381,32 @@ def test_every_version_names_the_change_that_made_it_even_a_label_given_back_or_
     assert heron.post(f"/api/examples/{example_id}/relabel", json={"label": "education"}).status_code == 200
     learned = learned_by_a_new_version(before)
     assert {(item["example_id"], item["label"]) for item in learned} >= {(example_id, "education")}, learned
+
+
+def test_an_annotator_is_never_scored_on_the_gold_label_they_gave(heron) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from core.corpus import is_holdout
+
+    def gold(candidate: str) -> bool:  # its approved label goes to the gold set
+        return is_holdout(f"document:{hashlib.sha256(candidate.encode()).hexdigest()}")
+
+    text = next(candidate for i in range(200) if gold(candidate := f"{HEALTHCARE[2]} Gold {i}."))
+    job = _classified(heron, "xray.txt", text.encode())
+    dee, eli = {"X-Heron-User": "dee"}, {"X-Heron-User": "eli"}
+    # Given Dee's correction, approved into the gold set, and Eli's label of the same document
+    made = heron.post(
+        "/api/feedback", json={"job_id": job["id"], "corrected_classification": "healthcare"}, headers=dee
+    )
+    assert heron.post(f"/api/feedback/{made.json()['feedback_id']}/approve").status_code == 200
+    heron.post(
+        "/api/feedback", json={"job_id": job["id"], "corrected_classification": "healthcare"}, headers=eli
+    )
+    # When Dee says the same again
+    heron.post(
+        "/api/feedback", json={"job_id": job["id"], "corrected_classification": "healthcare"}, headers=dee
+    )
+    # Then Eli is scored on the gold document, and Dee is not (her own label made it gold)
+    people = {a["name"]: a for a in heron.get("/api/annotators").json()["annotators"]}
+    assert (people["eli"]["gold_n"], people["eli"]["gold_accuracy"]) == (1, 1.0), people["eli"]
+    assert people["dee"]["gold_n"] == 0, people["dee"]
