@@ -18,6 +18,7 @@ from core.db.tables import (
     ExampleStatus,
     Feedback,
     FeedbackStatus,
+    Industry,
     Job,
     JobStatus,
     Prediction,
@@ -27,6 +28,7 @@ from core.db.tables import (
 )
 from core.errors import Conflict, Invalid
 from core.services.examples import label_kept, preview
+from core.services.industries import normalise_name
 from core.services.jobs import JobView, existing_job, job_views
 from core.services.training import LABEL_ISSUES_DATASET
 from core.uncertainty import STRATEGIES, uncertainty
@@ -140,8 +142,11 @@ def _queue(
             ~earlier_upload,
         )
     )
-    if label:
-        query = query.where(Prediction.label == label)
+    if label:  # written as people write it ("Legal", " legal "), as the other filters take it
+        name = normalise_name(label)
+        if session.exec(select(Industry.id).where(Industry.name == name)).first() is None:
+            raise Invalid(f"Unknown industry {label!r}.")
+        query = query.where(Prediction.label == name)
     if reason:
         # The reasons are a JSON list of words from a fixed vocabulary, each quoted in its text.
         query = query.where(cast(Prediction.review_reasons, Text).contains(f'"{reason}"', autoescape=True))

@@ -209,7 +209,12 @@ def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[S
         job = existing_job(session, job_id)
         target = session.get(Document, job.document_id)
         if target is None or target.vector is None:
-            raise NotClassified(f"Job {job_id!r} has not been classified yet; nothing to compare it with.")
+            why = (
+                f"failed ({job.error_code}): its document could not be read"
+                if job.status == JobStatus.FAILED
+                else "has not been classified yet"
+            )
+            raise NotClassified(f"Job {job_id!r} {why}; nothing to compare it with.")
         target_scores = session.exec(select(Prediction.scores).where(Prediction.job_id == job_id)).first()
         labelled = session.exec(
             select(Job.document_id)

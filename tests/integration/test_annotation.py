@@ -92,6 +92,10 @@ def test_every_answer_carries_evidence_that_is_a_real_span_of_its_text(heron) ->
 def test_the_text_of_unknown_or_unread_jobs_is_a_clear_answer(heron) -> None:  # type: ignore[no-untyped-def]
     assert heron.get("/api/jobs/nope/text").json()["code"] == "not_found"
     assert heron.get("/api/jobs/nope/similar").status_code == 404
+    broken = heron.post("/api/classify_file", files={"file": ("broken.pdf", b"%PDF-1.7 garbage")}).json()
+    assert wait_for_job(heron, broken["job_id"])["status"] == "FAILED"
+    failed = heron.get(f"/api/jobs/{broken['job_id']}/similar")  # not "not classified yet": it never will be
+    assert failed.status_code == 409 and "failed (corrupt)" in failed.json()["message"], failed.json()
 
 
 def test_more_like_this_finds_the_same_kind_of_document_and_labels_a_selection_in_one_action(heron) -> None:  # type: ignore[no-untyped-def]

@@ -230,6 +230,12 @@ def test_a_filter_with_an_unknown_value_is_refused_not_answered_empty(client) ->
     # The known values still filter
     assert client.get("/api/jobs", params={"status": "COMPLETED"}).status_code == 200
     assert client.get("/api/review", params={"reason": "new_industry_taken"}).status_code == 200
+    # An industry is named in the review filter as anywhere else ("Legal" listed nothing), and an
+    # unknown one is refused like an unknown reason (it listed nothing, with 200)
+    exact = client.get("/api/review", params={"label": "legal", "limit": 1000}).json()
+    assert client.get("/api/review", params={"label": " Legal ", "limit": 1000}).json() == exact
+    unknown = client.get("/api/review", params={"label": "astrology"})
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "invalid")
 
 
 def test_wait_returns_the_finished_job_inline(client) -> None:  # type: ignore[no-untyped-def]
