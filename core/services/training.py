@@ -559,13 +559,11 @@ def _trained_on(data: _Data, labels: list[str], fingerprint: str) -> dict[str, A
         for label, runs in data.parent_trained_on.get("label_ids", {}).items()
         for example_id in expand_ranges(runs)
     }
-    new = [
-        (e, label)
-        for e, label in zip(data.train, labels, strict=True)
-        if e["id"] not in parent_ids or parent_label.get(e["id"], label) != label
-    ]
+    pairs = list(zip(data.train, labels, strict=True))
+    new = [(e, label) for e, label in pairs if e["id"] not in parent_ids]
+    relabelled = [(e, label) for e, label in pairs if parent_label.get(e["id"], label) != label]
     by_label: dict[str, list[int]] = {}
-    for e, label in zip(data.train, labels, strict=True):
+    for e, label in pairs:
         by_label.setdefault(label, []).append(e["id"])
     parent_industries = set(data.parent_trained_on.get("industries", []))
     return {
@@ -577,8 +575,9 @@ def _trained_on(data: _Data, labels: list[str], fingerprint: str) -> dict[str, A
         "label_ids": {label: id_ranges(members) for label, members in sorted(by_label.items())},
         "fingerprint": fingerprint,
         "industries": data.labels,
-        "carved": sum(e["label"] != label for e, label in zip(data.train, labels, strict=True)),
+        "carved": sum(e["label"] != label for e, label in pairs),
         "new_examples": len(new),
+        "relabelled_examples": len(relabelled),
         "new_industries": [label for label in data.labels if label not in parent_industries],
         "learned": [
             {
@@ -588,7 +587,7 @@ def _trained_on(data: _Data, labels: list[str], fingerprint: str) -> dict[str, A
                 "feedback_id": e["feedback_id"],
                 "origin": e["origin"],
             }
-            for e, label in new[:LEARNED_LISTED]
+            for e, label in (new + relabelled)[:LEARNED_LISTED]
         ],
     }
 
