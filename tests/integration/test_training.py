@@ -301,7 +301,6 @@ def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh)
 
 
 def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(fresh) -> None:  # type: ignore[no-untyped-def]
-    from core.db.tables import Task
     from core.services import tasks
 
     # Given a training run asked to cancel just as a worker took it
@@ -310,13 +309,19 @@ def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(f
         task.cancel_requested = True
         session.add(task)
         task_id = task.id
+    # When the worker runs it, it stops at its next stage: no version stored, none activated
+    _runs_cancelled_storing_nothing(fresh, task_id)
+
+
+def _runs_cancelled_storing_nothing(fresh, task_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Run the training task: it must end CANCELLED, with no version stored (none activated)."""
+    from core.db.tables import Task
+
     with session_scope(fresh.engine) as session:
         versions = len(session.exec(select(ModelVersion)).all())
-    # When the worker runs it
     outcome = run_training_task(
         engine=fresh.engine, task_id=task_id, policy=fresh.policy, encoder=fresh.training_encoder
     )
-    # Then it stops at its next stage: no version stored, none activated, the task CANCELLED
     assert outcome == "cancelled"
     with session_scope(fresh.engine) as session:
         assert len(session.exec(select(ModelVersion)).all()) == versions
@@ -326,14 +331,11 @@ def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(f
 def test_a_training_run_cancelled_while_it_compares_with_the_active_model_stores_nothing(  # type: ignore[no-untyped-def]
     fresh, monkeypatch
 ) -> None:
-    from core.db.tables import Task
     from core.services import tasks, training
 
     with session_scope(fresh.engine) as session:
         task = tasks.create_task(session, kind="training", params={"mode": "full"}, total=4)
         task_id = task.id
-    with session_scope(fresh.engine) as session:
-        versions = len(session.exec(select(ModelVersion)).all())
     compare = training.promotion_decision
 
     def cancelled_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
@@ -341,15 +343,9 @@ def test_a_training_run_cancelled_while_it_compares_with_the_active_model_stores
         return compare(**kwargs)
 
     monkeypatch.setattr(training, "promotion_decision", cancelled_meanwhile)
-    # When the run is cancelled while it compares itself with the active model
-    outcome = run_training_task(
-        engine=fresh.engine, task_id=task_id, policy=fresh.policy, encoder=fresh.training_encoder
-    )
-    # Then it stores nothing (the cancel was accepted, and the version was stored and went live)
-    assert outcome == "cancelled"
-    with session_scope(fresh.engine) as session:
-        assert len(session.exec(select(ModelVersion)).all()) == versions
-        assert session.get(Task, task_id).status == "CANCELLED"
+    # When the run is cancelled while it compares itself with the active model, it stores nothing
+    # (the cancel was accepted, and the version was stored and went live)
+    _runs_cancelled_storing_nothing(fresh, task_id)
 
 
 def test_a_rollback_while_a_run_trains_is_not_undone_by_it(fresh, monkeypatch) -> None:  # type: ignore[no-untyped-def]
