@@ -11,6 +11,7 @@ another site's page.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from core.auth import actor_name, allows, role_of
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "0.0.0.0", "testclient", "testserver", "testserver.local"}
+LOOPBACK = {"localhost", "testclient", "testserver", "testserver.local"}  # and 127.0.0.0/8, ::1
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -61,8 +62,14 @@ def _utf8(header: str) -> str:
 
 
 def _loopback(host: str | None) -> bool:
+    """A loopback address or name. Only an address counts by its value: "127.0.0.1.nip.io" is a
+    name anyone can point at 127.0.0.1 (rebinding), not a loopback address."""
     host = (host or "").strip("[]").lower()
-    return host in LOOPBACK or host.startswith("127.")
+    try:
+        address = ipaddress.ip_address(host)
+        return address.is_loopback or address.is_unspecified  # a browser's 0.0.0.0 is this machine
+    except ValueError:
+        return host in LOOPBACK
 
 
 def _refuse_web_pages(connection: ASGIConnection) -> None:
