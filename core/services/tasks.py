@@ -314,15 +314,19 @@ def stale_tasks(
     run has its own, and its time to live): such a task silent for that long while nobody holds
     the lease lost its worker sooner than ``silent_for`` tells."""
     now = utcnow()
+    leased = leased or {}
     with session_scope(engine) as session:
+        # Kinds whose runs hold a lease: the lease decides, however long a live run is silent.
         silent = list(
             session.exec(
                 select(Task.id, Task.kind).where(
-                    Task.status == TaskStatus.RUNNING, Task.updated_at < now - timedelta(seconds=silent_for)
+                    Task.status == TaskStatus.RUNNING,
+                    Task.kind.not_in(list(leased)),
+                    Task.updated_at < now - timedelta(seconds=silent_for),
                 )
             ).all()
         )
-        for kind, (lease, seconds) in (leased or {}).items():
+        for kind, (lease, seconds) in leased.items():
             quiet = session.exec(
                 select(Task.id, Task.kind).where(
                     Task.status == TaskStatus.RUNNING,
@@ -336,28 +340,36 @@ def stale_tasks(
                     select(Lease.name).where(Lease.name == name, Lease.expires_at >= now)
                 ).first():
                     silent.append((task_id, task_kind))  # nobody runs it any more
-        silent = list(dict.fromkeys(silent))
-        for task in session.exec(
-            select(Task).where(Task.id.in_([i for i, _ in silent]), Task.cancel_requested)
-        ):
-            # Someone asked it to stop, and its worker is gone: it has stopped (whole batches kept).
-            task.status, task.stage = TaskStatus.CANCELLED, "cancelled (its worker was lost)"
-            task.finished_at = task.updated_at = now
-            session.add(task)
-            audit.record(
-                session, action=f"{task.kind}.cancelled", subject_type="task", subject_id=task.id, actor=None
-            )
-            silent.remove((task.id, task.kind))
-        if silent:
-            session.execute(
+        lost = []
+        for task_id, kind in silent:
+            # Changed only while still RUNNING and still quiet: a run that ended (and let go of
+            # its lease) or reported since the reads above is left alone, not run a second time.
+            cutoff = now - timedelta(seconds=leased[kind][1] if kind in leased else silent_for)
+            still = (Task.id == task_id, Task.status == TaskStatus.RUNNING, Task.updated_at < cutoff)
+            stopped = session.execute(
                 update(Task)
-                .where(Task.id.in_([task_id for task_id, _ in silent]))
+                .where(*still, Task.cancel_requested)
+                .values(
+                    status=TaskStatus.CANCELLED,
+                    stage="cancelled (its worker was lost)",
+                    finished_at=now,
+                    updated_at=now,
+                )
+            ).rowcount
+            if stopped:  # someone asked it to stop, and its worker is gone: it has stopped
+                audit.record(session, action=f"{kind}.cancelled", subject_type="task", subject_id=task_id)
+                continue
+            requeued = session.execute(
+                update(Task)
+                .where(*still)
                 .values(status=TaskStatus.PENDING, stage="worker lost; waiting to run again", updated_at=now)
-            )
+            ).rowcount
+            if requeued:
+                lost.append((task_id, kind))
         waiting = session.exec(
             select(Task.id, Task.kind).where(
                 Task.status == TaskStatus.PENDING,
                 Task.updated_at <= now - timedelta(seconds=pending_older_than),
             )
         ).all()
-        return list(dict.fromkeys([*silent, *waiting]))
+        return list(dict.fromkeys([*lost, *waiting]))

@@ -277,8 +277,14 @@ def test_a_zip_whose_unpacking_worker_died_is_unpacked_again_within_minutes(tmp_
         )
         return sent.tasks
 
-    # When a live worker still holds its run's lease, the sweeper leaves it alone (it is busy)
+    # When a live worker still holds its run's lease, the sweeper leaves it alone (it is busy),
+    # however long it has been silent (past the half hour a task without a lease is given)
     with leases.held(engine, tasks.RUN_LEASE.format(id=task_id), ttl_seconds=60):
+        assert sweep() == []
+        with session_scope(engine) as session:
+            task = session.get(Task, task_id)
+            task.updated_at = utcnow() - timedelta(minutes=40)
+            session.add(task)
         assert sweep() == []
         # and another delivery of its message does not run it a second time
         assert run_unpack_task(engine=engine, blobs=blobs, task_id=task_id, limits=ExtractionLimits()) == []
