@@ -27,15 +27,20 @@ _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _TOKEN = re.compile(r"\w+")
 MIN_ENGLISH_SHARE = 0.12
 # An assistant declining the task, not a document: "I'm sorry, but I can't help with writing …",
-# "I cannot create these …", "As an AI …". An apology letter ("I am sorry for the delay in your
-# order") is a document: the refusal needs a "can't … write/help …" close to its start.
+# "I cannot create these …", "As an AI language model …". It speaks in the first person about
+# writing or helping: "I am sorry for the delay" (an apology letter), "Unfortunately, we are unable
+# to provide cover" (a claim decision), "I cannot provide legal advice; this memo …" or "As an
+# AI-driven logistics firm …" are documents.
+_DECLINE = (
+    r"i (?:can['’]?t|cannot|am unable to|['’]m unable to|am not able to|won['’]t) "
+    r"(?:help|assist|write|create|generate|produce|fulfil+|comply)\b"
+)
+_APOLOGY = r"(?:i['’]?m sorry|i am sorry|sorry|i apologi[sz]e)\b[^.!?\n]{0,40}?"
 _REFUSAL = re.compile(
-    r"^\W*(?:(?:(?:i['’]?m|i am) sorry|sorry|i apologi[sz]e|unfortunately)\b.{0,120}?"
-    r"\b(?:can['’]?t|cannot|unable|not able|won['’]t)\b.{0,40}?"
-    r"|i (?:can['’]?t|cannot|am unable to|['’]m unable to|won['’]t) )"
-    r"(?:help|assist|write|create|provide|comply|generate|produce|fulfil)"
-    r"|^\W*as an ai\b",
-    re.IGNORECASE | re.DOTALL,
+    rf"^\W*(?:{_APOLOGY}{_DECLINE}"
+    rf"|{_DECLINE}\s+(?:with\s+)?(?:this|that|these|those|your|such)\b"
+    rf"|(?:{_APOLOGY})?as an ai (?:language )?(?:model|assistant)\b)",
+    re.IGNORECASE,
 )
 MAX_SHINGLED_WORDS = 5000
 

@@ -216,3 +216,24 @@ def test_the_rate_limiter_spaces_requests_evenly() -> None:
     assert [limiter.reserve() for _ in range(3)] == [0.0, 0.5, 1.0]
     now[0] += 10  # after a quiet spell there is no debt to pay
     assert limiter.reserve() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "declines"),
+    [
+        ("I'm sorry, but I can't help with writing these documents.", True),
+        ("I cannot create these documents because they could be misused.", True),
+        ("As an AI language model, I cannot produce this.", True),
+        ("I am sorry for the delay to your flight BA1428 on Friday.", False),
+        ("Unfortunately, we are unable to provide coverage for the claimed damage.", False),
+        ("I cannot provide legal advice; this memo summarises the lease terms.", False),
+        ("As an AI-driven logistics firm, we ship to 40 countries.", False),
+        ("I can't help but notice the boiler pressure dropped again.", False),
+    ],
+)
+def test_a_model_declining_is_told_from_a_document_that_apologises_or_refuses(
+    text: str, declines: bool
+) -> None:
+    from core.synthesis.quality import is_refusal
+
+    assert is_refusal(text) is declines
