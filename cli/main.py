@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from alembic.util import CommandError as AlembicError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DatabaseError, DBAPIError, InterfaceError, OperationalError
 
 from cli.progress import Progress
 from core.errors import ConfigurationError, Conflict, HeronError
@@ -42,10 +42,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (DBAPIError, AlembicError, OSError) as error:
+        if not _refused_by_the_machine(error):
+            raise  # a bug: its traceback is what someone needs
         # What the machine refused (a database not there, a directory not writable): one line an
-        # operator can act on, not a traceback of a hundred lines.
+        # operator can act on, not a traceback of a hundred lines (kept in the debug log).
+        log.debug("refused", exc_info=True)
         print(json.dumps({"error": {"code": "unavailable", "message": _refusal(error)}}), file=sys.stderr)
         return 1
+
+
+def _refused_by_the_machine(error: Exception) -> bool:
+    """A database that cannot be reached or read, a schema Heron does not know, or a path the
+    system refused, as opposed to a bug (an IntegrityError, a closed pipe)."""
+    if isinstance(error, OSError):
+        return error.filename is not None and not isinstance(error, BrokenPipeError)
+    return isinstance(error, OperationalError | InterfaceError | AlembicError) or type(error) is DatabaseError
 
 
 def _refusal(error: Exception) -> str:

@@ -176,6 +176,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
+        if self.database_url.startswith("postgresql://"):  # the driver Heron ships (psycopg 3)
+            return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
         return self.database_url or f"sqlite:///{self.data_dir / 'heron.db'}"
 
     @property
