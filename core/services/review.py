@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, Text, cast, delete, func, update
 from sqlalchemy.exc import IntegrityError
@@ -102,8 +103,26 @@ def _queue(
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     if reason and reason not in REVIEW_REASONS:
         raise Invalid(f"Unknown review reason {reason!r}; use one of {', '.join(REVIEW_REASONS)}.")
+    name = None
+    if label:  # written as people write it ("Legal", " legal "), as the other filters take it
+        name = normalise_name(label)
+        if session.exec(select(Industry.id).where(Industry.name == name)).first() is None:
+            raise Invalid(f"Unknown industry {label!r}.")
+
+    def wanted(job: Any, prediction: Any) -> list[Any]:
+        """What makes an upload an item of this queue (the caller's filters included)."""
+        conditions = [job.status == JobStatus.COMPLETED, prediction.needs_review]
+        if name:
+            conditions.append(prediction.label == name)
+        if reason:  # a JSON list of words from a fixed vocabulary, each quoted in its text
+            conditions.append(cast(prediction.review_reasons, Text).contains(f'"{reason}"', autoescape=True))
+        if exclude:
+            conditions.append(job.id.not_in(list(exclude)))
+        return conditions
+
     # A document is reviewed once, whichever upload of it: none labelled through any of its jobs
-    # (or approved as an example) is shown again, and of several uploads only the first is shown.
+    # (or approved as an example) is shown again, and of several uploads that fit the filters
+    # only the first is shown.
     labelled = (
         select(Job.document_id)
         .join(Feedback, Feedback.job_id == Job.id)
@@ -122,36 +141,20 @@ def _queue(
     earlier_upload = (
         select(earlier.id)
         .join(its, its.job_id == earlier.id)
-        .where(
-            earlier.document_id == Job.document_id,
-            earlier.status == JobStatus.COMPLETED,
-            its.needs_review,
-            first_upload,
-        )
+        .where(earlier.document_id == Job.document_id, first_upload, *wanted(earlier, its))
         .exists()
     )
     query = (
         select(Job)
         .join(Prediction, Prediction.job_id == Job.id)
         .where(
-            Job.status == JobStatus.COMPLETED,
-            Prediction.needs_review,
+            *wanted(Job, Prediction),
             Job.document_id.not_in(labelled),
             Job.document_id.not_in(trained),
             Job.id.not_in(claimed_by_others),
             ~earlier_upload,
         )
     )
-    if label:  # written as people write it ("Legal", " legal "), as the other filters take it
-        name = normalise_name(label)
-        if session.exec(select(Industry.id).where(Industry.name == name)).first() is None:
-            raise Invalid(f"Unknown industry {label!r}.")
-        query = query.where(Prediction.label == name)
-    if reason:
-        # The reasons are a JSON list of words from a fixed vocabulary, each quoted in its text.
-        query = query.where(cast(Prediction.review_reasons, Text).contains(f'"{reason}"', autoescape=True))
-    if exclude:
-        query = query.where(Job.id.not_in(list(exclude)))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     page = query.order_by(UNCERTAINTY_COLUMNS[strategy].desc(), Job.created_at, Job.id)
     rows = session.exec(page.offset(offset).limit(limit)).all()

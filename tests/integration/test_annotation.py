@@ -303,6 +303,14 @@ def test_a_document_uploaded_twice_is_one_review_item_and_one_question_to_annota
 
     # The same document, uploaded twice, is one item in the queue (two people labelled it twice)
     assert len(queued()) == 1
+    # ... and a filter shows the upload that fits it: answered finance, then legal by a newer model
+    with session_scope(heron.app.state.runtime.engine) as session:
+        for job, label in zip(twice, ("finance", "legal"), strict=True):
+            prediction = session.exec(select(Prediction).where(Prediction.job_id == job["id"])).one()
+            prediction.label = label
+            session.add(prediction)
+    legal = heron.get("/api/review", params={"label": "legal", "limit": 1000}).json()["items"]
+    assert {item["id"] for item in legal} & ids == {twice[1]["id"]}
     # Once Ali labels it through one upload, neither upload is asked about again
     first, second = twice
     ali, bo = {"X-Heron-User": "ali"}, {"X-Heron-User": "bo"}
