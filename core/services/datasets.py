@@ -152,9 +152,10 @@ def import_directory(
     active industry the folder does not name is retired (its data and history stay; a retired
     catch-all is no longer the catch-all). The newest word on a text wins, as for corrections and
     example files: an imported file supersedes approved examples that label its text otherwise
-    (within one folder, the file read last), and a file a later correction superseded trains again
-    when it is imported again. Returns counts (added, superseded), the industries it created or
-    restored and retired, and the files that could not be read.
+    (within one folder, the file read last). A file imported before is skipped, even when a
+    correction has superseded it since: importing a folder again does not undo corrections.
+    Returns counts (added, superseded), the industries it created or restored and retired, and
+    the files that could not be read.
 
     Raises:
         Invalid: with ``replace``, a folder with fewer than two labels that have a readable file (a
@@ -186,21 +187,19 @@ def import_directory(
         }
         for item, text in texts:
             key = (content_hash(text), item.label)
-            row = known.get(key)
-            if row is not None and row.status == ExampleStatus.approved:
-                continue  # imported before
-            if row is not None:  # superseded by a later correction, and imported again: the newest word
-                row.status = ExampleStatus.approved
-            else:
-                origin = f"{root.name}/{item.path.relative_to(root)}"
-                row = known[key] = TrainingExample(
-                    text=text,
-                    content_hash=key[0],
-                    label=item.label,
-                    source=ExampleSource.import_,
-                    split=Split.holdout if is_holdout(origin) else Split.train,
-                    origin=origin[:255],
-                )
+            if key in known:
+                # Imported before: as it was, even when a correction superseded it since (importing
+                # the same folder again, as a nightly job would, must not undo people's corrections).
+                continue
+            origin = f"{root.name}/{item.path.relative_to(root)}"
+            row = known[key] = TrainingExample(
+                text=text,
+                content_hash=key[0],
+                label=item.label,
+                source=ExampleSource.import_,
+                split=Split.holdout if is_holdout(origin) else Split.train,
+                origin=origin[:255],
+            )
             session.add(row)
             session.flush()  # a later file of the same text under another label supersedes this one
             added[item.label] += 1

@@ -219,6 +219,10 @@ def test_importing_a_text_under_another_label_supersedes_the_earlier_one(
     assert again.returncode == 0, again.stderr
     # Then the later word wins: the memo trains under legal only (it trained under both)
     assert json.loads(again.stdout.strip().splitlines()[-1])["superseded"] == 1
+    # And importing the first folder again (a nightly job) changes nothing: it does not undo the
+    # later word
+    repeated = heron(prepared_dir, "import", str(first))
+    assert json.loads(repeated.stdout.strip().splitlines()[-1])["trained"] is False, repeated.stdout
     engine = make_engine(load_settings(data_dir=prepared_dir).effective_database_url)
     rows = [json.loads(line) for line in export_examples(engine=engine, fmt="jsonl").body.splitlines()]
     engine.dispose()
