@@ -182,9 +182,13 @@ class LlmClient:
                 raise openai.APITimeoutError(request=error.request) from error
             raise
         except RuntimeError:
-            if http.is_closed and not expired.is_set():
-                raise Stopped() from None  # closed before it was sent: the run was cancelled
-            raise
+            if not http.is_closed:
+                raise
+            if expired.is_set():  # the time ran out before it was even sent (a busy machine)
+                raise openai.APITimeoutError(
+                    request=httpx.Request("POST", str(self._client.base_url))
+                ) from None
+            raise Stopped() from None  # closed before it was sent: the run was cancelled
         finally:
             watchdog.cancel()
             with self._inflight_lock:
