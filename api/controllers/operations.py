@@ -1,4 +1,4 @@
-"""Export, readiness, metrics and health."""
+"""Export, the audit trail, readiness, metrics and health."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
 from api.auth import requires
+from api.controllers.common import Limit, Offset
 from api.schemas import (
     Health,
+    Page,
 )
 from core.runtime import Runtime
+from core.services import audit
 from core.services import export as exports
 from core.services import metrics as figures
 from core.services.models import readiness
@@ -31,6 +34,23 @@ def export(
         media_type=exported.media_type,
         headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
     )
+
+
+@get("/api/audit", tags=["audit"], sync_to_thread=True, guards=[requires("reviewer")])
+def audit_trail(
+    runtime: NamedDependency[Runtime],
+    action: FromQuery[str | None] = None,
+    actor: FromQuery[str | None] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    """Who did what, newest first (uploads, corrections and their decisions, industry changes,
+    imports, training runs, activations): filter by ``action`` (e.g. ``feedback.approved``) or
+    ``actor`` (a name as recorded, with its key's tag when keys are configured)."""
+    items, total = audit.list_events(
+        engine=runtime.engine, action=action, actor=actor, limit=limit, offset=offset
+    )
+    return Page(items=items, total=total)
 
 
 @get("/ready", tags=["health"], sync_to_thread=True)

@@ -360,3 +360,26 @@ def test_bulk_decisions_take_ids_only_as_numbers(client, ids) -> None:  # type: 
     for path in ("/api/feedback/approve", "/api/examples/approve", "/api/examples/reject"):
         answer = client.post(path, json={"ids": ids})
         assert (answer.status_code, answer.json()["code"]) == (422, "invalid"), (path, answer.text)
+
+
+def test_the_audit_trail_says_who_did_what_over_http(client) -> None:  # type: ignore[no-untyped-def]
+    # Given an upload and a correction by a named person
+    sent = client.post(
+        "/api/classify_file",
+        files={"file": ("audit.txt", LEGAL.encode() + b" Audit.")},
+        headers={"X-Heron-User": "audrey"},
+    ).json()
+    wait_for_job(client, sent["job_id"])
+    client.post(
+        "/api/feedback",
+        json={"job_id": sent["job_id"], "corrected_classification": "legal"},
+        headers={"X-Heron-User": "audrey"},
+    )
+    # When a reviewer reads the trail, filtered by person (it was only on the console's Activity page)
+    trail = client.get("/api/audit", params={"actor": "audrey", "limit": 100}).json()
+    # Then both actions are there, newest first, under her name
+    actions = [event["action"] for event in trail["items"]]
+    assert actions[:2] == ["feedback.created", "document.uploaded"], actions
+    assert trail["total"] >= 2 and {event["actor"] for event in trail["items"]} == {"audrey"}
+    only = client.get("/api/audit", params={"action": "feedback.created", "actor": "audrey"}).json()
+    assert [event["action"] for event in only["items"]] == ["feedback.created"]

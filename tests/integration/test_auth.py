@@ -102,6 +102,13 @@ def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[
                 assert response.status_code not in (401, 403), (method, path, role, response.text)
 
 
+def test_the_audit_trail_and_the_export_are_for_reviewers(keyed) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/api/audit", "/api/export"):
+        refused = keyed.get(path, headers={"X-API-Key": "ann-key"})
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden"), path
+        assert keyed.get(path, headers={"X-API-Key": "rev-key"}).status_code == 200, path
+
+
 def test_reads_need_only_an_annotator_key_in_either_header(keyed) -> None:  # type: ignore[no-untyped-def]
     assert keyed.get("/api/jobs", headers={"X-API-Key": "ann-key"}).status_code == 200
     # (a client library sending an empty bearer token beside the key is still let in)
