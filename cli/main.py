@@ -68,7 +68,7 @@ def _refusal(error: Exception) -> str:
             f"The database's schema is not one this Heron knows ({error}): it was made by another "
             "version of Heron, or changed by hand."
         )
-    where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
     return f"{error.strerror or error}{where}: check HERON_DATA_DIR, HERON_ORIGINALS_DIR, HERON_STARTER_DIR."
 
 

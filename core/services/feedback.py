@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, Select, func, update
 from sqlmodel import Session, select
 
 from core.corpus import content_hash, is_holdout
@@ -101,6 +101,16 @@ class FeedbackDecision:
 
     feedback: list[FeedbackView]
     training_task: TaskView | None
+
+
+def corrected_documents() -> Select:
+    """The ids of documents someone has labelled (a correction pending or approved, through any
+    upload of them): the review queue and "more like this" ask about them no more."""
+    return (
+        select(Job.document_id)
+        .join(Feedback, Feedback.job_id == Job.id)
+        .where(Feedback.status != FeedbackStatus.rejected)
+    )
 
 
 def list_feedback(

@@ -17,8 +17,6 @@ from core.db import session_scope
 from core.db.tables import (
     EvaluationReport,
     ExampleStatus,
-    Feedback,
-    FeedbackStatus,
     Industry,
     Job,
     JobStatus,
@@ -29,6 +27,7 @@ from core.db.tables import (
 )
 from core.errors import Conflict, Invalid
 from core.services.examples import label_kept, preview
+from core.services.feedback import corrected_documents
 from core.services.industries import normalise_name
 from core.services.jobs import JobView, existing_job, job_views
 from core.services.training import LABEL_ISSUES_DATASET
@@ -123,11 +122,6 @@ def _queue(
     # A document is reviewed once, whichever upload of it: none labelled through any of its jobs
     # (or approved as an example) is shown again, and of several uploads that fit the filters
     # only the first is shown.
-    labelled = (
-        select(Job.document_id)
-        .join(Feedback, Feedback.job_id == Job.id)
-        .where(Feedback.status != FeedbackStatus.rejected)
-    )
     trained = select(TrainingExample.document_id).where(
         TrainingExample.status == ExampleStatus.approved, TrainingExample.document_id.is_not(None)
     )
@@ -149,7 +143,7 @@ def _queue(
         .join(Prediction, Prediction.job_id == Job.id)
         .where(
             *wanted(Job, Prediction),
-            Job.document_id.not_in(labelled),
+            Job.document_id.not_in(corrected_documents()),
             Job.document_id.not_in(trained),
             Job.id.not_in(claimed_by_others),
             ~earlier_upload,

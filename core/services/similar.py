@@ -25,8 +25,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from core.db import session_scope
-from core.db.tables import Document, Feedback, FeedbackStatus, Job, JobStatus, Prediction, TrainingExample
+from core.db.tables import Document, Job, JobStatus, Prediction, TrainingExample
 from core.errors import NotClassified
+from core.services.feedback import corrected_documents
 from core.services.jobs import JobView, existing_job, job_views
 
 log = logging.getLogger(__name__)
@@ -216,11 +217,7 @@ def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[S
             )
             raise NotClassified(f"Job {job_id!r} {why}; nothing to compare it with.")
         target_scores = session.exec(select(Prediction.scores).where(Prediction.job_id == job_id)).first()
-        labelled = session.exec(
-            select(Job.document_id)
-            .join(Feedback, Feedback.job_id == Job.id)
-            .where(Feedback.status != FeedbackStatus.rejected)
-        ).all()
+        labelled = session.exec(corrected_documents()).all()
         examples = session.exec(
             select(TrainingExample.document_id).where(TrainingExample.document_id.is_not(None))
         ).all()
