@@ -27,6 +27,7 @@ from api.controllers import (
     ready,
 )
 from api.errors import EXCEPTION_HANDLERS, document_errors
+from api.openapi import COMPONENTS, document_security
 from core.runtime import Runtime, open_runtime
 from core.services import similar
 from core.settings import Settings, get_settings
@@ -84,7 +85,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             description="Classify documents into industries, with people in the loop.",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+            components=COMPONENTS,
         ),
     )
     document_errors(app)
+    document_security(app)
     return app

@@ -98,7 +98,14 @@ def requires(role: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
             raise PermissionDeniedException(f"This needs the {role} role; the key has {granted}.")
         connection.state.actor = name
 
+    guard.role = role  # type: ignore[attr-defined]  # read by api.openapi.document_security
     return guard
+
+
+def required_role(handler: BaseRouteHandler) -> str | None:
+    """The role a route's guard asks for (None: the route is open to every caller)."""
+    roles = [getattr(guard, "role", None) for guard in handler.guards or ()]
+    return next((role for role in roles if role), None)
 
 
 def actor(connection: ASGIConnection) -> str | None:

@@ -80,11 +80,14 @@ def document_errors(app: Litestar) -> None:
             handler.responses = {**documented, **(handler.responses or {})}
 
 
-def _json(status: int, code: str, message: str, **extra: object) -> Response:
+def _json(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> Response:
     return Response(
         content={"code": code, "message": message, **extra},
         status_code=status,
         media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
@@ -138,7 +141,9 @@ def http_error(request: Request, exc: HTTPException) -> Response:
         return _json(400, "invalid", "The client disconnected before its request body was complete.")
     if status >= 500:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
-    return _json(status, CODE_BY_STATUS.get(status, "error"), exc.detail)
+    # RFC 9110: a 401 names how to authenticate (clients and proxies that retry with a key read it).
+    challenge = {"WWW-Authenticate": 'Bearer realm="heron"'} if status == 401 else None
+    return _json(status, CODE_BY_STATUS.get(status, "error"), exc.detail, headers=challenge)
 
 
 def _missing_body(problem: object) -> bool:

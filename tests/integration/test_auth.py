@@ -71,8 +71,34 @@ def test_every_route_but_health_needs_a_key(keyed) -> None:  # type: ignore[no-u
             .replace("{task_id}", "x"),
         )
         assert (response.status_code, response.json()["code"]) == (401, "unauthorized"), (method, path)
+        assert response.headers["www-authenticate"] == 'Bearer realm="heron"', (method, path)
     assert keyed.get("/health").status_code == 200
     assert keyed.get("/ready").status_code == 200
+
+
+def test_the_api_document_says_how_to_send_a_key_and_which_role_each_route_needs(keyed) -> None:  # type: ignore[no-untyped-def]
+    """Generated clients and the interactive docs ("Authorize") read the schemes; a client author
+    reads the role a route needs without trying every key."""
+    schema = keyed.get("/docs/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Authorization: Bearer KEY",
+    }
+    assert schemes["apiKey"] == {"type": "apiKey", "name": "X-API-Key", "in": "header"}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if path in ("/health", "/ready"):
+                assert "security" not in operation, path
+                continue
+            assert operation["security"] == [{"bearer": []}, {"apiKey": []}], (method, path)
+            needed = NEEDS.get((method.upper(), path), "annotator" if method == "get" else None)
+            if path in ("/api/audit", "/api/export"):
+                needed = "reviewer"
+            assert f"Needs the {needed} role or higher" in operation["description"], (method, path)
+    upload = schema["paths"]["/api/classify_file"]["post"]["description"]
+    assert upload.startswith("Upload one document"), upload  # the handler's own words are kept
 
 
 def test_every_mutating_route_enforces_its_role(keyed) -> None:  # type: ignore[no-untyped-def]
