@@ -301,14 +301,14 @@ def _unpack_members(
     with tempfile.TemporaryDirectory(dir=incoming, prefix="zip-") as workdir:
         members = unpack(Source(path=blobs.path(archive_key)), limits=limits, workdir=Path(workdir))
         for member in members:
-            member_name = clean_filename(member.name)
+            member_name = clean_member_name(member.name)
             if member.size == 0:
-                skipped.append(Skipped(member.name, EmptyFile.code, "The member is empty (0 bytes)."))
+                skipped.append(Skipped(member_name, EmptyFile.code, "The member is empty (0 bytes)."))
                 continue
             member_type = sniff(member.path, filename=member_name)
             if not is_supported(member_type) or member_type == ZIP:
                 skipped.append(
-                    Skipped(member.name, UnsupportedType.code, unsupported_message(member.name, member_type))
+                    Skipped(member_name, UnsupportedType.code, unsupported_message(member_name, member_type))
                 )
                 continue
             with open(member.path, "rb") as handle:
@@ -498,6 +498,19 @@ def clean_filename(filename: str | None) -> str:
         keep = suffix if dot and len(suffix) <= 10 else ""
         printable = printable[: MAX_NAME_LENGTH - len(keep) - 1] + ("." + keep if keep else "…")
     return printable
+
+
+def clean_member_name(name: str) -> str:
+    """A ZIP member's display name: its path inside the archive (``acme/2024/invoice.pdf``, or
+    ``inner.zip/invoice.pdf`` in a nested ZIP), each part cleaned as :func:`clean_filename` cleans a
+    file name. Folders are how people tell apart the ``invoice.pdf`` of each client; cut to its base
+    name, every one of them read ``invoice.pdf`` in the results, the export and ``heron classify``."""
+    parts = [clean_filename(part) for part in name.replace("\\", "/").split("/") if part.strip(" .")]
+    shown = "/".join(parts) or "upload"
+    while len(shown) > MAX_NAME_LENGTH and len(parts) > 1:  # too deep: keep the innermost folders
+        parts = parts[1:]
+        shown = "…/" + "/".join(parts)
+    return shown if len(shown) <= MAX_NAME_LENGTH else clean_filename(parts[-1])
 
 
 def group_as_batch(*, engine: Engine, job_ids: list[str]) -> str:

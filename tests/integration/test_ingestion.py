@@ -210,7 +210,12 @@ def test_a_zip_becomes_a_batch_of_jobs_one_per_readable_member(client, runtime: 
         "text/plain",
     ]
     assert {job["batch_id"] for job in jobs} == {accepted["batch_id"]}
-    assert [job["original_filename"] for job in jobs] == ["q3-results.pdf", "judgment.docx", "discharge.txt"]
+    # (named by their path in the ZIP: folders are how people tell apart files of the same name)
+    assert [job["original_filename"] for job in jobs] == [
+        "reports/q3-results.pdf",
+        "reports/judgment.docx",
+        "discharge.txt",
+    ]
     # And the ZIP itself is kept as an original
     with session_scope(runtime.engine) as session:
         from sqlmodel import select
@@ -283,6 +288,19 @@ def test_zip_members_with_odd_names_are_harmless(client) -> None:  # type: ignor
     for job in jobs:
         assert len(job["original_filename"]) <= 255
         assert all(ch.isprintable() for ch in job["original_filename"])
+
+
+def test_members_of_the_same_name_in_different_folders_stay_apart(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a client's ZIP with an invoice.txt per customer folder, one inside a nested ZIP
+    inner = zip_bytes({"invoice.txt": FINANCE.encode() + b" Bolt."})
+    archive = zip_bytes(
+        {"acme/invoice.txt": FINANCE.encode(), "bolt\\invoice.txt": LEGAL.encode(), "old.zip": inner}
+    )
+    # When it is uploaded
+    batch = _unpacked(client, _upload(client, "clients.zip", archive).json()["batch_id"])
+    # Then each job is named by its path in the archive, so the results tell them apart
+    names = [wait_for_job(client, job_id)["original_filename"] for job_id in batch["job_ids"]]
+    assert names == ["acme/invoice.txt", "bolt/invoice.txt", "old.zip/invoice.txt"]
 
 
 def test_a_batch_nobody_created_is_404(client) -> None:  # type: ignore[no-untyped-def]

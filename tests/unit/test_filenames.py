@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.services.documents import clean_filename
+from core.services.documents import clean_filename, clean_member_name
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,24 @@ def test_file_names_are_display_names_only(raw: str | None, expected: str) -> No
 def test_very_long_names_are_cut_but_keep_their_extension() -> None:
     name = clean_filename("a" * 1000 + ".pdf")
     assert len(name) <= 255 and name.endswith(".pdf")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("acme/2024/invoice.pdf", "acme/2024/invoice.pdf"),
+        ("inner.zip/a.txt", "inner.zip/a.txt"),
+        ("win\\dir\\a.txt", "win/dir/a.txt"),
+        ("./a//b/./c.txt", "a/b/c.txt"),
+        ("dir\x00/\u202ex\x07.txt", "dir/x.txt"),
+        ("/", "upload"),
+    ],
+)
+def test_zip_members_are_named_by_their_path_in_the_archive(raw: str, expected: str) -> None:
+    assert clean_member_name(raw) == expected
+
+
+def test_a_member_path_too_long_keeps_its_innermost_folders_and_name() -> None:
+    shown = clean_member_name("/".join(["folder" * 10] * 10) + "/report.pdf")
+    assert len(shown) <= 255 and shown.startswith("…/") and shown.endswith("folder/report.pdf")
+    assert clean_member_name("d/" + "a" * 1000 + ".pdf").endswith(".pdf")
