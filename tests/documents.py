@@ -432,3 +432,48 @@ def inflating_pdf_bytes(inflated_mb: int = 1536) -> bytes:
     parts.append(squeezer.compress(b") Tj ET"))
     parts.append(squeezer.flush())
     return _raw_pdf(b"".join(parts), filter_name="FlateDecode")
+
+
+def lone_surrogate_pdf_bytes(text: str) -> bytes:
+    """A one-page PDF whose font's ToUnicode map sends the glyph "X" to U+D800, a lone surrogate,
+    as broken generators write: pypdf hands the surrogate over (it decodes with surrogatepass)."""
+    cmap = (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Adobe-Identity-UCS def"
+        b" /CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange 1 beginbfchar <58> <D800>"
+        b" endbfchar endcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+    content = b"BT /F1 12 Tf 50 700 Td (" + text.encode("latin-1") + b" X) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >>"
+        b" /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap),
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+
+
+def utf7_eml_bytes(body: str) -> bytes:
+    """An e-mail whose text part is declared UTF-7 and holds "+2AA-": decoded, a lone surrogate."""
+    return (
+        b"From: a@example.com\nTo: b@example.com\nSubject: payment\nMIME-Version: 1.0\n"
+        b"Content-Type: text/plain; charset=utf-7\n\n" + body.encode("ascii") + b" +2AA- tomorrow.\n"
+    )
+
+
+def utf7_html_bytes(body: str) -> bytes:
+    """A web page declared UTF-7, holding a lone surrogate once decoded."""
+    return (
+        b'<html><head><meta charset="utf-7"></head><body><p>'
+        + body.encode("ascii")
+        + b" +2AA-</p></body></html>"
+    )

@@ -23,6 +23,7 @@ _TIE = 0.1
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def extract_text(source: Source, context: Context) -> Parsed:
@@ -90,8 +91,19 @@ def _fits(data: bytes, encoding: str) -> bool:
 
 
 def normalise_whitespace(text: str) -> str:
+    text = _without_surrogates(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
     text = _CONTROLS.sub("", text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def _without_surrogates(text: str) -> str:
+    """Text that can be encoded: a pair of surrogates joined into its character, a lone one
+    replaced by U+FFFD. Decoders hand them over (pypdf's ToUnicode maps, UTF-7 e-mail parts and
+    pages); the tokenizer, hashing and the database refuse them, and a job holding one failed
+    its whole batch."""
+    if not _SURROGATES.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")

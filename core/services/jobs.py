@@ -183,7 +183,7 @@ def _process_claimed(
         batch = _document_texts(engine, blobs, claimed, limits, extractor, lane, read)
         _hand_off(engine, batch.slow, batch.unread)
         if batch.texts:
-            _classify_and_store(engine, models, policy, batch)
+            _classify_each_if_the_batch_fails(engine, models, policy, batch, max_attempts)
     except Exception as error:
         _give_back(engine, claimed, error, max_attempts)
         raise
@@ -308,6 +308,37 @@ def _classify_and_store(engine: Engine, models: ModelCache, policy: RoutingPolic
         session.execute(_insert_new(engine, Prediction, "job_id"), rows)
         _store_documents(session, batch, dict(zip(texts, vectors, strict=True)))
         _finish_all(session, list(texts), JobStatus.COMPLETED, now)
+
+
+def _classify_each_if_the_batch_fails(
+    engine: Engine, models: ModelCache, policy: RoutingPolicy, batch: _Batch, max_attempts: int
+) -> None:
+    """:func:`_classify_and_store`; if the batch fails, each job alone, so that a document nobody
+    foresaw (a text the tokenizer refuses, say) costs its own attempts, not its batch-mates': the
+    whole batch was given back and charged, and after three such batches innocent documents
+    ended FAILED with the poisonous one."""
+    try:
+        _classify_and_store(engine, models, policy, batch)
+        return
+    except Exception:
+        if len(batch.texts) == 1:
+            raise
+        log.warning(
+            "classifying a batch of %d jobs failed; classifying each alone", len(batch.texts), exc_info=True
+        )
+    for job_id, text in batch.texts.items():
+        document_id = batch.documents.get(job_id)
+        alone = _Batch(
+            texts={job_id: text},
+            documents={job_id: document_id} if document_id is not None else {},
+            extracted={document_id: batch.extracted[document_id]} if document_id in batch.extracted else {},
+            industries=batch.industries,
+        )
+        try:
+            _classify_and_store(engine, models, policy, alone)
+        except Exception as error:
+            log.exception("classifying job %s failed", job_id)
+            _give_back(engine, [job_id], error, max_attempts)
 
 
 def _insert_new(engine: Engine, table: type, key: str) -> Any:

@@ -5,6 +5,7 @@ PostgreSQL. (Real SQLite, real MiniLM, a Heron of its own.)"""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import numpy as np
@@ -171,3 +172,37 @@ def test_a_job_run_twice_keeps_its_first_answer(heron: Runtime) -> None:
             select(Prediction.id, Prediction.created_at).where(Prediction.job_id == job_id)
         ).all()
     assert again == first and len(first) == 1
+
+
+def test_a_document_that_breaks_classification_fails_alone_not_with_its_batch(
+    heron: Runtime, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a bug nobody foresaw: classifying one document raises (as a text the tokenizer
+    # refused did), and three ordinary documents waiting beside it
+    from core.services import jobs
+
+    real = jobs._classify_and_store
+
+    def breaks_on_one(engine, models, policy, batch) -> None:  # type: ignore[no-untyped-def]
+        if any("UNFORESEEN" in text for text in batch.texts.values()):
+            raise TypeError("TextInputSequence must be str")
+        real(engine, models, policy, batch)
+
+    monkeypatch.setattr(jobs, "_classify_and_store", breaks_on_one)
+    texts = [f"{FINANCE} One.", f"{CLINICAL} UNFORESEEN.", f"{LEGAL} Three.", f"{FINANCE} Four."]
+    job_ids = _submit(heron, texts)
+    # When workers take them in batches until nothing waits (each retry is another batch)
+    for _ in range(heron.settings.max_attempts + 1):
+        with contextlib.suppress(TypeError):  # a batch of the broken one alone raises to its queue
+            _work(heron, batch_size=len(texts))
+    # Then the ordinary documents are answered, and only the broken one fails, after its attempts
+    with session_scope(heron.engine) as session:
+        ended = [session.get(Job, job_id) for job_id in job_ids]
+        assert [job.status for job in ended] == [
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.COMPLETED,
+            JobStatus.COMPLETED,
+        ]
+        assert [job.attempts for job in ended] == [1, heron.settings.max_attempts, 1, 1]
+        assert ended[1].error_code == "internal_error"

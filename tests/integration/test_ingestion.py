@@ -29,10 +29,13 @@ from tests.documents import (
     OCR_LINES,
     docx_bytes,
     encrypted_pdf_bytes,
+    lone_surrogate_pdf_bytes,
     nested_zip_bytes,
     ole_bytes,
     pdf_bytes,
     scanned_pdf_bytes,
+    utf7_eml_bytes,
+    utf7_html_bytes,
     xlsx_bytes,
     zip_bomb_bytes,
     zip_bytes,
@@ -301,6 +304,27 @@ def test_members_of_the_same_name_in_different_folders_stay_apart(client) -> Non
     # Then each job is named by its path in the archive, so the results tell them apart
     names = [wait_for_job(client, job_id)["original_filename"] for job_id in batch["job_ids"]]
     assert names == ["acme/invoice.txt", "bolt/invoice.txt", "old.zip/invoice.txt"]
+
+
+def test_documents_whose_text_holds_a_lone_surrogate_are_classified_and_so_are_their_batch_mates(
+    client,
+) -> None:  # type: ignore[no-untyped-def]
+    # Given documents whose decoders hand over a lone surrogate, uploaded among ordinary ones
+    files = [("files", (f"note-{i}.txt", f"{[LEGAL, CLINICAL][i % 2]} Note {i}.".encode())) for i in range(4)]
+    files[1:1] = [
+        ("files", ("payment.eml", utf7_eml_bytes("The bank loan payment and mortgage interest are due"))),
+        ("files", ("ward.html", utf7_html_bytes("The patient was discharged from the hospital ward"))),
+        ("files", ("lease.pdf", lone_surrogate_pdf_bytes("The tenant signed the lease before the court"))),
+    ]
+    body = client.post("/api/classify_files/", files=files).json()
+    # Then every one of them is classified: none fails, and none takes its batch-mates down
+    jobs = [wait_for_job(client, job_id) for job_id in body["job_ids"]]
+    assert [job["status"] for job in jobs] == ["COMPLETED"] * 7, [
+        (j["status"], j["error_message"]) for j in jobs
+    ]
+    # And such a file is taken as an industry's example (it answered 500 there)
+    added = client.post("/api/industries/finance/examples", files=[files[1]])
+    assert added.status_code == 202 and added.json()["examples_added"] == 1, added.json()
 
 
 def test_a_batch_nobody_created_is_404(client) -> None:  # type: ignore[no-untyped-def]

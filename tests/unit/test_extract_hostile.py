@@ -30,6 +30,7 @@ from tests.documents import (
     eml_bytes,
     encrypted_pdf_bytes,
     image_bytes,
+    lone_surrogate_pdf_bytes,
     multipage_tiff_bytes,
     nested_zip_bytes,
     ole_bytes,
@@ -38,6 +39,8 @@ from tests.documents import (
     pptx_bytes,
     scanned_pdf_bytes,
     text_image,
+    utf7_eml_bytes,
+    utf7_html_bytes,
     xlsx_bytes,
     zip_bomb_bytes,
     zip_bytes,
@@ -366,3 +369,18 @@ def test_sniffing_needs_only_the_head_of_a_file(tmp_path) -> None:  # type: igno
     path = tmp_path / "scan.pdf"
     path.write_bytes(pdf_bytes("x"))
     assert sniff(path) == sniff(path.read_bytes()) == "application/pdf"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lone_surrogate_pdf_bytes, utf7_eml_bytes, utf7_html_bytes],
+    ids=["pdf-tounicode", "utf7-email", "utf7-page"],
+)
+def test_text_with_a_lone_surrogate_is_read_as_text_that_can_be_stored(make) -> None:  # type: ignore[no-untyped-def]
+    # Given a document whose decoder hands over a lone surrogate (U+D800)
+    extraction = extract(make("The bank loan payment and the mortgage interest rate are due"))
+    # Then its text keeps the words, and the surrogate becomes U+FFFD: the tokenizer, hashing
+    # and the database take it (a surrogate failed the job, and every job of its batch)
+    assert "mortgage interest rate" in extraction.text
+    extraction.text.encode("utf-8")
+    assert "\ufffd" in extraction.text
