@@ -161,6 +161,7 @@ def sweep_once(runtime: Runtime, *, pending_older_than: float) -> list[str]:
         pending_older_than=pending_older_than,
         lease_seconds=runtime.settings.job_lease_seconds,
         silent_for=TASK_SILENCE_SECONDS,
+        max_attempts=runtime.settings.max_attempts,
     )
 
 

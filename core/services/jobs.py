@@ -119,7 +119,9 @@ def process_job(
     the error's code; any other exception puts the jobs back to PENDING (or FAILED after
     ``max_attempts``) and propagates so the queue can retry it.
     """
-    if not claimed and not claim_job(engine=engine, job_id=job_id, lease_seconds=lease_seconds):
+    if not claimed and not claim_job(
+        engine=engine, job_id=job_id, lease_seconds=lease_seconds, max_attempts=max_attempts
+    ):
         with session_scope(engine) as session:
             job = session.get(Job, job_id)
             return job.status if job else "MISSING"
@@ -157,7 +159,9 @@ def process_waiting(
     # The claim and the batch's read share one transaction: two round trips fewer a batch (BEGIN
     # and COMMIT), on the path of every document.
     with session_scope(engine) as session:
-        claimed = _claim(session, batch_size, first=first, lease_seconds=lease_seconds)
+        claimed = _claim(
+            session, batch_size, first=first, lease_seconds=lease_seconds, max_attempts=max_attempts
+        )
         read = _read_batch(session, claimed) if claimed else None
     if claimed:
         _process_claimed(
@@ -413,6 +417,7 @@ def _claim(
     exclude: str | None = None,
     first: str | None = None,
     lease_seconds: int | None = None,
+    max_attempts: int | None = None,
 ) -> list[str]:
     """Claim up to ``limit`` PENDING jobs, oldest first, in ``session``'s transaction: ``first``
     before the others when it can be claimed (:func:`claim_job`'s rule), then the oldest waiting ones.
@@ -423,7 +428,7 @@ def _claim(
     now = utcnow()
     claimed: list[str] = []
     if first is not None:
-        if _claim_one(session, first, now, lease_seconds):
+        if _claim_one(session, first, now, lease_seconds, max_attempts):
             claimed.append(first)
         exclude = first
     if len(claimed) < limit:
@@ -453,22 +458,29 @@ def _claimed(now: datetime) -> dict[str, Any]:
     }
 
 
-def _claim_one(session: Session, job_id: str, now: datetime, lease_seconds: int | None) -> bool:
+def _claim_one(
+    session: Session, job_id: str, now: datetime, lease_seconds: int | None, max_attempts: int | None = None
+) -> bool:
     """Move ``job_id`` to PROCESSING if it is waiting, or its previous worker's lease of
-    ``lease_seconds`` ran out (None: only if it is waiting)."""
+    ``lease_seconds`` ran out (None: only if it is waiting) with attempts left (the sweeper ends a
+    job whose workers died on every attempt: :func:`requeue_stale_jobs`)."""
     claimable = Job.status == JobStatus.PENDING
     if lease_seconds is not None:
         stale = now - timedelta(seconds=lease_seconds)
-        claimable = or_(claimable, (Job.status == JobStatus.PROCESSING) & (Job.updated_at < stale))
+        abandoned = (Job.status == JobStatus.PROCESSING) & (Job.updated_at < stale)
+        if max_attempts is not None:
+            abandoned = abandoned & (Job.attempts < max_attempts)
+        claimable = or_(claimable, abandoned)
     claimed = session.execute(update(Job).where(Job.id == job_id, claimable).values(_claimed(now))).rowcount
     return bool(claimed)
 
 
-def claim_job(*, engine: Engine, job_id: str, lease_seconds: int) -> bool:
-    """Move the job to PROCESSING if it is waiting (or its previous worker's lease ran out); then
-    :func:`process_job` it with ``claimed=True``. False: someone else has it, or it has ended."""
+def claim_job(*, engine: Engine, job_id: str, lease_seconds: int, max_attempts: int | None = None) -> bool:
+    """Move the job to PROCESSING if it is waiting (or its previous worker's lease ran out, with
+    attempts left); then :func:`process_job` it with ``claimed=True``. False: someone else has it,
+    or it has ended."""
     with session_scope(engine) as session:
-        return _claim_one(session, job_id, utcnow(), lease_seconds)
+        return _claim_one(session, job_id, utcnow(), lease_seconds, max_attempts)
 
 
 @dataclass
@@ -790,21 +802,40 @@ def _view(
     )
 
 
-def requeue_stale_jobs(*, engine: Engine, pending_older_than: float, lease_seconds: int) -> list[str]:
+def requeue_stale_jobs(
+    *, engine: Engine, pending_older_than: float, lease_seconds: int, max_attempts: int | None = None
+) -> list[str]:
     """Jobs whose message may have been lost, marked as just re-queued; the caller re-sends them.
 
     The database is the source of truth: a job still PENDING long after upload (its in-process
     queue died with its process, or the broker lost the message), or PROCESSING past its lease
     (its worker was killed), goes back to PENDING with a fresh timestamp. Re-sending is safe —
-    claiming a job is atomic, so a duplicate message finds nothing to do.
+    claiming a job is atomic, so a duplicate message finds nothing to do. A job whose worker died
+    on each of its ``max_attempts`` attempts ends FAILED instead: a document that kills workers
+    (out of memory, a native crash) would otherwise take one down every lease, for ever.
     """
     now = utcnow()
+    abandoned = (Job.status == JobStatus.PROCESSING) & (
+        Job.updated_at < now - timedelta(seconds=lease_seconds)
+    )
     with session_scope(engine) as session:
+        if max_attempts is not None:
+            exhausted = list(session.exec(select(Job.id).where(abandoned, Job.attempts >= max_attempts)))
+            for job_id in exhausted:
+                log.warning("job %s: its worker stopped on each of %d attempts", job_id, max_attempts)
+            if exhausted:
+                _finish_all(
+                    session,
+                    exhausted,
+                    JobStatus.FAILED,
+                    now,
+                    "internal_error",
+                    f"The worker classifying it stopped (killed, out of memory or crashed) on each of its "
+                    f"{max_attempts} attempts; it is not tried again (HERON_MAX_ATTEMPTS).",
+                )
         session.execute(
             update(Job)
-            .where(
-                Job.status == JobStatus.PROCESSING, Job.updated_at < now - timedelta(seconds=lease_seconds)
-            )
+            .where(abandoned, Job.status == JobStatus.PROCESSING)
             .values(status=JobStatus.PENDING, updated_at=now - timedelta(seconds=pending_older_than + 1))
         )
         stale = list(

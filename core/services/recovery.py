@@ -15,16 +15,26 @@ log = logging.getLogger(__name__)
 
 
 def resend_lost_work(
-    *, engine: Engine, work: WorkSender, pending_older_than: float, lease_seconds: int, silent_for: float
+    *,
+    engine: Engine,
+    work: WorkSender,
+    pending_older_than: float,
+    lease_seconds: int,
+    silent_for: float,
+    max_attempts: int | None = None,
 ) -> list[str]:
     """Send again the jobs and tasks whose message was lost or whose worker died; returns the job ids.
 
     A job (or task) still PENDING ``pending_older_than`` seconds after it was queued lost its
     message; a PROCESSING job past its lease, or a RUNNING task silent for ``silent_for`` seconds,
-    lost its worker and goes back to PENDING first. Sending twice is safe: claiming is atomic.
+    lost its worker and goes back to PENDING first (a job whose worker died on each of its
+    ``max_attempts`` attempts ends FAILED). Sending twice is safe: claiming is atomic.
     """
     job_ids = requeue_stale_jobs(
-        engine=engine, pending_older_than=pending_older_than, lease_seconds=lease_seconds
+        engine=engine,
+        pending_older_than=pending_older_than,
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
     )
     for job_id in job_ids:
         work.send_classify(job_id)

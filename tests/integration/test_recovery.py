@@ -52,6 +52,37 @@ def test_a_job_abandoned_mid_processing_is_retried_after_its_lease(client, runti
     assert finished["status"] == "COMPLETED" and finished["attempts"] == 2
 
 
+def test_a_job_whose_worker_died_on_every_attempt_fails_instead_of_killing_workers_for_ever(
+    client, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    from core.services.jobs import claim_job
+
+    # Given a job whose worker was killed (out of memory, say) on each of its attempts, the last
+    # one's lease run out
+    job = submit_upload(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[LEGAL.encode() + b" Kills its worker."],
+        filename="poison.txt",
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
+    with session_scope(runtime.engine) as session:
+        stored = session.get(Job, job.id)
+        stored.status = JobStatus.PROCESSING
+        stored.attempts = runtime.settings.max_attempts
+        stored.updated_at = utcnow() - timedelta(seconds=runtime.settings.job_lease_seconds + 5)
+        session.add(stored)
+    # Then a message naming it does not hand it to another worker
+    lease, attempts = runtime.settings.job_lease_seconds, runtime.settings.max_attempts
+    assert not claim_job(engine=runtime.engine, job_id=job.id, lease_seconds=lease, max_attempts=attempts)
+    # And when the sweeper runs, the job ends FAILED with a code saying why, and is not re-sent
+    resent = dispatch.sweep_once(runtime, pending_older_than=60)
+    assert job.id not in resent
+    ended = client.get(f"/api/jobs/{job.id}").json()
+    assert (ended["status"], ended["error_code"], ended["attempts"]) == ("FAILED", "internal_error", attempts)
+    assert "stopped" in ended["error_message"] and "HERON_MAX_ATTEMPTS" in ended["error_message"]
+
+
 def test_an_approval_runs_a_waiting_training_whose_message_was_lost_within_seconds(client, runtime) -> None:  # type: ignore[no-untyped-def]
     # Given a training run queued before the broker restarted: its row waits, its message is gone
     lost, _ = request_training(engine=runtime.engine, mode="incremental", actor="ada")
