@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -228,3 +229,27 @@ def _pages(rt: Runtime, job_id: str) -> list[DocumentPage] | None:
             st.error(f"{error.message} ({error.code})")
             return None
     return cache[job_id]
+
+
+def ticked_rows(frame: pd.DataFrame, *, key: str, column_config: Mapping[str, Any]) -> list[int]:
+    """A table with a ``select`` column to tick, its rows named by ``id``; returns the ids ticked.
+
+    A tick stays on the row it was put on. Streamlit keeps a keyed editor's edits by row position
+    while the row count stays the same: when another reviewer decided a correction, or a filter
+    changed, the tick moved to whatever row now sat there, and "Approve selected" approved a
+    correction nobody had ticked. So the ticks are remembered by id, and the editor's key names
+    the rows it shows: other rows start a new editor, ticked as remembered.
+    """
+    remembered: set[int] = st.session_state.setdefault(f"{key}_ticked", set())
+    shown = frame.assign(select=frame["id"].isin(remembered))
+    rows = hashlib.sha1(",".join(str(int(i)) for i in shown["id"]).encode()).hexdigest()[:12]
+    edited = st.data_editor(
+        shown,
+        hide_index=True,
+        key=f"{key}_{rows}",
+        disabled=[column for column in shown.columns if column != "select"],
+        column_config=dict(column_config),
+    )
+    ticked = [int(row_id) for row_id in edited.loc[edited["select"], "id"]]
+    st.session_state[f"{key}_ticked"] = (remembered - {int(i) for i in shown["id"]}) | set(ticked)
+    return ticked

@@ -119,3 +119,35 @@ def test_approving_corrections_shows_disagreements_and_trains_a_new_version(
     while not (_version_ids(runtime) - before) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _version_ids(runtime) - before, "no model version was trained after the approval"
+
+
+def test_a_tick_stays_on_its_correction_when_the_queue_moves_under_it(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]
+    from core.services.feedback import decide
+
+    # Given three corrections by one annotator and one by another, shown to a reviewer
+    run = uuid.uuid4().hex[:6]
+    ada, bob = f"ada-{run}", f"bob-{run}"
+    jobs = [
+        _classified_job(client, f"{FINANCE} Remittance {run}-{i}.", f"moving-{run}-{i}.txt") for i in range(5)
+    ]
+    first = [submit_feedback(engine=runtime.engine, job_id=j, label="finance", author=ada) for j in jobs[:3]]
+    bobs = submit_feedback(engine=runtime.engine, job_id=jobs[3], label="legal", author=bob)
+    app.session_state["heron_user_name"] = f"Grace-{run}"
+    app.run()
+    app.switch_page("views/approvals.py").run()
+    app.multiselect(key="approvals_author").set_value([ada, bob]).run()
+    table = app.data_editor[0].value
+    # When the reviewer ticks Bob's correction
+    _tick(app, int(table.index[table["id"] == bobs.id][0]))
+    # ... and meanwhile another reviewer decides one of Ada's and Ada files another (as many rows)
+    decide(
+        engine=runtime.engine, work=runtime.work, feedback_ids=[first[0].id], approve=False, reviewer="eve"
+    )
+    later = submit_feedback(engine=runtime.engine, job_id=jobs[4], label="finance", author=ada)
+    app.run()
+    # Then the tick is still on Bob's correction, and rejecting the selection rejects Bob's only
+    assert app.button(key="reject_selected").label == "Reject selected (1)"
+    app.button(key="reject_selected").click().run()
+    assert not app.exception
+    pending = {item.id for item in list_feedback(engine=runtime.engine, status="pending", limit=1000)[0]}
+    assert bobs.id not in pending and later.id in pending, (bobs.id, later.id)

@@ -111,18 +111,15 @@ else:
 
     more = f" (the oldest {PAGE_SIZE}; decide these to see the rest)" if total > len(pending) else ""
     st.caption(f"{len(shown)} of {total} pending corrections shown{more}. Tick rows to decide them.")
-    edited = st.data_editor(
+    selected = widgets.ticked_rows(
         shown,
-        hide_index=True,
         key=f"approvals_editor_{st.session_state.get(GENERATION_KEY, 0)}",
-        disabled=[column for column in shown.columns if column != "select"],
         column_config={
             "select": st.column_config.CheckboxColumn("select", help="Tick to approve or reject this one."),
             "id": st.column_config.NumberColumn("id", format="%d"),
             "submitted": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },
     )
-    selected = [int(feedback_id) for feedback_id in edited.loc[edited["select"], "id"]]
     everything = [int(feedback_id) for feedback_id in shown["id"]]
 
     chosen = st.columns(4)

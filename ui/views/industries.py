@@ -16,6 +16,7 @@ from core.services.synthesis import MAX_DOCUMENTS
 from core.services.tasks import list_tasks
 from core.services.taxonomy import add_industry, restore_industry, retire_industry, update_industry
 from core.services.training import HOLDOUT_DATASET
+from ui import widgets
 from ui.state import User, require, runtime
 from ui.tasks import follow_tasks
 
@@ -262,17 +263,14 @@ def review_synthetic(rt: Runtime, user: User, awaiting: dict[str, int]) -> None:
         f"{len(waiting)} of {total} shown, newest first. Documents the active model places confidently in "
         "another industry say so under *model says*. Tick the ones to decide."
     )
-    edited = st.data_editor(
+    chosen = widgets.ticked_rows(
         frame,
-        hide_index=True,
         key=f"industries_synthetic_{st.session_state.get(GENERATION_KEY, 0)}",
-        disabled=[column for column in frame.columns if column != "select"],
         column_config={
             "select": st.column_config.CheckboxColumn("select", help="Tick to approve or reject this one."),
             "text": st.column_config.TextColumn("text", width="large"),
         },
     )
-    chosen = [int(example_id) for example_id in edited.loc[edited["select"], "id"]]
     everything = [int(example_id) for example_id in frame["id"]]
     buttons = st.columns(4)
     if buttons[0].button(f"Approve selected ({len(chosen)})", disabled=not chosen, key="synthetic_approve"):
