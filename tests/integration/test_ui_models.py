@@ -89,6 +89,50 @@ def test_models_page_lists_versions_and_draws_the_report(app: AppTest, runtime) 
     assert [metric.label for metric in app.metric][:3] == ["Macro-F1", "Accuracy", "ECE"]
 
 
+def test_every_dataset_offered_for_a_version_can_be_drawn(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from core.db.tables import EvaluationReport
+
+    # Given a candidate version whose full training run also listed the examples it doubts (the
+    # label-issues report every full run stores beside its evaluations)
+    with session_scope(runtime.engine) as session:
+        active = session.get(ModelVersion, active_version_id(session))
+        doubted = store_version(
+            session,
+            HeronModel.from_bytes(active.artifact),
+            parent_id=active.id,
+            kind="full",
+            metrics=dict(active.metrics),
+            trained_on=dict(active.trained_on),
+        ).id
+        issue = {"example_id": 1, "label": "legal", "suggested": "finance", "confidence": 0.97}
+        session.add(
+            EvaluationReport(
+                model_version_id=doubted, dataset="label_issues", report={"n": 1, "issues": [issue]}
+            )
+        )
+        for stored in session.exec(
+            select(EvaluationReport).where(EvaluationReport.model_version_id == active.id)
+        ):
+            session.add(
+                EvaluationReport(model_version_id=doubted, dataset=stored.dataset, report=stored.report)
+            )
+    # When its report is opened on the Models page
+    _open_models_page(app, "Ada")
+    app.selectbox(key="models_report_version").select(doubted).run()
+    assert not app.exception
+    # Then label issues are not offered as an evaluation (chosen, they crashed the page), and
+    # every dataset offered draws
+    chooser = [box for box in app.selectbox if box.key == "models_report_dataset"]
+    offered = chooser[0].options if chooser else []
+    assert "label_issues" not in offered
+    for dataset in offered:
+        app.selectbox(key="models_report_dataset").select(dataset).run()
+        assert not app.exception, dataset
+    assert [metric.label for metric in app.metric][:3] == ["Macro-F1", "Accuracy", "ECE"]
+
+
 def test_promote_and_roll_back_take_effect_only_after_confirming(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
     # Given a second version (a stored copy of the active model, without a report of its own)
     _wait_until_no_training_runs(runtime)

@@ -9,7 +9,7 @@ from core.errors import HeronError
 from core.services.models import VersionView, activate_version, list_versions, not_predicted, version_report
 from core.services.retraining import queue_training
 from core.services.tasks import get_task
-from core.services.training import HOLDOUT_DATASET
+from core.services.training import HOLDOUT_DATASET, LABEL_ISSUES_DATASET
 from ui import charts
 from ui.state import current_user, runtime
 from ui.tasks import follow_tasks, outcome, show
@@ -224,7 +224,12 @@ learned = reports.get(HOLDOUT_DATASET, {}).get("learned") or []
 if learned:
     with st.expander(f"What v{chosen} learned that its parent had not ({len(learned)} listed)"):
         st.dataframe(pd.DataFrame(learned), hide_index=True)
-datasets = sorted(reports, key=lambda name: name != HOLDOUT_DATASET)
+# Evaluations only: the label-issues report lists doubted examples (Review → label issues), it
+# scores nothing (offered here, it crashed the page).
+evaluations = [name for name, report in reports.items() if "macro_f1" in report or not report.get("n")]
+datasets = sorted(
+    (name for name in evaluations if name != LABEL_ISSUES_DATASET), key=lambda name: name != HOLDOUT_DATASET
+)
 dataset = datasets[0]
 if len(datasets) > 1:
     dataset = st.selectbox("Evaluated on", datasets, key="models_report_dataset")
