@@ -121,3 +121,21 @@ def test_annotators_are_listed_with_their_agreement(app: AppTest, runtime, clien
     assert pair["kappa"].item() == pytest.approx(0.6, abs=1e-4)
     # ... with a sentence saying what kappa means
     assert any("Cohen's kappa" in caption.value and "chance" in caption.value for caption in app.caption)
+
+
+def test_the_audit_log_is_for_reviewers_as_in_the_api(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # Given a console with API keys, and an annotator's key (GET /api/audit refuses it: 403)
+    monkeypatch.setenv("HERON_API_KEYS", "ann-key:annotator,rev-key:reviewer")
+    get_settings.cache_clear()
+    app.session_state["heron_api_key"] = "ann-key"
+    app.run()
+    # When the annotator opens Activity
+    app.switch_page("views/activity.py").run()
+    # Then jobs and tasks show, but no event of the audit log: the tab says whom it is for
+    assert not app.exception
+    assert not [frame for frame in app.dataframe if "action" in frame.value.columns]
+    assert any("audit log is for reviewers" in info.value for info in app.info)
+    # And a reviewer reads it
+    app.session_state["heron_api_key"] = "rev-key"
+    app.run()
+    assert [frame for frame in app.dataframe if "action" in frame.value.columns]

@@ -12,7 +12,7 @@ from core.services.annotators import annotator_report
 from core.services.audit import list_actions, list_events
 from core.services.jobs import list_jobs
 from core.services.tasks import list_tasks
-from ui.state import runtime
+from ui.state import current_user, runtime
 
 RECENT = 50
 AUDIT_PAGE_SIZE = 50
@@ -124,7 +124,9 @@ with failures_tab:
     for task in failed_tasks:
         st.error(f"**{task.kind}** task {task.id[:8]} — `{task.error_code}`: {task.error_message}")
 
-with audit_tab:
+
+def audit_log() -> None:
+    """Who did what, newest first, filtered by action and paged."""
     actions = list_actions(engine=rt.engine)
     filter_column, page_column = st.columns([3, 1])
     action = filter_column.selectbox(
@@ -159,6 +161,13 @@ with audit_tab:
             ),
             hide_index=True,
         )
+
+
+with audit_tab:
+    if current_user().can("reviewer"):  # as GET /api/audit: who decided what is for reviewers
+        audit_log()
+    else:
+        st.info(f"The audit log is for reviewers and admins; you are signed in as {current_user().role}.")
 
 with annotators_tab:
     report = annotator_report(engine=rt.engine)
