@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.runtime import Runtime
 from core.services.tasks import FINISHED, TaskView, get_task
+from ui.widgets import literal
 
 POLL_SECONDS = 0.5
 WAIT_SECONDS = 60
@@ -19,7 +20,7 @@ def outcome(kind: str, task: TaskView) -> tuple[str, str]:
     result = task.result
     if task.status == "FAILED":
         level = "warning" if task.error_code == "llm_not_configured" else "error"
-        return level, f"{kind.capitalize()} did not run ({task.error_code}): {task.error_message}"
+        return level, f"{kind.capitalize()} did not run ({task.error_code}): {literal(task.error_message)}"
     if task.status == "CANCELLED":
         return "warning", f"{kind.capitalize()} was cancelled; what it finished before is kept."
     if task.status != "SUCCEEDED":

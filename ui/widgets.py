@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,18 @@ from core.services.jobs import DocumentPage, JobView, job_document, job_document
 from core.services.models import served_escalation_threshold
 
 TEXT_PREVIEW_CHARS = 20_000
+# What Streamlit's Markdown reads as markup inside a line: emphasis, code, links and images, raw
+# HTML, LaTeX ($…$), strikethrough and tables; a "#" opening a line makes a heading. (With "["
+# escaped, neither a link nor Streamlit's :color[…] directive can form.)
+_MARKUP = re.compile(r"([\\`*_\[\]<>$~|]|^#)", re.MULTILINE)
 PAGE_CACHE_DOCUMENTS = 8
+
+
+def literal(text: object) -> str:
+    """``text`` as it is, inside Markdown: a file name, a user's name or an error message quoting
+    them is shown, never read as markup (a file named ``[Session expired, sign in](https://…)``
+    became a link on the Review page, under the console's own title)."""
+    return _MARKUP.sub(r"\\\1", str(text))
 
 
 def score_chart(scores: Mapping[str, float], predicted: str | None = None) -> alt.Chart:
@@ -226,7 +238,7 @@ def _pages(rt: Runtime, job_id: str) -> list[DocumentPage] | None:
                     extractor=rt.extractor,
                 )
         except HeronError as error:
-            st.error(f"{error.message} ({error.code})")
+            st.error(f"{literal(error.message)} ({error.code})")
             return None
     return cache[job_id]
 

@@ -139,3 +139,16 @@ def test_the_audit_log_is_for_reviewers_as_in_the_api(app: AppTest, monkeypatch:
     app.session_state["heron_api_key"] = "rev-key"
     app.run()
     assert [frame for frame in app.dataframe if "action" in frame.value.columns]
+
+
+def test_a_file_name_is_shown_as_it_is_never_as_markup(app: AppTest, client) -> None:  # type: ignore[no-untyped-def]
+    # Given a file that fails, named like a link a page could show under the console's title
+    name = "[Session expired, sign in again](https:evil.example) __URGENT__.pdf"
+    failed = client.post("/api/classify_file", files={"file": (name, BROKEN_PDF)}).json()
+    assert wait_for_job(client, failed["job_id"])["status"] == "FAILED"
+    # When Activity lists the failures
+    open_activity(app)
+    shown = [error.value for error in app.error if "Session expired" in error.value]
+    # Then its name is escaped for Markdown: shown as typed, not as a link in bold
+    assert shown and all("\\[Session expired, sign in again\\](https:evil.example)" in s for s in shown)
+    assert all("\\_\\_URGENT\\_\\_" in s for s in shown)

@@ -13,6 +13,7 @@ from core.services.audit import list_actions, list_events
 from core.services.jobs import list_jobs
 from core.services.tasks import list_tasks
 from ui.state import current_user, runtime
+from ui.widgets import literal
 
 RECENT = 50
 AUDIT_PAGE_SIZE = 50
@@ -120,9 +121,9 @@ with failures_tab:
             by_code.rename_axis("error code").reset_index(name="documents"), hide_index=True, width="content"
         )
     for job in failed_jobs:
-        st.error(f"**{job.original_filename}** — `{job.error_code}`: {job.error_message}")
+        st.error(f"**{literal(job.original_filename)}** — `{job.error_code}`: {literal(job.error_message)}")
     for task in failed_tasks:
-        st.error(f"**{task.kind}** task {task.id[:8]} — `{task.error_code}`: {task.error_message}")
+        st.error(f"**{task.kind}** task {task.id[:8]} — `{task.error_code}`: {literal(task.error_message)}")
 
 
 def audit_log() -> None:

@@ -29,7 +29,7 @@ def decide_and_train(rt: Runtime, user: User, feedback_ids: list[int], *, approv
             engine=rt.engine, work=rt.work, feedback_ids=feedback_ids, approve=approve, reviewer=user.name
         )
     except HeronError as error:
-        st.session_state[FLASH_KEY] = ("error", f"Nothing was decided: {error.message}")
+        st.session_state[FLASH_KEY] = ("error", f"Nothing was decided: {widgets.literal(error.message)}")
     else:
         message = f"{verb} {len(feedback_ids)} correction{'s' * (len(feedback_ids) != 1)} as {user.name}."
         if decided.training_task is not None:
@@ -150,7 +150,7 @@ else:
                 view = views[job_id]
                 confidence = f"{view.confidence:.0%}" if view.confidence is not None else "—"
                 st.markdown(
-                    f"**#{feedback_id} · {view.original_filename}** — the model said "
+                    f"**#{feedback_id} · {widgets.literal(view.original_filename)}** — the model said "
                     f"*{view.classification_result}* ({confidence}, {view.tier} tier)."
                 )
                 if view.scores:

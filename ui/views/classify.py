@@ -12,7 +12,7 @@ from core.services.documents import BatchView, get_batch, upload
 from core.services.export import safe_cell
 from core.services.jobs import JobView, get_jobs
 from ui.state import current_user, runtime
-from ui.widgets import document_text, routing_explanation, score_chart
+from ui.widgets import document_text, literal, routing_explanation, score_chart
 
 POLL_SECONDS = 0.3
 WAIT_SECONDS = 60
@@ -83,7 +83,7 @@ if uploads and st.button("Classify", type="primary"):
 
 job_ids: list[str] = st.session_state.get("job_ids", [])
 for refusal in st.session_state.get("refused", []):
-    st.error(f"{refusal['file']}: {refusal['message']} ({refusal['code']})")
+    st.error(f"{literal(refusal['file'])}: {literal(refusal['message'])} ({refusal['code']})")
 
 
 def _read(ids: list[str]) -> list[JobView]:

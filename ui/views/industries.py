@@ -300,7 +300,7 @@ def decide_synthetic(rt: Runtime, user: User, ids: list[int], *, approve: bool) 
     try:
         decided = decide_examples(engine=rt.engine, work=rt.work, ids=ids, approve=approve, actor=user.name)
     except HeronError as error:
-        flash("error", f"Nothing was decided: {error.message}")
+        flash("error", f"Nothing was decided: {widgets.literal(error.message)}")
     else:
         message = f"{verb} {len(ids)} synthetic document{'s' * (len(ids) != 1)} as {user.name}."
         if decided.training_task is not None:

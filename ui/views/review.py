@@ -31,7 +31,7 @@ from core.services.review import (
 )
 from core.services.similar import SimilarDocument, similar_documents
 from ui.state import current_user, runtime
-from ui.widgets import document_text, evidence_table, review_explanation
+from ui.widgets import document_text, evidence_table, literal, review_explanation
 
 SHORTCUT_KEYS = "123456789"
 SKIP_KEY = "S"
@@ -115,7 +115,7 @@ def _label(job_id: str, label: str, annotator: str) -> None:
     try:
         submit_feedback(engine=rt.engine, job_id=job_id, label=label, author=annotator)
     except HeronError as error:
-        state["review_flash"] = f"Not saved: {error.message} ({error.code})"
+        state["review_flash"] = f"Not saved: {literal(error.message)} ({error.code})"
         return
     _give_back(job_id, annotator)
     state["review_claim"] = None
@@ -160,7 +160,7 @@ def _label_selection(job_ids: list[str], label: str, annotator: str, held: str |
             engine=rt.engine, job_ids=[held, *job_ids] if held else job_ids, label=label, author=annotator
         )
     except HeronError as error:
-        state["review_flash"] = f"Not saved: {error.message} ({error.code})"
+        state["review_flash"] = f"Not saved: {literal(error.message)} ({error.code})"
         return
     state.pop("review_similar_cache", None)  # the labelled ones are no longer "unlabelled"
     state["review_similar_generation"] += 1
@@ -181,7 +181,7 @@ def _relabel(example_id: int, label: str) -> None:
     try:
         relabel_example(engine=rt.engine, work=rt.work, example_id=example_id, label=label, actor=user.name)
     except HeronError as error:
-        state["review_flash"] = f"Not relabelled: {error.message} ({error.code})"
+        state["review_flash"] = f"Not relabelled: {literal(error.message)} ({error.code})"
         return
     state["review_relabelled"] += 1
     state["review_flash"] = f"Relabelled as **{label}**; the model is learning it."
@@ -191,7 +191,7 @@ def _keep(example_id: int) -> None:
     try:
         keep_label(engine=rt.engine, example_id=example_id, actor=user.name)
     except HeronError as error:
-        state["review_flash"] = f"Not kept: {error.message} ({error.code})"
+        state["review_flash"] = f"Not kept: {literal(error.message)} ({error.code})"
         return
     state["review_kept_issues"] = [*state["review_kept_issues"], example_id]
 
@@ -338,7 +338,7 @@ def _held_item() -> JobView | None:
         claim(engine=rt.engine, job_id=held[0], annotator=user.name, seconds=rt.settings.review_claim_seconds)
         view = get_job(engine=rt.engine, job_id=held[0])
     except (Conflict, NotFound) as error:
-        st.info(f"The previous document is no longer yours to review: {error.message}")
+        st.info(f"The previous document is no longer yours to review: {literal(error.message)}")
         state["review_claim"] = None
         return None
     if view.feedback_status not in (None, "rejected"):
@@ -408,7 +408,7 @@ if similar_open:
 else:
     text_column, answer_column = st.columns([3, 2])
 with text_column:
-    st.subheader(item.original_filename)
+    st.subheader(literal(item.original_filename))
     document_text(rt, item.id, key=f"review-{item.id}", evidence=item.evidence)
     evidence_table(item.evidence)
 
