@@ -87,9 +87,14 @@ class JobsController(Controller):
         data: MultipartBody[dict[str, Any]],
     ) -> Batch:
         """Upload several documents (repeated multipart field ``files``) or one ZIP, as one batch."""
-        uploads = data.get("files") or data.get("file") or []
-        uploads = uploads if isinstance(uploads, list) else [uploads]
-        if not uploads or not all(isinstance(u, UploadFile) for u in uploads):
+        # Every file of the form, whatever its field: 'files' and 'file' together lost the latter.
+        uploads = [
+            upload
+            for value in data.values()
+            for upload in (value if isinstance(value, list) else [value])
+            if isinstance(upload, UploadFile)
+        ]
+        if not uploads:
             raise Invalid("Send the documents as multipart form fields named 'files'.")
         if len(uploads) > MAX_FILES_PER_BATCH:
             raise Invalid(f"At most {MAX_FILES_PER_BATCH} files per batch (got {len(uploads)}).")

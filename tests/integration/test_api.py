@@ -277,6 +277,16 @@ def test_several_files_become_one_batch(client) -> None:  # type: ignore[no-unty
     assert [job["classification_result"] for job in jobs] == ["legal", "healthcare"]
 
 
+def test_a_batch_takes_every_file_of_the_form_whatever_its_field(client) -> None:  # type: ignore[no-untyped-def]
+    # Given a form with a file under 'files' and another under 'file' (and a text field)
+    files = [("files", ("a.txt", LEGAL.encode() + b" Field A.")), ("file", ("b.txt", FINANCE.encode()))]
+    body = client.post("/api/classify_files", files=files, data={"note": "two"}).json()
+    # Then both are queued: none is dropped without a word
+    assert len(body["job_ids"]) == 2 and body["skipped"] == [], body
+    names = [wait_for_job(client, job_id)["original_filename"] for job_id in body["job_ids"]]
+    assert sorted(names) == ["a.txt", "b.txt"]
+
+
 def test_ready_reports_database_broker_and_model(client) -> None:  # type: ignore[no-untyped-def]
     body = client.get("/ready").json()
     assert body["status"] == "ready"
