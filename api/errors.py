@@ -96,6 +96,8 @@ def heron_error(_: Request, exc: errors.HeronError) -> Response:
     return _json(status, exc.code, exc.message)
 
 
+# What Litestar's multipart parser raises (as a 400) when a form passes its part limits.
+FORM_TOO_BIG = "Request Entity Too Large"
 # What Litestar raises (as a 500) when a client goes away in the middle of sending its body.
 CLIENT_GONE = "client disconnected prematurely"
 
@@ -132,6 +134,16 @@ def http_error(request: Request, exc: HTTPException) -> Response:
             message = f"{exc.detail}: the request needs a JSON body."
         return _json(422 if exc.status_code == 400 else exc.status_code, "invalid", message, errors=problems)
     status = exc.status_code
+    if status == 400 and exc.detail == FORM_TOO_BIG:
+        # Litestar's multipart parser gave up (over 1,000 parts, or a part header over its limit):
+        # not the upload size limit, so not 413; say what is wrong with the form.
+        return _json(
+            422,
+            "invalid",
+            "The multipart form has more parts, or longer part headers (file names), than Heron "
+            "reads: send at most 1,000 parts, each header line (its file name) under 4 kB, or the "
+            "files in a ZIP.",
+        )
     if status == 413:
         limit = request.app.state.runtime.settings.max_upload_mb
         return _json(413, "too_large", f"The request is larger than the upload limit of {limit} MB.")

@@ -393,3 +393,15 @@ def test_the_audit_trail_says_who_did_what_over_http(client) -> None:  # type: i
     assert trail["total"] >= 2 and {event["actor"] for event in trail["items"]} == {"audrey"}
     only = client.get("/api/audit", params={"action": "feedback.created", "actor": "audrey"}).json()
     assert [event["action"] for event in only["items"]] == ["feedback.created"]
+
+
+def test_a_form_over_the_parsers_limits_is_refused_saying_so(client) -> None:  # type: ignore[no-untyped-def]
+    # Given forms the multipart parser stops reading: 1,001 parts, and a 70,000-character file name
+    many = [("files", (f"f{i}.txt", b"x")) for i in range(1001)]
+    long_name = [("files", ("a" * 70_000 + ".txt", LEGAL.encode()))]
+    for files in (many, long_name):
+        response = client.post("/api/classify_files", files=files)
+        # Then the answer says what is wrong with the form (it was a 400 saying "Request Entity
+        # Too Large", though nothing was near the upload size limit)
+        assert (response.status_code, response.json()["code"]) == (422, "invalid"), response.text
+        assert "1,000 parts" in response.json()["message"]
