@@ -8,8 +8,10 @@ Either way a sweeper re-sends jobs whose message was lost (the database is the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +28,8 @@ from workers.sender import DRAINS, BackgroundSender, QueueSender
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 10.0
+# How long a process whose sweep failed leaves the sweeper lease to the others.
+STAND_ASIDE_SECONDS = 60.0
 SWEEPER_LEASE = "sweeper"
 # A running task whose run holds no lease (one started by an earlier version) lost its worker once
 # silent this long; runs hold a renewed lease and are seen to be lost within its time to live.
@@ -169,17 +173,30 @@ def _sweep_forever(runtime: Runtime | Callable[[], Runtime], stopping: threading
     # At start-up every waiting job is re-sent (an in-process queue loses its messages with
     # its process); afterwards only those that have waited far longer than a normal queue wait.
     # Whichever process holds the "sweeper" lease sweeps: one sweeper at a time across machines.
+    # A process whose sweep fails (it reaches the database but not its broker: a typo in
+    # HERON_BROKER_URL, a machine cut off from Redis) gives the lease up and leaves it to the others
+    # for a while: holding it, it kept every healthy worker from re-sending lost work.
     owner = leases.new_owner()
     pending_older_than = 0.0
+    stand_aside_until = 0.0
     while not stopping.is_set():
+        current = None
         try:
             current = runtime() if callable(runtime) else runtime
             ttl = 3 * SWEEP_INTERVAL_SECONDS
-            if leases.try_acquire(current.engine, SWEEPER_LEASE, owner, ttl_seconds=ttl):
+            if time.monotonic() >= stand_aside_until and leases.try_acquire(
+                current.engine, SWEEPER_LEASE, owner, ttl_seconds=ttl
+            ):
                 sweep_once(current, pending_older_than=pending_older_than)
                 pending_older_than = max(5.0, current.settings.job_lease_seconds / 2)
         except Exception:
-            log.exception("job sweep failed; retrying in %ss", SWEEP_INTERVAL_SECONDS)
+            log.exception(
+                "job sweep failed; leaving it to other processes, retrying in %ss", STAND_ASIDE_SECONDS
+            )
+            stand_aside_until = time.monotonic() + STAND_ASIDE_SECONDS
+            if current is not None:
+                with contextlib.suppress(Exception):  # the database may be what failed
+                    leases.release(current.engine, SWEEPER_LEASE, owner)
         stopping.wait(SWEEP_INTERVAL_SECONDS)
 
 

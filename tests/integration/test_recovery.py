@@ -352,3 +352,40 @@ def test_a_task_cancelled_after_its_worker_died_ends_cancelled_instead_of_runnin
     assert tasks.stale_tasks(engine, pending_older_than=3600, silent_for=1800, leased=leased) == []
     assert tasks.get_task(engine=engine, task_id=queued.id).status == "CANCELLED"
     engine.dispose()
+
+
+def test_a_process_that_cannot_reach_its_broker_leaves_the_sweeping_to_one_that_can(heron) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from tests.conftest import SentWork
+
+    class NoBroker(SentWork):
+        def send_classify(self, job_id: str) -> None:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:16398. Connection refused.")
+
+    # Given an upload whose message was lost
+    job = submit_upload(
+        engine=heron.engine,
+        blobs=heron.blobs,
+        chunks=[LEGAL.encode() + b" Lost message."],
+        filename="lost.txt",
+        max_bytes=heron.settings.max_upload_bytes,
+    )
+    # And a worker that reaches the database but not its broker (a typo in HERON_BROKER_URL),
+    # sweeping first
+    broken = SimpleNamespace(engine=heron.engine, work=NoBroker(), settings=heron.settings)
+    healthy = SimpleNamespace(engine=heron.engine, work=SentWork(), settings=heron.settings)
+    stops = [dispatch.start_sweeper(lambda: broken)]
+    try:
+        time.sleep(1.0)
+        # When a healthy worker starts its sweeper too
+        stops.append(dispatch.start_sweeper(lambda: healthy))
+        deadline = time.monotonic() + 2 * dispatch.SWEEP_INTERVAL_SECONDS + 5
+        while job.id not in healthy.work.jobs and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for stop in stops:
+            stop.set()
+    # Then the healthy worker re-sends the lost job within a sweep or two: the broken one let go
+    # of the sweeper lease (it kept it, and nothing re-sent lost work while it lived)
+    assert job.id in healthy.work.jobs
