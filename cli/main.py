@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -304,13 +305,73 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         "dramatiq",
         "workers.entry",
         "--processes",
-        str(args.processes),
+        "1",
         "--threads",
         environment["HERON_WORKER_THREADS"],
     ]
-    # Become Dramatiq's main process (exec), so a stop signal reaches it and it stops its workers cleanly.
-    os.execve(command[0], command, environment)
-    return 0  # not reached
+    return supervise(command, environment, args.processes)
+
+
+def supervise(command: list[str], environment: Mapping[str, str], processes: int) -> int:
+    """Keep ``processes`` worker processes running (each a Dramatiq main with one worker process)
+    until SIGINT or SIGTERM, which reaches each as SIGTERM: it finishes or gives back its jobs.
+
+    One Dramatiq main with N worker processes stops them all when one dies (the OOM killer, a
+    native crash), and nothing started them again: with `heron worker --processes 2` one killed
+    process left the queue without workers. Here the others keep working and the dead one is
+    replaced, at once, or after a pause doubling up to a minute while it keeps dying within
+    30 s of starting (a setting it cannot start with).
+    """
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+
+    def start() -> subprocess.Popen:
+        # In a session of its own, so a terminal's Ctrl-C reaches it once, from here (Dramatiq kills
+        # a worker process told to stop twice).
+        return subprocess.Popen(
+            command, env=dict(environment), start_new_session=True, preexec_fn=_as_a_supervised_child
+        )
+
+    children: list[subprocess.Popen | None] = [start() for _ in range(processes)]
+    started = [time.monotonic()] * processes
+    restart_at = [0.0] * processes
+    quick_deaths = [0] * processes
+    while signal.sigtimedwait(stop_signals, 1.0) is None:
+        now = time.monotonic()
+        for slot, child in enumerate(children):
+            if child is None:
+                if now >= restart_at[slot]:
+                    children[slot], started[slot] = start(), now
+                continue
+            code = child.poll()
+            if code is None:
+                continue
+            quick_deaths[slot] = quick_deaths[slot] + 1 if now - started[slot] < 30 else 0
+            pause = 0.0 if not quick_deaths[slot] else min(60.0, 2.0 ** quick_deaths[slot])
+            log.error(
+                "worker process %d exited unexpectedly (code %s); starting another in %.0f s",
+                child.pid,
+                code,
+                pause,
+            )
+            children[slot], restart_at[slot] = None, now + pause
+    running = [child for child in children if child is not None]
+    for child in running:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+    for child in running:
+        child.wait()
+    return 0
+
+
+def _as_a_supervised_child() -> None:
+    """In the child, before exec: the stop signals unblocked (a blocked mask survives exec), and
+    told to stop (SIGTERM) if the supervisor dies, instead of running on unsupervised."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    with contextlib.suppress(OSError, AttributeError):  # Linux only
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:

@@ -407,3 +407,57 @@ def test_two_training_requests_on_two_machines_make_one_run(cluster: Cluster) ->
     assert json.loads(out.strip().splitlines()[-1])["version_id"]
     with session_scope(cluster.runtime.engine) as session:
         assert session.exec(select(func.count()).select_from(ModelVersion)).one() == before + 1
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _worker_processes(supervisor: int) -> dict[int, list[int]]:
+    """Each Dramatiq main `heron worker` runs, with the processes it started."""
+    return {main: _children(main) for main in _children(supervisor)}
+
+
+def test_heron_worker_keeps_its_processes_running_when_one_is_killed(cluster: Cluster) -> None:
+    # Given `heron worker --processes 2` on Redis, both processes up
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "worker", "--processes", "2"],
+        env=cluster.environment(REDIS),
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (len(mains := _worker_processes(supervisor.pid)) == 2 and all(mains.values())):
+            assert time.monotonic() < deadline and supervisor.poll() is None, mains
+            time.sleep(0.5)
+        # When the OOM killer takes one of its worker processes
+        victim_main, victims = next(iter(mains.items()))
+        os.kill(victims[0], signal.SIGKILL)
+        # Then the other keeps working and the dead one is replaced: a job sent now completes,
+        # and two processes run again (Dramatiq stopped them all, and nothing started them again)
+        job_id = cluster.submit(FINANCE.encode() + b" After the kill.", "after-kill.txt")
+        _send(REDIS, [job_id])
+        assert cluster.wait([job_id], {"COMPLETED", "FAILED"}, 90)[job_id] == "COMPLETED"
+        deadline = time.monotonic() + 60
+        while not (
+            len(mains := _worker_processes(supervisor.pid)) == 2
+            and victim_main not in mains
+            and all(mains.values())
+        ):
+            assert time.monotonic() < deadline and supervisor.poll() is None, mains
+            time.sleep(0.5)
+        running = [pid for main, workers in mains.items() for pid in (main, *workers)]
+    finally:
+        # And SIGTERM stops it all cleanly, its processes included
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(timeout=60)
+    assert code == 0
+    assert not [pid for pid in running if Path(f"/proc/{pid}").exists()]
