@@ -208,15 +208,51 @@ def _sniff_zip(source: Source) -> str:
                     content_types = archive.read(info).decode("utf-8", "replace")
     except Exception:
         # Sniffing only names the bytes; a damaged ZIP is still a ZIP, and its reader (or the
-        # upload's unpacking) reports the damage with a proper error.
-        return ZIP
+        # upload's unpacking) reports the damage with a proper error — unless it is a damaged
+        # Office document (a truncated download), which is reported as one, on its own job.
+        return _damaged_package(source.head(65536))
     if "word/document.xml" in names:
         return DOCX
     if "ppt/presentation.xml" in names:
         return PPTX
     if "xl/workbook.xml" in names:
         return XLSM if "macroEnabled" in content_types else XLSX
+    # The main part is where the package's relationships say, not always at the usual path; and a
+    # package missing it is a damaged document, not an archive of its XML parts (it became one
+    # junk job per part, "styles.xml" filed under technology).
+    for marker, kind in _MAIN_PARTS:
+        if marker in content_types:
+            return kind
+    if content_types:
+        folders = {name.split("/", 1)[0] for name in names}
+        for folder, kind in (("word", DOCX), ("ppt", PPTX), ("xl", XLSX)):
+            if folder in folders:
+                return kind
     return ZIP
+
+
+def _damaged_package(head: bytes) -> str:
+    """The kind of a ZIP whose directory cannot be read, from the member names in its first local
+    headers: Office writes ``[Content_Types].xml`` and its parts first."""
+    names = re.findall(rb"PK\x03\x04.{26}((?:\[Content_Types\]\.xml)|(?:word|xl|ppt)/)", head, re.DOTALL)
+    folders = {name.decode("ascii").rstrip("/") for name in names}
+    for folder, kind in (("word", DOCX), ("ppt", PPTX), ("xl", XLSX)):
+        if folder in folders:
+            return kind
+    return ZIP
+
+
+# The content type of each Office package's main part ([Content_Types].xml), most specific first.
+_MAIN_PARTS = (
+    ("wordprocessingml.document.main+xml", DOCX),
+    ("wordprocessingml.template.main+xml", DOCX),
+    ("presentationml.presentation.main+xml", PPTX),
+    ("presentationml.slideshow.main+xml", PPTX),
+    ("presentationml.template.main+xml", PPTX),
+    ("spreadsheetml.sheet.main+xml", XLSX),
+    ("spreadsheetml.template.main+xml", XLSX),
+    ("ms-excel.sheet.macroEnabled.main+xml", XLSM),
+)
 
 
 def _sniff_ole(source: Source) -> str:

@@ -384,3 +384,51 @@ def test_text_with_a_lone_surrogate_is_read_as_text_that_can_be_stored(make) -> 
     assert "mortgage interest rate" in extraction.text
     extraction.text.encode("utf-8")
     assert "\ufffd" in extraction.text
+
+
+def _repacked(data: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    """The package with ``change(name, bytes)`` applied to each member (None drops it)."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            changed = change(info.filename, source.read(info))
+            if changed is not None:
+                target.writestr(changed[0], changed[1])
+    return out.getvalue()
+
+
+def test_a_word_document_whose_main_part_is_elsewhere_is_read_as_one() -> None:
+    # Given a valid DOCX whose main part is word/main.xml (its relationships say so)
+    def move(name: str, body: bytes):  # type: ignore[no-untyped-def]
+        body = body.replace(b"word/document.xml", b"word/main.xml").replace(b'"document.xml"', b'"main.xml"')
+        return ("word/main.xml" if name == "word/document.xml" else name), body
+
+    moved = _repacked(docx_bytes([FINANCE]), move)
+    # Then it is a Word document with its text, not an archive of its XML parts
+    extraction = extract(moved, filename="moved.docx")
+    assert extraction.content_type.endswith("wordprocessingml.document")
+    assert "interest" in extraction.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("make", "main", "named"),
+    [
+        (lambda: docx_bytes([FINANCE]), "word/document.xml", "Word"),
+        (lambda: xlsx_bytes({"Q3": [["Revenue", 100]] * 200}), "xl/workbook.xml", "Excel"),
+        (lambda: pptx_bytes([("Quarterly results", FINANCE, "notes")]), "ppt/presentation.xml", "PowerPoint"),
+    ],
+    ids=["docx", "xlsx", "pptx"],
+)
+def test_a_damaged_office_document_is_refused_as_one_not_unpacked_as_an_archive(make, main, named) -> None:  # type: ignore[no-untyped-def]
+    whole = make()
+    # Given the package without its main part, and the package cut short (a broken download)
+    missing = _repacked(whole, lambda name, body: None if name == main else (name, body))
+    for broken in (missing, whole[: len(whole) * 2 // 3]):
+        # Then each is a corrupt document of its kind: one job that fails saying what it is, not
+        # a batch of junk jobs (one per XML part) or a refused "ZIP"
+        assert sniff(broken) != "application/zip"
+        error = _refusal(broken)
+        assert isinstance(error, CorruptFile) and named in error.message, error.message
