@@ -261,15 +261,19 @@ class JobsController(Controller):
     @get("/jobs/{job_id:str}/similar", sync_to_thread=True, guards=[requires("annotator")])
     def similar(
         self,
+        request: Request,
         runtime: NamedDependency[Runtime],
         job_id: FromPath[str],
         limit: FromQuery[int] = 10,
     ) -> Page:
-        """The documents most like this job's that nobody has labelled yet, most similar first, each
-        with the model's answer: label them together with ``POST /api/feedback/batch``."""
+        """The documents most like this job's that nobody has labelled yet, and nobody else holds
+        for review (``X-Heron-User``), most similar first, each with the model's answer: label them
+        together with ``POST /api/feedback/batch``."""
         if not 1 <= limit <= similar.MAX_SIMILAR:
             raise Invalid(f"limit must be between 1 and {similar.MAX_SIMILAR} (got {limit}).")
-        items = similar.similar_documents(engine=runtime.engine, job_id=job_id, limit=limit)
+        items = similar.similar_documents(
+            engine=runtime.engine, job_id=job_id, limit=limit, annotator=actor(request) or ""
+        )
         return Page(items=items, total=len(items))
 
     @get("/annotators", sync_to_thread=True, guards=[requires("annotator")])

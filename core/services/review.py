@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, delete, func, update
+from sqlalchemy import Engine, Select, Text, cast, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
@@ -125,9 +125,7 @@ def _queue(
     trained = select(TrainingExample.document_id).where(
         TrainingExample.status == ExampleStatus.approved, TrainingExample.document_id.is_not(None)
     )
-    claimed_by_others = select(ReviewClaim.job_id).where(
-        ReviewClaim.expires_at > utcnow(), ReviewClaim.claimed_by != (annotator or "")
-    )
+    claimed_by_others = held_by_others(annotator)
     earlier, its = aliased(Job), aliased(Prediction)
     first_upload = (earlier.created_at < Job.created_at) | (
         (earlier.created_at == Job.created_at) & (earlier.id < Job.id)
@@ -253,6 +251,26 @@ def release_claim(*, engine: Engine, job_id: str, annotator: str | None = None) 
             ReviewClaim.job_id == job_id, ReviewClaim.claimed_by == held.claimed_by
         )
         return bool(session.execute(gone).rowcount)  # 0: it expired and someone took it meanwhile
+
+
+def held_by_others(annotator: str | None) -> Select:
+    """The jobs someone other than ``annotator`` holds right now (every held job when None)."""
+    held = select(ReviewClaim.job_id).where(ReviewClaim.expires_at > utcnow())
+    return held if annotator is None else held.where(ReviewClaim.claimed_by != annotator)
+
+
+def holders(*, engine: Engine, job_ids: Collection[str], annotator: str) -> dict[str, str]:
+    """Which of ``job_ids`` someone other than ``annotator`` holds now, and who."""
+    if not job_ids:
+        return {}
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(ReviewClaim.job_id, ReviewClaim.claimed_by).where(
+                ReviewClaim.job_id.in_(list(job_ids)),
+                ReviewClaim.job_id.in_(held_by_others(annotator)),
+            )
+        )
+        return {job_id: holder for job_id, holder in rows}
 
 
 def _as_utc(moment: datetime) -> datetime:

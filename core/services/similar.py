@@ -29,6 +29,7 @@ from core.db.tables import Document, Job, JobStatus, Prediction, TrainingExample
 from core.errors import NotClassified
 from core.services.feedback import corrected_documents
 from core.services.jobs import JobView, existing_job, job_views
+from core.services.review import held_by_others
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +199,12 @@ def warm_up(engine: Engine, stale: _Index | None = None) -> threading.Thread | N
     return thread
 
 
-def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[SimilarDocument]:
-    """The ``limit`` unlabelled documents most similar to ``job_id``'s, most similar first.
+def similar_documents(
+    *, engine: Engine, job_id: str, limit: int = 10, annotator: str | None = None
+) -> list[SimilarDocument]:
+    """The ``limit`` unlabelled documents most similar to ``job_id``'s, most similar first; with
+    ``annotator``, none that someone else holds for review (ticked in one labelling action, they
+    were labelled by two people).
 
     Raises:
         NotFound: no such job. NotClassified: its document has not been classified yet.
@@ -221,11 +226,16 @@ def similar_documents(*, engine: Engine, job_id: str, limit: int = 10) -> list[S
         examples = session.exec(
             select(TrainingExample.document_id).where(TrainingExample.document_id.is_not(None))
         ).all()
+        held: list[int] = []
+        if annotator is not None:
+            held = list(
+                session.exec(select(Job.document_id).where(Job.id.in_(held_by_others(annotator)))).all()
+            )
         with index.lock:
             if index.stale():
                 warm_up(engine, index)
             index.refresh(session)
-            ids, vectors, probabilities, known = index.candidates({target.id, *labelled, *examples})
+            ids, vectors, probabilities, known = index.candidates({target.id, *labelled, *examples, *held})
         if not ids:
             return []
         scores = _similarity(

@@ -366,3 +366,46 @@ def test_label_issues_list_doubtful_examples_to_relabel_or_keep(app: AppTest, ru
     with session_scope(runtime.engine) as session:
         assert session.get(TrainingExample, report).label == "healthcare"
     wait_for_task(client, training[0].id)
+
+
+def test_a_document_someone_else_holds_is_neither_offered_nor_labelled(
+    app: AppTest, runtime, client, held_by_others
+) -> None:  # type: ignore[no-untyped-def]
+    from core.services.similar import similar_documents
+
+    # Given near-copies of a vague note; Ada reviews one of them and Bob holds another
+    run = uuid.uuid4().hex[:6]
+    note = "Could you have a look at the attached and tell me what you make of it, item {n}."
+    family = [
+        client.post(
+            "/api/classify_file", files={"file": (f"held-{run}-{n}.txt", note.format(n=n).encode())}
+        ).json()["job_id"]
+        for n in range(1, 5)
+    ]
+    for job_id in family:
+        wait_for_job(client, job_id)
+    bobs = family[1]
+    claim(engine=runtime.engine, job_id=bobs, annotator="Bob", seconds=600)
+    try:
+        # Then more like this offers Ada the others, not the one Bob holds (ticked, she labelled it too)
+        offered = {
+            doc.job_id for doc in similar_documents(engine=runtime.engine, job_id=family[0], annotator="Ada")
+        }
+        assert bobs not in offered and {family[2], family[3]} <= offered
+        assert bobs in {d.job_id for d in similar_documents(engine=runtime.engine, job_id=family[0])}
+        # When Ada's claim on the document she is reviewing ran out and Bob took it, while her page
+        # still shows it
+        release_claim(engine=runtime.engine, job_id=bobs)
+        held_by_others({family[0]})
+        open_review(app, "Ada")
+        assert held(app) == family[0]
+        release_claim(engine=runtime.engine, job_id=family[0])
+        claim(engine=runtime.engine, job_id=family[0], annotator="Bob", seconds=600)
+        app.button(key=f"review-pick-{family[0]}-legal").click().run()
+        # Then her label is not saved: the document is Bob's to label now
+        assert not app.exception
+        with session_scope(runtime.engine) as session:
+            assert not session.exec(select(Feedback).where(Feedback.job_id == family[0])).all()
+    finally:
+        for job_id in family:
+            release_claim(engine=runtime.engine, job_id=job_id)

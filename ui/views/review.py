@@ -25,6 +25,7 @@ from core.services.review import (
     STRATEGIES,
     claim,
     claim_next,
+    holders,
     label_issue_queue,
     release_claim,
     review_queue,
@@ -111,7 +112,21 @@ def _release_held() -> None:
     state["review_claim"] = None
 
 
+def _still_held(job_id: str, annotator: str) -> bool:
+    """Whether this person still holds the document (their claim renewed); if its claim ran out and
+    someone else took it, it is theirs to label now, and this person is told so."""
+    try:
+        claim(engine=rt.engine, job_id=job_id, annotator=annotator, seconds=rt.settings.review_claim_seconds)
+    except (Conflict, NotFound) as error:
+        state["review_flash"] = f"Not saved: {literal(error.message)}"
+        state["review_claim"] = None
+        return False
+    return True
+
+
 def _label(job_id: str, label: str, annotator: str) -> None:
+    if not _still_held(job_id, annotator):
+        return
     try:
         submit_feedback(engine=rt.engine, job_id=job_id, label=label, author=annotator)
     except HeronError as error:
@@ -144,7 +159,7 @@ def _similar(job_id: str) -> list[SimilarDocument] | str:
     if cached is None or cached[0] != job_id:
         try:
             found: list[SimilarDocument] | str = similar_documents(
-                engine=rt.engine, job_id=job_id, limit=SIMILAR_SHOWN
+                engine=rt.engine, job_id=job_id, limit=SIMILAR_SHOWN, annotator=user.name
             )
         except HeronError as error:
             found = error.message
@@ -155,6 +170,14 @@ def _similar(job_id: str) -> list[SimilarDocument] | str:
 def _label_selection(job_ids: list[str], label: str, annotator: str, held: str | None) -> None:
     """One label for the ticked documents, and for the one being reviewed when ``held`` is its id
     (then it is done, and the next one comes)."""
+    if held and not _still_held(held, annotator):
+        return
+    taken = holders(engine=rt.engine, job_ids=job_ids, annotator=annotator)
+    job_ids = [job_id for job_id in job_ids if job_id not in taken]  # someone else took them since
+    if not held and not job_ids:
+        state["review_flash"] = "Not saved: the ticked documents are being reviewed by someone else now."
+        state.pop("review_similar_cache", None)
+        return
     try:
         created = submit_feedback_many(
             engine=rt.engine, job_ids=[held, *job_ids] if held else job_ids, label=label, author=annotator
@@ -172,8 +195,9 @@ def _label_selection(job_ids: list[str], label: str, annotator: str, held: str |
     what = (["this document"] if held else []) + (
         [f"{similar} similar document{'s' * (similar != 1)}"] if similar else []
     )
+    left = f" ({len(taken)} ticked left out: someone else is reviewing them)" if taken else ""
     state["review_flash"] = (
-        f"Saved **{label}** for {' and '.join(what)}; they wait for a reviewer's approval."
+        f"Saved **{label}** for {' and '.join(what)}; they wait for a reviewer's approval{left}."
     )
 
 
