@@ -149,3 +149,32 @@ def test_an_upload_has_the_same_effect_from_the_console_and_the_api(app: AppTest
     # Then both are stored alike: a completed job by Ada, the same answer, the same document type
     expected = ("COMPLETED", "Ada", "finance", "application/pdf")
     assert stored("console-q3.pdf") == stored("api-q3.pdf") == expected
+
+
+def test_a_document_still_being_read_holds_up_no_later_click(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from core.services.documents import submit_upload
+
+    # Given results on the page, one of them a document no worker has read yet (a long scan)
+    app.run()
+    app.file_uploader[0].upload("q3.txt", FINANCE.encode(), "text/plain")
+    app.run()
+    app.button[0].click()
+    app.run()
+    waiting = submit_upload(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[LEGAL.encode() + b" Still being read."],
+        filename="slow-scan.txt",
+        max_bytes=runtime.settings.max_upload_bytes,
+    )  # no message sent: it waits (the sweeper sends it only minutes later)
+    app.session_state["job_ids"] = [*app.session_state["job_ids"], waiting.id]
+    # When the user filters the results
+    started = time.monotonic()
+    app.multiselect[0].set_value(["finance"]).run(timeout=30)
+    # Then the page answers at once with what is finished, and says what is still being read
+    assert time.monotonic() - started < 10
+    assert not app.exception
+    assert list(app.dataframe[0].value["file"]) == ["q3.txt"]
+    assert any("still being read" in warning.value for warning in app.warning)

@@ -80,6 +80,7 @@ if uploads and st.button("Classify", type="primary"):
         )
     st.session_state["job_ids"] = job_ids
     st.session_state["refused"] = refused
+    st.session_state["classify_follow"] = True  # this run follows them; later ones do not wait
 
 job_ids: list[str] = st.session_state.get("job_ids", [])
 for refusal in st.session_state.get("refused", []):
@@ -98,9 +99,12 @@ if not job_ids:
 # Live progress: the in-process workers (or remote ones) finish jobs while this run polls.
 views = _read(job_ids)
 done = sum(view.status in FINISHED for view in views)
+# Only the run that submitted them waits: a filter or a document chosen later answers at once with
+# what is finished (each such click waited up to a minute while a scan was still being read).
+follow = st.session_state.pop("classify_follow", False) or st.session_state.pop("classify_refresh", False)
 if done < len(views):
     progress = st.progress(done / len(views), text=f"{done} of {len(views)} classified")
-    deadline = time.monotonic() + WAIT_SECONDS
+    deadline = time.monotonic() + (WAIT_SECONDS if follow else 0)
     while done < len(views) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         views = _read(job_ids)
@@ -108,7 +112,9 @@ if done < len(views):
         progress.progress(done / len(views), text=f"{done} of {len(views)} classified")
     if done < len(views):
         st.warning(f"{len(views) - done} document(s) are still being read (large scans take a while).")
-        st.button("Refresh")
+        if st.button("Refresh", key="classify_refresh_button"):
+            st.session_state["classify_refresh"] = True
+            st.rerun()
 
 table = pd.DataFrame(
     [
