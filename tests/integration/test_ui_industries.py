@@ -238,3 +238,27 @@ def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTes
     assert any("Model v" in end or end.startswith("Training had nothing new to learn") for end in ends), ends
     assert list_examples(engine=runtime.engine, source="synthetic", status="pending", label=name)[1] == 0
     retire_industry(engine=runtime.engine, name=name, actor="test")
+
+
+def test_a_refused_industry_keeps_what_was_typed_and_an_added_one_clears_the_form(
+    app: AppTest, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    run = uuid.uuid4().hex[:6]
+    _open_industries_page(app, f"Grace-{run}")
+    # When a reviewer adds an industry under a name that is taken
+    app.text_input(key="industries_new_name").input("finance")
+    app.text_area(key="industries_new_description").input(BEEKEEPING)
+    app.button(key="industries_add_submit").click().run(timeout=120)
+    # Then the refusal is shown and the description is still there to correct the name beside
+    assert not app.exception
+    assert any("already exists" in error.value for error in app.error)
+    assert app.text_area(key="industries_new_description").value == BEEKEEPING
+    assert app.text_input(key="industries_new_name").value == "finance"
+    # When the name is corrected
+    app.text_input(key="industries_new_name").input(f"Hives {run}")
+    app.button(key="industries_add_submit").click().run(timeout=120)
+    # Then the industry is added and the form is empty for the next one
+    assert not app.exception
+    assert app.text_input(key="industries_new_name").value == ""
+    assert app.text_area(key="industries_new_description").value == ""
+    retire_industry(engine=runtime.engine, name=f"hives_{run}", actor="test")

@@ -55,8 +55,18 @@ def industry_table(
     return pd.DataFrame(rows)
 
 
+ADD_FIELDS = (
+    "industries_new_name",
+    "industries_new_description",
+    "industries_new_files",
+    "industries_new_synthetic",
+)
+
+
 def add_industry_form(rt: Runtime, user: User) -> None:
-    with st.form("industries_add", clear_on_submit=True):
+    # Not cleared on submit: a refusal (a name taken, files that cannot be read) keeps what was typed
+    # and attached, to correct; a success empties the form (ADD_FIELDS) before the page is drawn again.
+    with st.form("industries_add"):
         name = st.text_input("Name", placeholder="e.g. real estate", key="industries_new_name")
         description = st.text_area(
             "Description",
@@ -124,6 +134,8 @@ def add_industry_form(rt: Runtime, user: User) -> None:
         "training below makes a version that knows it live (from its description, then its "
         f"examples).{skipped}",
     )
+    for key in ADD_FIELDS:
+        st.session_state.pop(key, None)
     st.rerun()
 
 
