@@ -151,3 +151,40 @@ def test_a_tick_stays_on_its_correction_when_the_queue_moves_under_it(app: AppTe
     assert not app.exception
     pending = {item.id for item in list_feedback(engine=runtime.engine, status="pending", limit=1000)[0]}
     assert bobs.id not in pending and later.id in pending, (bobs.id, later.id)
+
+
+def test_approve_all_leaves_corrections_to_a_retired_industry_and_says_which(
+    app: AppTest, runtime, client
+) -> None:  # type: ignore[no-untyped-def]
+    from core.services.taxonomy import add_industry, retire_industry
+
+    # Given two corrections by one annotator, one of them to an industry retired since it was filed
+    run = uuid.uuid4().hex[:6]
+    ada = f"ada-{run}"
+    name = f"realty_{run}"
+    add_industry(
+        engine=runtime.engine,
+        work=runtime.work,
+        settings=runtime.settings,
+        name=name,
+        description="Property.",
+    )
+    jobs = [_classified_job(client, f"{FINANCE} Deed {run}-{i}.", f"deed-{run}-{i}.txt") for i in range(2)]
+    kept = submit_feedback(engine=runtime.engine, job_id=jobs[0], label="finance", author=ada)
+    stale = submit_feedback(engine=runtime.engine, job_id=jobs[1], label=name, author=ada)
+    retire_industry(engine=runtime.engine, work=runtime.work, name=name)
+    app.session_state["heron_user_name"] = f"Grace-{run}"
+    app.run()
+    app.switch_page("views/approvals.py").run()
+    app.multiselect(key="approvals_author").set_value([ada]).run()
+    # Then the table marks the one that cannot be approved
+    table = app.data_editor[0].value
+    assert dict(zip(table["id"], table["industry retired"], strict=True)) == {kept.id: False, stale.id: True}
+    # When the reviewer approves all shown
+    _decide_all(app).check().run()
+    app.button(key="approve_all").click().run(timeout=120)
+    # Then the other is approved, and the stale one stays, named, instead of blocking both
+    assert not app.exception
+    assert any(f"#{stale.id}" in warning.value and "retired" in warning.value for warning in app.warning)
+    status = {item.id: item.status for item in list_feedback(engine=runtime.engine, limit=10_000)[0]}
+    assert (status[kept.id], status[stale.id]) == ("approved", "pending")

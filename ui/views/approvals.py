@@ -8,6 +8,7 @@ import streamlit as st
 from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.feedback import decide, list_feedback
+from core.services.industries import active_names
 from core.services.jobs import get_jobs
 from core.services.tasks import list_tasks
 from ui import widgets
@@ -21,9 +22,22 @@ FLASH_KEY = "approvals_flash"
 GENERATION_KEY = "approvals_generation"
 
 
-def decide_and_train(rt: Runtime, user: User, feedback_ids: list[int], *, approve: bool) -> None:
-    """Record the reviewer's decision; approvals queue an incremental training run."""
+def decide_and_train(
+    rt: Runtime, user: User, feedback_ids: list[int], *, approve: bool, retired: frozenset[int] = frozenset()
+) -> None:
+    """Record the reviewer's decision; approvals queue an incremental training run. Corrections to
+    an industry retired since (``retired``) cannot be approved: an approval of several leaves them
+    in the queue, saying so, instead of refusing them all (one blocked "Approve all 208")."""
     verb = "Approved" if approve else "Rejected"
+    left = [feedback_id for feedback_id in feedback_ids if approve and feedback_id in retired]
+    feedback_ids = [feedback_id for feedback_id in feedback_ids if feedback_id not in left]
+    if not feedback_ids:
+        st.session_state[FLASH_KEY] = (
+            "error",
+            "Nothing was decided: these corrections name a retired industry; reject them, or restore it.",
+        )
+        st.session_state[GENERATION_KEY] = st.session_state.get(GENERATION_KEY, 0) + 1
+        st.rerun()
     try:
         decided = decide(
             engine=rt.engine, work=rt.work, feedback_ids=feedback_ids, approve=approve, reviewer=user.name
@@ -35,7 +49,13 @@ def decide_and_train(rt: Runtime, user: User, feedback_ids: list[int], *, approv
         if decided.training_task is not None:
             st.session_state[TASK_KEY] = decided.training_task.id
             message += " The model is learning them now."
-        st.session_state[FLASH_KEY] = ("success", message)
+        if left:
+            message += (
+                f" {len(left)} naming a retired industry stay{'s' * (len(left) == 1)} in the queue "
+                f"(#{', #'.join(map(str, left[:10]))}{' …' if len(left) > 10 else ''}): reject them, or "
+                "restore the industry."
+            )
+        st.session_state[FLASH_KEY] = ("warning" if left else "success", message)
     # A fresh editor key clears the ticks, which pointed at rows that have now left the queue.
     st.session_state[GENERATION_KEY] = st.session_state.get(GENERATION_KEY, 0) + 1
     st.rerun()
@@ -56,7 +76,7 @@ rt = runtime()
 
 if flash := st.session_state.pop(FLASH_KEY, None):
     kind, message = flash
-    (st.success if kind == "success" else st.error)(message)
+    {"success": st.success, "warning": st.warning}.get(kind, st.error)(message)
 training_box = st.container()
 
 pending, total = list_feedback(engine=rt.engine, status="pending", limit=PAGE_SIZE)
@@ -67,6 +87,7 @@ if not pending:
         "(or send through the API) appear here."
     )
 else:
+    active = set(active_names(engine=rt.engine))
     frame = pd.DataFrame(
         [
             {
@@ -75,6 +96,7 @@ else:
                 "corrected to": item.label,
                 "model said": item.predicted,
                 "agrees with model": item.label == item.predicted,
+                "industry retired": item.label not in active,
                 "disagreement": item.disagreement,
                 "author": item.author or "—",
                 "submitted": item.created_at,
@@ -121,12 +143,13 @@ else:
         },
     )
     everything = [int(feedback_id) for feedback_id in shown["id"]]
+    retired = frozenset(int(feedback_id) for feedback_id in shown.loc[shown["industry retired"], "id"])
 
     chosen = st.columns(4)
     if chosen[0].button(
         f"Approve selected ({len(selected)})", type="primary", disabled=not selected, key="approve_selected"
     ):
-        decide_and_train(rt, user, selected, approve=True)
+        decide_and_train(rt, user, selected, approve=True, retired=retired)
     if chosen[1].button(f"Reject selected ({len(selected)})", disabled=not selected, key="reject_selected"):
         decide_and_train(rt, user, selected, approve=False)
     # Keyed by the generation too: every decision asks for the confirmation afresh.
@@ -138,7 +161,7 @@ else:
     if sure and everything:
         bulk = st.columns(4)
         if bulk[0].button(f"Approve all {len(everything)}", key="approve_all"):
-            decide_and_train(rt, user, everything, approve=True)
+            decide_and_train(rt, user, everything, approve=True, retired=retired)
         if bulk[1].button(f"Reject all {len(everything)}", key="reject_all"):
             decide_and_train(rt, user, everything, approve=False)
 
