@@ -23,6 +23,7 @@ from api.controllers import (
     audit_trail,
     export,
     health,
+    health_head,
     metrics,
     ready,
 )
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             export,
             audit_trail,
             health,
+            health_head,
             metrics,
             ready,
         ],

@@ -5,7 +5,7 @@ from api.controllers.feedback import FeedbackController
 from api.controllers.industries import IndustriesController
 from api.controllers.jobs import JobsController
 from api.controllers.models import ModelsController
-from api.controllers.operations import audit_trail, export, health, metrics, ready
+from api.controllers.operations import audit_trail, export, health, health_head, metrics, ready
 from api.controllers.tasks import TasksController
 from api.controllers.training import TrainingController
 
@@ -20,6 +20,7 @@ __all__ = [
     "audit_trail",
     "export",
     "health",
+    "health_head",
     "metrics",
     "ready",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, head
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
@@ -83,3 +83,8 @@ def metrics(runtime: NamedDependency[Runtime]) -> Response:
 async def health(request: Request) -> Health:
     """Liveness: the process answers."""
     return Health(status="ok")
+
+
+@head("/health", tags=["health"], include_in_schema=False)
+async def health_head() -> None:
+    """Liveness for probes that send HEAD (some load balancers): 200, no body."""

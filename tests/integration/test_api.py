@@ -287,6 +287,13 @@ def test_a_batch_takes_every_file_of_the_form_whatever_its_field(client) -> None
     assert sorted(names) == ["a.txt", "b.txt"]
 
 
+def test_health_answers_probes_that_send_head(client) -> None:  # type: ignore[no-untyped-def]
+    # (some load balancers probe with HEAD; it was 405)
+    response = client.head("/health")
+    assert response.status_code == 200 and response.content == b""
+    assert client.get("/health").json() == {"status": "ok"}
+
+
 def test_ready_reports_database_broker_and_model(client) -> None:  # type: ignore[no-untyped-def]
     body = client.get("/ready").json()
     assert body["status"] == "ready"
