@@ -62,13 +62,30 @@ def submit_feedback_many(
         raise Invalid(f"Label between 1 and {MAX_LABELLED_AT_ONCE} jobs at once (got {len(job_ids)}).")
     with session_scope(engine) as session:
         label = require_active_industry(session, label)
-        rows = []
+        # The same person giving a job the same label again (a retry, a double click) files nothing
+        # new: their pending correction stands (each copy waited in the approval queue).
+        pending = {
+            row.job_id: row
+            for row in session.exec(
+                select(Feedback).where(
+                    Feedback.job_id.in_(job_ids),
+                    Feedback.label == label,
+                    Feedback.author == author if author is not None else Feedback.author.is_(None),
+                    Feedback.status == FeedbackStatus.pending,
+                )
+            )
+        }
+        rows, new = [], []
         for job_id in job_ids:
             _require_text(session, existing_job(session, job_id))
-            rows.append(Feedback(job_id=job_id, label=label, author=author))
-        session.add_all(rows)
+            if job_id in pending:
+                rows.append(pending[job_id])
+                continue
+            new.append(Feedback(job_id=job_id, label=label, author=author))
+            rows.append(new[-1])
+        session.add_all(new)
         session.flush()
-        for feedback in rows:
+        for feedback in new:
             audit.record(
                 session,
                 action="feedback.created",

@@ -166,6 +166,23 @@ def test_a_batch_label_is_all_or_none(heron) -> None:  # type: ignore[no-untyped
     assert heron.get(f"/api/jobs/{job['id']}").json()["corrected_classification"] is None
 
 
+def test_the_same_label_from_the_same_person_twice_is_one_correction(heron) -> None:  # type: ignore[no-untyped-def]
+    job = _classified(heron, "twice.txt", FINANCE[0].replace("4.2", "6.3").encode())
+    body = {"job_id": job["id"], "corrected_classification": "finance"}
+    # When Ada files the same label twice (a retry, a double click), and Bob files it too
+    first = heron.post("/api/feedback", json=body, headers={"X-Heron-User": "Ada"}).json()
+    again = heron.post("/api/feedback", json=body, headers={"X-Heron-User": "Ada"}).json()
+    bobs = heron.post("/api/feedback", json=body, headers={"X-Heron-User": "Bob"}).json()
+    # Then Ada has one correction waiting (each copy waited in the approval queue), Bob his own
+    assert again["feedback_id"] == first["feedback_id"] != bobs["feedback_id"]
+    pending = heron.get("/api/feedback", params={"status": "pending", "limit": 1000}).json()["items"]
+    assert sorted(item["author"] for item in pending if item["job_id"] == job["id"]) == ["Ada", "Bob"]
+    # And once hers is decided, the same label again is a new correction
+    assert heron.post(f"/api/feedback/{first['feedback_id']}/reject").status_code == 200
+    later = heron.post("/api/feedback", json=body, headers={"X-Heron-User": "Ada"}).json()
+    assert later["feedback_id"] not in (first["feedback_id"], bobs["feedback_id"])
+
+
 def test_annotators_agreement_and_accuracy_on_gold(heron) -> None:  # type: ignore[no-untyped-def]
     # Given two annotators who labelled the same four documents, agreeing on three
     jobs = [
