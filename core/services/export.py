@@ -14,6 +14,7 @@ from sqlmodel import select
 from core.db import session_scope
 from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
 from core.errors import Invalid
+from core.services.industries import require_known_industry
 
 FORMATS = ("jsonl", "csv")
 FIELDS = ("id", "label", "source", "split", "origin", "created_at", "text")
@@ -37,7 +38,7 @@ def export_examples(
     JSONL or CSV; not those rejected or superseded by a later correction.
 
     Raises:
-        Invalid: an unknown format or source.
+        Invalid: an unknown format, source or industry.
     """
     if fmt not in FORMATS:
         raise Invalid(f"Unknown export format {fmt!r}; use jsonl or csv.")
@@ -51,9 +52,9 @@ def export_examples(
     )
     if source:
         query = query.where(TrainingExample.source == source)
-    if label:
-        query = query.where(TrainingExample.label == label)
     with session_scope(engine) as session:
+        if label:
+            query = query.where(TrainingExample.label == require_known_industry(session, label))
         rows = session.exec(query).all()
     body = "".join(_chunks(fmt, rows))
     return Export(body=body, media_type=MEDIA_TYPES[fmt], filename=f"heron-export.{fmt}")

@@ -130,6 +130,15 @@ def existing_industry(*, engine: Engine, name: str) -> IndustryView:
         return _counted(session, industry)
 
 
+def require_known_industry(session: Session, raw: str) -> str:
+    """The industry ``raw`` names, written as people write it ("Legal", " legal "), active or
+    retired; Invalid when none has that name (a filter on it would find nothing, silently)."""
+    name = normalise_name(raw)
+    if session.exec(select(Industry.id).where(Industry.name == name)).first() is None:
+        raise Invalid(f"Unknown industry {raw!r}.")
+    return name
+
+
 def require_active_industry(session: Session, raw: str) -> str:
     name = normalise_name(raw)
     names = active_industry_names(session)

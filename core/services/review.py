@@ -17,7 +17,6 @@ from core.db import session_scope
 from core.db.tables import (
     EvaluationReport,
     ExampleStatus,
-    Industry,
     Job,
     JobStatus,
     Prediction,
@@ -28,7 +27,7 @@ from core.db.tables import (
 from core.errors import Conflict, Invalid
 from core.services.examples import label_kept, preview
 from core.services.feedback import corrected_documents
-from core.services.industries import normalise_name
+from core.services.industries import require_known_industry
 from core.services.jobs import JobView, existing_job, job_views
 from core.services.training import LABEL_ISSUES_DATASET
 from core.uncertainty import STRATEGIES, uncertainty
@@ -102,11 +101,7 @@ def _queue(
         raise Invalid(f"Unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
     if reason and reason not in REVIEW_REASONS:
         raise Invalid(f"Unknown review reason {reason!r}; use one of {', '.join(REVIEW_REASONS)}.")
-    name = None
-    if label:  # written as people write it ("Legal", " legal "), as the other filters take it
-        name = normalise_name(label)
-        if session.exec(select(Industry.id).where(Industry.name == name)).first() is None:
-            raise Invalid(f"Unknown industry {label!r}.")
+    name = require_known_industry(session, label) if label else None
 
     def wanted(job: Any, prediction: Any) -> list[Any]:
         """What makes an upload an item of this queue (the caller's filters included)."""

@@ -236,6 +236,11 @@ def test_a_filter_with_an_unknown_value_is_refused_not_answered_empty(client) ->
     assert client.get("/api/review", params={"label": " Legal ", "limit": 1000}).json() == exact
     unknown = client.get("/api/review", params={"label": "astrology"})
     assert (unknown.status_code, unknown.json()["code"]) == (422, "invalid")
+    # ... and so is the export's: an unknown industry is refused, a name as people write it exports
+    unknown = client.get("/api/export", params={"label": "astrology"})
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "invalid")
+    exported = client.get("/api/export", params={"label": "legal"}).text
+    assert exported and client.get("/api/export", params={"label": " Legal "}).text == exported
 
 
 def test_wait_returns_the_finished_job_inline(client) -> None:  # type: ignore[no-untyped-def]
