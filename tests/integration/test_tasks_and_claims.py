@@ -201,3 +201,13 @@ def test_a_claimed_item_is_hidden_from_other_annotators(client) -> None:  # type
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     gone = client.delete("/api/review/nope/claim", headers=ada)
     assert (gone.status_code, gone.json()["code"]) == (404, "not_found")
+
+
+def test_a_document_that_failed_is_no_review_item_to_claim(client) -> None:  # type: ignore[no-untyped-def]
+    # Given an upload that cannot be read
+    failed = client.post("/api/classify_file", files={"file": ("broken.pdf", b"%PDF-1.7\n garbage")}).json()
+    assert wait_for_job(client, failed["job_id"])["status"] == "FAILED"
+    # Then claiming it for review is refused, saying why (it was claimed, with nothing to label)
+    refused = client.post(f"/api/review/{failed['job_id']}/claim", headers={"X-Heron-User": "ada"})
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict"), refused.text
+    assert "FAILED" in refused.json()["message"]
