@@ -409,3 +409,36 @@ def test_a_document_someone_else_holds_is_neither_offered_nor_labelled(
     finally:
         for job_id in family:
             release_claim(engine=runtime.engine, job_id=job_id)
+
+
+def test_a_document_whose_answer_was_retired_offers_nothing_to_confirm(
+    app: AppTest, runtime, client, held_by_others
+) -> None:  # type: ignore[no-untyped-def]
+    from core.db.tables import Prediction
+    from core.services.taxonomy import add_industry, retire_industry
+
+    # Given a queued document the model answered with an industry retired since
+    run = uuid.uuid4().hex[:6]
+    name = f"realty_{run}"
+    add_industry(
+        engine=runtime.engine, work=runtime.work, settings=runtime.settings, name=name, description="Homes."
+    )
+    job = client.post(
+        "/api/classify_file", files={"file": (f"lease-{run}.txt", f"Lease {run} for the flat.".encode())}
+    )
+    job_id = wait_for_job(client, job.json()["job_id"])["id"]
+    with session_scope(runtime.engine) as session:
+        prediction = session.exec(select(Prediction).where(Prediction.job_id == job_id)).one()
+        prediction.label, prediction.needs_review = name, True
+        prediction.scores = {**prediction.scores, name: 0.6}
+        session.add(prediction)
+    retire_industry(engine=runtime.engine, work=runtime.work, name=name)
+    held_by_others({job_id})
+    # When Ada reviews it
+    open_review(app, "Ada")
+    assert held(app) == job_id
+    # Then no button claims to confirm the model's answer, and the page says why key 1 differs
+    assert not [button for button in app.button if button.label.startswith("Confirm ")]
+    shown = name.replace("_", "\\_")  # as typed, escaped for Markdown
+    assert any("retired since" in warning.value and shown in warning.value for warning in app.warning)
+    release_claim(engine=runtime.engine, job_id=job_id)

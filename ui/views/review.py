@@ -447,6 +447,12 @@ with answer_column:
         reverse=True,
     )
     choices = ([predicted] if predicted in industries else []) + ranked
+    if predicted and predicted not in industries:
+        # Key 1 confirms the model's answer everywhere else: here it picks the likeliest industry.
+        st.warning(
+            f"The model answered **{literal(predicted)}**, an industry retired since: there is nothing "
+            "to confirm. Pick the right one; **1** is the likeliest active industry."
+        )
     for position, name in enumerate(choices):
         score = item.scores.get(name, 0.0)
         confirm = name == predicted
