@@ -152,10 +152,26 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     app.button(key="industries_edit_submit").click().run()
     # Then it is listed under its new name with its new description
     assert not app.exception
-    assert app.success[0].value.startswith(f"Saved {new!r}")
+    assert app.success[0].value.startswith(f"Renamed {old!r} to {new!r}; its examples and corrections follow")
+    assert f"saved the description of {new!r}" in app.success[0].value
     listed = _industries(runtime)
     assert old not in listed and listed[new].description == "Fruit farms: orchards, soft fruit, harvests."
     assert app.selectbox(key="industries_edit_target").value == new
+    # When the reviewer saves without changing anything
+    app.button(key="industries_edit_submit").click().run()
+    # Then the page says so in its own words (it showed the API's "send a new name … or catch_all")
+    assert any(info.value.startswith("Nothing changed") for info in app.info)
+    # When the reviewer makes it the catch-all from the page, then gives the role back to 'other'
+    app.checkbox(key=f"industries_edit_catch_all_{new}").check()
+    app.button(key="industries_edit_submit").click().run()
+    assert not app.exception and f"{new!r} is now the catch-all" in app.success[0].value
+    assert _industries(runtime)[new].catch_all and not _industries(runtime)["other"].catch_all
+    table = next(frame.value for frame in app.dataframe if "catch-all" in frame.value.columns)
+    assert list(table.loc[table["catch-all"], "industry"]) == [new]
+    app.selectbox(key="industries_edit_target").select("other").run()
+    app.checkbox(key="industries_edit_catch_all_other").check()
+    app.button(key="industries_edit_submit").click().run()
+    assert _industries(runtime)["other"].catch_all and not _industries(runtime)[new].catch_all
     # When the reviewer retires it
     app.selectbox(key="industries_retire_target").select(new).run()
     assert "Nothing is deleted" in app.warning[0].value

@@ -45,6 +45,7 @@ def industry_table(
             {
                 "industry": industry.name,
                 "status": industry.status,
+                "catch-all": industry.catch_all,
                 **{source: industry.examples.get(source, 0) for source in SOURCES},
                 "awaiting review": awaiting.get(industry.name, 0),
                 "F1": scores.get("f1"),
@@ -149,23 +150,47 @@ def edit_industry(rt: Runtime, user: User, by_name: dict[str, IndustryView]) -> 
         new_description = st.text_area(
             "Description", value=by_name[target].description, key=f"industries_edit_description_{target}"
         )
+        catch_all = st.checkbox(
+            "The catch-all",
+            value=by_name[target].catch_all,
+            key=f"industries_edit_catch_all_{target}",
+            help="The industry that holds what no other claims (one at most): new industries are carved "
+            "out of it. To retire the catch-all, make another industry the catch-all first.",
+        )
         saved = st.form_submit_button("Save", key="industries_edit_submit")
     if not saved:
+        return
+    current = by_name[target]
+    renamed = new_name.strip() != target
+    described = new_description.strip() != current.description
+    role = catch_all if catch_all != current.catch_all else None
+    if not (renamed or described or role is not None):
+        st.info("Nothing changed: edit the name, the description or the catch-all box, then save.")
         return
     try:
         updated = update_industry(
             engine=rt.engine,
             work=rt.work,
             name=target,
-            new_name=new_name if new_name.strip() != target else None,
-            description=new_description if new_description != by_name[target].description else None,
+            new_name=new_name if renamed else None,
+            description=new_description if described else None,
+            catch_all=role,
             actor=user.name,
         ).industry
     except HeronError as error:
-        st.error(error.message)
+        st.error(widgets.literal(error.message))
         return
     st.session_state[RENAMED_KEY] = updated.name
-    flash("success", f"Saved {updated.name!r}; its examples and corrections follow the new name.")
+    said = []
+    if renamed:
+        said.append(
+            f"renamed {target!r} to {updated.name!r}; its examples and corrections follow the new name"
+        )
+    if described:
+        said.append(f"saved the description of {updated.name!r}")
+    if role is not None:
+        said.append(f"{updated.name!r} is {'now' if role else 'no longer'} the catch-all")
+    flash("success", "; ".join(said).capitalize() + ". The model learns it in the training run this queued.")
     st.rerun()
 
 
@@ -387,7 +412,9 @@ else:
             "F1": st.column_config.ProgressColumn(
                 "F1", min_value=0.0, max_value=1.0, format="%.2f", help="On the active model's holdout."
             ),
-            "synthetic": st.column_config.NumberColumn("synthetic", help="Including those awaiting review."),
+            "synthetic": st.column_config.NumberColumn(
+                "synthetic", help="Approved synthetic documents (those waiting are under 'awaiting review')."
+            ),
         },
     )
     version = f"v{active_id}" if active_id else "no active model"
