@@ -184,7 +184,8 @@ def undecodable(request: Request, exc: UnicodeDecodeError) -> Response:
 
 def too_deep(request: Request, exc: RecursionError) -> Response:
     # A JSON body nested thousands deep ({"ids": [[[[…]]]]}) exhausts the decoder's recursion.
-    log.warning("request on %s nested too deeply to read", request.url.path, exc_info=exc)
+    # One line, no traceback: the client's fault, and each such request logged 30 lines of it.
+    log.info("request on %s nested too deeply to read", request.url.path)
     return _json(422, "invalid", "The request body is nested too deeply to read.")
 
 

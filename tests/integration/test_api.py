@@ -417,3 +417,18 @@ def test_a_form_over_the_parsers_limits_is_refused_saying_so(client) -> None:  #
         # Too Large", though nothing was near the upload size limit)
         assert (response.status_code, response.json()["code"]) == (422, "invalid"), response.text
         assert "1,000 parts" in response.json()["message"]
+
+
+def test_a_body_nested_too_deeply_is_refused_in_one_log_line(client, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    # Given a JSON body nested thousands deep (cheap to send, it exhausts the decoder's recursion)
+    body = '{"ids": ' + "[" * 5000 + "]" * 5000 + "}"
+    with caplog.at_level(logging.INFO, logger="api.errors"):
+        response = client.post(
+            "/api/feedback/approve", content=body, headers={"Content-Type": "application/json"}
+        )
+    # Then it is refused with a code, and logged in one line without a traceback
+    assert (response.status_code, response.json()["code"]) == (422, "invalid")
+    mine = [record for record in caplog.records if record.name == "api.errors"]
+    assert mine and not any(record.exc_info for record in mine), mine
