@@ -30,7 +30,8 @@ def extract_email(source: Source, context: Context) -> Parsed:
     try:
         message = email.message_from_bytes(source.read(), policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        envelope = [f"{name}: {_header(message, name)}" for name in _ENVELOPE if message.get(name)]
+        headers = {name: _header(message, name) for name in _ENVELOPE if name in message}
+        envelope = [f"{name}: {value}" for name, value in headers.items() if value]
         body_part = message.get_body(preferencelist=("plain", "html"))
         body = _part_text(body_part) if body_part is not None else ""
         attachments = [part for part in _walk(message) if _is_attachment(part, body_part)]
@@ -39,7 +40,7 @@ def extract_email(source: Source, context: Context) -> Parsed:
     parsed = Parsed(pages=[("\n".join([*envelope, "", body]).strip(), "email")])
     inner = context.inner()
     for part in attachments[:_MAX_ATTACHMENTS]:
-        name = part.get_filename() or f"attachment.{part.get_content_subtype()}"
+        name = _filename(part) or f"attachment.{part.get_content_subtype()}"
         context.deadline.check(f"reading attachment {name!r}")
         try:
             payload = _payload(part)
@@ -63,9 +64,27 @@ def _header(message: EmailMessage, name: str) -> str:
     try:
         return " ".join(str(message.get(name, "")).split())
     except (ValueError, TypeError, IndexError, AttributeError):
-        # A header the modern parser cannot model (bad encoded-word, broken address list).
-        raw = message.get_all(name, failobj=[""])[0]
+        # A header the modern parser cannot model (bad encoded-word, broken address list, an
+        # encoded-word in UTF-7 that decodes to a lone surrogate): as it was written.
+        raw = next((value for key, value in message.raw_items() if key.lower() == name.lower()), "")
         return " ".join(str(raw).split())
+
+
+def _disposition(part: Message) -> str | None:
+    """``attachment``, ``inline`` or None, read from the raw header when it cannot be decoded."""
+    try:
+        return part.get_content_disposition()
+    except (ValueError, TypeError, LookupError):
+        raw = next((str(v) for k, v in part.raw_items() if k.lower() == "content-disposition"), "")
+        return raw.split(";", 1)[0].strip().lower() or None
+
+
+def _filename(part: Message) -> str | None:
+    """An attachment's name; None when its header cannot be decoded (it made the e-mail corrupt)."""
+    try:
+        return part.get_filename()
+    except (ValueError, TypeError, LookupError):
+        return None
 
 
 def _part_text(part: Message) -> str:
@@ -96,10 +115,10 @@ def _is_attachment(part: Message, body: Message | None) -> bool:
         return True
     if part.is_multipart():
         return False
-    disposition = part.get_content_disposition()
+    disposition = _disposition(part)
     if part.get_content_maintype() == "image" and disposition != "attachment":
         return False
-    if disposition == "attachment" or part.get_filename():
+    if disposition == "attachment" or _filename(part):
         return True
     # A second text body (e.g. the HTML twin of the plain body) is the same content again.
     return part.get_content_maintype() not in ("text", "multipart")

@@ -163,6 +163,8 @@ def sniff(
         return "application/x-tar"
     if _PDF_AFTER_JUNK.search(head[: 1024 + 64]):
         return PDF
+    if b"\x00" not in re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0] and _looks_like_email(head):
+        return EML  # its headers are text; a part after them may not be (8-bit UTF-16, binary)
     text_head = _as_text_head(head)
     if text_head is None:
         return UNKNOWN

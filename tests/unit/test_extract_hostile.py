@@ -453,3 +453,35 @@ def test_a_workbook_whose_rows_each_style_a_far_right_empty_cell_is_read_in_time
     # Then every row is there, cells as laid out (an empty one between values kept), in time
     lines = extraction.text.splitlines()
     assert "Invoice 20000" in lines and "Invoice 7 | | Paid" in lines
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (
+            b"From: a@example.com\nTo: b@example.com\nSubject: =?utf-7?q?+2AA-?=\nMIME-Version: 1.0\n"
+            b"Content-Type: text/plain\n\nThe court ruled on the appeal.\n",
+            "The court ruled on the appeal.",
+        ),
+        (
+            b"From: a@example.com\nTo: b@example.com\nSubject: ruling\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nThe court.\n"
+            b"--B\nContent-Type: text/plain\n"
+            b"Content-Disposition: attachment; filename*=utf-7''%2B2AA-.txt\n\n"
+            b"The lawyer filed the appeal.\n--B--\n",
+            "The lawyer filed the appeal.",
+        ),
+        (
+            b"From: a@example.com\nTo: b@example.com\nSubject: memo\nMIME-Version: 1.0\n"
+            b"Content-Type: text/plain; charset=utf-16-le\nContent-Transfer-Encoding: 8bit\n\n"
+            + "The tenant signed the lease.".encode("utf-16-le"),
+            "The tenant signed the lease.",
+        ),
+    ],
+    ids=["utf7-subject", "utf7-attachment-name", "utf16-body"],
+)
+def test_an_email_with_an_undecodable_header_or_a_utf16_part_is_read(data: bytes, says: str) -> None:
+    # (the first two were refused as corrupt e-mails, the third as "not a format Heron recognises")
+    extraction = extract(data, filename="mail.eml")
+    assert extraction.content_type == "message/rfc822"
+    assert says in extraction.text
