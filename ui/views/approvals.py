@@ -192,7 +192,7 @@ with training_box:
 with st.expander("Recent training runs"):
     recent, _ = list_tasks(engine=rt.engine, kind="training", limit=10)
     if not recent:
-        st.caption("No training has run yet.")
+        st.caption("No training run since the starter model, which set-up trained.")
     else:
         st.dataframe(
             pd.DataFrame(

@@ -86,6 +86,7 @@ def add_industry_form(rt: Runtime, user: User) -> None:
             value=0,
             step=10,
             key="industries_new_synthetic",
+            disabled=not rt.settings.llm_configured,  # asked for, it could only fail (llm_not_configured)
         )
         if not rt.settings.llm_configured:
             st.caption(
