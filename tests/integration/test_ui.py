@@ -118,8 +118,11 @@ def test_results_can_be_filtered_by_industry(app: AppTest) -> None:
     assert sorted(app.dataframe[0].value["file"]) == ["q3.txt", "ruling.txt"]
     # When the table is filtered to legal documents
     app.multiselect[0].set_value(["legal"]).run()
-    # Then only the ruling is left
+    # Then only the ruling is left, in the table and among the documents to read
     assert list(app.dataframe[0].value["file"]) == ["ruling.txt"]
+    assert [option.split(" — ")[0] for option in app.selectbox(key="classify_document").options] == [
+        "ruling.txt"
+    ]
 
 
 def test_an_upload_has_the_same_effect_from_the_console_and_the_api(app: AppTest, client, runtime) -> None:  # type: ignore[no-untyped-def]

@@ -180,7 +180,9 @@ st.download_button(
     disabled=shown.empty,
 )
 
-readable = {view.id: view for view in views if view.status == "COMPLETED"}
+# The documents to read are those the filters show (it listed every upload whatever the filters).
+listed = set(shown["job"])
+readable = {view.id: view for view in views if view.status == "COMPLETED" and view.id in listed}
 if not readable:
     st.stop()
 st.subheader("Document")
