@@ -159,17 +159,15 @@ def claim(*, engine: Engine, job_id: str, annotator: str, seconds: int) -> Claim
     """Hold a review item for ``seconds`` so nobody else is shown it; claiming again extends it.
 
     Raises:
-        NotFound: no such job. Conflict: someone else holds it, or it is not classified (failed,
-        or still waiting).
+        NotFound: no such job. Conflict: someone else holds it, or it failed (no text to label).
     """
     now = utcnow()
     expires = now + timedelta(seconds=seconds)
     try:
         with session_scope(engine) as session:
             job = existing_job(session, job_id)
-            if job.status != JobStatus.COMPLETED:
-                # Nothing to label: a failed document has no text, a waiting one no answer yet.
-                raise Conflict(f"Job {job_id!r} is {job.status}: only classified documents are reviewed.")
+            if job.status == JobStatus.FAILED:  # its document could not be read: nothing to label
+                raise Conflict(f"Job {job_id!r} is FAILED ({job.error_code}): there is no text to review.")
             # Ours already, or run out: take it only if it still is when the row is written (two
             # people claiming a run-out item at once both read it as free, and both were told
             # they held it).
