@@ -30,21 +30,27 @@ def test_a_job_whose_message_was_lost_is_resent_and_completes(client, runtime) -
     assert wait_for_job(client, job.id)["classification_result"] == "legal"
 
 
-def test_a_job_abandoned_mid_processing_is_retried_after_its_lease(client, runtime) -> None:  # type: ignore[no-untyped-def]
-    # Given a job a killed worker left in PROCESSING long ago
+def _abandoned(runtime, words: bytes, name: str, *, attempts: int):  # type: ignore[no-untyped-def]
+    """An upload left PROCESSING by a worker that died on its ``attempts``-th try, its lease run out."""
     job = submit_upload(
         engine=runtime.engine,
         blobs=runtime.blobs,
-        chunks=[LEGAL.encode() + b" Appeal dismissed."],
-        filename="stuck.txt",
+        chunks=[LEGAL.encode() + words],
+        filename=name,
         max_bytes=runtime.settings.max_upload_bytes,
     )
     with session_scope(runtime.engine) as session:
         stored = session.get(Job, job.id)
         stored.status = JobStatus.PROCESSING
-        stored.attempts = 1
+        stored.attempts = attempts
         stored.updated_at = utcnow() - timedelta(seconds=runtime.settings.job_lease_seconds + 5)
         session.add(stored)
+    return job
+
+
+def test_a_job_abandoned_mid_processing_is_retried_after_its_lease(client, runtime) -> None:  # type: ignore[no-untyped-def]
+    # Given a job a killed worker left in PROCESSING long ago
+    job = _abandoned(runtime, b" Appeal dismissed.", "stuck.txt", attempts=1)
     # When the sweeper runs
     dispatch.sweep_once(runtime, pending_older_than=60)
     # Then the job completes, once
@@ -59,19 +65,7 @@ def test_a_job_whose_worker_died_on_every_attempt_fails_instead_of_killing_worke
 
     # Given a job whose worker was killed (out of memory, say) on each of its attempts, the last
     # one's lease run out
-    job = submit_upload(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        chunks=[LEGAL.encode() + b" Kills its worker."],
-        filename="poison.txt",
-        max_bytes=runtime.settings.max_upload_bytes,
-    )
-    with session_scope(runtime.engine) as session:
-        stored = session.get(Job, job.id)
-        stored.status = JobStatus.PROCESSING
-        stored.attempts = runtime.settings.max_attempts
-        stored.updated_at = utcnow() - timedelta(seconds=runtime.settings.job_lease_seconds + 5)
-        session.add(stored)
+    job = _abandoned(runtime, b" Kills its worker.", "poison.txt", attempts=runtime.settings.max_attempts)
     # Then a message naming it does not hand it to another worker
     lease, attempts = runtime.settings.job_lease_seconds, runtime.settings.max_attempts
     assert not claim_job(engine=runtime.engine, job_id=job.id, lease_seconds=lease, max_attempts=attempts)
