@@ -32,7 +32,7 @@ def extract_email(source: Source, context: Context) -> Parsed:
         assert isinstance(message, EmailMessage)
         headers = {name: _header(message, name) for name in _ENVELOPE if name in message}
         envelope = [f"{name}: {value}" for name, value in headers.items() if value]
-        body_part = message.get_body(preferencelist=("plain", "html"))
+        body_part = _body(message)
         body = _part_text(body_part) if body_part is not None else ""
         attachments = [part for part in _walk(message) if _is_attachment(part, body_part)]
     except (LookupError, ValueError, TypeError, AttributeError, IndexError, AssertionError) as exc:
@@ -68,6 +68,23 @@ def _header(message: EmailMessage, name: str) -> str:
         # encoded-word in UTF-7 that decodes to a lone surrogate): as it was written.
         raw = next((value for key, value in message.raw_items() if key.lower() == name.lower()), "")
         return " ".join(str(raw).split())
+
+
+def _body(message: EmailMessage) -> Message | None:
+    """The plain or HTML body; found by hand when the standard lookup trips over a part whose
+    headers cannot be decoded (it reads every part's disposition on the way)."""
+    try:
+        return message.get_body(preferencelist=("plain", "html"))
+    except (ValueError, TypeError, LookupError):
+        for subtype in ("plain", "html"):
+            for part in _walk(message):
+                if (
+                    not part.is_multipart()
+                    and part.get_content_type() == f"text/{subtype}"
+                    and _disposition(part) != "attachment"
+                ):
+                    return part
+        return None
 
 
 def _disposition(part: Message) -> str | None:

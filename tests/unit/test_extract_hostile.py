@@ -477,8 +477,16 @@ def test_a_workbook_whose_rows_each_style_a_far_right_empty_cell_is_read_in_time
             + "The tenant signed the lease.".encode("utf-16-le"),
             "The tenant signed the lease.",
         ),
+        (
+            b"From: a@example.com\nTo: b@example.com\nSubject: deed\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/html\n\n"
+            b"<p>The deed of the house is attached.</p>\n--B\nContent-Type: text/plain\n"
+            b'Content-Disposition: attachment; filename="=?utf-7?Q?+2AA-.txt?="\n\n'
+            b"The buyer paid the deposit.\n--B--\n",
+            "The buyer paid the deposit.",
+        ),
     ],
-    ids=["utf7-subject", "utf7-attachment-name", "utf16-body"],
+    ids=["utf7-subject", "utf7-attachment-name", "utf16-body", "html-body-utf7-attachment"],
 )
 def test_an_email_with_an_undecodable_header_or_a_utf16_part_is_read(data: bytes, says: str) -> None:
     # (the first two were refused as corrupt e-mails, the third as "not a format Heron recognises")
