@@ -64,16 +64,22 @@ def submit_feedback_many(
         label = require_active_industry(session, label)
         # The same person giving a job the same label again (a retry, a double click) files nothing
         # new: their pending correction stands (each copy waited in the approval queue).
-        pending = {
-            row.job_id: row
-            for row in session.exec(
-                select(Feedback).where(
-                    Feedback.job_id.in_(job_ids),
-                    Feedback.label == label,
-                    Feedback.author == author if author is not None else Feedback.author.is_(None),
-                    Feedback.status == FeedbackStatus.pending,
-                )
+        # Only when it is their latest word on the job: after "finance", "legal", "finance" again is
+        # a new correction (reusing the first left "legal" as their latest).
+        latest: dict[str, Feedback] = {}
+        for row in session.exec(
+            select(Feedback)
+            .where(
+                Feedback.job_id.in_(job_ids),
+                Feedback.author == author if author is not None else Feedback.author.is_(None),
             )
+            .order_by(Feedback.id)
+        ):
+            latest[row.job_id] = row
+        pending = {
+            job_id: row
+            for job_id, row in latest.items()
+            if row.label == label and row.status == FeedbackStatus.pending
         }
         rows, new = [], []
         for job_id in job_ids:

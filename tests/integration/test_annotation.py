@@ -177,6 +177,15 @@ def test_the_same_label_from_the_same_person_twice_is_one_correction(heron) -> N
     assert again["feedback_id"] == first["feedback_id"] != bobs["feedback_id"]
     pending = heron.get("/api/feedback", params={"status": "pending", "limit": 1000}).json()["items"]
     assert sorted(item["author"] for item in pending if item["job_id"] == job["id"]) == ["Ada", "Bob"]
+    # And after another label, the first one again is her latest word: a new correction
+    changed = heron.post(
+        "/api/feedback", json={**body, "corrected_classification": "legal"}, headers={"X-Heron-User": "Ada"}
+    )
+    back = heron.post("/api/feedback", json=body, headers={"X-Heron-User": "Ada"}).json()
+    assert back["feedback_id"] not in (first["feedback_id"], changed.json()["feedback_id"])
+    assert heron.get(f"/api/jobs/{job['id']}").json()["corrected_classification"] == "finance"
+    for feedback_id in (changed.json()["feedback_id"], back["feedback_id"]):
+        assert heron.post(f"/api/feedback/{feedback_id}/reject").status_code == 200
     # And once hers is decided, the same label again is a new correction
     assert heron.post(f"/api/feedback/{first['feedback_id']}/reject").status_code == 200
     later = heron.post("/api/feedback", json=body, headers={"X-Heron-User": "Ada"}).json()
