@@ -10,8 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from alembic.util import CommandError as AlembicError
@@ -322,21 +323,27 @@ def supervise(command: list[str], environment: Mapping[str, str], processes: int
     replaced, at once, or after a pause doubling up to a minute while it keeps dying within
     30 s of starting (a setting it cannot start with).
     """
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    # Handlers, not a blocked mask: Python runs them in this thread whichever thread the kernel
+    # picks (native threads started at import have no mask), and a second signal while stopping
+    # changes nothing. A handler does not survive exec: each child starts with the defaults.
+    stopping = threading.Event()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopping.set())
+
+    with_parent = _stop_with_parent()
 
     def start() -> subprocess.Popen:
         # In a session of its own, so a terminal's Ctrl-C reaches it once, from here (Dramatiq kills
         # a worker process told to stop twice).
         return subprocess.Popen(
-            command, env=dict(environment), start_new_session=True, preexec_fn=_as_a_supervised_child
+            command, env=dict(environment), start_new_session=True, preexec_fn=with_parent
         )
 
     children: list[subprocess.Popen | None] = [start() for _ in range(processes)]
     started = [time.monotonic()] * processes
     restart_at = [0.0] * processes
     quick_deaths = [0] * processes
-    while signal.sigtimedwait(stop_signals, 1.0) is None:
+    while not stopping.wait(1.0):
         now = time.monotonic()
         for slot, child in enumerate(children):
             if child is None:
@@ -364,14 +371,17 @@ def supervise(command: list[str], environment: Mapping[str, str], processes: int
     return 0
 
 
-def _as_a_supervised_child() -> None:
-    """In the child, before exec: the stop signals unblocked (a blocked mask survives exec), and
-    told to stop (SIGTERM) if the supervisor dies, instead of running on unsupervised."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    with contextlib.suppress(OSError, AttributeError):  # Linux only
+def _stop_with_parent() -> Callable[[], None] | None:
+    """What a child runs before exec to be told to stop (SIGTERM) if the supervisor dies, instead of
+    running on unsupervised (Linux's PR_SET_PDEATHSIG). Loaded here, in the parent: between fork and
+    exec the child may take no lock another thread could hold (an import would)."""
+    try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+    return lambda: prctl(1, int(signal.SIGTERM))
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
