@@ -330,6 +330,7 @@ def _classify_each_if_the_batch_fails(
         log.warning(
             "classifying a batch of %d jobs failed; classifying each alone", len(batch.texts), exc_info=True
         )
+    failure: Exception | None = None
     for job_id, text in batch.texts.items():
         document_id = batch.documents.get(job_id)
         alone = _Batch(
@@ -343,6 +344,9 @@ def _classify_each_if_the_batch_fails(
         except Exception as error:
             log.exception("classifying job %s failed", job_id)
             _give_back(engine, [job_id], error, max_attempts)
+            failure = error
+    if failure is not None:
+        raise failure  # the queue retries its message soon, as for a batch of one (not the sweeper)
 
 
 def _insert_new(engine: Engine, table: type, key: str) -> Any:
@@ -820,19 +824,27 @@ def requeue_stale_jobs(
     )
     with session_scope(engine) as session:
         if max_attempts is not None:
-            exhausted = list(session.exec(select(Job.id).where(abandoned, Job.attempts >= max_attempts)))
+            # Conditional on the row as it is written: a slow worker may still finish it meanwhile.
+            exhausted = list(
+                session.execute(
+                    update(Job)
+                    .where(abandoned, Job.attempts >= max_attempts)
+                    .values(
+                        status=JobStatus.FAILED,
+                        error_code="internal_error",
+                        error_message=(
+                            "The worker classifying it stopped (killed, out of memory or crashed) on each "
+                            f"of its {max_attempts} attempts; it is not tried again (HERON_MAX_ATTEMPTS)."
+                        ),
+                        updated_at=now,
+                        finished_at=now,
+                    )
+                    .returning(Job.id)
+                ).scalars()
+            )
             for job_id in exhausted:
                 log.warning("job %s: its worker stopped on each of %d attempts", job_id, max_attempts)
-            if exhausted:
-                _finish_all(
-                    session,
-                    exhausted,
-                    JobStatus.FAILED,
-                    now,
-                    "internal_error",
-                    f"The worker classifying it stopped (killed, out of memory or crashed) on each of its "
-                    f"{max_attempts} attempts; it is not tried again (HERON_MAX_ATTEMPTS).",
-                )
+                job_ended(session, job_id)
         session.execute(
             update(Job)
             .where(abandoned, Job.status == JobStatus.PROCESSING)
