@@ -21,6 +21,7 @@ TEXT_PREVIEW_CHARS = 20_000
 # What Streamlit's Markdown reads as markup inside a line: emphasis, code, links and images, raw
 # HTML, LaTeX ($…$), strikethrough and tables; a "#" opening a line makes a heading. (With "["
 # escaped, neither a link nor Streamlit's :color[…] directive can form.)
+_AUTOLINK = re.compile(r"://|\bwww\.", re.IGNORECASE)
 _MARKUP = re.compile(r"([\\`*_\[\]<>$~|]|^#)", re.MULTILINE)
 PAGE_CACHE_DOCUMENTS = 8
 
@@ -29,7 +30,9 @@ def literal(text: object) -> str:
     """``text`` as it is, inside Markdown: a file name, a user's name or an error message quoting
     them is shown, never read as markup (a file named ``[Session expired, sign in](https://…)``
     became a link on the Review page, under the console's own title)."""
-    return _MARKUP.sub(r"\\\1", str(text))
+    escaped = _MARKUP.sub(r"\\\1", str(text))
+    # GFM turns bare addresses into links too ("https://…", "www.…"): break the pattern.
+    return _AUTOLINK.sub(lambda match: match.group(0).replace(".", "\\.").replace("/", "\\/"), escaped)
 
 
 def score_chart(scores: Mapping[str, float], predicted: str | None = None) -> alt.Chart:

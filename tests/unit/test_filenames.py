@@ -44,3 +44,23 @@ def test_a_member_path_too_long_keeps_its_innermost_folders_and_name() -> None:
     shown = clean_member_name("/".join(["folder" * 10] * 10) + "/report.pdf")
     assert len(shown) <= 255 and shown.startswith("…/") and shown.endswith("folder/report.pdf")
     assert clean_member_name("d/" + "a" * 1000 + ".pdf").endswith(".pdf")
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("[Sign in](https://evil.example).pdf", "\\[Sign in\\](https:\\/\\/evil.example).pdf"),
+        ("www.evil-login.example.txt", "www\\.evil-login.example.txt"),
+        (
+            "__urgent__ *now* `x` <b> $1$ ~~y~~ a|b",
+            "\\_\\_urgent\\_\\_ \\*now\\* \\`x\\` \\<b\\> \\$1\\$ \\~\\~y\\~\\~ a\\|b",
+        ),
+        ("# heading.txt", "\\# heading.txt"),
+        ("q3-report.final.pdf", "q3-report.final.pdf"),
+    ],
+)
+def test_a_name_shown_in_the_console_is_never_markup(name: str, shown: str) -> None:
+    # (a file named like a link became a link on the Review page; a bare address is linked too)
+    from ui.widgets import literal
+
+    assert literal(name) == shown
