@@ -66,8 +66,7 @@ def _header(message: EmailMessage, name: str) -> str:
     except (ValueError, TypeError, IndexError, AttributeError):
         # A header the modern parser cannot model (bad encoded-word, broken address list, an
         # encoded-word in UTF-7 that decodes to a lone surrogate): as it was written.
-        raw = next((value for key, value in message.raw_items() if key.lower() == name.lower()), "")
-        return " ".join(str(raw).split())
+        return " ".join(_raw(message, name).split())
 
 
 def _body(message: EmailMessage) -> Message | None:
@@ -92,8 +91,12 @@ def _disposition(part: Message) -> str | None:
     try:
         return part.get_content_disposition()
     except (ValueError, TypeError, LookupError):
-        raw = next((str(v) for k, v in part.raw_items() if k.lower() == "content-disposition"), "")
-        return raw.split(";", 1)[0].strip().lower() or None
+        return _raw(part, "Content-Disposition").split(";", 1)[0].strip().lower() or None
+
+
+def _raw(part: Message, name: str) -> str:
+    """A header as it was written (undecoded), or ""."""
+    return next((str(value) for key, value in part.raw_items() if key.lower() == name.lower()), "")
 
 
 def _filename(part: Message) -> str | None:

@@ -214,20 +214,19 @@ def _rows(sheet: Any) -> Iterator[Sequence[object]]:
     try:
         from openpyxl.worksheet._reader import WorkSheetParser
 
-        source, workbook = sheet._get_source, sheet.parent
-        parser = lambda src: WorkSheetParser(  # noqa: E731
-            src,
-            sheet._shared_strings,
-            data_only=workbook.data_only,
-            epoch=workbook.epoch,
-            date_formats=workbook._date_formats,
-            timedelta_formats=workbook._timedelta_formats,
-        )
+        workbook, source = sheet.parent, sheet._get_source
+        options = {
+            "data_only": workbook.data_only,
+            "epoch": workbook.epoch,
+            "date_formats": workbook._date_formats,
+            "timedelta_formats": workbook._timedelta_formats,
+        }
+        strings = sheet._shared_strings
     except (ImportError, AttributeError):  # not a read-only sheet (or another openpyxl): pad
         yield from sheet.iter_rows(values_only=True)
         return
     with source() as src:
-        for _, row in parser(src).parse():
+        for _, row in WorkSheetParser(src, strings, **options).parse():
             values = {cell["column"]: cell["value"] for cell in row if cell["value"] not in (None, "")}
             yield [values.get(column) for column in range(1, max(values, default=0) + 1)]
 

@@ -163,7 +163,7 @@ def sniff(
         return "application/x-tar"
     if _PDF_AFTER_JUNK.search(head[: 1024 + 64]):
         return PDF
-    if b"\x00" not in re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0] and _looks_like_email(head):
+    if _looks_like_email(head):
         return EML  # its headers are text; a part after them may not be (8-bit UTF-16, binary)
     text_head = _as_text_head(head)
     if text_head is None:
@@ -226,10 +226,7 @@ def _sniff_zip(source: Source) -> str:
         if marker in content_types:
             return kind
     if content_types:
-        folders = {name.split("/", 1)[0] for name in names}
-        for folder, kind in (("word", DOCX), ("ppt", PPTX), ("xl", XLSX)):
-            if folder in folders:
-                return kind
+        return _by_folder({name.split("/", 1)[0] for name in names})
     return ZIP
 
 
@@ -237,11 +234,14 @@ def _damaged_package(head: bytes) -> str:
     """The kind of a ZIP whose directory cannot be read, from the member names in its first local
     headers: Office writes ``[Content_Types].xml`` and its parts first."""
     names = re.findall(rb"PK\x03\x04.{26}((?:\[Content_Types\]\.xml)|(?:word|xl|ppt)/)", head, re.DOTALL)
-    folders = {name.decode("ascii").rstrip("/") for name in names}
-    for folder, kind in (("word", DOCX), ("ppt", PPTX), ("xl", XLSX)):
-        if folder in folders:
-            return kind
-    return ZIP
+    return _by_folder({name.decode("ascii").rstrip("/") for name in names})
+
+
+def _by_folder(folders: set[str]) -> str:
+    """An Office package's kind by the folder of its parts (ZIP when none is an Office folder)."""
+    return next(
+        (kind for folder, kind in (("word", DOCX), ("ppt", PPTX), ("xl", XLSX)) if folder in folders), ZIP
+    )
 
 
 # The content type of each Office package's main part ([Content_Types].xml), most specific first.
@@ -343,6 +343,8 @@ def _text_kind(head: bytes, filename: str | None, content_type: str | None) -> s
 def _looks_like_email(head: bytes) -> bool:
     """RFC 5322 headers at the very top, including at least two that every mail carries."""
     header_block = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
+    if b"\x00" in header_block:
+        return False
     lines = header_block.splitlines()
     if not lines or not _HEADER_LINE.match(lines[0]):
         return False

@@ -629,16 +629,24 @@ def _finish_all(
     now: datetime,
     code: str | None = None,
     message: str | None = None,
-) -> None:
-    """End jobs in one statement; whoever waits for them is woken when ``session`` commits."""
-    session.execute(
+    *,
+    only_if: Any = None,
+) -> list[str]:
+    """End jobs in one statement (those of them still matching ``only_if``, when given); whoever
+    waits for them is woken when ``session`` commits. Returns the jobs it ended."""
+    statement = (
         update(Job)
         .where(Job.id.in_(job_ids))
         .values(status=status, error_code=code, error_message=message, updated_at=now, finished_at=now)
     )
+    if only_if is None:
+        session.execute(statement)
+    else:
+        job_ids = list(session.execute(statement.where(only_if).returning(Job.id)).scalars())
     for job_id in job_ids:
         job_ended(session, job_id)
         log.info("job %s %s", job_id, status, extra={"job_id": job_id})
+    return job_ids
 
 
 def existing_job(session: Session, job_id: str) -> Job:
@@ -824,27 +832,20 @@ def requeue_stale_jobs(
     )
     with session_scope(engine) as session:
         if max_attempts is not None:
+            exhausted = abandoned & (Job.attempts >= max_attempts)
+            candidates = list(session.exec(select(Job.id).where(exhausted)))
             # Conditional on the row as it is written: a slow worker may still finish it meanwhile.
-            exhausted = list(
-                session.execute(
-                    update(Job)
-                    .where(abandoned, Job.attempts >= max_attempts)
-                    .values(
-                        status=JobStatus.FAILED,
-                        error_code="internal_error",
-                        error_message=(
-                            "The worker classifying it stopped (killed, out of memory or crashed) on each "
-                            f"of its {max_attempts} attempts; it is not tried again (HERON_MAX_ATTEMPTS)."
-                        ),
-                        updated_at=now,
-                        finished_at=now,
-                    )
-                    .returning(Job.id)
-                ).scalars()
-            )
-            for job_id in exhausted:
+            for job_id in _finish_all(
+                session,
+                candidates,
+                JobStatus.FAILED,
+                now,
+                "internal_error",
+                "The worker classifying it stopped (killed, out of memory or crashed) on each of its "
+                f"{max_attempts} attempts; it is not tried again (HERON_MAX_ATTEMPTS).",
+                only_if=exhausted,
+            ):
                 log.warning("job %s: its worker stopped on each of %d attempts", job_id, max_attempts)
-                job_ended(session, job_id)
         session.execute(
             update(Job)
             .where(abandoned, Job.status == JobStatus.PROCESSING)

@@ -261,12 +261,8 @@ def holders(*, engine: Engine, job_ids: Collection[str], annotator: str) -> dict
     if not job_ids:
         return {}
     with session_scope(engine) as session:
-        rows = session.execute(
-            select(ReviewClaim.job_id, ReviewClaim.claimed_by).where(
-                ReviewClaim.job_id.in_(list(job_ids)),
-                ReviewClaim.job_id.in_(held_by_others(annotator)),
-            )
-        )
+        held = held_by_others(annotator).add_columns(ReviewClaim.claimed_by)
+        rows = session.execute(held.where(ReviewClaim.job_id.in_(list(job_ids))))
         return {job_id: holder for job_id, holder in rows}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.errors import HeronError
+from core.errors import HeronError, Invalid
 from core.runtime import Runtime
 from core.services.feedback import decide, list_feedback
 from core.services.industries import active_names
@@ -31,14 +31,9 @@ def decide_and_train(
     verb = "Approved" if approve else "Rejected"
     left = [feedback_id for feedback_id in feedback_ids if approve and feedback_id in retired]
     feedback_ids = [feedback_id for feedback_id in feedback_ids if feedback_id not in left]
-    if not feedback_ids:
-        st.session_state[FLASH_KEY] = (
-            "error",
-            "Nothing was decided: these corrections name a retired industry; reject them, or restore it.",
-        )
-        st.session_state[GENERATION_KEY] = st.session_state.get(GENERATION_KEY, 0) + 1
-        st.rerun()
     try:
+        if not feedback_ids:
+            raise Invalid("these corrections name a retired industry; reject them, or restore it.")
         decided = decide(
             engine=rt.engine, work=rt.work, feedback_ids=feedback_ids, approve=approve, reviewer=user.name
         )

@@ -101,7 +101,7 @@ views = _read(job_ids)
 done = sum(view.status in FINISHED for view in views)
 # Only the run that submitted them waits: a filter or a document chosen later answers at once with
 # what is finished (each such click waited up to a minute while a scan was still being read).
-follow = st.session_state.pop("classify_follow", False) or st.session_state.pop("classify_refresh", False)
+follow = st.session_state.pop("classify_follow", False)
 if done < len(views):
     progress = st.progress(done / len(views), text=f"{done} of {len(views)} classified")
     deadline = time.monotonic() + (WAIT_SECONDS if follow else 0)
@@ -113,7 +113,7 @@ if done < len(views):
     if done < len(views):
         st.warning(f"{len(views) - done} document(s) are still being read (large scans take a while).")
         if st.button("Refresh", key="classify_refresh_button"):
-            st.session_state["classify_refresh"] = True
+            st.session_state["classify_follow"] = True
             st.rerun()
 
 table = pd.DataFrame(

@@ -226,9 +226,8 @@ if learned:
         st.dataframe(pd.DataFrame(learned), hide_index=True)
 # Evaluations only: the label-issues report lists doubted examples (Review → label issues), it
 # scores nothing (offered here, it crashed the page).
-evaluations = [name for name, report in reports.items() if "macro_f1" in report or not report.get("n")]
 datasets = sorted(
-    (name for name in evaluations if name != LABEL_ISSUES_DATASET), key=lambda name: name != HOLDOUT_DATASET
+    (name for name in reports if name != LABEL_ISSUES_DATASET), key=lambda name: name != HOLDOUT_DATASET
 )
 dataset = datasets[0]
 if len(datasets) > 1:
