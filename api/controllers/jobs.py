@@ -21,7 +21,7 @@ from api.schemas import (
     ReviewClaimed,
     SkippedMember,
 )
-from core.errors import HeronError, Invalid
+from core.errors import Invalid
 from core.runtime import Runtime
 from core.services import annotators, documents, jobs, review, similar
 from core.services.annotators import AnnotatorsReport
@@ -75,7 +75,7 @@ class JobsController(Controller):
             message="File received; classification queued.",
             batch_id=submission.batch_id,
             job_ids=[job.id for job in submission.jobs],
-            skipped=_skipped(submission),
+            skipped=_skipped(submission.skipped),
             job=finished,
         )
 
@@ -98,23 +98,19 @@ class JobsController(Controller):
             raise Invalid("Send the documents as multipart form fields named 'files'.")
         if len(uploads) > MAX_FILES_PER_BATCH:
             raise Invalid(f"At most {MAX_FILES_PER_BATCH} files per batch (got {len(uploads)}).")
-        queued, skipped, refused, unpacking = [], [], [], 0
-        batch_id = documents.new_batch_id()
-        for upload in uploads:
-            try:
-                submission = _submit(request, runtime, upload, batch_id=batch_id)
-            except HeronError as error:
-                name = clean_filename(upload.filename)
-                refused.append(SkippedMember(filename=name, code=error.code, message=error.message))
-                continue
-            queued.extend(submission.jobs)
-            skipped.extend(_skipped(submission))
-            unpacking += submission.unpack_task_id is not None
+        result = documents.upload_several(
+            engine=runtime.engine,
+            blobs=runtime.blobs,
+            work=runtime.work,
+            files=[documents.Upload(upload.file, upload.filename, upload.content_type) for upload in uploads],
+            max_bytes=runtime.settings.max_upload_bytes,
+            submitted_by=actor(request),
+        )
         return Batch(
-            batch_id=batch_id if queued or unpacking else None,
-            job_ids=[job.id for job in queued],
-            skipped=skipped + refused,
-            unpacking=unpacking,
+            batch_id=result.batch_id,
+            job_ids=[job.id for job in result.jobs],
+            skipped=_skipped(result.skipped),
+            unpacking=result.unpacking,
         )
 
     @get("/jobs", sync_to_thread=True, guards=[requires("annotator")])
@@ -286,9 +282,7 @@ MAX_WAIT_SECONDS = 60
 MAX_FILES_PER_BATCH = 100
 
 
-def _submit(
-    request: Request, runtime: Runtime, upload: UploadFile, batch_id: str | None = None
-) -> Submission:
+def _submit(request: Request, runtime: Runtime, upload: UploadFile) -> Submission:
     return documents.upload(
         engine=runtime.engine,
         blobs=runtime.blobs,
@@ -298,9 +292,8 @@ def _submit(
         client_content_type=upload.content_type,
         max_bytes=runtime.settings.max_upload_bytes,
         submitted_by=actor(request),
-        batch_id=batch_id,
     )
 
 
-def _skipped(submission: Submission) -> list[SkippedMember]:
-    return [SkippedMember(filename=i.filename, code=i.code, message=i.message) for i in submission.skipped]
+def _skipped(items: list[documents.Skipped]) -> list[SkippedMember]:
+    return [SkippedMember(filename=i.filename, code=i.code, message=i.message) for i in items]

@@ -252,6 +252,19 @@ class AuditEvent(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=empty_dict, sa_column=Column(JSON))
 
 
+class RefusedUpload(SQLModel, table=True):
+    """A file of a multi-file upload that was refused (empty, too large, of an unsupported type …),
+    kept beside its batch so ``GET /api/batches/{id}`` says later what the upload's answer said."""
+
+    __tablename__ = "refused_uploads"
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: str = Field(max_length=32, index=True)
+    filename: str = Field(max_length=255)
+    code: str = Field(max_length=40)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Lease(SQLModel, table=True):
     """A named, expiring lock shared by every process on every machine (single-flight work)."""
 

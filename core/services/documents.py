@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO
@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from core.blobs import CHUNK_SIZE, BlobStore, StoredBlob
 from core.db import outside_transactions, session_scope
-from core.db.tables import AuditEvent, Document, Job, Task, TaskStatus, new_id, utcnow
+from core.db.tables import AuditEvent, Document, Job, RefusedUpload, Task, TaskStatus, new_id, utcnow
 from core.errors import EmptyFile, HeronError, NotFound, UnsupportedType
 from core.events import JOB_EVENTS
 from core.extract import ExtractionLimits, is_supported, sniff, unsupported_message
@@ -107,6 +107,74 @@ def upload(
     if submission.unpack_task_id:
         work.send_task(submission.unpack_task_id, "unpack")
     return submission
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file of a multi-file upload: its bytes, and what the client called it."""
+
+    stream: BinaryIO
+    filename: str | None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Uploads:
+    """What a multi-file upload became: one batch (``None`` when nothing of it was kept), its jobs so
+    far, the ZIPs a worker is unpacking into it, and what was not queued: files refused (empty, too
+    large, of an unsupported type …) and the members of ZIPs read at upload that were skipped."""
+
+    batch_id: str | None
+    jobs: list[JobView]
+    skipped: list[Skipped]
+    unpacking: int
+
+
+def upload_several(
+    *,
+    engine: Engine,
+    blobs: BlobStore,
+    work: WorkSender,
+    files: Sequence[Upload],
+    max_bytes: int,
+    submitted_by: str | None = None,
+) -> Uploads:
+    """Store several uploads as one batch, as :func:`upload` stores one. A file Heron refuses does
+    not stop the others; the batch keeps its name and reason, so following the batch later says
+    what this answer said."""
+    batch_id = new_batch_id()
+    queued: list[JobView] = []
+    skipped: list[Skipped] = []
+    refused: list[Skipped] = []
+    unpacking = 0
+    for file in files:
+        try:
+            submission = upload(
+                engine=engine,
+                blobs=blobs,
+                work=work,
+                stream=file.stream,
+                filename=file.filename,
+                client_content_type=file.content_type,
+                max_bytes=max_bytes,
+                submitted_by=submitted_by,
+                batch_id=batch_id,
+            )
+        except HeronError as error:
+            refused.append(Skipped(clean_filename(file.filename), error.code, error.message))
+            continue
+        queued.extend(submission.jobs)
+        skipped.extend(submission.skipped)
+        unpacking += submission.unpack_task_id is not None
+    if not queued and not unpacking:
+        return Uploads(batch_id=None, jobs=[], skipped=skipped + refused, unpacking=0)
+    if refused:
+        with session_scope(engine) as session:
+            session.add_all(
+                RefusedUpload(batch_id=batch_id, filename=item.filename, code=item.code, message=item.message)
+                for item in refused
+            )
+    return Uploads(batch_id=batch_id, jobs=queued, skipped=skipped + refused, unpacking=unpacking)
 
 
 def submit_upload(
@@ -335,7 +403,12 @@ def _batch(session: Session, batch_id: str) -> BatchView:
     jobs = session.exec(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.id)).all()
     if not jobs and not archives:
         raise NotFound(f"Batch {batch_id!r} does not exist.")
-    skipped: list[Skipped] = []
+    skipped = [
+        Skipped(row.filename, row.code, row.message)
+        for row in session.exec(
+            select(RefusedUpload).where(RefusedUpload.batch_id == batch_id).order_by(RefusedUpload.id)
+        )
+    ]
     for archive in archives:
         name = archive.params.get("filename", "upload.zip")
         if archive.status == TaskStatus.FAILED:

@@ -280,6 +280,10 @@ def test_several_files_become_one_batch(client) -> None:  # type: ignore[no-unty
     jobs = [wait_for_job(client, job_id) for job_id in body["job_ids"]]
     assert {job["batch_id"] for job in jobs} == {body["batch_id"]}
     assert [job["classification_result"] for job in jobs] == ["legal", "healthcare"]
+    # And following the batch later says what the upload's answer said, the refused file included
+    batch = client.get(f"/api/batches/{body['batch_id']}").json()
+    assert batch["job_ids"] == body["job_ids"]
+    assert [(item["filename"], item["code"]) for item in batch["skipped"]] == [("empty.txt", "empty")]
 
 
 def test_a_batch_takes_every_file_of_the_form_whatever_its_field(client) -> None:  # type: ignore[no-untyped-def]
