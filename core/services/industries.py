@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,7 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.db import one_at_a_time, session_scope
-from core.db.tables import ExampleStatus, Feedback, Industry, IndustryStatus, TrainingExample, utcnow
+from core.db.tables import (
+    AuditEvent,
+    ExampleStatus,
+    Feedback,
+    Industry,
+    IndustryStatus,
+    TrainingExample,
+    utcnow,
+)
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 
@@ -111,6 +120,39 @@ def catch_all_industry(session: Session) -> str | None:
 
 def active_industry_names(session: Session) -> list[str]:
     return list(active_industries(session))
+
+
+def renamed_industries(session: Session) -> dict[str, str]:
+    """Each name an industry had before a rename → the name it has now (renames followed in
+    order: ``a`` renamed ``b``, then ``c``, gives ``a → c`` and ``b → c``)."""
+    renamed: dict[str, str] = {}
+    events = session.exec(
+        select(AuditEvent.subject_id, AuditEvent.details)
+        .where(AuditEvent.action == "industry.renamed")
+        .order_by(AuditEvent.at, AuditEvent.id)
+    )
+    for current, details in events:
+        previous = (details or {}).get("previous")
+        if not previous:
+            continue
+        for old, name in renamed.items():
+            if name == previous:
+                renamed[old] = current
+        renamed.setdefault(previous, current)
+    return renamed
+
+
+def served_names(labels: Sequence[str], active: Collection[str], renamed: dict[str, str]) -> dict[str, str]:
+    """For each label a model version learned, the active industry it answers for today: its own
+    name, or the one its industry was renamed to since the version was trained (so a rollback to a
+    version older than a rename still files that industry's documents under it). Labels of retired
+    industries are left out; an active name is never taken from a label that has it."""
+    served = {label: label for label in labels if label in active}
+    for label in labels:
+        name = renamed.get(label)
+        if label not in active and name in active and name not in labels and name not in served.values():
+            served[label] = name
+    return served
 
 
 def active_names(*, engine: Engine) -> list[str]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from core.blobs import BlobStore
 from core.classify.evidence import passage_spans
-from core.classify.model import Encoder, HeronModel, RememberingEncoder, RoutingPolicy
+from core.classify.model import Encoder, HeronModel, RememberingEncoder, RoutingPolicy, Verdict
 from core.db import read_scope, session_scope
 from core.db.tables import (
     Document,
@@ -33,7 +33,7 @@ from core.errors import HeronError, Invalid, NotFound
 from core.events import JOB_EVENTS, job_ended
 from core.extract import Extraction, ExtractionLimits, extract
 from core.extract.isolation import FAST, SLOW, Extractor, NeedsSlowLane
-from core.services.industries import active_industries
+from core.services.industries import active_industries, renamed_industries, served_names
 from core.services.models import ModelCache
 from core.uncertainty import uncertainty
 
@@ -276,15 +276,27 @@ def annotations(
     return passages, encoder.static(texts).astype(np.float16)
 
 
+def _renamed(verdict: Verdict, served: dict[str, str]) -> Verdict:
+    """The verdict under today's names of the industries (see served_names)."""
+    if all(label == name for label, name in served.items()):
+        return verdict
+    return replace(
+        verdict,
+        label=served[verdict.label],
+        scores={served[label]: score for label, score in verdict.scores.items()},
+    )
+
+
 def _classify_and_store(engine: Engine, models: ModelCache, policy: RoutingPolicy, batch: _Batch) -> None:
     version_id, model = models.active(engine)
-    allowed = [label for label in model.labels if label in batch.industries]
+    served = served_names(model.labels, batch.industries, batch.renamed)
     texts = batch.texts
     encoder, spans = reading(models.encoder, list(texts.values()))
-    verdicts = model.classify(list(texts.values()), policy, allowed=allowed, encoder=encoder)
+    verdicts = model.classify(list(texts.values()), policy, allowed=list(served), encoder=encoder)
     evidence, vectors = annotations(
         model, encoder, list(texts.values()), [verdict.label for verdict in verdicts], spans
     )
+    verdicts = [_renamed(verdict, served) for verdict in verdicts]
     now = utcnow()
     with session_scope(engine) as session:
         # One INSERT and one UPDATE for the batch, without building ORM objects: per job they cost
@@ -338,6 +350,7 @@ def _classify_each_if_the_batch_fails(
             documents={job_id: document_id} if document_id is not None else {},
             extracted={document_id: batch.extracted[document_id]} if document_id in batch.extracted else {},
             industries=batch.industries,
+            renamed=batch.renamed,
         )
         try:
             _classify_and_store(engine, models, policy, alone)
@@ -496,6 +509,7 @@ class _Batch:
         documents: Each job's document id.
         extracted: The documents read now (stored with the answers, not before).
         industries: The active industries (names) when the batch was read.
+        renamed: Names industries had before a rename → their names now (renamed_industries).
         slow: Jobs to read in the slow lane.
         unread: Jobs not read at all (the fast lane spent its budget).
     """
@@ -504,6 +518,7 @@ class _Batch:
     documents: dict[str, int] = field(default_factory=dict)
     extracted: dict[int, Extraction] = field(default_factory=dict)
     industries: set[str] = field(default_factory=set)
+    renamed: dict[str, str] = field(default_factory=dict)
     slow: list[str] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
 
@@ -515,6 +530,7 @@ class _Read:
 
     rows: list[Any]  # (job id, file name, file type, document id, text or None, storage key)
     industries: set[str]
+    renamed: dict[str, str] = field(default_factory=dict)  # as renamed_industries() gives
 
 
 def _read_batch(session: Session, job_ids: list[str]) -> _Read:
@@ -530,7 +546,9 @@ def _read_batch(session: Session, job_ids: list[str]) -> _Read:
         .join(Document, Document.id == Job.document_id)
         .where(Job.id.in_(job_ids))
     ).all()
-    return _Read(rows=list(rows), industries=set(active_industries(session)))
+    return _Read(
+        rows=list(rows), industries=set(active_industries(session)), renamed=renamed_industries(session)
+    )
 
 
 def _document_texts(
@@ -553,7 +571,7 @@ def _document_texts(
         with session_scope(engine) as session:
             read = _read_batch(session, job_ids)
     rows = read.rows
-    batch = _Batch(industries=read.industries)
+    batch = _Batch(industries=read.industries, renamed=read.renamed)
     failed: dict[str, HeronError] = {}
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     started = time.monotonic()

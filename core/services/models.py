@@ -20,7 +20,7 @@ from core.db import one_at_a_time, session_scope
 from core.db.tables import EvaluationReport, ModelStatus, ModelVersion, utcnow
 from core.errors import Conflict, Invalid, ModelNotReady, NotFound
 from core.services import audit
-from core.services.industries import active_industry_names
+from core.services.industries import active_industry_names, renamed_industries, served_names
 
 
 def active_version_id(session: Session) -> int | None:
@@ -215,24 +215,26 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
         active = active_industry_names(session)
         version = session.get(ModelVersion, version_id)
         if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:
-            _check_servable(version, active)
+            _check_servable(session, version, active)
         view = _version_view(activate(session, version_id, actor=actor))
-        return Activated(view, _unlearned(active, view.labels))
+        return Activated(view, _unlearned(session, active, view.labels))
 
 
 def not_predicted(*, engine: Engine, labels: Sequence[str]) -> list[str]:
     """The active industries a version that learned ``labels`` cannot answer (asked before it is
     activated; :func:`activate_version` says the same after)."""
     with session_scope(engine) as session:
-        return _unlearned(active_industry_names(session), labels)
+        return _unlearned(session, active_industry_names(session), labels)
 
 
-def _unlearned(active: Sequence[str], labels: Sequence[str]) -> list[str]:
-    learned = set(labels)
+def _unlearned(session: Session, active: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """The active industries a version with ``labels`` cannot answer (one renamed since it was
+    trained it answers under its new name)."""
+    learned = set(served_names(labels, active, renamed_industries(session)).values())
     return [name for name in active if name not in learned]
 
 
-def _check_servable(version: ModelVersion, active: list[str]) -> None:
+def _check_servable(session: Session, version: ModelVersion, active: list[str]) -> None:
     """Refuse a rollback to a version that would fail every document: one this Heron cannot read,
     or one that knows none of today's active industries (all retired by an import since)."""
     try:
@@ -242,7 +244,7 @@ def _check_servable(version: ModelVersion, active: list[str]) -> None:
             f"Model version {version.id} cannot be read by this Heron ({type(error).__name__}: {error}); "
             "retrain instead."
         ) from error
-    if not set(active) & set(model.labels):
+    if not served_names(model.labels, active, renamed_industries(session)):
         raise Conflict(
             f"Model version {version.id} knows none of the active industries ({', '.join(sorted(active))}): "
             "served, it would fail every document. Activate a version trained since, or bring its "

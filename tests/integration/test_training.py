@@ -373,3 +373,50 @@ def test_a_rollback_while_a_run_trains_is_not_undone_by_it(fresh, monkeypatch) -
     assert listed[1].status == "active"
     assert listed[outcome.version_id].status == "candidate"
     assert listed[outcome.version_id].promotion["reason"] == outcome.reason
+
+
+def test_a_rollback_to_a_version_older_than_a_rename_answers_under_the_new_name(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services.documents import submit_batch
+    from core.services.industries import update_industry
+    from core.services.jobs import get_job, process_job
+    from core.services.models import activate_version
+
+    def classified(text: str) -> dict:
+        submission = submit_batch(
+            engine=fresh.engine,
+            blobs=fresh.blobs,
+            chunks=[text.encode()],
+            filename="clause.txt",
+            max_bytes=fresh.settings.max_upload_bytes,
+        )
+        job_id = submission.jobs[0].id
+        process_job(
+            engine=fresh.engine,
+            blobs=fresh.blobs,
+            models=fresh.models,
+            job_id=job_id,
+            policy=fresh.policy,
+            lease_seconds=fresh.settings.job_lease_seconds,
+            max_attempts=fresh.settings.max_attempts,
+        )
+        job = get_job(engine=fresh.engine, job_id=job_id)
+        return {"label": job.classification_result, "scores": job.scores}
+
+    starter_id = 1
+    # Given "legal" renamed "law" (and renamed again, "law_and_courts"), and the version its
+    # training run made
+    update_industry(engine=fresh.engine, name="legal", new_name="law")
+    update_industry(engine=fresh.engine, name="law", new_name="law_and_courts")
+    renamed = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    assert renamed.activated, renamed.reason
+    assert classified(LEGAL + " First.")["label"] == "law_and_courts"
+    # When an admin rolls back to the starter version, trained while it was still "legal"
+    rolled = activate_version(engine=fresh.engine, version_id=starter_id, actor="admin")
+    # Then the rollback does not claim the renamed industry is lost ...
+    assert rolled.not_predicted == []
+    # ... and its documents are still filed under the industry's name today, not under the next best
+    # industry (the version's "legal" is not an active industry any more)
+    time.sleep(fresh.models.refresh_seconds + 0.1)
+    answer = classified(LEGAL + " Second.")
+    assert answer["label"] == "law_and_courts", answer
+    assert "legal" not in answer["scores"] and "law_and_courts" in answer["scores"]
