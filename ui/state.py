@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import streamlit as st
@@ -34,8 +35,14 @@ class User:
 
 
 def current_user() -> User:
-    """The console's user, as the sidebar set it (an admin named "console" until then)."""
-    return st.session_state.get("heron_user") or User(name="console", role="admin")
+    """The console's user, as the sidebar set it (an admin named as a guest until then)."""
+    return st.session_state.get("heron_user") or User(name=guest_name(), role="admin")
+
+
+def guest_name() -> str:
+    """The name of someone who has not given theirs: one per browser session ("guest-3fa2"), so two
+    people who both leave the name empty never hold, or label, the same review item as one person."""
+    return st.session_state.setdefault("heron_guest", f"guest-{secrets.token_hex(2)}")
 
 
 def identity_sidebar() -> User:
@@ -47,7 +54,7 @@ def identity_sidebar() -> User:
     with st.sidebar:
         name = st.text_input("Your name", key="heron_user_name", placeholder="e.g. Ada").strip()[:60]
         if not keys:
-            user = User(name=name or "console", role="admin")
+            user = User(name=name or guest_name(), role="admin")
         else:
             key = st.text_input("API key", type="password", key="heron_api_key")
             role = role_of(key, keys)
@@ -58,7 +65,10 @@ def identity_sidebar() -> User:
                 st.info("API keys are configured: enter yours in the sidebar to use the console.")
                 st.stop()
             user = User(name=actor_name(name, key), role=role)
-        st.caption(f"Signed in as **{user.name}** · {user.role}")
+        st.caption(
+            f"Signed in as **{user.name}** · {user.role}"
+            + ("" if name else " (enter your name to be credited for your labels)")
+        )
     st.session_state["heron_user"] = user
     return user
 

@@ -184,6 +184,29 @@ def test_two_annotators_never_see_the_same_document(runtime, client, uncertain_j
     assert confirmed.author == "Ada"
 
 
+def test_two_people_who_give_no_name_are_two_annotators(runtime, client, uncertain_jobs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given two people who open Review without typing a name (both were "console": they were
+    # handed the same document and took turns overwriting each other's claim)
+    for job in uncertain_jobs:  # (an earlier test's claims would leave one document to hand out)
+        release_claim(engine=runtime.engine, job_id=job["id"])
+    monkeypatch.setenv("HERON_DATA_DIR", str(runtime.settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        first = open_review(AppTest.from_file(APP, default_timeout=60), "")
+        second = open_review(AppTest.from_file(APP, default_timeout=60), "")
+    finally:
+        get_settings.cache_clear()
+    # Then each holds a different document, under a guest name of their own that the sidebar shows
+    assert held(first) != held(second)
+    with session_scope(runtime.engine) as session:
+        holders = {session.get(ReviewClaim, held(app)).claimed_by for app in (first, second)}
+    assert len(holders) == 2 and all(name.startswith("guest-") for name in holders), holders
+    for app in (first, second):
+        name = app.session_state["heron_user"].name
+        assert any(name in caption.value and "enter your name" in caption.value for caption in app.caption)
+        release_claim(engine=runtime.engine, job_id=held(app))
+
+
 def test_the_document_marks_its_evidence_and_more_like_this_labels_a_selection_in_one_action(
     app: AppTest, runtime, client, held_by_others
 ) -> None:  # type: ignore[no-untyped-def]
