@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import Engine
 
-from core.services import tasks
+from core.services import retraining, tasks
 from core.services.jobs import requeue_stale_jobs
 from core.services.training import TRAINING_LEASE, TRAINING_LEASE_SECONDS
 from core.work import WorkSender
@@ -28,7 +28,8 @@ def resend_lost_work(
     A job (or task) still PENDING ``pending_older_than`` seconds after it was queued lost its
     message; a PROCESSING job past its lease, or a RUNNING task silent for ``silent_for`` seconds,
     lost its worker and goes back to PENDING first (a job whose worker died on each of its
-    ``max_attempts`` attempts ends FAILED). Sending twice is safe: claiming is atomic.
+    ``max_attempts`` attempts ends FAILED). Sending twice is safe: claiming is atomic. A change to
+    the industries or examples that never got its training run gets one.
     """
     job_ids = requeue_stale_jobs(
         engine=engine,
@@ -54,4 +55,5 @@ def resend_lost_work(
         work.send_task(task_id, kind)
     if stale:
         log.info("re-sent %d background task(s) whose message or worker was lost", len(stale))
+    retraining.train_what_was_left(engine=engine, work=work, older_than=pending_older_than)
     return job_ids

@@ -4,11 +4,29 @@ and a waiting one again when its message looks lost."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+import logging
+from datetime import timedelta
 
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from core.db import session_scope
+from core.db.tables import (
+    ExampleSource,
+    ExampleStatus,
+    Industry,
+    ModelVersion,
+    Split,
+    Task,
+    TaskStatus,
+    TrainingExample,
+    utcnow,
+)
 from core.services import tasks, training
 from core.services.tasks import TaskView
 from core.work import WorkSender
+
+log = logging.getLogger(__name__)
 
 
 def queue_training(
@@ -25,3 +43,48 @@ def queue_training(
     )
     tasks.send(engine, work, task, joined=joined)
     return task
+
+
+def train_what_was_left(*, engine: Engine, work: WorkSender, older_than: float) -> TaskView | None:
+    """Queue the training run a change to what the model learns from did not get (the sweeper's
+    backstop): an industry added, renamed, redescribed, retired or restored, or a person's example
+    stored, more than ``older_than`` seconds ago, with no training run asked for since and none
+    waiting. The change and its request are two commits: a process that died, or a database that
+    went away, between them left an industry nobody's model would predict until something else
+    trained."""
+    with session_scope(engine) as session:
+        changed = _last_change(session)
+        if changed is None or changed > utcnow() - timedelta(seconds=older_than):
+            return None
+        # Covered: a run asked for since (it reads every example when it starts), one waiting, or a
+        # version trained since (`heron train` and `heron import` train without a task).
+        asked = session.exec(select(func.max(Task.created_at)).where(Task.kind == "training")).one()
+        trained = session.exec(select(func.max(ModelVersion.created_at))).one()
+        waiting = session.exec(
+            select(Task.id).where(Task.kind == "training", Task.status == TaskStatus.PENDING)
+        ).first()
+        if waiting is not None or any(
+            moment is not None and moment >= changed for moment in (asked, trained)
+        ):
+            return None
+    log.warning("a change made at %s was never trained on; queueing the training run it asked for", changed)
+    return queue_training(engine=engine, work=work, actor="sweeper")
+
+
+def _last_change(session: Session):  # type: ignore[no-untyped-def]
+    """When the industries or the people's training examples last changed, if after the first model
+    version (the starter model learned what came before it)."""
+    first = session.exec(select(func.min(ModelVersion.created_at))).one()
+    if first is None:
+        return None
+    industries = session.exec(select(func.max(Industry.updated_at))).one()
+    examples = session.exec(
+        select(func.max(TrainingExample.created_at)).where(
+            # (synthesis asks for its run when it ends; counted, a long one would train every sweep)
+            TrainingExample.source.in_((ExampleSource.feedback, ExampleSource.import_)),
+            TrainingExample.split == Split.train,
+            TrainingExample.status == ExampleStatus.approved,
+        )
+    ).one()
+    latest = max((moment for moment in (industries, examples) if moment is not None), default=None)
+    return latest if latest is not None and latest > first else None

@@ -383,3 +383,45 @@ def test_a_process_that_cannot_reach_its_broker_leaves_the_sweeping_to_one_that_
     # Then the healthy worker re-sends the lost job within a sweep or two: the broken one let go
     # of the sweeper lease (it kept it, and nothing re-sent lost work while it lived)
     assert job.id in healthy.work.jobs
+
+
+def test_an_industry_whose_training_request_was_lost_is_trained_by_the_sweeper(heron) -> None:  # type: ignore[no-untyped-def]
+    from core.services import recovery, taxonomy
+    from core.services.industries import create_industry
+    from core.services.training import run_training_task
+    from tests.conftest import SentWork
+
+    def sweep() -> list[tuple[str, str]]:
+        work = SentWork()
+        recovery.resend_lost_work(
+            engine=heron.engine, work=work, pending_older_than=0, lease_seconds=300, silent_for=1800
+        )
+        return work.tasks
+
+    # Given nothing changed since the starter model, the sweeper asks for no training
+    assert sweep() == []
+    # Given an industry added through the use case (its training run asked for and done)
+    added = taxonomy.add_industry(
+        engine=heron.engine, work=SentWork(), settings=heron.settings, name="shipping", description="Ports."
+    )
+    run_training_task(
+        engine=heron.engine,
+        task_id=added.training_task.id,
+        policy=heron.policy,
+        encoder=heron.training_encoder,
+    )
+    assert sweep() == []
+    # When an industry is created but the process dies before its training run is asked for (two
+    # commits), nothing would predict it until something else trained
+    create_industry(engine=heron.engine, name="aviation", description="Airlines, airports and aircraft.")
+    # Then the sweeper asks for that run, once
+    sent = sweep()
+    assert [kind for _, kind in sent] == ["training"]
+    assert sweep() == sent  # (while it waits, its message is re-sent: no second run is asked for)
+    # And once it has run, the new industry is served
+    run_training_task(
+        engine=heron.engine, task_id=sent[0][0], policy=heron.policy, encoder=heron.training_encoder
+    )
+    _, model = heron.models.active(heron.engine)
+    assert "aviation" in model.labels
+    assert sweep() == []
