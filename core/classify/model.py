@@ -330,7 +330,26 @@ class HeronModel:
         encoder: Encoder,
         allowed: Sequence[str] | None = None,
     ) -> list[Verdict]:
-        labels = [label for label in self.labels if allowed is None or label in set(allowed)]
+        """Each text's verdict among ``allowed`` (default: every industry the model learned).
+
+        The model weighs every industry it learned, and a verdict's confidence is the model's
+        probability for the answer among all of them: an industry retired since the model was
+        trained keeps its share, which goes to no answer, rather than being shared out among the
+        rest. A version that knows one active industry (a rollback, or the seconds before an
+        import's ``--replace`` is learned) answers it at a confidence saying how little it
+        resembles it, not at 1.0, and a person is asked (``low_confidence``).
+        """
+        answerable = [label for label in self.labels if allowed is None or label in set(allowed)]
+        if not answerable:
+            raise _knows_none()
+        verdicts = self._classify_among(texts, policy, encoder=encoder, labels=self.labels)
+        if len(answerable) == len(self.labels):
+            return verdicts
+        return [_among(verdict, answerable, policy) for verdict in verdicts]
+
+    def _classify_among(
+        self, texts: Sequence[str], policy: RoutingPolicy, *, encoder: Encoder, labels: list[str]
+    ) -> list[Verdict]:
         known = set(self.fast.labels)
         newcomers = {label for label in labels if label not in known or label in self.young_labels}
         if not newcomers or len(newcomers) == len(labels):
@@ -347,10 +366,7 @@ class HeronModel:
         self, texts: Sequence[str], policy: RoutingPolicy, *, encoder: Encoder, labels: list[str]
     ) -> list[Verdict]:
         if not labels:
-            raise ModelNotReady(
-                "The active model knows none of the active industries: train one (`heron train --full`, "
-                "or Retrain in the console) or activate a version that knows them."
-            )
+            raise _knows_none()
         if not texts:
             return []
         static = encoder.static(texts)
@@ -560,6 +576,38 @@ class HeronModel:
             settled=settled,
             carver=carver,
         )
+
+
+def _knows_none() -> ModelNotReady:
+    return ModelNotReady(
+        "The active model knows none of the active industries: train one (`heron train --full`, "
+        "or Retrain in the console) or activate a version that knows them."
+    )
+
+
+def _among(verdict: Verdict, labels: list[str], policy: RoutingPolicy) -> Verdict:
+    """``verdict`` restricted to ``labels`` without sharing the others' probability out among them
+    (see :meth:`HeronModel.classify`): the likeliest of them is the answer, at its own probability."""
+    scores = {label: verdict.scores[label] for label in labels}
+    order = sorted(scores, key=scores.__getitem__, reverse=True)
+    top = scores[order[0]]
+    runner_up = scores[order[1]] if len(order) > 1 else 0.0
+    if order[0] == verdict.label:
+        reasons = [r for r in verdict.review_reasons if r not in ("low_confidence", "small_margin")]
+    else:  # the model's own answer was an industry retired since: only what holds still stands
+        reasons = [r for r in verdict.review_reasons if r == "little_text"]
+    if top - runner_up < policy.review_margin and len(order) > 1:
+        reasons.insert(0, "small_margin")
+    if top < policy.review_threshold:
+        reasons.insert(0, "low_confidence")
+    return replace(
+        verdict,
+        label=order[0],
+        confidence=top,
+        scores=scores,
+        needs_review=bool(reasons),
+        review_reasons=tuple(reasons),
+    )
 
 
 def _settle(

@@ -375,41 +375,51 @@ def test_a_rollback_while_a_run_trains_is_not_undone_by_it(fresh, monkeypatch) -
     assert listed[outcome.version_id].promotion["reason"] == outcome.reason
 
 
-def test_a_rollback_to_a_version_older_than_a_rename_answers_under_the_new_name(fresh) -> None:  # type: ignore[no-untyped-def]
+def _classified(runtime, text: str) -> dict:  # type: ignore[no-untyped-def]
+    """An upload's job, classified as a worker does it: its answer, confidence, scores and reasons."""
     from core.services.documents import submit_batch
-    from core.services.industries import update_industry
     from core.services.jobs import get_job, process_job
+
+    submission = submit_batch(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[text.encode()],
+        filename="document.txt",
+        max_bytes=runtime.settings.max_upload_bytes,
+    )
+    job_id = submission.jobs[0].id
+    process_job(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        models=runtime.models,
+        job_id=job_id,
+        policy=runtime.policy,
+        lease_seconds=runtime.settings.job_lease_seconds,
+        max_attempts=runtime.settings.max_attempts,
+    )
+    job = get_job(engine=runtime.engine, job_id=job_id)
+    return {
+        "label": job.classification_result,
+        "confidence": job.confidence,
+        "scores": job.scores,
+        "reasons": job.review_reasons,
+    }
+
+
+def test_a_rollback_to_a_version_older_than_a_rename_answers_under_the_new_name(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services.industries import update_industry
     from core.services.models import activate_version
 
-    def classified(text: str) -> dict:
-        submission = submit_batch(
-            engine=fresh.engine,
-            blobs=fresh.blobs,
-            chunks=[text.encode()],
-            filename="clause.txt",
-            max_bytes=fresh.settings.max_upload_bytes,
-        )
-        job_id = submission.jobs[0].id
-        process_job(
-            engine=fresh.engine,
-            blobs=fresh.blobs,
-            models=fresh.models,
-            job_id=job_id,
-            policy=fresh.policy,
-            lease_seconds=fresh.settings.job_lease_seconds,
-            max_attempts=fresh.settings.max_attempts,
-        )
-        job = get_job(engine=fresh.engine, job_id=job_id)
-        return {"label": job.classification_result, "scores": job.scores}
-
     starter_id = 1
-    # Given "legal" renamed "law" (and renamed again, "law_and_courts"), and the version its
-    # training run made
+    # Given "legal" renamed "law" (and renamed again, "law_and_courts"): until the training run the
+    # rename asked for is live, the version that knew it as "legal" answers it under its new name
     update_industry(engine=fresh.engine, name="legal", new_name="law")
     update_industry(engine=fresh.engine, name="law", new_name="law_and_courts")
+    time.sleep(fresh.models.refresh_seconds + 0.1)
+    assert _classified(fresh, LEGAL + " Before.")["label"] == "law_and_courts"
     renamed = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
     assert renamed.activated, renamed.reason
-    assert classified(LEGAL + " First.")["label"] == "law_and_courts"
+    assert _classified(fresh, LEGAL + " First.")["label"] == "law_and_courts"
     # When an admin rolls back to the starter version, trained while it was still "legal"
     rolled = activate_version(engine=fresh.engine, version_id=starter_id, actor="admin")
     # Then the rollback does not claim the renamed industry is lost ...
@@ -417,6 +427,27 @@ def test_a_rollback_to_a_version_older_than_a_rename_answers_under_the_new_name(
     # ... and its documents are still filed under the industry's name today, not under the next best
     # industry (the version's "legal" is not an active industry any more)
     time.sleep(fresh.models.refresh_seconds + 0.1)
-    answer = classified(LEGAL + " Second.")
+    answer = _classified(fresh, LEGAL + " Second.")
     assert answer["label"] == "law_and_courts", answer
     assert "legal" not in answer["scores"] and "law_and_courts" in answer["scores"]
+
+
+def test_a_version_that_knows_few_of_the_active_industries_is_not_sure_of_what_it_cannot_tell(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services.industries import retire_industry
+
+    # Given the taxonomy replaced under the active version (as `heron import --replace` does, or a
+    # rollback): of today's industries it knows only finance and the catch-all
+    create_industry(engine=fresh.engine, name="shipping", description="Ports, freight and vessels.")
+    for name in ("legal", "healthcare", "technology", "education", "entertainment"):
+        retire_industry(engine=fresh.engine, name=name)
+    time.sleep(fresh.models.refresh_seconds + 0.1)
+    # When a court judgment arrives before a version that knows the new taxonomy is live
+    answer = _classified(fresh, LEGAL)
+    # Then it is not filed as finance or "other" with a confidence shared out from the industries
+    # the version weighed and that are gone: the answer says how little it resembles either, and a
+    # person is asked
+    assert answer["confidence"] < 0.5 and "low_confidence" in answer["reasons"], answer
+    assert set(answer["scores"]) == {"finance", "other"} and sum(answer["scores"].values()) < 0.5
+    # And a finance document, which the version can tell, keeps a sure answer
+    sure = _classified(fresh, FINANCE)
+    assert sure["label"] == "finance" and sure["confidence"] > 0.8 and not sure["reasons"], sure
