@@ -29,7 +29,7 @@ from core.evaluation import evaluation_report
 from core.extract import ExtractionLimits, extract
 from core.extract.isolation import Extractor
 from core.services import audit
-from core.services.examples import LABELS_TURN, supersede_other_labels
+from core.services.examples import LABELS_TURN, split_of_text, supersede_other_labels
 from core.services.industries import (
     INDUSTRIES_TURN,
     active_industry_names,
@@ -197,7 +197,7 @@ def import_directory(
                 content_hash=key[0],
                 label=item.label,
                 source=ExampleSource.import_,
-                split=Split.holdout if is_holdout(origin) else Split.train,
+                split=split_of_text(session, key[0], Split.holdout if is_holdout(origin) else Split.train),
                 origin=origin[:255],
             )
             session.add(row)
@@ -326,7 +326,7 @@ def add_example_files(
                     content_hash=digest,
                     label=label,
                     source=ExampleSource.import_,
-                    split=Split.holdout if held_out else Split.train,
+                    split=split_of_text(session, digest, Split.holdout if held_out else Split.train),
                     origin=origin,
                 )
             session.add(row)

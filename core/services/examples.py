@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from core.db import one_at_a_time, session_scope
-from core.db.tables import ExampleSource, ExampleStatus, TrainingExample
+from core.db.tables import ExampleSource, ExampleStatus, Split, TrainingExample
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
 from core.services.industries import require_active_industry
@@ -236,6 +236,24 @@ def label_kept(row: TrainingExample) -> bool:
 # example) takes this turn (core.db.one_at_a_time) before it supersedes the text's other labels:
 # two at the same moment would each miss the other's and leave the text with two labels.
 LABELS_TURN = "labels"
+
+
+def split_of_text(session: Session, digest: str, split: Split) -> Split:
+    """The split a new example of a text joins: ``split`` for a text new to the people's examples,
+    else the one it has already. A text's split is decided once, however it arrives again (an
+    imported file, then a correction of its upload, then an example file): a gold document sent
+    again by another way would otherwise train, and the gold set would judge on what was learned."""
+    earlier = set(
+        session.exec(
+            select(TrainingExample.split).where(
+                TrainingExample.content_hash == digest,
+                TrainingExample.source.in_((ExampleSource.feedback, ExampleSource.import_)),
+            )
+        )
+    )
+    if Split.holdout in earlier:
+        return Split.holdout
+    return Split.train if earlier else split
 
 
 def supersede_other_labels(session: Session, digest: str, label: str, *, actor: str | None, **by: Any) -> int:

@@ -25,7 +25,7 @@ from core.db.tables import (
 )
 from core.errors import Conflict, Invalid, NotFound
 from core.services import audit
-from core.services.examples import LABELS_TURN, supersede_other_labels
+from core.services.examples import LABELS_TURN, split_of_text, supersede_other_labels
 from core.services.industries import active_industry_names, require_active_industry
 from core.services.jobs import existing_job
 from core.services.retraining import queue_training
@@ -328,7 +328,11 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
             feedback_id=feedback.id,
             label=feedback.label,
             source=ExampleSource.feedback,
-            split=Split.holdout if is_holdout(f"document:{document.sha256}", gold_share) else Split.train,
+            split=split_of_text(
+                session,
+                digest,
+                Split.holdout if is_holdout(f"document:{document.sha256}", gold_share) else Split.train,
+            ),
             origin=f"feedback/{feedback.id}",
         )
     )

@@ -282,12 +282,16 @@ def _read(session: Session) -> _Data:
     parent_id = active_version_id(session)
     parent = session.get(ModelVersion, parent_id) if parent_id is not None else None
     holdout = _examples(session, Split.holdout, labels)
+    # No text both trains and judges (two examples of one text, each way: a database from before
+    # split_of_text), and a text sent twice to the gold set is judged once.
+    judging = {e["content_hash"] for e in holdout}
+    gold = list({e["content_hash"]: e for e in reversed(holdout) if e["source"] in USER_SOURCES}.values())
     return _Data(
         industries=industries,
         catch_all=catch_all_industry(session),
-        train=_examples(session, Split.train, labels),
+        train=[e for e in _examples(session, Split.train, labels) if e["content_hash"] not in judging],
         starter_holdout=[e for e in holdout if e["source"] == ExampleSource.starter],
-        gold=[e for e in holdout if e["source"] in USER_SOURCES],
+        gold=sorted(gold, key=lambda e: e["id"]),
         parent_id=parent_id,
         parent_artifact=parent.artifact if parent else None,
         parent_trained_on=dict(parent.trained_on) if parent else {},
@@ -838,6 +842,7 @@ def _examples(session: Session, split: Split, labels: list[str]) -> list[dict[st
             TrainingExample.source,
             TrainingExample.origin,
             TrainingExample.feedback_id,
+            TrainingExample.content_hash,
         )
         .where(
             TrainingExample.split == split,
@@ -854,8 +859,9 @@ def _examples(session: Session, split: Split, labels: list[str]) -> list[dict[st
             "source": source,
             "origin": origin,
             "feedback_id": feedback_id,
+            "content_hash": digest,
         }
-        for i, text, label, source, origin, feedback_id in rows
+        for i, text, label, source, origin, feedback_id, digest in rows
     ]
 
 

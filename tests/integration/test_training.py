@@ -399,6 +399,7 @@ def _classified(runtime, text: str) -> dict:  # type: ignore[no-untyped-def]
     )
     job = get_job(engine=runtime.engine, job_id=job_id)
     return {
+        "id": job_id,
         "label": job.classification_result,
         "confidence": job.confidence,
         "scores": job.scores,
@@ -451,3 +452,62 @@ def test_a_version_that_knows_few_of_the_active_industries_is_not_sure_of_what_i
     # And a finance document, which the version can tell, keeps a sure answer
     sure = _classified(fresh, FINANCE)
     assert sure["label"] == "finance" and sure["confidence"] > 0.8 and not sure["reasons"], sure
+
+
+def test_a_gold_document_sent_again_by_another_way_stays_gold(fresh, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.corpus import content_hash, is_holdout
+    from core.extract import ExtractionLimits
+    from core.services.datasets import add_example_files, import_directory
+    from core.services.feedback import decide, submit_feedback
+
+    # Given a folder of the user's own documents imported, some of it kept as gold by file
+    folder = tmp_path / "mine"
+    texts = {}
+    for label, base in (("finance", FINANCE), ("legal", LEGAL)):
+        (folder / label).mkdir(parents=True)
+        for number in range(8):
+            text = f"{base} Reference {label}-{number}."
+            (folder / label / f"{number}.txt").write_text(text)
+            texts[f"mine/{label}/{number}.txt"] = (label, text)
+    import_directory(engine=fresh.engine, root=folder, limits=ExtractionLimits())
+    gold = [(label, text) for origin, (label, text) in texts.items() if is_holdout(origin)]
+    assert gold, "no file of the folder went to the gold set"
+    label, text = gold[0]
+    # When one of the gold documents is uploaded, corrected to its label and approved ...
+    job = _classified(fresh, text)
+    feedback = submit_feedback(engine=fresh.engine, job_id=job["id"], label=label)
+    decide(engine=fresh.engine, feedback_ids=[feedback.id], approve=True)
+    # ... and sent again as an example file of its industry
+    add_example_files(
+        engine=fresh.engine, industry="legal", files=[("again.txt", text.encode())], limits=ExtractionLimits()
+    )
+    # Then every example of its text is gold: none of them trains, and the gold set stays fair
+    with session_scope(fresh.engine) as session:
+        rows = session.exec(
+            select(TrainingExample).where(TrainingExample.content_hash == content_hash(text))
+        ).all()
+    assert len(rows) >= 2 and {row.split for row in rows} == {Split.holdout}, [
+        (row.source, row.label, row.split) for row in rows
+    ]
+
+
+def test_a_text_both_trained_on_and_gold_is_only_judged_on(fresh) -> None:  # type: ignore[no-untyped-def]
+    # Given a database from before a text's split was decided once: a gold document that was also
+    # stored, by another way, as a training example
+    def example(source: ExampleSource, split: Split, origin: str) -> TrainingExample:
+        return TrainingExample(
+            text=TECHNOLOGY + " Twice.",
+            content_hash="twice",
+            label="technology",
+            source=source,
+            split=split,
+            origin=origin,
+        )
+
+    with session_scope(fresh.engine) as session:
+        session.add(example(ExampleSource.import_, Split.holdout, "mine/technology/gold.txt"))
+        session.add(example(ExampleSource.feedback, Split.train, "feedback/1"))
+    # When a training run looks for something new to learn, it finds nothing: the model never
+    # trains on a document the gold set judges it on
+    with pytest.raises(Invalid, match="No training examples were added"):
+        train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
