@@ -378,7 +378,7 @@ def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> I
             raise Conflict(
                 f"Industry {current!r} is the catch-all: it holds what no other industry claims, and new "
                 "industries take their first examples from it. Make another industry the catch-all, or "
-                f'set {{"catch_all": false}} on {current!r}, before retiring it.'
+                f"stop {current!r} being the catch-all, before retiring it."
             )
         return _set_status(session, industry, IndustryStatus.retired, actor=actor)
 

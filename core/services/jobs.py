@@ -289,7 +289,11 @@ def _renamed(verdict: Verdict, served: dict[str, str]) -> Verdict:
 
 def _classify_and_store(engine: Engine, models: ModelCache, policy: RoutingPolicy, batch: _Batch) -> None:
     version_id, model = models.active(engine)
-    served = served_names(model.labels, batch.industries, batch.renamed)
+    renamed: dict[str, str] = {}
+    if not set(model.labels) <= batch.industries:  # an industry renamed since it was trained, or retired
+        with session_scope(engine) as session:
+            renamed = renamed_industries(session)
+    served = served_names(model.labels, batch.industries, renamed)
     texts = batch.texts
     encoder, spans = reading(models.encoder, list(texts.values()))
     verdicts = model.classify(list(texts.values()), policy, allowed=list(served), encoder=encoder)
@@ -350,7 +354,6 @@ def _classify_each_if_the_batch_fails(
             documents={job_id: document_id} if document_id is not None else {},
             extracted={document_id: batch.extracted[document_id]} if document_id in batch.extracted else {},
             industries=batch.industries,
-            renamed=batch.renamed,
         )
         try:
             _classify_and_store(engine, models, policy, alone)
@@ -509,7 +512,6 @@ class _Batch:
         documents: Each job's document id.
         extracted: The documents read now (stored with the answers, not before).
         industries: The active industries (names) when the batch was read.
-        renamed: Names industries had before a rename → their names now (renamed_industries).
         slow: Jobs to read in the slow lane.
         unread: Jobs not read at all (the fast lane spent its budget).
     """
@@ -518,7 +520,6 @@ class _Batch:
     documents: dict[str, int] = field(default_factory=dict)
     extracted: dict[int, Extraction] = field(default_factory=dict)
     industries: set[str] = field(default_factory=set)
-    renamed: dict[str, str] = field(default_factory=dict)
     slow: list[str] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
 
@@ -530,7 +531,6 @@ class _Read:
 
     rows: list[Any]  # (job id, file name, file type, document id, text or None, storage key)
     industries: set[str]
-    renamed: dict[str, str] = field(default_factory=dict)  # as renamed_industries() gives
 
 
 def _read_batch(session: Session, job_ids: list[str]) -> _Read:
@@ -546,9 +546,7 @@ def _read_batch(session: Session, job_ids: list[str]) -> _Read:
         .join(Document, Document.id == Job.document_id)
         .where(Job.id.in_(job_ids))
     ).all()
-    return _Read(
-        rows=list(rows), industries=set(active_industries(session)), renamed=renamed_industries(session)
-    )
+    return _Read(rows=list(rows), industries=set(active_industries(session)))
 
 
 def _document_texts(
@@ -571,7 +569,7 @@ def _document_texts(
         with session_scope(engine) as session:
             read = _read_batch(session, job_ids)
     rows = read.rows
-    batch = _Batch(industries=read.industries, renamed=read.renamed)
+    batch = _Batch(industries=read.industries)
     failed: dict[str, HeronError] = {}
     order = {job_id: i for i, job_id in enumerate(job_ids)}
     started = time.monotonic()

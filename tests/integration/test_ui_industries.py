@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.corpus import content_hash
 from core.db import session_scope
 from core.db.tables import TrainingExample
-from core.services.examples import list_examples
+from core.services.examples import decide_examples, list_examples
 from core.services.industries import IndustryView, list_industries, retire_industry
 from core.services.tasks import list_tasks
 from core.services.taxonomy import add_industry
@@ -129,6 +129,10 @@ def test_an_industry_whose_training_is_not_promoted_is_said_to_be_not_predicted(
     assert not app.exception
     assert any("was not activated (refused for this test)" in warning.value for warning in app.warning)
     assert any(f"'apiary_{run}' is not predicted yet" in warning.value for warning in app.warning)
+    # And the industries table says so too, to everyone who opens the page (not only in the box of
+    # the session that added it)
+    app.run()
+    assert any(f"does not predict 'apiary_{run}'" in warning.value for warning in app.warning)
     retire_industry(engine=runtime.engine, name=f"apiary_{run}", actor="test")
 
 
@@ -217,6 +221,20 @@ def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTes
             )
             for i, text in enumerate(texts)
         )
+        # (and one of another industry, waiting too)
+        elsewhere = TrainingExample(
+            text=f"Quarterly dividend notes ({run})",
+            content_hash=content_hash(f"Quarterly dividend notes ({run})"),
+            label="finance",
+            source="synthetic",
+            split="train",
+            status="pending",
+            origin=f"synthetic/test/{run}",
+            meta=usual,
+        )
+        session.add(elsewhere)
+        session.flush()
+        elsewhere_id = elsewhere.id
     reviewer = f"Grace-{run}"
     _open_industries_page(app, reviewer)
     # When the reviewer shows that industry's waiting documents
@@ -241,7 +259,7 @@ def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTes
     assert not app.exception
     assert app.success[0].value == f"Rejected 1 synthetic document as {reviewer}."
     app.selectbox(key="industries_synthetic_industry").select(name).run()
-    app.checkbox(key="synthetic_confirm_all").check().run()
+    next(box for box in app.checkbox if box.key.startswith("synthetic_confirm_all")).check().run()
     app.button(key="synthetic_approve_all").click().run(timeout=120)
     # Then only the approved ones may train, the page follows the training they queued to its end,
     # and nothing is left waiting
@@ -254,6 +272,11 @@ def test_synthetic_documents_wait_for_review_and_train_once_approved(app: AppTes
     ends = [element.value for element in (*app.success, *app.info)]
     assert any("Model v" in end or end.startswith("Training had nothing new to learn") for end in ends), ends
     assert list_examples(engine=runtime.engine, source="synthetic", status="pending", label=name)[1] == 0
+    # And the confirmation is asked afresh: it is not left ticked, arming "Approve all" for the
+    # documents the page shows next (other industries', never looked at)
+    assert [box.value for box in app.checkbox if box.key.startswith("synthetic_confirm_all")] == [False]
+    assert not any(button.key == "synthetic_approve_all" for button in app.button)
+    decide_examples(engine=runtime.engine, work=runtime.work, ids=[elsewhere_id], approve=False)
     retire_industry(engine=runtime.engine, name=name, actor="test")
 
 

@@ -11,7 +11,7 @@ from core.errors import HeronError
 from core.runtime import Runtime
 from core.services.examples import decide_examples, list_examples, pending_synthetic_counts
 from core.services.industries import IndustryView, list_industries
-from core.services.models import active_report, list_versions
+from core.services.models import active_report, list_versions, not_predicted
 from core.services.synthesis import MAX_DOCUMENTS
 from core.services.tasks import list_tasks
 from core.services.taxonomy import add_industry, restore_industry, retire_industry, update_industry
@@ -114,7 +114,7 @@ def add_industry_form(rt: Runtime, user: User) -> None:
                 actor=user.name,
             )
     except HeronError as error:
-        st.error(error.message)
+        st.error(widgets.literal(error.message))
         return
     tasks = {
         kind: task.id
@@ -128,7 +128,8 @@ def add_industry_form(rt: Runtime, user: User) -> None:
             "industry": added.name,
         }
     skipped = "".join(
-        f" {error['filename']} was not used: {error['message']}" for error in added.example_errors
+        f" {widgets.literal(error['filename'])} was not used: {widgets.literal(error['message'])}."
+        for error in added.example_errors
     )
     flash(
         "warning" if skipped else "success",
@@ -315,7 +316,10 @@ def review_synthetic(rt: Runtime, user: User, awaiting: dict[str, int]) -> None:
         decide_synthetic(rt, user, chosen, approve=True)
     if buttons[1].button(f"Reject selected ({len(chosen)})", disabled=not chosen, key="synthetic_reject"):
         decide_synthetic(rt, user, chosen, approve=False)
-    if buttons[2].checkbox(f"Decide all {len(everything)} shown", key="synthetic_confirm_all"):
+    # Keyed by the generation too: every decision asks for the confirmation afresh (a confirmation
+    # left ticked armed "Approve all" for the next industry's documents, never looked at).
+    confirm = f"synthetic_confirm_all_{st.session_state.get(GENERATION_KEY, 0)}"
+    if buttons[2].checkbox(f"Decide all {len(everything)} shown", key=confirm):
         bulk = st.columns(4)
         if bulk[0].button(f"Approve all {len(everything)}", key="synthetic_approve_all"):
             decide_synthetic(rt, user, everything, approve=True)
@@ -326,9 +330,8 @@ def review_synthetic(rt: Runtime, user: User, awaiting: dict[str, int]) -> None:
             texts = {example.id: example for example in waiting}
             for example_id in chosen[:READ_AT_MOST]:
                 example = texts[example_id]
-                st.markdown(
-                    f"**#{example.id} · {example.label}** · {example.meta.get('genre') or 'no genre'}"
-                )
+                genre = widgets.literal(str(example.meta.get("genre") or "no genre"))
+                st.markdown(f"**#{example.id} · {example.label}** · {genre}")
                 st.text(example.text)
 
 
@@ -419,6 +422,13 @@ else:
         },
     )
     version = f"v{active_id}" if active_id else "no active model"
+    learned = next((v.labels for v in list_versions(engine=rt.engine) if v.status == "active"), None)
+    if learned is not None and (unanswered := not_predicted(engine=rt.engine, labels=learned)):
+        st.warning(
+            f"The active model ({version}) does not predict {', '.join(repr(n) for n in unanswered)} "
+            "yet: it never learned them. A training run that learns them, once promoted, does (see the "
+            "Models page for why a run was not promoted)."
+        )
     st.caption(
         f"Training examples by source. F1 is the active model's ({version}) on held-out documents; it stays "
         "empty for an industry without held-out documents yet (they come from approved corrections)."
