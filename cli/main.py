@@ -771,7 +771,21 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "activate":
             activated = activate_version(engine=runtime.engine, version_id=args.version_id, actor="cli")
-            print(json.dumps({"activated": args.version_id, "not_predicted": activated.not_predicted}))
+            print(
+                json.dumps(
+                    {
+                        "activated": args.version_id,
+                        "not_predicted": activated.not_predicted,
+                        "newer_examples": activated.newer_examples,
+                    }
+                )
+            )
+            if activated.newer_examples:
+                print(
+                    f"note: v{args.version_id} never learned the {activated.newer_examples} approved "
+                    "example(s) stored since it was trained; the next training run learns them again.",
+                    file=sys.stderr,
+                )
             if activated.not_predicted:
                 missing = ", ".join(activated.not_predicted)
                 print(

@@ -32,11 +32,18 @@ class ModelsController(Controller):
     def activate(self, request: Request, runtime: NamedDependency[Runtime], version_id: RowId) -> dict:
         """Make this version the active one (promotion or rollback); every process follows within
         seconds. ``not_predicted`` lists the active industries this version never learned: it
-        cannot answer them until a training run (retrain) learns them."""
+        cannot answer them until a training run (retrain) learns them. ``newer_examples`` counts the
+        approved examples stored since it was trained: the next training run (any approval or
+        industry change) learns them all again, so a rollback does not undo approvals."""
         activated = models.activate_version(
             engine=runtime.engine, version_id=version_id, actor=actor(request)
         )
-        return {"id": version_id, "status": "active", "not_predicted": activated.not_predicted}
+        return {
+            "id": version_id,
+            "status": "active",
+            "not_predicted": activated.not_predicted,
+            "newer_examples": activated.newer_examples,
+        }
 
     @get("/{version_id:int}/report", sync_to_thread=True, guards=[requires("annotator")])
     def report(self, runtime: NamedDependency[Runtime], version_id: RowId) -> VersionReport:

@@ -10,14 +10,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, event, func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from core.classify.model import MODEL_FORMAT, Encoder, HeronModel
 from core.classify.training import prototype_sentences
 from core.db import one_at_a_time, session_scope
-from core.db.tables import EvaluationReport, ModelStatus, ModelVersion, utcnow
+from core.db.tables import (
+    EvaluationReport,
+    ExampleSource,
+    ExampleStatus,
+    ModelStatus,
+    ModelVersion,
+    Split,
+    TrainingExample,
+    utcnow,
+)
 from core.errors import Conflict, Invalid, ModelNotReady, NotFound
 from core.services import audit
 from core.services.industries import active_industry_names, renamed_industries, served_names
@@ -201,6 +210,9 @@ class Activated:
 
     version: VersionView
     not_predicted: list[str]
+    # The people's approved examples stored since it was trained: it never learned them, and the
+    # next training run (an approval, an industry change) learns every approved example again.
+    newer_examples: int = 0
 
 
 def activate_version(*, engine: Engine, version_id: int, actor: str | None = None) -> Activated:
@@ -217,7 +229,28 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
         if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:
             _check_servable(session, version, active)
         view = _version_view(activate(session, version_id, actor=actor))
-        return Activated(view, _unlearned(session, active, view.labels))
+        return Activated(view, _unlearned(session, active, view.labels), _newer_examples(session, view))
+
+
+def newer_examples(*, engine: Engine, version_id: int) -> int:
+    """How many of the people's approved training examples were stored after a version was trained
+    (asked before it is activated; :func:`activate_version` says the same after)."""
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, version_id)
+        return _newer_examples(session, _version_view(version)) if version is not None else 0
+
+
+def _newer_examples(session: Session, version: VersionView) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(TrainingExample)
+        .where(
+            TrainingExample.created_at > version.created_at,
+            TrainingExample.source != ExampleSource.starter,
+            TrainingExample.split == Split.train,
+            TrainingExample.status == ExampleStatus.approved,
+        )
+    ).one()
 
 
 def not_predicted(*, engine: Engine, labels: Sequence[str]) -> list[str]:

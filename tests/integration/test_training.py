@@ -211,10 +211,14 @@ def test_a_worse_candidate_stays_a_candidate_and_rollback_restores_the_old_answe
     overridden = answers()
     assert overridden != before
     # When the admin rolls back to the starter model
-    with session_scope(fresh.engine) as session:
-        activate(session, starter_id, actor="admin")
+    from core.services.models import activate_version
+
+    rolled = activate_version(engine=fresh.engine, version_id=starter_id, actor="admin")
     # Then every process serves exactly the old answers again
     assert answers() == before
+    # And the admin is told that the rollback does not undo the approvals: the 40 examples stored
+    # since the starter model are learned again by the next training run
+    assert rolled.newer_examples == 40
 
 
 def _add_examples(runtime, rows: list[tuple[str, str]]) -> list[int]:  # type: ignore[no-untyped-def]

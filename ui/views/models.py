@@ -6,7 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import HeronError
-from core.services.models import VersionView, activate_version, list_versions, not_predicted, version_report
+from core.services.models import (
+    VersionView,
+    activate_version,
+    list_versions,
+    newer_examples,
+    not_predicted,
+    version_report,
+)
 from core.services.retraining import queue_training
 from core.services.tasks import get_task
 from core.services.training import HOLDOUT_DATASET, LABEL_ISSUES_DATASET
@@ -150,9 +157,17 @@ else:
             if unknown
             else ""
         )
+        newer = newer_examples(engine=rt.engine, version_id=pending)
+        relearn = (
+            f" It never learned the {newer} approved example{'s' * (newer != 1)} stored since it was "
+            "trained, and this does not undo their approval: the next training run (any approval or "
+            "industry change) learns every approved example again, those included."
+            if newer
+            else ""
+        )
         st.warning(
-            f"Make **{_version_label(by_id[pending])}** the active model in place of {current}?{cannot} "
-            "The API, the workers and this console switch to it within a few seconds; "
+            f"Make **{_version_label(by_id[pending])}** the active model in place of {current}?{cannot}"
+            f"{relearn} The API, the workers and this console switch to it within a few seconds; "
             "you can switch back at any time."
         )
         confirm, cancel = st.columns(2)
