@@ -154,6 +154,16 @@ class Page(BaseModel):
     total: int
 
 
+class Decided(BaseModel):
+    """Corrections as decided, and the training run an approval queued (to follow it:
+    ``GET /api/tasks/{training_task_id}``; none for rejections, or when every approved document
+    went to the gold set)."""
+
+    items: list[Any]
+    total: int
+    training_task_id: str | None = None
+
+
 class IndustryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=100)

@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK
 from api.auth import actor, requires
 from api.controllers.common import Limit, Offset, RowId
 from api.schemas import (
+    Decided,
     FeedbackBatchCreate,
     FeedbackCreate,
     FeedbackCreated,
@@ -97,13 +98,29 @@ class FeedbackController(Controller):
     @post("/approve", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
     def approve_many(
         self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]
-    ) -> Page:
-        """Approve several corrections at once (all or none)."""
-        items = _decide(runtime, data.ids, approve=True, reviewer=actor(request))
-        return Page(items=items, total=len(items))
+    ) -> Decided:
+        """Approve several corrections at once (all or none), with the training run that learns them."""
+        return _decided(runtime, data.ids, approve=True, reviewer=actor(request))
+
+    @post("/reject", status_code=HTTP_200_OK, sync_to_thread=True, guards=[requires("reviewer")])
+    def reject_many(
+        self, request: Request, runtime: NamedDependency[Runtime], data: JSONBody[IdList]
+    ) -> Decided:
+        """Reject several corrections at once (all or none): they never train anything."""
+        return _decided(runtime, data.ids, approve=False, reviewer=actor(request))
 
 
 def _decide(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | None) -> list[FeedbackView]:
-    return feedback.decide(
+    return _decided(runtime, ids, approve=approve, reviewer=reviewer).items
+
+
+def _decided(runtime: Runtime, ids: list[int], *, approve: bool, reviewer: str | None) -> Decided:
+    decision = feedback.decide(
         engine=runtime.engine, work=runtime.work, feedback_ids=ids, approve=approve, reviewer=reviewer
-    ).feedback
+    )
+    task = decision.training_task
+    return Decided(
+        items=decision.feedback,
+        total=len(decision.feedback),
+        training_task_id=task.id if task is not None else None,
+    )

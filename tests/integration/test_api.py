@@ -105,6 +105,29 @@ def test_feedback_keeps_the_original_shape_and_shows_on_the_job(client) -> None:
     assert job["corrected_classification"] == "legal" and job["feedback_status"] == "pending"
 
 
+def test_several_corrections_are_rejected_in_one_call(client) -> None:  # type: ignore[no-untyped-def]
+    # Given three mistaken corrections (a mislabelled batch: there was no way to reject them but
+    # one call each)
+    ids = []
+    for number in range(3):
+        sent = client.post(
+            "/api/classify_file", files={"file": (f"r{number}.txt", f"{FINANCE} R{number}.".encode())}
+        )
+        job = wait_for_job(client, sent.json()["job_id"])
+        made = client.post("/api/feedback/", json={"job_id": job["id"], "corrected_classification": "legal"})
+        ids.append(made.json()["feedback_id"])
+    # When a reviewer rejects them in one call
+    rejected = client.post("/api/feedback/reject", json={"ids": ids})
+    # Then all three are rejected, and no training run was queued for them
+    assert rejected.status_code == 200, rejected.text
+    body = rejected.json()
+    assert sorted(item["id"] for item in body["items"]) == sorted(ids) and body["total"] == 3
+    assert {item["status"] for item in body["items"]} == {"rejected"} and body["training_task_id"] is None
+    # And deciding them again is refused, all or none
+    again = client.post("/api/feedback/reject", json={"ids": ids})
+    assert (again.status_code, again.json()["code"]) == (409, "conflict")
+
+
 def test_feedback_for_unknown_jobs_or_labels_is_refused_with_a_code(client) -> None:  # type: ignore[no-untyped-def]
     missing = client.post("/api/feedback", json={"job_id": "nope", "corrected_classification": "legal"})
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
@@ -383,7 +406,12 @@ def test_a_page_of_jobs_costs_the_same_queries_whatever_its_size(client, runtime
 @pytest.mark.parametrize("ids", [[True], ["1"], [1.0]])
 def test_bulk_decisions_take_ids_only_as_numbers(client, ids) -> None:  # type: ignore[no-untyped-def]
     # {"ids": [true]} reached correction #1: a client bug must not approve a row it never named
-    for path in ("/api/feedback/approve", "/api/examples/approve", "/api/examples/reject"):
+    for path in (
+        "/api/feedback/approve",
+        "/api/feedback/reject",
+        "/api/examples/approve",
+        "/api/examples/reject",
+    ):
         answer = client.post(path, json={"ids": ids})
         assert (answer.status_code, answer.json()["code"]) == (422, "invalid"), (path, answer.text)
 

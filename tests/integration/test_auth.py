@@ -16,6 +16,7 @@ NEEDS = {
     ("POST", "/api/classify_files"): "annotator",
     ("POST", "/api/feedback"): "annotator",
     ("POST", "/api/feedback/approve"): "reviewer",
+    ("POST", "/api/feedback/reject"): "reviewer",
     ("POST", "/api/feedback/{feedback_id}/approve"): "reviewer",
     ("POST", "/api/feedback/{feedback_id}/reject"): "reviewer",
     ("POST", "/api/industries"): "reviewer",

@@ -63,11 +63,11 @@ def test_an_approved_correction_is_live_within_seconds_and_named_in_the_new_vers
         "/api/feedback/", json={"job_id": job["id"], "corrected_classification": "entertainment"}
     )
     feedback_id = feedback.json()["feedback_id"]
-    # When a reviewer approves it
+    # When a reviewer approves it (the answer names the training run it queued)
     approved_at = time.monotonic()
-    client.post(f"/api/feedback/{feedback_id}/approve")
-    task = client.get("/api/tasks", params={"kind": "training", "limit": 1}).json()["items"][0]
-    task = wait_for_task(client, task["id"])
+    approved = client.post("/api/feedback/approve", json={"ids": [feedback_id]}).json()
+    assert [item["status"] for item in approved["items"]] == ["approved"], approved
+    task = wait_for_task(client, approved["training_task_id"])
     # Then within ten seconds a new version is live ...
     assert task["status"] == "SUCCEEDED" and task["result"]["activated"], task
     assert time.monotonic() - approved_at < 10, task
