@@ -33,8 +33,10 @@ from core.services.examples import LABELS_TURN, split_of_text, supersede_other_l
 from core.services.industries import (
     INDUSTRIES_TURN,
     active_industry_names,
+    name_key,
     normalise_name,
     require_active_industry,
+    spellings,
 )
 from core.services.models import ModelCache
 
@@ -47,12 +49,22 @@ class LabelledFile:
     label: str
 
 
-def labelled_files(root: Path) -> list[LabelledFile]:
-    """Every regular file below ``root/<label>/`` (hidden files and folders skipped), in a stable order."""
+def labelled_files(root: Path, known: dict[str, str] | None = None) -> list[LabelledFile]:
+    """Every regular file below ``root/<label>/`` (hidden files and folders skipped), in a stable order.
+
+    ``known``: the existing industries by :func:`name_key` (:func:`spellings`): a folder spelt like
+    one but for ``-`` and ``_`` (``bank-statement/`` beside ``bank_statement``) is that industry.
+    """
     if not root.is_dir():
         raise Invalid(f"{str(root)!r} is not a directory of <label>/<file> folders.")
+    known = known or {}
+
+    def label(folder: Path) -> str:
+        name = normalise_name(folder.name)
+        return known.get(name_key(name), name)
+
     files = [
-        LabelledFile(path=path, label=normalise_name(folder.name))
+        LabelledFile(path=path, label=label(folder))
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         for path in sorted(folder.rglob("*"))
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
@@ -98,7 +110,9 @@ def evaluate_directory(
         Invalid: none of the files could be read (there is nothing to score).
     """
     started = time.perf_counter()
-    files = labelled_files(root)
+    with session_scope(engine) as session:
+        known = spellings(session)
+    files = labelled_files(root, known)
     _, model = models.active(engine)
     with session_scope(engine) as session:
         allowed = active_industry_names(session)
@@ -161,7 +175,9 @@ def import_directory(
         Invalid: with ``replace``, a folder with fewer than two labels that have a readable file (a
             model needs two to choose from); nothing is changed then.
     """
-    files = labelled_files(root)
+    with session_scope(engine) as session:
+        known = spellings(session)
+    files = labelled_files(root, known)
     read = list(_texts(files, limits, on_progress))  # before anything changes: reading may fail
     errors = [{"path": str(i.path), **error.as_dict()} for i, error in read if isinstance(error, HeronError)]
     texts = [(item, text) for item, text in read if isinstance(text, str)]

@@ -85,6 +85,29 @@ def normalise_name(raw: str) -> str:
     return name
 
 
+def name_key(name: str) -> str:
+    """What two spellings of one name share: ``bank-statement``, ``bank_statement`` and
+    ``bankstatement`` (a folder, a form and a typist) name one industry."""
+    return name.replace("-", "").replace("_", "")
+
+
+def spellings(session: Session) -> dict[str, str]:
+    """Each existing industry's :func:`name_key` → its name (an active one before a retired one)."""
+    rows = session.exec(select(Industry.name, Industry.status).order_by(Industry.id)).all()
+    found: dict[str, str] = {}
+    for name, _ in sorted(rows, key=lambda row: row[1] == IndustryStatus.active):
+        found[name_key(name)] = name  # active ones last: they win
+    return found
+
+
+def _same_name(session: Session, name: str, *, besides: str | None = None) -> Industry | None:
+    """The industry spelled like ``name`` but for ``-`` and ``_`` (another than ``besides``)."""
+    for row in session.exec(select(Industry)):
+        if name_key(row.name) == name_key(name) and row.name != besides:
+            return row
+    return None
+
+
 # Every change to the industries takes this turn (core.db.one_at_a_time), so each sees the one
 # before: rules that span several industries (two stay active, one catch-all at most, names unique)
 # were checked against what a change running at the same moment had not written yet (eleven
@@ -230,15 +253,19 @@ def new_industry_name(*, engine: Engine, name: str) -> str:
 
 def _free_name(session: Session, raw: str) -> str:
     name = fresh_name(raw)
-    status = session.exec(select(Industry.status).where(Industry.name == name)).first()
-    if status == IndustryStatus.retired:
+    twin = _same_name(session, name)
+    if twin is None:
+        return name
+    spelt = (
+        "" if twin.name == name else f" (spelt {twin.name!r}: names that differ only by '-' or '_' are one)"
+    )
+    if twin.status == IndustryStatus.retired:
         raise Conflict(
-            f"Industry {name!r} already exists, retired: restore it (console: Industries; "
-            f"POST /api/industries/{name}/restore; heron industries restore {name}) to predict it again."
+            f"Industry {name!r} already exists{spelt}, retired: restore it (console: Industries; "
+            f"POST /api/industries/{twin.name}/restore; heron industries restore {twin.name}) to predict "
+            "it again."
         )
-    if status is not None:
-        raise Conflict(f"Industry {name!r} already exists.")
-    return name
+    raise Conflict(f"Industry {name!r} already exists{spelt}.")
 
 
 def list_industries(*, engine: Engine) -> list[IndustryView]:
@@ -295,8 +322,9 @@ def _update(
             )
         if new_name is not None and normalise_name(new_name) != current:
             target = fresh_name(new_name)
-            if session.exec(select(Industry.id).where(Industry.name == target)).first():
-                raise Conflict(f"Industry {target!r} already exists.")
+            if (twin := _same_name(session, target, besides=current)) is not None:
+                spelt = "" if twin.name == target else f" (spelt {twin.name!r})"
+                raise Conflict(f"Industry {target!r} already exists{spelt}.")
             industry.name = target
             session.execute(
                 update(TrainingExample).where(TrainingExample.label == current).values(label=target)

@@ -515,3 +515,30 @@ def test_a_text_both_trained_on_and_gold_is_only_judged_on(fresh) -> None:  # ty
     # trains on a document the gold set judges it on
     with pytest.raises(Invalid, match="No training examples were added"):
         train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+
+
+def test_names_spelt_apart_only_by_dashes_or_underscores_are_one_industry(fresh, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.errors import Conflict
+    from core.extract import ExtractionLimits
+    from core.services.datasets import import_directory
+    from core.services.industries import list_industries, update_industry
+
+    # Given an industry imported as "bank_statement"
+    create_industry(engine=fresh.engine, name="bank_statement", description="Bank statements.")
+    # When someone adds "Bank-Statement" or "bankstatement", or renames another industry so
+    # Then it is refused as the industry that exists
+    for spelling in ("Bank-Statement", "bankstatement"):
+        with pytest.raises(Conflict, match="'bank_statement'"):
+            create_industry(engine=fresh.engine, name=spelling)
+    with pytest.raises(Conflict, match="'bank_statement'"):
+        update_industry(engine=fresh.engine, name="finance", new_name="bank-statement")
+    # When a folder spells it "bank-statement/" in an import
+    folder = tmp_path / "types"
+    for name, text in (("bank-statement", FINANCE), ("legal", LEGAL)):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "one.txt").write_text(text + " Statement.")
+    result = import_directory(engine=fresh.engine, root=folder, limits=ExtractionLimits())
+    # Then its files are examples of that industry, and no second one is created
+    assert result["created"] == [] and result["added"] == {"bank_statement": 1, "legal": 1}, result
+    names = [industry.name for industry in list_industries(engine=fresh.engine)]
+    assert "bank-statement" not in names and names.count("bank_statement") == 1
