@@ -168,8 +168,9 @@ def import_directory(
     example files: an imported file supersedes approved examples that label its text otherwise
     (within one folder, the file read last). A file imported before is skipped, even when a
     correction has superseded it since: importing a folder again does not undo corrections.
-    Returns counts (added, superseded), the industries it created or restored and retired, and
-    the files that could not be read.
+    Returns counts (added, superseded), the industries it created or restored and retired, the
+    files that could not be read (``errors``) and those whose text is an example already
+    (``skipped``, code ``duplicate``).
 
     Raises:
         Invalid: with ``replace``, a folder with fewer than two labels that have a readable file (a
@@ -191,6 +192,7 @@ def import_directory(
         )
     added: Counter[str] = Counter()
     superseded = 0
+    skipped: list[dict[str, str]] = []
     with session_scope(engine) as session:
         one_at_a_time(session, INDUSTRIES_TURN)
         one_at_a_time(session, LABELS_TURN)
@@ -206,6 +208,14 @@ def import_directory(
             if key in known:
                 # Imported before: as it was, even when a correction superseded it since (importing
                 # the same folder again, as a nightly job would, must not undo people's corrections).
+                # Said, so the counts add up to the folder (a PDF and its scan can read the same).
+                skipped.append(
+                    {
+                        "path": str(item.path),
+                        "code": DUPLICATE,
+                        "message": f"its text is an example of {item.label!r} already",
+                    }
+                )
                 continue
             origin = f"{root.name}/{item.path.relative_to(root)}"
             row = known[key] = TrainingExample(
@@ -229,6 +239,7 @@ def import_directory(
         "created": created,
         "retired": retired,
         "errors": errors,
+        "skipped": skipped,
     }
 
 

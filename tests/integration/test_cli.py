@@ -333,6 +333,7 @@ def test_an_import_while_another_training_runs_says_the_files_were_imported(
         "created": [],
         "retired": [],
         "errors": [],
+        "skipped": [],
         "trained": False,
     }
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
@@ -340,7 +341,10 @@ def test_an_import_while_another_training_runs_says_the_files_were_imported(
     # And importing the same folder again adds nothing, so nothing is trained
     again = heron(prepared_dir, "import", str(folder))
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout.strip().splitlines()[-1])["trained"] is False
+    repeated = json.loads(again.stdout.strip().splitlines()[-1])
+    assert (
+        repeated["trained"] is False and [item["code"] for item in repeated["skipped"]] == ["duplicate"] * 2
+    )
     versions = heron(prepared_dir, "models", "list").stdout.splitlines()
     assert len(versions) == 1  # the starter model only: neither import trained
 

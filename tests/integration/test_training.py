@@ -542,3 +542,6 @@ def test_names_spelt_apart_only_by_dashes_or_underscores_are_one_industry(fresh,
     assert result["created"] == [] and result["added"] == {"bank_statement": 1, "legal": 1}, result
     names = [industry.name for industry in list_industries(engine=fresh.engine)]
     assert "bank-statement" not in names and names.count("bank_statement") == 1
+    # And importing the folder again adds nothing, and says of each file why (the counts add up)
+    again = import_directory(engine=fresh.engine, root=folder, limits=ExtractionLimits())
+    assert again["added"] == {} and [item["code"] for item in again["skipped"]] == ["duplicate", "duplicate"]
