@@ -141,7 +141,8 @@ class JobsController(Controller):
         exclude: Exclude = None,
     ) -> Page:
         """Predictions that need a person, most uncertain first, not labelled or claimed by anyone else
-        (``?exclude=JOB_ID``, repeated: items the caller skipped).
+        (``?exclude=JOB_ID``, repeated: items the caller skipped; another upload of a skipped
+        document is skipped too).
 
         ``?strategy=label_issues`` lists approved training examples instead: those the model,
         cross-validated, confidently places elsewhere (``example_id``, ``label``, ``suggested``),

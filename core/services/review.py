@@ -71,7 +71,8 @@ def review_queue(
     """Completed jobs whose prediction needs review and that nobody has labelled yet.
 
     Items another annotator has claimed (and whose claim has not run out) are left out; the
-    caller's own claims stay in. ``exclude`` leaves out job ids the caller has skipped.
+    caller's own claims stay in. ``exclude`` leaves out the documents of the jobs the caller has
+    skipped (another upload of a skipped document is skipped too).
     """
     with session_scope(engine) as session:
         return _queue(
@@ -103,6 +104,9 @@ def _queue(
         raise Invalid(f"Unknown review reason {reason!r}; use one of {', '.join(REVIEW_REASONS)}.")
     name = require_known_industry(session, label) if label else None
 
+    skipped = aliased(Job)
+    skipped_documents = select(skipped.document_id).where(skipped.id.in_(list(exclude)))
+
     def wanted(job: Any, prediction: Any) -> list[Any]:
         """What makes an upload an item of this queue (the caller's filters included)."""
         conditions = [job.status == JobStatus.COMPLETED, prediction.needs_review]
@@ -110,8 +114,8 @@ def _queue(
             conditions.append(prediction.label == name)
         if reason:  # a JSON list of words from a fixed vocabulary, each quoted in its text
             conditions.append(cast(prediction.review_reasons, Text).contains(f'"{reason}"', autoescape=True))
-        if exclude:
-            conditions.append(job.id.not_in(list(exclude)))
+        if exclude:  # the documents of the skipped uploads: another upload of one is skipped too
+            conditions.append(job.document_id.not_in(skipped_documents))
         return conditions
 
     # A document is reviewed once, whichever upload of it: none labelled through any of its jobs

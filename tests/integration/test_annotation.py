@@ -329,6 +329,10 @@ def test_a_document_uploaded_twice_is_one_review_item_and_one_question_to_annota
 
     # The same document, uploaded twice, is one item in the queue (two people labelled it twice)
     assert len(queued()) == 1
+    # ... and skipping it skips the document, not only that upload (the other upload came next)
+    shown = queued().pop()
+    after_skip = heron.get("/api/review", params={"limit": 1000, "exclude": [shown]}).json()["items"]
+    assert not {item["id"] for item in after_skip} & ids, after_skip
     # ... and a filter shows the upload that fits it: answered finance, then legal by a newer model
     with session_scope(heron.app.state.runtime.engine) as session:
         for job, label in zip(twice, ("finance", "legal"), strict=True):
