@@ -706,7 +706,11 @@ def _carve(
             scores = dict(verdict.scores)
             scores[claim] = verdict.scores.get(verdict.label, 0.0)
             scores[verdict.label] = verdict.scores.get(claim, 0.0)
-            reasons = tuple(dict.fromkeys((*verdict.review_reasons, NEW_INDUSTRY_CARVED)))
+            # The reasons a document kept its earlier answer stand no more: the newcomer has it now.
+            kept = (
+                r for r in verdict.review_reasons if r not in (NEW_INDUSTRY_UNSURE, NEW_INDUSTRY_HELD_BACK)
+            )
+            reasons = tuple(dict.fromkeys((*kept, NEW_INDUSTRY_CARVED)))
             verdicts[i] = replace(
                 verdict, label=claim, scores=scores, needs_review=True, review_reasons=reasons
             )

@@ -432,3 +432,37 @@ def test_one_gold_document_cannot_block_learning() -> None:
     )
     assert decision["activated"], decision
     assert decision["rule"].startswith("starter holdout and gold")
+
+
+def test_a_document_carving_moves_is_not_also_said_to_keep_its_earlier_answer() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from core.classify.model import Verdict, _carve
+
+    # Given a document "sports" leaned towards but was unsure of, so it kept "other" (its answer
+    # before sports came) and was queued as new_industry_unsure ...
+    kept = Verdict(
+        label="other",
+        confidence=0.92,
+        scores={"other": 0.92, "sports": 0.05, "finance": 0.03},
+        tier="transformer",
+        escalated=True,
+        needs_review=True,
+        review_reasons=("new_industry_unsure",),
+    )
+    # ... and carving's rule, which says sports claims it
+    carver = SimpleNamespace(
+        newcomers=["sports"],
+        catch_all="other",
+        parents=lambda label: [],
+        takes=lambda vectors, answers, among: ["sports"],
+    )
+    encoder = SimpleNamespace(
+        embed=lambda texts: np.zeros((len(texts), 2)), static=lambda texts: np.zeros((len(texts), 2))
+    )
+    # When carving moves it
+    [moved] = _carve(carver, ["A match report."], [kept], encoder, {"sports"})
+    # Then it is sports, queued to be confirmed as carved, and no reason says it kept "other"
+    assert moved.label == "sports" and moved.review_reasons == ("new_industry_carved",), moved
