@@ -73,6 +73,16 @@ def routing_explanation(view: JobView, rt: Runtime) -> list[str]:
     return [tier, *review]
 
 
+def percents(value: float, limit: float) -> tuple[str, str]:
+    """``value`` and ``limit`` as percentages with as many decimals as it takes to tell them apart
+    (0.49588 against 0.5 is "49.6%" and "50.0%", not "50%" below "50%")."""
+    for decimals in range(3):
+        shown = f"{value:.{decimals}%}", f"{limit:.{decimals}%}"
+        if shown[0] != shown[1]:
+            return shown
+    return shown
+
+
 def review_explanation(view: JobView, rt: Runtime) -> list[str]:
     """Why the prediction is in the review queue, one sentence per reason (empty if it is not)."""
     settings = rt.settings
@@ -80,15 +90,16 @@ def review_explanation(view: JobView, rt: Runtime) -> list[str]:
     sentences = []
     for reason in view.review_reasons if view.needs_review else []:
         if reason == "low_confidence":
+            confidence, threshold = percents(view.confidence or 0, settings.review_threshold)
             sentences.append(
-                f"Queued for review: confidence {view.confidence or 0:.0%} is below the review "
-                f"threshold of {settings.review_threshold:.0%}."
+                f"Queued for review: confidence {confidence} is below the review threshold of {threshold}."
             )
         elif reason == "small_margin" and len(ranked) > 1:
             (first, p1), (second, p2) = ranked[0], ranked[1]
+            gap, margin = percents(p1 - p2, settings.review_margin)
             sentences.append(
-                f"Queued for review: {first} ({p1:.0%}) and {second} ({p2:.0%}) are less than "
-                f"{settings.review_margin:.0%} apart."
+                f"Queued for review: {first} ({p1:.0%}) and {second} ({p2:.0%}) are {gap} apart, less "
+                f"than {margin}."
             )
         elif reason == "tiers_disagree":
             sentences.append(

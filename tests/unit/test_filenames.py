@@ -64,3 +64,19 @@ def test_a_name_shown_in_the_console_is_never_markup(name: str, shown: str) -> N
     from ui.widgets import literal
 
     assert literal(name) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "shown"),
+    [
+        (0.49588, 0.5, ("49.6%", "50.0%")),  # was "confidence 50% is below the threshold of 50%"
+        (0.3, 0.5, ("30%", "50%")),
+        (0.0996, 0.1, ("9.96%", "10.00%")),
+    ],
+)
+def test_a_review_reason_never_says_a_number_is_below_itself(
+    value: float, limit: float, shown: tuple
+) -> None:
+    from ui.widgets import percents
+
+    assert percents(value, limit) == shown
