@@ -124,6 +124,8 @@ class FeedbackDecision:
 
     feedback: list[FeedbackView]
     training_task: TaskView | None
+    # How many of the approved documents went to the gold set (judged on, never trained on).
+    gold: int = 0
 
 
 def corrected_documents() -> Select:
@@ -213,6 +215,7 @@ def decide(
     """
     if not feedback_ids:
         raise Invalid("Choose at least one correction to decide.")
+    gold = 0
     with session_scope(engine) as session:
         rows = []
         for feedback_id in dict.fromkeys(feedback_ids):
@@ -249,14 +252,14 @@ def decide(
                 job_id=row.job_id,
                 label=row.label,
             )
-            if approve:
-                _add_training_example(session, row, gold_share)
+            if approve and _add_training_example(session, row, gold_share) == Split.holdout:
+                gold += 1
         session.flush()
         decided = _feedback_views(session, rows)
     training_task = None
     if approve and work is not None:
         training_task = queue_training(engine=engine, work=work, actor=reviewer)
-    return FeedbackDecision(decided, training_task)
+    return FeedbackDecision(decided, training_task, gold)
 
 
 def _require_text(session: Session, job: Job) -> None:
@@ -296,11 +299,12 @@ def _check_approvable(session: Session, rows: list[Feedback], documents: dict[st
             )
 
 
-def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> None:
+def _add_training_example(session: Session, feedback: Feedback, gold_share: float) -> str | None:
+    """Store an approved correction as an example of its document's text; returns its split."""
     job = session.get(Job, feedback.job_id)
     document = session.get(Document, job.document_id)
     if not document or not document.text:
-        return
+        return None
     digest = content_hash(document.text)
     exists = session.exec(
         select(TrainingExample).where(
@@ -319,7 +323,12 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
             # It trains again because of this approval: the version that learns it names this one.
             exists.feedback_id = feedback.id
             session.add(exists)
-        return
+        return exists.split
+    split = split_of_text(
+        session,
+        digest,
+        Split.holdout if is_holdout(f"document:{document.sha256}", gold_share) else Split.train,
+    )
     session.add(
         TrainingExample(
             text=document.text,
@@ -328,11 +337,8 @@ def _add_training_example(session: Session, feedback: Feedback, gold_share: floa
             feedback_id=feedback.id,
             label=feedback.label,
             source=ExampleSource.feedback,
-            split=split_of_text(
-                session,
-                digest,
-                Split.holdout if is_holdout(f"document:{document.sha256}", gold_share) else Split.train,
-            ),
+            split=split,
             origin=f"feedback/{feedback.id}",
         )
     )
+    return split

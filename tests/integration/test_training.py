@@ -545,3 +545,28 @@ def test_names_spelt_apart_only_by_dashes_or_underscores_are_one_industry(fresh,
     # And importing the folder again adds nothing, and says of each file why (the counts add up)
     again = import_directory(engine=fresh.engine, root=folder, limits=ExtractionLimits())
     assert again["added"] == {} and [item["code"] for item in again["skipped"]] == ["duplicate", "duplicate"]
+
+
+def test_an_approval_says_how_many_of_its_documents_went_to_the_gold_set(fresh) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from core.corpus import is_holdout
+    from core.services.feedback import decide, submit_feedback
+
+    # Given two uploads, one of which the gold share takes (decided by the document's hash)
+    def text(gold: bool) -> str:
+        return next(
+            candidate
+            for n in range(1000)
+            if is_holdout(
+                f"document:{hashlib.sha256((candidate := f'{FINANCE} Note {n}.').encode()).hexdigest()}", 0.2
+            )
+            == gold
+        )
+
+    jobs = [_classified(fresh, text(gold)) for gold in (True, False)]
+    ids = [submit_feedback(engine=fresh.engine, job_id=job["id"], label="legal").id for job in jobs]
+    # When both are approved
+    decided = decide(engine=fresh.engine, feedback_ids=ids, approve=True)
+    # Then the reviewer is told one went to the gold set (judged on, never trained on)
+    assert decided.gold == 1

@@ -41,9 +41,17 @@ def decide_and_train(
         st.session_state[FLASH_KEY] = ("error", f"Nothing was decided: {widgets.literal(error.message)}")
     else:
         message = f"{verb} {len(feedback_ids)} correction{'s' * (len(feedback_ids) != 1)} as {user.name}."
+        learning = len(feedback_ids) - decided.gold
+        if decided.gold:
+            message += (
+                f" {decided.gold} of them went to the gold set: judged on, never trained on (a fixed share "
+                "of the people's documents checks every new version)."
+            )
         if decided.training_task is not None:
             st.session_state[TASK_KEY] = decided.training_task.id
-            message += " The model is learning them now."
+            if learning:
+                which = "the others" if decided.gold else "it" if learning == 1 else "them"
+                message += f" The model is learning {which} now."
         if left:
             message += (
                 f" {len(left)} naming a retired industry stay{'s' * (len(left) == 1)} in the queue "
