@@ -588,7 +588,8 @@ def _knows_none() -> ModelNotReady:
 def _among(verdict: Verdict, labels: list[str], policy: RoutingPolicy) -> Verdict:
     """``verdict`` restricted to ``labels`` without sharing the others' probability out among them
     (see :meth:`HeronModel.classify`): the likeliest of them is the answer, at its own probability."""
-    scores = {label: verdict.scores[label] for label in labels}
+    # (a verdict the settled model gave has no score for the newcomers it does not know: none)
+    scores = {label: verdict.scores.get(label, 0.0) for label in labels}
     order = sorted(scores, key=scores.__getitem__, reverse=True)
     top = scores[order[0]]
     runner_up = scores[order[1]] if len(order) > 1 else 0.0

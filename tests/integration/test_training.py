@@ -570,3 +570,20 @@ def test_an_approval_says_how_many_of_its_documents_went_to_the_gold_set(fresh) 
     decided = decide(engine=fresh.engine, feedback_ids=ids, approve=True)
     # Then the reviewer is told one went to the gold set (judged on, never trained on)
     assert decided.gold == 1
+
+
+def test_a_version_learning_a_newcomer_still_answers_once_another_industry_is_retired(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services.industries import retire_industry
+
+    # Given a version that is learning a new industry (known from its description only) ...
+    create_industry(engine=fresh.engine, name="shipping", description="Ports, freight, vessels and cargo.")
+    learning = train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    assert learning.activated, learning.reason
+    # ... and an industry retired before the next version is trained
+    retire_industry(engine=fresh.engine, name="education")
+    time.sleep(fresh.models.refresh_seconds + 0.1)
+    # When documents arrive, then they are answered (the verdicts of the version as it was before
+    # the newcomer know no score for it: restricting them to today's industries failed every job)
+    for text in (FINANCE, LEGAL + " Retired."):
+        answer = _classified(fresh, text)
+        assert answer["label"] in ("finance", "legal"), answer

@@ -127,7 +127,9 @@ def test_an_industry_whose_training_is_not_promoted_is_said_to_be_not_predicted(
     # Then the page does not claim it is predicted: the training's version was not promoted, and
     # the page says the industry is not predicted yet and where to go
     assert not app.exception
-    assert any("was not activated (refused for this test)" in warning.value for warning in app.warning)
+    assert any("was not activated (refused for this test)" in warning.value for warning in app.warning), [
+        (e.type, e.value) for e in (*app.warning, *app.info, *app.success, *app.error)
+    ]
     assert any(f"'apiary_{run}' is not predicted yet" in warning.value for warning in app.warning)
     # And the industries table says so too, to everyone who opens the page (not only in the box of
     # the session that added it)
@@ -162,6 +164,8 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     listed = _industries(runtime)
     assert old not in listed and listed[new].description == "Fruit farms: orchards, soft fruit, harvests."
     assert app.selectbox(key="industries_edit_target").value == new
+    # ... and the page follows the training run the change queued, as for an added industry
+    assert any(header.value == f"Learning the change to {new}" for header in app.subheader)
     # When the reviewer saves without changing anything
     app.button(key="industries_edit_submit").click().run()
     # Then the page says so in its own words (it showed the API's "send a new name … or catch_all")
@@ -179,7 +183,7 @@ def test_rename_and_retire_from_the_page(app: AppTest, runtime) -> None:  # type
     assert _industries(runtime)["other"].catch_all and not _industries(runtime)[new].catch_all
     # When the reviewer retires it
     app.selectbox(key="industries_retire_target").select(new).run()
-    assert "Nothing is deleted" in app.warning[0].value
+    assert any("Nothing is deleted" in warning.value for warning in app.warning)
     app.button(key="industries_retire").click().run()
     # Then it is retired (still listed, with its data) and no longer offered for retirement
     assert not app.exception

@@ -13,7 +13,7 @@ from core.services.examples import decide_examples, list_examples, pending_synth
 from core.services.industries import IndustryView, list_industries
 from core.services.models import active_report, list_versions, not_predicted
 from core.services.synthesis import MAX_DOCUMENTS
-from core.services.tasks import list_tasks
+from core.services.tasks import TaskView, list_tasks
 from core.services.taxonomy import add_industry, restore_industry, retire_industry, update_industry
 from core.services.training import HOLDOUT_DATASET
 from ui import widgets
@@ -170,7 +170,7 @@ def edit_industry(rt: Runtime, user: User, by_name: dict[str, IndustryView]) -> 
         st.info("Nothing changed: edit the name, the description or the catch-all box, then save.")
         return
     try:
-        updated = update_industry(
+        changed = update_industry(
             engine=rt.engine,
             work=rt.work,
             name=target,
@@ -178,10 +178,12 @@ def edit_industry(rt: Runtime, user: User, by_name: dict[str, IndustryView]) -> 
             description=new_description if described else None,
             catch_all=role,
             actor=user.name,
-        ).industry
+        )
     except HeronError as error:
         st.error(widgets.literal(error.message))
         return
+    updated = changed.industry
+    follow_training(changed.training_task, f"Learning the change to {updated.name}")
     st.session_state[RENAMED_KEY] = updated.name
     said = []
     if renamed:
@@ -249,13 +251,21 @@ def _change_status(
         st.warning(warning.format(name=name))
     if st.button(f"{verb.capitalize()} {name}", key=f"industries_{verb}"):
         try:
-            change(engine=rt.engine, work=rt.work, name=name, actor=user.name)
+            result = change(engine=rt.engine, work=rt.work, name=name, actor=user.name)
         except HeronError as error:
-            st.error(error.message)
+            st.error(widgets.literal(error.message))
             return
+        follow_training(result.training_task, f"Learning that {name} was {verb}d")
         st.session_state[changed] = True
         flash("success", done.format(name=name))
         st.rerun()
+
+
+def follow_training(task: TaskView | None, title: str) -> None:
+    """Follow a change's training run to its end in the box at the top of the page (whether its
+    version went live, and why not), as for an added industry."""
+    if task is not None:
+        st.session_state[TASKS_KEY] = {"title": title, "tasks": {"training": task.id}}
 
 
 def review_synthetic(rt: Runtime, user: User, awaiting: dict[str, int]) -> None:
