@@ -267,13 +267,19 @@ def _import_taxonomy(
     if replace:
         for name, industry in existing.items():
             if name not in labels and industry.status == IndustryStatus.active:
+                was_catch_all = industry.catch_all
                 industry.status = IndustryStatus.retired
                 industry.catch_all = False  # the imported taxonomy names its own, if any
                 industry.updated_at = utcnow()
                 session.add(industry)
                 retired.append(name)
-                audit.record(
-                    session, action="industry.retired", subject_type="industry", subject_id=name, actor=actor
+                audit.record(  # (restored while no industry is the catch-all, it is again)
+                    session,
+                    action="industry.retired",
+                    subject_type="industry",
+                    subject_id=name,
+                    actor=actor,
+                    catch_all=was_catch_all,
                 )
     return created, retired
 

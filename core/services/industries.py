@@ -383,7 +383,21 @@ def restore_industry(*, engine: Engine, name: str, actor: str | None = None) -> 
         industry = _named(session, name)
         if industry.status == IndustryStatus.active:
             raise Conflict(f"Industry {industry.name!r} is active already.")
+        if catch_all_industry(session) is None and _was_the_catch_all(session, industry.name):
+            # An import's --replace retired the catch-all (which stopped being it); brought back
+            # while no other holds the role, it is the catch-all again, as before.
+            industry.catch_all = True
         return _set_status(session, industry, IndustryStatus.active, actor=actor)
+
+
+def _was_the_catch_all(session: Session, name: str) -> bool:
+    """Whether ``name`` was the catch-all when it was last retired (the import's audit event says)."""
+    details = session.exec(
+        select(AuditEvent.details)
+        .where(AuditEvent.action == "industry.retired", AuditEvent.subject_id == name)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    ).first()
+    return bool((details or {}).get("catch_all"))
 
 
 def retire_industry(*, engine: Engine, name: str, actor: str | None = None) -> IndustryView:

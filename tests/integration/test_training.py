@@ -587,3 +587,21 @@ def test_a_version_learning_a_newcomer_still_answers_once_another_industry_is_re
     for text in (FINANCE, LEGAL + " Retired."):
         answer = _classified(fresh, text)
         assert answer["label"] in ("finance", "legal"), answer
+
+
+def test_the_catch_all_an_import_retired_is_the_catch_all_again_once_restored(fresh, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.extract import ExtractionLimits
+    from core.services.datasets import import_directory
+    from core.services.industries import list_industries, restore_industry
+
+    # Given a taxonomy imported with --replace: "other", the catch-all, is retired and stops being it
+    folder = tmp_path / "types"
+    for name, text in (("invoices", FINANCE), ("contracts", LEGAL)):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "one.txt").write_text(text + " Typed.")
+    import_directory(engine=fresh.engine, root=folder, limits=ExtractionLimits(), replace=True)
+    assert not {i.name: i for i in list_industries(engine=fresh.engine)}["other"].catch_all
+    # When the user brings "other" back (no industry of the import holds the role)
+    restore_industry(engine=fresh.engine, name="other")
+    # Then it is the catch-all again: new industries are carved out of it, as before the import
+    assert {i.name: i for i in list_industries(engine=fresh.engine)}["other"].catch_all
