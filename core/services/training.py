@@ -532,8 +532,9 @@ def _new_gold(data: _Data) -> str:
     newest = max([*data.train, *data.gold], key=lambda e: e["id"], default=None)
     if newest is None or not any(e is newest for e in data.gold):
         return ""
+    what = "imported file" if newest["source"] == ExampleSource.import_ else "approved document"
     return (
-        " The newest approved document went to the gold set: a fixed share of the people's documents "
+        f" The newest {what} went to the gold set: a fixed share of the people's documents "
         "judges every model and is never trained on."
     )
 

@@ -301,7 +301,22 @@ def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh)
     with pytest.raises(Invalid) as nothing:
         train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
     # Then it says why nothing was trained
-    assert "went to the gold set" in nothing.value.message
+    assert "The newest approved document went to the gold set" in nothing.value.message
+    # And after an import whose newest file went to the gold set, it says so of an imported file
+    with session_scope(fresh.engine) as session:
+        session.add(
+            TrainingExample(
+                text=LEGAL,
+                content_hash="gold-import-test",
+                label="legal",
+                source=ExampleSource.import_,
+                split=Split.holdout,
+                origin="mine/legal/one.txt",
+            )
+        )
+    with pytest.raises(Invalid) as nothing:
+        train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+    assert "The newest imported file went to the gold set" in nothing.value.message
 
 
 def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(fresh) -> None:  # type: ignore[no-untyped-def]
