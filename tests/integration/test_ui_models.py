@@ -207,3 +207,39 @@ def test_only_admins_see_promotion_controls(app: AppTest, runtime, monkeypatch: 
     assert app.dataframe
     assert not [button for button in app.button if button.key == "models_activate"]
     assert any("Only admins" in caption.value for caption in app.caption)
+
+
+def test_the_report_follows_a_version_someone_else_promoted(app: AppTest, runtime) -> None:  # type: ignore[no-untyped-def]
+    from core.services.models import activate
+
+    # Given a reviewer reading the active version's report
+    _wait_until_no_training_runs(runtime)
+    original = _active(runtime)
+    _open_models_page(app, f"Ada-{uuid.uuid4().hex[:6]}")
+    assert app.selectbox(key="models_report_version").value == original
+    # When another reviewer's approval promotes a new version
+    with session_scope(runtime.engine) as session:
+        parent = session.get(ModelVersion, original)
+        newer = store_version(
+            session,
+            HeronModel.from_bytes(parent.artifact),
+            parent_id=original,
+            kind="incremental",
+            metrics=dict(parent.metrics),
+            trained_on=dict(parent.trained_on),
+        ).id
+        activate(session, newer, actor="someone else")
+    try:
+        app.run()
+        # Then the report shows the new active version (it stayed on the old one)
+        assert not app.exception
+        assert app.selectbox(key="models_report_version").value == newer
+        # But a version the reader picked on purpose stays picked when the active one changes again
+        app.selectbox(key="models_report_version").select(original).run()
+        with session_scope(runtime.engine) as session:
+            activate(session, original, actor="someone else")
+        app.run()
+        assert app.selectbox(key="models_report_version").value == original
+    finally:
+        with session_scope(runtime.engine) as session:
+            activate(session, original, actor="test")

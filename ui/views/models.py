@@ -215,6 +215,12 @@ else:
 
 st.subheader("Evaluation report")
 ids = [version.id for version in versions]
+# The report follows the active version when it changes (someone's approval promoted a new one),
+# unless the user picked another version to read since.
+if active and st.session_state.get("models_report_active") != active.id:
+    if st.session_state.get(REPORT_KEY) == st.session_state.get("models_report_active"):
+        st.session_state.pop(REPORT_KEY, None)
+    st.session_state["models_report_active"] = active.id
 chosen = st.selectbox(
     "Version",
     ids,
