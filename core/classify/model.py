@@ -342,20 +342,30 @@ class HeronModel:
         answerable = [label for label in self.labels if allowed is None or label in set(allowed)]
         if not answerable:
             raise _knows_none()
-        verdicts = self._classify_among(texts, policy, encoder=encoder, labels=self.labels)
+        verdicts = self._classify_among(
+            texts, policy, encoder=encoder, labels=self.labels, answerable=answerable
+        )
         if len(answerable) == len(self.labels):
             return verdicts
         return [_among(verdict, answerable, policy) for verdict in verdicts]
 
     def _classify_among(
-        self, texts: Sequence[str], policy: RoutingPolicy, *, encoder: Encoder, labels: list[str]
+        self,
+        texts: Sequence[str],
+        policy: RoutingPolicy,
+        *,
+        encoder: Encoder,
+        labels: list[str],
+        answerable: Sequence[str],
     ) -> list[Verdict]:
+        """Verdicts over ``labels``; only the ``answerable`` ones are being learned (a retired
+        newcomer sends no document to the transformer tier and takes none from the others)."""
         known = set(self.fast.labels)
-        newcomers = {label for label in labels if label not in known or label in self.young_labels}
-        if not newcomers or len(newcomers) == len(labels):
-            return self._classify(texts, policy, encoder=encoder, labels=labels)
+        newcomers = {label for label in answerable if label not in known or label in self.young_labels}
+        if not newcomers or len(newcomers) == len(answerable):
+            return self._classify(texts, policy, encoder=encoder, labels=labels, answerable=answerable)
         encoder = RememberingEncoder(encoder)  # every step reads the same documents: embed them once
-        verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
+        verdicts = self._classify(texts, policy, encoder=encoder, labels=labels, answerable=answerable)
         if self.settled is not None:
             verdicts = _settle(self.settled, texts, verdicts, policy, encoder, labels, newcomers, self.carver)
         if self.carver is not None:
@@ -363,7 +373,13 @@ class HeronModel:
         return verdicts
 
     def _classify(
-        self, texts: Sequence[str], policy: RoutingPolicy, *, encoder: Encoder, labels: list[str]
+        self,
+        texts: Sequence[str],
+        policy: RoutingPolicy,
+        *,
+        encoder: Encoder,
+        labels: list[str],
+        answerable: Sequence[str] | None = None,
     ) -> list[Verdict]:
         if not labels:
             raise _knows_none()
@@ -376,6 +392,8 @@ class HeronModel:
         unsure = fast.max(axis=1) < self.escalation_threshold(policy)
         unknown, young = self._learning(labels)
         young |= unknown
+        if answerable is not None:  # an industry retired since is learned no more
+            young &= np.array([label in set(answerable) for label in labels])
         escalate = unsure | young.any()
         final = fast.copy()
         if escalate.any():

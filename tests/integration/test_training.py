@@ -620,3 +620,42 @@ def test_the_catch_all_an_import_retired_is_the_catch_all_again_once_restored(fr
     restore_industry(engine=fresh.engine, name="other")
     # Then it is the catch-all again: new industries are carved out of it, as before the import
     assert {i.name: i for i in list_industries(engine=fresh.engine)}["other"].catch_all
+
+
+def test_a_retired_newcomer_is_learned_no_more_by_the_version_that_was_learning_it(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services.industries import active_names, retire_industry
+
+    class Counting:
+        """The runtime's encoder, counting the documents the transformer tier reads."""
+
+        def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+            self.inner, self.embedded = inner, 0
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            self.embedded += len(texts)
+            return self.inner.embed(texts)
+
+        def __getattr__(self, name):  # type: ignore[no-untyped-def]
+            return getattr(self.inner, name)
+
+    # Given a version learning "shipping" from its description (every document goes to the
+    # transformer tier, to ask whether it is shipping) ...
+    create_industry(engine=fresh.engine, name="shipping", description="Ports, freight, vessels and cargo.")
+    assert train_incremental(
+        engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder
+    ).activated
+    _, model = fresh.models.active(fresh.engine)
+    texts = list(OBVIOUS.values())
+    learning = Counting(fresh.encoder)
+    model.classify(texts, fresh.policy, encoder=learning, allowed=active_names(engine=fresh.engine))
+    assert learning.embedded == len(texts)
+    # When shipping is retired before a newer version is trained
+    retire_industry(engine=fresh.engine, name="shipping")
+    retired = Counting(fresh.encoder)
+    verdicts = model.classify(texts, fresh.policy, encoder=retired, allowed=active_names(engine=fresh.engine))
+    # Then documents the fast tier is sure of are answered by it alone again, and no answer is
+    # queued for a person about an industry that is gone
+    assert retired.embedded < len(texts), retired.embedded
+    assert not [
+        v.review_reasons for v in verdicts if any(r.startswith("new_industry") for r in v.review_reasons)
+    ]
