@@ -5,7 +5,7 @@ and a waiting one again when its message looks lost."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
@@ -15,6 +15,7 @@ from core.db.tables import (
     ExampleSource,
     ExampleStatus,
     Industry,
+    Lease,
     ModelVersion,
     Split,
     Task,
@@ -24,6 +25,7 @@ from core.db.tables import (
 )
 from core.services import tasks, training
 from core.services.tasks import TaskView
+from core.services.training import TRAINING_LEASE
 from core.work import WorkSender
 
 log = logging.getLogger(__name__)
@@ -56,16 +58,31 @@ def train_what_was_left(*, engine: Engine, work: WorkSender, older_than: float) 
         changed = _last_change(session)
         if changed is None or changed > utcnow() - timedelta(seconds=older_than):
             return None
-        # Covered: a run asked for since (it reads every example when it starts), one waiting, or a
-        # version trained since (`heron train` and `heron import` train without a task).
-        asked = session.exec(select(func.max(Task.created_at)).where(Task.kind == "training")).one()
-        trained = session.exec(select(func.max(ModelVersion.created_at))).one()
+        # Covered: a run under way (`heron import` and `heron train` train without a task; its end
+        # is looked at again by a later sweep), one waiting, a run asked for since (it reads every
+        # example when it starts: a request that joined a waiting run says when, requested_at), or
+        # a version trained since.
+        lease = session.get(Lease, TRAINING_LEASE)
+        if lease is not None and lease.expires_at > utcnow():
+            return None
         waiting = session.exec(
             select(Task.id).where(Task.kind == "training", Task.status == TaskStatus.PENDING)
         ).first()
-        if waiting is not None or any(
-            moment is not None and moment >= changed for moment in (asked, trained)
-        ):
+        if waiting is not None:
+            return None
+        recent = session.exec(
+            select(Task.created_at, Task.params)
+            .where(Task.kind == "training")
+            .order_by(Task.created_at.desc())
+            .limit(20)
+        ).all()
+        asked = [created for created, _ in recent] + [
+            datetime.fromisoformat(params["requested_at"])
+            for _, params in recent
+            if (params or {}).get("requested_at")
+        ]
+        trained = session.exec(select(func.max(ModelVersion.created_at))).one()
+        if any(moment >= changed for moment in [*asked, trained] if moment is not None):
             return None
     log.warning("a change made at %s was never trained on; queueing the training run it asked for", changed)
     return queue_training(engine=engine, work=work, actor="sweeper")

@@ -414,7 +414,13 @@ def test_an_industry_whose_training_request_was_lost_is_trained_by_the_sweeper(h
     # When an industry is created but the process dies before its training run is asked for (two
     # commits), nothing would predict it until something else trained
     create_industry(engine=heron.engine, name="aviation", description="Airlines, airports and aircraft.")
-    # Then the sweeper asks for that run, once
+    # Then while a training run is under way (`heron import` trains without a task) it waits for it
+    from core.services import leases
+    from core.services.training import TRAINING_LEASE
+
+    with leases.held(heron.engine, TRAINING_LEASE, ttl_seconds=60) as acquired:
+        assert acquired and sweep() == []
+    # ... and then asks for that run, once
     sent = sweep()
     assert [kind for _, kind in sent] == ["training"]
     assert sweep() == sent  # (while it waits, its message is re-sent: no second run is asked for)
