@@ -156,8 +156,8 @@ class Page(BaseModel):
 
 class Decided(BaseModel):
     """Corrections as decided, and the training run an approval queued (to follow it:
-    ``GET /api/tasks/{training_task_id}``; none for rejections, or when every approved document
-    went to the gold set)."""
+    ``GET /api/tasks/{training_task_id}``; none for rejections). When every approved document went
+    to the gold set, the run ends having trained nothing, and says why."""
 
     items: list[Any]
     total: int

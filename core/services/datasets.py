@@ -57,11 +57,14 @@ def labelled_files(root: Path, known: dict[str, str] | None = None) -> list[Labe
     """
     if not root.is_dir():
         raise Invalid(f"{str(root)!r} is not a directory of <label>/<file> folders.")
-    known = known or {}
+    known = dict(known or {})
+    exact = set(known.values())
 
     def label(folder: Path) -> str:
+        # An existing industry's own name first; else the industry (or the folder before it in
+        # this one) spelt like it but for '-' and '_'.
         name = normalise_name(folder.name)
-        return known.get(name_key(name), name)
+        return name if name in exact else known.setdefault(name_key(name), name)
 
     files = [
         LabelledFile(path=path, label=label(folder))

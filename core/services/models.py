@@ -210,8 +210,9 @@ class Activated:
 
     version: VersionView
     not_predicted: list[str]
-    # The people's approved examples stored since it was trained: it never learned them, and the
-    # next training run (an approval, an industry change) learns every approved example again.
+    # The approved examples (corrections, files, synthetic documents) stored since it was trained,
+    # about: it never learned them, and the next training run (an approval, an industry change)
+    # learns every approved example again. (A relabelled example keeps its date: not counted.)
     newer_examples: int = 0
 
 

@@ -560,6 +560,13 @@ def test_names_spelt_apart_only_by_dashes_or_underscores_are_one_industry(fresh,
     # And importing the folder again adds nothing, and says of each file why (the counts add up)
     again = import_directory(engine=fresh.engine, root=folder, limits=ExtractionLimits())
     assert again["added"] == {} and [item["code"] for item in again["skipped"]] == ["duplicate", "duplicate"]
+    # And two spellings of a new name in one folder make one industry
+    twins = tmp_path / "twins"
+    for name, text in (("cash-flow", FINANCE + " Cash A."), ("cash_flow", FINANCE + " Cash B.")):
+        (twins / name).mkdir(parents=True)
+        (twins / name / "one.txt").write_text(text)
+    result = import_directory(engine=fresh.engine, root=twins, limits=ExtractionLimits())
+    assert result["created"] == ["cash-flow"] and result["added"] == {"cash-flow": 2}, result
 
 
 def test_an_approval_says_how_many_of_its_documents_went_to_the_gold_set(fresh) -> None:  # type: ignore[no-untyped-def]
