@@ -183,6 +183,34 @@ def wait_for_task(client, task_id: str, timeout: float = 120.0) -> dict:  # type
         time.sleep(0.1)
 
 
+def classify_now(runtime: Runtime, text: str, filename: str = "document.txt") -> str:
+    """Upload ``text`` and classify it in this thread, as a worker does (no queue); the job id."""
+    from core.services.documents import submit_batch
+    from core.services.jobs import process_job
+
+    submission = submit_batch(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        chunks=[text.encode()],
+        filename=filename,
+        max_bytes=runtime.settings.max_upload_bytes,
+        submitted_by="test",
+        limits=runtime.extraction_limits,
+    )
+    job_id = submission.jobs[0].id
+    process_job(
+        engine=runtime.engine,
+        blobs=runtime.blobs,
+        models=runtime.models,
+        job_id=job_id,
+        policy=runtime.policy,
+        lease_seconds=runtime.settings.job_lease_seconds,
+        max_attempts=runtime.settings.max_attempts,
+        limits=runtime.extraction_limits,
+    )
+    return job_id
+
+
 class SentWork:
     """Core's WorkSender for use cases run without a queue: it keeps what it was asked to send."""
 

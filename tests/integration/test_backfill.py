@@ -12,33 +12,14 @@ from core.db.tables import Document, Job, Prediction
 from core.errors import NotClassified
 from core.runtime import Runtime, is_prepared
 from core.services.backfill import backfill_annotation, needs_backfill
-from core.services.documents import submit_batch
-from core.services.jobs import get_job, job_text, process_job
+from core.services.jobs import get_job, job_text
 from core.services.similar import similar_documents
+from tests.conftest import classify_now
 from tests.documents import CLINICAL, FINANCE
 
 
 def _classified(runtime: Runtime, name: str, text: str) -> str:
-    submission = submit_batch(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        chunks=[text.encode()],
-        filename=name,
-        max_bytes=runtime.settings.max_upload_bytes,
-        submitted_by="test",
-        limits=runtime.extraction_limits,
-    )
-    job_id = submission.jobs[0].id
-    process_job(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        models=runtime.models,
-        job_id=job_id,
-        policy=runtime.policy,
-        lease_seconds=runtime.settings.job_lease_seconds,
-        max_attempts=runtime.settings.max_attempts,
-        limits=runtime.extraction_limits,
-    )
+    job_id = classify_now(runtime, text, name)
     assert get_job(engine=runtime.engine, job_id=job_id).status == "COMPLETED"
     return job_id
 

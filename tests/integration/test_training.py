@@ -17,7 +17,7 @@ from core.services.industries import create_industry
 from core.services.review import label_issue_queue
 from core.services.tasks import get_task
 from core.services.training import request_training, run_training_task, train_incremental
-from tests.conftest import SentWork, make_settings
+from tests.conftest import SentWork, classify_now, make_settings
 from tests.documents import CLINICAL, FINANCE, LEGAL, OBVIOUS, REAL_ESTATE, TECHNOLOGY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,38 +285,28 @@ def test_a_training_request_a_later_run_already_covered_does_not_run_again(fresh
 
 
 def test_an_approval_that_joined_the_gold_set_says_so_instead_of_training(fresh) -> None:  # type: ignore[no-untyped-def]
-    # Given an approved correction that landed in the gold set (judged on, never trained on)
-    with session_scope(fresh.engine) as session:
-        session.add(
-            TrainingExample(
-                text=FINANCE,
-                content_hash="gold-test",
-                label="finance",
-                source=ExampleSource.feedback,
-                split=Split.holdout,
-                origin="feedback/test",
+    # Given an approved correction that landed in the gold set (judged on, never trained on), then
+    # an imported file that did
+    for text, label, source, origin, said in (
+        (FINANCE, "finance", ExampleSource.feedback, "feedback/test", "approved document"),
+        (LEGAL, "legal", ExampleSource.import_, "mine/legal/one.txt", "imported file"),
+    ):
+        with session_scope(fresh.engine) as session:
+            session.add(
+                TrainingExample(
+                    text=text,
+                    content_hash=f"gold-{label}",
+                    label=label,
+                    source=source,
+                    split=Split.holdout,
+                    origin=origin,
+                )
             )
-        )
-    # When the incremental run it queued looks for something new to learn
-    with pytest.raises(Invalid) as nothing:
-        train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
-    # Then it says why nothing was trained
-    assert "The newest approved document went to the gold set" in nothing.value.message
-    # And after an import whose newest file went to the gold set, it says so of an imported file
-    with session_scope(fresh.engine) as session:
-        session.add(
-            TrainingExample(
-                text=LEGAL,
-                content_hash="gold-import-test",
-                label="legal",
-                source=ExampleSource.import_,
-                split=Split.holdout,
-                origin="mine/legal/one.txt",
-            )
-        )
-    with pytest.raises(Invalid) as nothing:
-        train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
-    assert "The newest imported file went to the gold set" in nothing.value.message
+        # When the incremental run it queued looks for something new to learn
+        with pytest.raises(Invalid) as nothing:
+            train_incremental(engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder)
+        # Then it says why nothing was trained
+        assert f"The newest {said} went to the gold set" in nothing.value.message
 
 
 def test_a_training_run_cancelled_while_under_way_stores_and_activates_nothing(fresh) -> None:  # type: ignore[no-untyped-def]
@@ -396,29 +386,11 @@ def test_a_rollback_while_a_run_trains_is_not_undone_by_it(fresh, monkeypatch) -
 
 def _classified(runtime, text: str) -> dict:  # type: ignore[no-untyped-def]
     """An upload's job, classified as a worker does it: its answer, confidence, scores and reasons."""
-    from core.services.documents import submit_batch
-    from core.services.jobs import get_job, process_job
+    from core.services.jobs import get_job
 
-    submission = submit_batch(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        chunks=[text.encode()],
-        filename="document.txt",
-        max_bytes=runtime.settings.max_upload_bytes,
-    )
-    job_id = submission.jobs[0].id
-    process_job(
-        engine=runtime.engine,
-        blobs=runtime.blobs,
-        models=runtime.models,
-        job_id=job_id,
-        policy=runtime.policy,
-        lease_seconds=runtime.settings.job_lease_seconds,
-        max_attempts=runtime.settings.max_attempts,
-    )
-    job = get_job(engine=runtime.engine, job_id=job_id)
+    job = get_job(engine=runtime.engine, job_id=classify_now(runtime, text))
     return {
-        "id": job_id,
+        "id": job.id,
         "label": job.classification_result,
         "confidence": job.confidence,
         "scores": job.scores,
