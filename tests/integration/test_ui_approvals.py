@@ -153,6 +153,26 @@ def test_a_tick_stays_on_its_correction_when_the_queue_moves_under_it(app: AppTe
     assert bobs.id not in pending and later.id in pending, (bobs.id, later.id)
 
 
+def test_a_refused_approval_keeps_the_reviewers_ticks(app: AppTest, runtime, client) -> None:  # type: ignore[no-untyped-def]
+    # Given two corrections that label one document differently, both ticked by a reviewer
+    run = uuid.uuid4().hex[:6]
+    job = _classified_job(client, f"{FINANCE} Disputed {run}.", f"disputed-{run}.txt")
+    ada = submit_feedback(engine=runtime.engine, job_id=job, label="finance", author=f"ada-{run}")
+    bob = submit_feedback(engine=runtime.engine, job_id=job, label="legal", author=f"bob-{run}")
+    app.session_state["heron_user_name"] = f"Grace-{run}"
+    app.run()
+    app.switch_page("views/approvals.py").run()
+    app.multiselect(key="approvals_author").set_value([f"ada-{run}", f"bob-{run}"]).run()
+    table = app.data_editor[0].value
+    _tick(app, *(int(table.index[table["id"] == row.id][0]) for row in (ada, bob)))
+    # When the reviewer approves the selection, which is refused (one document, two labels)
+    app.button(key="approve_selected").click().run()
+    # Then the page says why, and the ticks are still there to untick the wrong one (they were cleared)
+    assert not app.exception
+    assert any("Nothing was decided" in error.value for error in app.error)
+    assert app.button(key="approve_selected").label == "Approve selected (2)"
+
+
 def test_approve_all_leaves_corrections_to_a_retired_industry_and_says_which(
     app: AppTest, runtime, client
 ) -> None:  # type: ignore[no-untyped-def]

@@ -38,7 +38,9 @@ def decide_and_train(
             engine=rt.engine, work=rt.work, feedback_ids=feedback_ids, approve=approve, reviewer=user.name
         )
     except HeronError as error:
+        # The ticks stay: the reviewer corrects the selection (a conflict names the rows) and decides.
         st.session_state[FLASH_KEY] = ("error", f"Nothing was decided: {widgets.literal(error.message)}")
+        st.rerun()
     else:
         message = f"{verb} {len(feedback_ids)} correction{'s' * (len(feedback_ids) != 1)} as {user.name}."
         learning = len(feedback_ids) - decided.gold
