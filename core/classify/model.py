@@ -338,16 +338,27 @@ class HeronModel:
         rest. A version that knows one active industry (a rollback, or the seconds before an
         import's ``--replace`` is learned) answers it at a confidence saying how little it
         resembles it, not at 1.0, and a person is asked (``low_confidence``).
+
+        While an answerable industry is being learned, its rules (which documents a newcomer
+        takes, and what the model without it answers) were decided among the answerable industries
+        alone: a retired one weighed beside them took a newcomer's documents and handed them to
+        the model without the newcomer, sure of another answer. Those verdicts are among the
+        answerable industries, as before.
         """
         answerable = [label for label in self.labels if allowed is None or label in set(allowed)]
         if not answerable:
             raise _knows_none()
-        verdicts = self._classify_among(
-            texts, policy, encoder=encoder, labels=self.labels, answerable=answerable
-        )
-        if len(answerable) == len(self.labels):
-            return verdicts
+        if len(answerable) == len(self.labels) or self._newcomers(answerable):
+            return self._classify_among(texts, policy, encoder=encoder, labels=answerable)
+        # No answerable industry is being learned: a retired newcomer is learned no more (it sends
+        # no document to the transformer tier and takes none from the others).
+        verdicts = self._classify(texts, policy, encoder=encoder, labels=self.labels, answerable=answerable)
         return [_among(verdict, answerable, policy) for verdict in verdicts]
+
+    def _newcomers(self, labels: Sequence[str]) -> set[str]:
+        """The industries among ``labels`` the model is still learning (young, or described only)."""
+        known = set(self.fast.labels)
+        return {label for label in labels if label not in known or label in self.young_labels}
 
     def _classify_among(
         self,
@@ -356,16 +367,12 @@ class HeronModel:
         *,
         encoder: Encoder,
         labels: list[str],
-        answerable: Sequence[str],
     ) -> list[Verdict]:
-        """Verdicts over ``labels``; only the ``answerable`` ones are being learned (a retired
-        newcomer sends no document to the transformer tier and takes none from the others)."""
-        known = set(self.fast.labels)
-        newcomers = {label for label in answerable if label not in known or label in self.young_labels}
-        if not newcomers or len(newcomers) == len(answerable):
-            return self._classify(texts, policy, encoder=encoder, labels=labels, answerable=answerable)
+        newcomers = self._newcomers(labels)
+        if not newcomers or len(newcomers) == len(labels):
+            return self._classify(texts, policy, encoder=encoder, labels=labels)
         encoder = RememberingEncoder(encoder)  # every step reads the same documents: embed them once
-        verdicts = self._classify(texts, policy, encoder=encoder, labels=labels, answerable=answerable)
+        verdicts = self._classify(texts, policy, encoder=encoder, labels=labels)
         if self.settled is not None:
             verdicts = _settle(self.settled, texts, verdicts, policy, encoder, labels, newcomers, self.carver)
         if self.carver is not None:
