@@ -638,3 +638,33 @@ def test_a_retired_newcomer_is_learned_no_more_by_the_version_that_was_learning_
     assert not [
         v.review_reasons for v in verdicts if any(r.startswith("new_industry") for r in v.review_reasons)
     ]
+
+
+def test_a_newcomer_is_not_robbed_by_a_retired_industry_of_its_kind(fresh) -> None:  # type: ignore[no-untyped-def]
+    from core.services.industries import active_names, retire_industry
+    from core.services.models import industry_prototypes
+
+    # Given "shipping" described, learned from its description, then retired, and "maritime" (the
+    # same kind of documents) described in its place before any version knows it
+    description = "Ports, container ships, freight forwarding, vessels, cargo manifests and bills of lading."
+    create_industry(engine=fresh.engine, name="shipping", description=description)
+    assert train_incremental(
+        engine=fresh.engine, policy=fresh.policy, encoder=fresh.training_encoder
+    ).activated
+    retire_industry(engine=fresh.engine, name="shipping")
+    create_industry(engine=fresh.engine, name="maritime", description=description)
+    _, model = fresh.models.active(fresh.engine)
+    model = model.with_prototypes(industry_prototypes(fresh.encoder, {"maritime": description}))
+    # When a cargo manifest is classified among today's industries
+    [verdict] = model.classify(
+        [
+            "Cargo manifest: 40 containers loaded at berth 7 of the port; bill of lading BL-2231 issued "
+            "to the freight forwarder; the vessel sails for Rotterdam on Friday."
+        ],
+        fresh.policy,
+        encoder=fresh.encoder,
+        allowed=active_names(engine=fresh.engine),
+    )
+    # Then it is the newcomer's (the retired industry took it, and the model without the newcomer
+    # filed it elsewhere with confidence)
+    assert verdict.label == "maritime", verdict
