@@ -345,14 +345,15 @@ class HeronModel:
         the model without the newcomer, sure of another answer. Those verdicts are among the
         answerable industries, as before.
         """
-        answerable = [label for label in self.labels if allowed is None or label in set(allowed)]
+        wanted = None if allowed is None else set(allowed)
+        answerable = [label for label in self.labels if wanted is None or label in wanted]
         if not answerable:
             raise _knows_none()
         if len(answerable) == len(self.labels) or self._newcomers(answerable):
             return self._classify_among(texts, policy, encoder=encoder, labels=answerable)
         # No answerable industry is being learned: a retired newcomer is learned no more (it sends
         # no document to the transformer tier and takes none from the others).
-        verdicts = self._classify(texts, policy, encoder=encoder, labels=self.labels, answerable=answerable)
+        verdicts = self._classify(texts, policy, encoder=encoder, labels=self.labels, learning=False)
         return [_among(verdict, answerable, policy) for verdict in verdicts]
 
     def _newcomers(self, labels: Sequence[str]) -> set[str]:
@@ -386,8 +387,10 @@ class HeronModel:
         *,
         encoder: Encoder,
         labels: list[str],
-        answerable: Sequence[str] | None = None,
+        learning: bool = True,
     ) -> list[Verdict]:
+        """Verdicts over ``labels``; without ``learning``, no industry among them is being learned
+        (a retired newcomer sends no document to the transformer tier)."""
         if not labels:
             raise _knows_none()
         if not texts:
@@ -398,9 +401,7 @@ class HeronModel:
         fast = softmax(fast_logits * (self.calibration.fast / self.calibration.alone))
         unsure = fast.max(axis=1) < self.escalation_threshold(policy)
         unknown, young = self._learning(labels)
-        young |= unknown
-        if answerable is not None:  # an industry retired since is learned no more
-            young &= np.array([label in set(answerable) for label in labels])
+        young = (young | unknown) if learning else np.zeros(len(labels), dtype=bool)
         escalate = unsure | young.any()
         final = fast.copy()
         if escalate.any():

@@ -115,10 +115,9 @@ def evaluate_directory(
     started = time.perf_counter()
     with session_scope(engine) as session:
         known = spellings(session)
+        allowed = active_industry_names(session)
     files = labelled_files(root, known)
     _, model = models.active(engine)
-    with session_scope(engine) as session:
-        allowed = active_industry_names(session)
     truth: list[str] = []
     pending: list[str] = []
     verdicts = []

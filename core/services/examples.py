@@ -17,6 +17,7 @@ from core.services import audit
 from core.services.industries import require_active_industry
 from core.services.retraining import queue_training
 from core.services.tasks import TaskView
+from core.services.training import USER_SOURCES
 from core.work import WorkSender
 
 PREVIEW_CHARS = 300
@@ -247,7 +248,7 @@ def split_of_text(session: Session, digest: str, split: Split) -> Split:
         session.exec(
             select(TrainingExample.split).where(
                 TrainingExample.content_hash == digest,
-                TrainingExample.source.in_((ExampleSource.feedback, ExampleSource.import_)),
+                TrainingExample.source.in_(USER_SOURCES),
             )
         )
     )

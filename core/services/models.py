@@ -227,10 +227,11 @@ def activate_version(*, engine: Engine, version_id: int, actor: str | None = Non
         one_at_a_time(session, ACTIVATION_TURN)
         active = active_industry_names(session)
         version = session.get(ModelVersion, version_id)
+        renamed = renamed_industries(session)
         if version is not None and HeronModel.format_of(version.artifact) == MODEL_FORMAT:
-            _check_servable(session, version, active)
+            _check_servable(version, active, renamed)
         view = _version_view(activate(session, version_id, actor=actor))
-        return Activated(view, _unlearned(session, active, view.labels), _newer_examples(session, view))
+        return Activated(view, _unlearned(active, view.labels, renamed), _newer_examples(session, view))
 
 
 def newer_examples(*, engine: Engine, version_id: int) -> int:
@@ -258,17 +259,17 @@ def not_predicted(*, engine: Engine, labels: Sequence[str]) -> list[str]:
     """The active industries a version that learned ``labels`` cannot answer (asked before it is
     activated; :func:`activate_version` says the same after)."""
     with session_scope(engine) as session:
-        return _unlearned(session, active_industry_names(session), labels)
+        return _unlearned(active_industry_names(session), labels, renamed_industries(session))
 
 
-def _unlearned(session: Session, active: Sequence[str], labels: Sequence[str]) -> list[str]:
+def _unlearned(active: Sequence[str], labels: Sequence[str], renamed: dict[str, str]) -> list[str]:
     """The active industries a version with ``labels`` cannot answer (one renamed since it was
     trained it answers under its new name)."""
-    learned = set(served_names(labels, active, renamed_industries(session)).values())
+    learned = set(served_names(labels, active, renamed).values())
     return [name for name in active if name not in learned]
 
 
-def _check_servable(session: Session, version: ModelVersion, active: list[str]) -> None:
+def _check_servable(version: ModelVersion, active: list[str], renamed: dict[str, str]) -> None:
     """Refuse a rollback to a version that would fail every document: one this Heron cannot read,
     or one that knows none of today's active industries (all retired by an import since)."""
     try:
@@ -278,7 +279,7 @@ def _check_servable(session: Session, version: ModelVersion, active: list[str]) 
             f"Model version {version.id} cannot be read by this Heron ({type(error).__name__}: {error}); "
             "retrain instead."
         ) from error
-    if not served_names(model.labels, active, renamed_industries(session)):
+    if not served_names(model.labels, active, renamed):
         raise Conflict(
             f"Model version {version.id} knows none of the active industries ({', '.join(sorted(active))}): "
             "served, it would fail every document. Activate a version trained since, or bring its "

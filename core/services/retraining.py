@@ -12,7 +12,6 @@ from sqlmodel import Session, select
 
 from core.db import session_scope
 from core.db.tables import (
-    ExampleSource,
     ExampleStatus,
     Industry,
     Lease,
@@ -88,7 +87,7 @@ def train_what_was_left(*, engine: Engine, work: WorkSender, older_than: float) 
     return queue_training(engine=engine, work=work, actor="sweeper")
 
 
-def _last_change(session: Session):  # type: ignore[no-untyped-def]
+def _last_change(session: Session) -> datetime | None:
     """When the industries or the people's training examples last changed, if after the first model
     version (the starter model learned what came before it)."""
     first = session.exec(select(func.min(ModelVersion.created_at))).one()
@@ -98,7 +97,7 @@ def _last_change(session: Session):  # type: ignore[no-untyped-def]
     examples = session.exec(
         select(func.max(TrainingExample.created_at)).where(
             # (synthesis asks for its run when it ends; counted, a long one would train every sweep)
-            TrainingExample.source.in_((ExampleSource.feedback, ExampleSource.import_)),
+            TrainingExample.source.in_(training.USER_SOURCES),
             TrainingExample.split == Split.train,
             TrainingExample.status == ExampleStatus.approved,
         )

@@ -285,13 +285,17 @@ def _read(session: Session) -> _Data:
     # No text both trains and judges (two examples of one text, each way: a database from before
     # split_of_text), and a text sent twice to the gold set is judged once.
     judging = {e["content_hash"] for e in holdout}
-    gold = list({e["content_hash"]: e for e in reversed(holdout) if e["source"] in USER_SOURCES}.values())
+    gold, judged = [], set()
+    for example in holdout:  # (by id: the oldest example of a text is the one kept)
+        if example["source"] in USER_SOURCES and example["content_hash"] not in judged:
+            judged.add(example["content_hash"])
+            gold.append(example)
     return _Data(
         industries=industries,
         catch_all=catch_all_industry(session),
         train=[e for e in _examples(session, Split.train, labels) if e["content_hash"] not in judging],
         starter_holdout=[e for e in holdout if e["source"] == ExampleSource.starter],
-        gold=sorted(gold, key=lambda e: e["id"]),
+        gold=gold,
         parent_id=parent_id,
         parent_artifact=parent.artifact if parent else None,
         parent_trained_on=dict(parent.trained_on) if parent else {},

@@ -284,7 +284,7 @@ def test_versions_activated_at_once_leave_exactly_one_active(
     for name in ("finance", "legal"):
         create_industry(engine=engine, name=name, description=f"Documents about {name}.")
     monkeypatch.setattr(models.HeronModel, "format_of", staticmethod(lambda artifact: models.MODEL_FORMAT))
-    monkeypatch.setattr(models, "_check_servable", lambda session, version, active: None)
+    monkeypatch.setattr(models, "_check_servable", lambda version, active, renamed: None)
     with session_scope(engine) as session:
         for _ in range(2):
             session.add(ModelVersion(status="candidate", artifact=b"", artifact_sha256="0" * 64, kind="full"))
